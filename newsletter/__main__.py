@@ -1,0 +1,5 @@
+"""Entry point for `python -m newsletter`."""
+
+from newsletter.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""`newsletter check`: every problem with an issue at once, each naming its file and line."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+from newsletter.drafts import Draft
+from newsletter.personalise import KNOWN, unknown_placeholders
+from newsletter.render import Edition
+
+GMAIL_CLIP_BYTES = 102 * 1024
+HTML_LIMIT_BYTES = 100 * 1024  # a margin below Gmail's clip for headers and personal values
+SUBJECT_WARN_CHARS = 78
+_TEMPLATE_SYNTAX_RE = re.compile(r"\{\{|\{%|\{#")
+
+
+@dataclass(frozen=True)
+class Problem:
+    severity: str  # "error" or "warning"
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.severity}: {self.message}"
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[str] = []
+        self.images: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "a":
+            self.links.append(a.get("href") or "")
+        elif tag == "img":
+            self.images.append((a.get("src") or "", a.get("alt")))
+
+
+def check_issue(draft: Draft, edition: Edition, *, item_count: int) -> list[Problem]:
+    """Problems in the rendered edition, pointed back at the draft line where possible."""
+    raw = draft.path.read_text(encoding="utf-8-sig") if draft.path.exists() else ""
+    problems: list[Problem] = []
+
+    def add(severity: str, needle: str, message: str) -> None:
+        problems.append(Problem(severity, _locate(draft.path, raw, needle), message))
+
+    if not draft.preheader:
+        add("warning", "subject:", "front matter: 'preheader' is empty; inboxes will show the "
+            "first words of the body instead")
+    if len(draft.subject) > SUBJECT_WARN_CHARS:
+        add("warning", "subject:", f"subject is {len(draft.subject)} characters; inboxes "
+            f"cut it near {SUBJECT_WARN_CHARS // 2}-{SUBJECT_WARN_CHARS}")
+    if draft.status != "ready":
+        add("warning", "status:", "status is 'draft': `send` skips it until it is 'ready'")
+    for match in _TEMPLATE_SYNTAX_RE.finditer(raw):
+        line_text = raw[match.start():].split("\n", 1)[0]
+        add("error", line_text, f"template syntax {match.group()!r} is sent literally: drafts "
+            "are never templates")
+    for placeholder in unknown_placeholders(raw):
+        add("error", placeholder, f"unknown placeholder {placeholder} (known: {', '.join(KNOWN)})")
+    parser = _Links()
+    parser.feed(edition.html)
+    for href in parser.links:
+        if not href.startswith(("https://", "http://", "mailto:")) and href not in KNOWN:
+            add("error", href or "]()", f"link {href!r} is not an absolute http(s) URL")
+    for src, alt in parser.images:
+        if alt is None or not alt.strip():
+            add("error", src, f"image {src!r} has no alt text")
+        if not src.startswith(("https://", "http://")):
+            add("error", src, f"image {src!r} is not an absolute http(s) URL")
+    size = len(edition.html.encode("utf-8"))
+    if size > HTML_LIMIT_BYTES:
+        add("error", "", f"HTML is {size / 1024:.0f} KB after inlining; Gmail clips messages "
+            f"over {GMAIL_CLIP_BYTES // 1024} KB (keep it under {HTML_LIMIT_BYTES // 1024} KB)")
+    if item_count == 0:
+        add("warning", "feeds:", "no feed items: run `newsletter pull` or check the feeds")
+    return problems
+
+
+def _locate(path: Path, raw: str, needle: str) -> str:
+    if needle and (index := raw.find(needle)) >= 0:
+        return f"{path}:{raw.count(chr(10), 0, index) + 1}"
+    return str(path)

@@ -1,0 +1,190 @@
+"""The CLI commands' bodies: each loads config, calls its stages, prints one summary line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from newsletter.check import check_issue
+from newsletter.cli import config_of, open_store, parse_now
+from newsletter.compose import compose
+from newsletter.config import Config
+from newsletter.drafts import check_issue_id, draft_path, load_draft
+from newsletter.errors import DraftError, InputError
+from newsletter.message import make_envelope
+from newsletter.preview import write_preview
+from newsletter.pull import pull
+from newsletter.tokens import make_token, secret_from_env
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def warn(line: str) -> None:
+    print(f"newsletter: warning: {line}", file=sys.stderr, flush=True)
+
+
+def _elapsed(args: argparse.Namespace) -> str:
+    return f"{time.monotonic() - args.started:.1f} s"
+
+
+def _issue_arg(cmd: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    cmd.add_argument("issue", nargs="?" if optional else None, metavar="ISSUE",
+                     help="YYYY-MM (a draft in issues/), or a path to a draft file")
+
+
+def resolve_draft(config: Config, issue: str) -> Path:
+    """ISSUE as YYYY-MM, YYYY-MM.LANG, or a path to the draft file."""
+    if issue.endswith(".md"):
+        return Path(issue)
+    base, _, lang = issue.partition(".")
+    check_issue_id(base)
+    return draft_path(config.issues_dir, base, lang, config.default_language)
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    config = config_of(args)
+    now = parse_now(args.now, config).astimezone(config.timezone)
+    issue = args.issue or next_month(now)
+    check_issue_id(issue)
+    path = draft_path(config.issues_dir, issue)
+    template = config.issues_dir / "_template.md"
+    if path.exists():
+        raise InputError("already exists; edit it, or delete it to start again", where=str(path))
+    try:
+        text = template.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise InputError("no draft template", where=str(template)) from exc
+    path.write_text(text.replace("SEND_AT", f"{issue}-01T09:00"), encoding="utf-8")
+    say(f"created {path} from {template.name}: write it, then `newsletter pull {issue}`")
+    return 0
+
+
+def next_month(now: datetime) -> str:
+    year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
+    return f"{year:04d}-{month:02d}"
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    config = config_of(args)
+    draft = load_draft(resolve_draft(config, args.issue), timezone=config.timezone,
+                       default_language=config.default_language)
+    with open_store(config) as conn:
+        result = pull(config, draft, conn, now=parse_now(args.now, config),
+                      timeout=args.timeout)
+    for warning in result.warnings:
+        warn(warning)
+    snap = result.snapshot
+    for section, count in _count_sections(snap.items).items():
+        say(f"  {section}: {count} item{'s' if count != 1 else ''}")
+    say(f"pulled {len(snap.items)} items for {draft.issue} "
+        f"(window {snap.window_start:%Y-%m-%d %H:%M} to {snap.window_end:%Y-%m-%d %H:%M} UTC) "
+        f"into {result.path}, {len(result.warnings)} warning(s), "
+        f"in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def _count_sections(items) -> dict[str, int]:  # noqa: ANN001
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.section] = counts.get(item.section, 0) + 1
+    return counts
+
+
+def sample_unsubscribe_url(config: Config, email: str) -> str:
+    secret, _ = secret_from_env()
+    return f"{config.base_url}/unsubscribe/{make_token(secret, config.list_id, email)}"
+
+
+def envelope_of(config: Config):  # noqa: ANN201
+    return make_envelope(config.name, config.sender.display_name, config.sender.addr_spec,
+                         config.reply_to, config.list_id)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    config = config_of(args)
+    with open_store(config) as conn:
+        composed = compose(config, resolve_draft(config, args.issue), conn,
+                           now=parse_now(args.now, config))
+    _report_pull(composed)
+    edition = composed.edition
+    out = Path(args.out) if args.out else config.root / "build" / composed.draft.path.stem
+    files = write_preview(edition, envelope_of(config),
+                          sample_unsubscribe_url(config, "reader@example.com"), out,
+                          screenshots=not args.no_screenshots)
+    for f in files.files:
+        say(f"  {f}  {f.stat().st_size / 1024:.1f} KB")
+    if files.note:
+        warn(files.note)
+    html_kb = len(edition.html.encode()) / 1024
+    say(f"built {composed.draft.issue} ({edition.language}): "
+        f"{len(composed.draft.sections)} sections, {len(composed.snapshot.items)} feed items, "
+        f"HTML {html_kb:.1f} KB inlined (Gmail clips at 102 KB), "
+        f"{len(files.files)} files in {files.directory} in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def _report_pull(composed) -> None:  # noqa: ANN001
+    if composed.pulled:
+        say(f"no snapshot yet: pulled {len(composed.snapshot.items)} items into "
+            f"{composed.pulled.path}")
+        for warning in composed.pulled.warnings:
+            warn(warning)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = config_of(args)
+    path = resolve_draft(config, args.issue)
+    try:
+        with open_store(config) as conn:
+            composed = compose(config, path, conn, now=parse_now(args.now, config))
+    except DraftError as exc:
+        for problem in exc.problems:
+            print(f"{exc.where}: error: {problem}")
+        say(f"check {path.name}: {len(exc.problems)} error(s), 0 warning(s)")
+        return 1
+    _report_pull(composed)
+    problems = check_issue(composed.draft, composed.edition,
+                           item_count=len(composed.snapshot.items))
+    for problem in problems:
+        print(problem)
+    errors = sum(p.severity == "error" for p in problems)
+    say(f"check {path.name}: {errors} error(s), {len(problems) - errors} warning(s)")
+    return 1 if errors else 0
+
+
+def _add_new(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("issue", nargs="?", metavar="ISSUE", help="YYYY-MM (default: next month)")
+    cmd.add_argument("--now", help="the clock, ISO 8601 (for testing)")
+
+
+def _add_pull(cmd: argparse.ArgumentParser) -> None:
+    _issue_arg(cmd)
+    cmd.add_argument("--now", help="the clock, ISO 8601 (for testing)")
+    cmd.add_argument("--timeout", type=float, default=10.0, help="seconds per feed (default 10)")
+
+
+def _add_build(cmd: argparse.ArgumentParser) -> None:
+    _issue_arg(cmd)
+    cmd.add_argument("--out", help="output folder (default: build/ISSUE)")
+    cmd.add_argument("--no-screenshots", action="store_true", help="skip the Chromium screenshots")
+    cmd.add_argument("--now", help="the clock, ISO 8601 (for testing)")
+
+
+def _add_check(cmd: argparse.ArgumentParser) -> None:
+    _issue_arg(cmd)
+    cmd.add_argument("--now", help="the clock, ISO 8601 (for testing)")
+
+
+COMMANDS = {
+    "new": (cmd_new, "start a draft from issues/_template.md (default: next month)", _add_new),
+    "pull": (cmd_pull, "fetch the feeds and write the issue's item snapshot", _add_pull),
+    "build": (cmd_build, "write the preview: HTML, text, a sample .eml, screenshots", _add_build),
+    "check": (cmd_check, "report every problem with an issue; exit 1 on any error", _add_check),
+}

@@ -1,0 +1,252 @@
+"""Load and validate newsletter.toml into a frozen Config; every bad key is reported at once."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from newsletter.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    name: str
+    url: str  # an http(s) URL, or a local path already resolved against the config's folder
+    section: str
+    kind: str = "news"  # "news" renders item cards, "events" renders event rows
+    max_items: int = 5
+    keywords: tuple[str, ...] = ()
+
+    @property
+    def is_remote(self) -> bool:
+        return self.url.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True)
+class Config:
+    root: Path
+    name: str
+    sender: Address
+    reply_to: str
+    base_url: str
+    list_id: str
+    default_language: str
+    timezone: ZoneInfo
+    organisation: str
+    postal_address: str
+    reason: str
+    feeds: tuple[FeedConfig, ...]
+    subscriber_files: tuple[Path, ...]
+    store_path: Path
+    connections: int = 2
+    rate_per_second: float = 0.0
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    dkim_key_file: Path | None = None
+    source: Path = field(default=Path("newsletter.toml"))
+
+    @property
+    def issues_dir(self) -> Path:
+        return self.root / "issues"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def sender_domain(self) -> str:
+        return self.sender.domain
+
+
+_SECTIONS: dict[str, set[str]] = {
+    "newsletter": {
+        "name", "from", "reply_to", "base_url", "list_id", "default_language", "timezone",
+        "organisation", "postal_address", "reason",
+    },
+    "feeds": {"name", "url", "section", "kind", "max_items", "keywords"},
+    "subscribers": {"files"},
+    "store": {"path"},
+    "delivery": {"connections", "rate_per_second"},
+    "dkim": {"selector", "domain", "key_file"},
+}
+
+
+class _Problems:
+    """Collects every problem so the editor fixes the file in one pass."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.items.append(f"'{key}' {message}")
+
+    def text(self, table: dict, key: str, where: str, *, required: bool = True,
+             default: str = "") -> str:
+        value = table.get(key)
+        if value is None:
+            if required:
+                self.add(f"{where}.{key}", "is missing")
+            return default
+        if not isinstance(value, str) or (required and not value.strip()):
+            self.add(f"{where}.{key}", "must be a non-empty string")
+            return default
+        if key != "postal_address" and ("\r" in value or "\n" in value):
+            self.add(f"{where}.{key}", "must be on one line")
+            return default
+        return value.strip()
+
+    def number(self, table: dict, key: str, where: str, default: float, *,
+               minimum: float, integer: bool = False) -> Any:
+        value = table.get(key, default)
+        ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok_type or value < minimum:
+            kind = "a whole number" if integer else "a number"
+            self.add(f"{where}.{key}", f"must be {kind} of at least {minimum:g}")
+            return default
+        return value
+
+
+def load_config(path: Path | str = "newsletter.toml") -> Config:
+    """Read newsletter.toml; raise ConfigError listing every bad key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError("no such file (pass --config PATH)", where=str(path)) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", where=str(path)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", where=str(path)) from exc
+    return parse_config(data, path)
+
+
+def parse_config(data: dict, path: Path) -> Config:
+    """Validate a parsed TOML document."""
+    root = path.resolve().parent
+    p = _Problems()
+    for section, value in data.items():
+        if section not in _SECTIONS:
+            p.add(section, f"is not a known section (known: {', '.join(sorted(_SECTIONS))})")
+            continue
+        tables = value if isinstance(value, list) else [value]
+        for table in tables:
+            if not isinstance(table, dict):
+                p.add(section, "must be a table")
+                continue
+            for key in table:
+                if key not in _SECTIONS[section]:
+                    p.add(f"{section}.{key}", "is not a known key")
+    nl = data.get("newsletter", {}) if isinstance(data.get("newsletter"), dict) else {}
+    if "newsletter" not in data:
+        p.add("newsletter", "section is missing")
+    sender = _parse_sender(p, nl)
+    base_url = p.text(nl, "base_url", "newsletter", default="https://example.invalid")
+    if base_url and urlsplit(base_url).scheme not in ("http", "https"):
+        p.add("newsletter.base_url", "must start with https:// (or http://)")
+    tz = _parse_timezone(p, nl)
+    feeds = _parse_feeds(p, data.get("feeds", []), root)
+    subs = data.get("subscribers", {}) if isinstance(data.get("subscribers"), dict) else {}
+    files = subs.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        p.add("subscribers.files", "must be a list of CSV paths")
+        files = []
+    store = data.get("store", {}) if isinstance(data.get("store"), dict) else {}
+    store_path = p.text(store, "path", "store", required=False, default="newsletter.db")
+    delivery = data.get("delivery", {}) if isinstance(data.get("delivery"), dict) else {}
+    connections = p.number(delivery, "connections", "delivery", 2, minimum=1, integer=True)
+    rate = p.number(delivery, "rate_per_second", "delivery", 0, minimum=0)
+    dkim = data.get("dkim", {}) if isinstance(data.get("dkim"), dict) else {}
+    key_file = p.text(dkim, "key_file", "dkim", required=False)
+    config = Config(
+        root=root,
+        name=p.text(nl, "name", "newsletter"),
+        sender=sender,
+        reply_to=p.text(nl, "reply_to", "newsletter", required=False),
+        base_url=base_url.rstrip("/"),
+        list_id=p.text(nl, "list_id", "newsletter"),
+        default_language=p.text(nl, "default_language", "newsletter", required=False,
+                                default="en"),
+        timezone=tz,
+        organisation=p.text(nl, "organisation", "newsletter", required=False,
+                            default=sender.display_name or sender.domain),
+        postal_address=p.text(nl, "postal_address", "newsletter"),
+        reason=p.text(nl, "reason", "newsletter", required=False,
+                      default="You receive this because you subscribed to our newsletter."),
+        feeds=tuple(feeds),
+        subscriber_files=tuple(root / f for f in files),
+        store_path=root / store_path,
+        connections=connections,
+        rate_per_second=float(rate),
+        dkim_selector=p.text(dkim, "selector", "dkim", required=bool(dkim)),
+        dkim_domain=p.text(dkim, "domain", "dkim", required=bool(dkim)),
+        dkim_key_file=(root / key_file) if key_file else None,
+        source=path,
+    )
+    if p.items:
+        raise ConfigError("; ".join(p.items), where=str(path))
+    return config
+
+
+def _parse_sender(p: _Problems, nl: dict) -> Address:
+    raw = p.text(nl, "from", "newsletter")
+    name, addr = parseaddr(raw)
+    if raw and (addr.count("@") != 1 or not addr.split("@")[1]):
+        p.add("newsletter.from", "must be an address like 'Name <news@example.org>'")
+        return Address("", "invalid", "example.invalid")
+    if not raw:
+        return Address("", "invalid", "example.invalid")
+    user, domain = addr.split("@")
+    return Address(name, user, domain)
+
+
+def _parse_timezone(p: _Problems, nl: dict) -> ZoneInfo:
+    name = p.text(nl, "timezone", "newsletter", required=False, default="UTC")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        p.add("newsletter.timezone", f"is not a known time zone: {name!r} (e.g. 'Europe/Zurich')")
+        return ZoneInfo("UTC")
+
+
+def _parse_feeds(p: _Problems, raw: Any, root: Path) -> list[FeedConfig]:
+    if not isinstance(raw, list):
+        p.add("feeds", "must be written as [[feeds]] tables")
+        return []
+    feeds, names = [], set()
+    for i, table in enumerate(raw, 1):
+        if not isinstance(table, dict):
+            continue
+        where = f"feeds[{i}]"
+        name = p.text(table, "name", where)
+        if name in names:
+            p.add(f"{where}.name", f"repeats the feed name {name!r}")
+        names.add(name)
+        url = p.text(table, "url", where)
+        scheme = urlsplit(url).scheme
+        if scheme in ("http", "https"):
+            pass
+        elif scheme == "file":
+            url = urlsplit(url).path
+        elif len(scheme) > 1:  # a one-letter scheme is a Windows drive letter
+            p.add(f"{where}.url", f"must be http(s) or a local path, not {scheme}:")
+        if url and not url.startswith(("http://", "https://")):
+            url = str(root / url)
+        kind = p.text(table, "kind", where, required=False, default="news")
+        if kind not in ("news", "events"):
+            p.add(f"{where}.kind", "must be 'news' or 'events'")
+        keywords = table.get("keywords", [])
+        if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
+            p.add(f"{where}.keywords", "must be a list of words")
+            keywords = []
+        feeds.append(FeedConfig(
+            name=name, url=url, section=p.text(table, "section", where), kind=kind,
+            max_items=p.number(table, "max_items", where, 5, minimum=1, integer=True),
+            keywords=tuple(k.lower() for k in keywords),
+        ))
+    return feeds

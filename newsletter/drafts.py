@@ -1,0 +1,208 @@
+"""Load a Markdown draft: validate its front matter, convert and sanitise its body into sections."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import markdown
+import yaml
+
+from newsletter.errors import DraftError, InputError
+from newsletter.sanitize import plain_text, sanitize_html
+
+ISSUE_RE = re.compile(r"^(?P<year>\d{4})-(?P<month>0[1-9]|1[0-2])$")
+_DRAFT_NAME_RE = re.compile(
+    r"^(?P<issue>\d{4}-\d{2})(?:\.(?P<lang>[a-z]{2,3}(?:-[A-Za-z]{2,4})?))?\.md$")
+_HEADING_RE = re.compile(r"^#{1,2}\s+(?P<title>.+?)\s*#*\s*$")
+_FENCE_RE = re.compile(r"^\s*(```|~~~)")
+STATUSES = ("draft", "ready")
+_FIELDS = {
+    "subject": str, "preheader": str, "status": str, "send_at": str,
+    "feeds": list, "exclude": list, "translated_from": str,
+}
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str  # plain text; "" for the introduction before the first heading
+    html: str  # sanitised HTML of the section's body, heading excluded
+
+
+@dataclass(frozen=True)
+class Draft:
+    path: Path
+    issue: str  # "YYYY-MM"
+    language: str
+    subject: str
+    preheader: str
+    status: str
+    send_at: datetime | None  # aware; None means "when ready"
+    feeds: tuple[str, ...] | None  # None: every configured feed
+    exclude: tuple[str, ...]
+    sections: tuple[Section, ...]
+    body: str  # the Markdown source, kept for `check`
+    translated_from: str = ""
+
+
+class _StringTimestamps(yaml.SafeLoader):
+    """YAML without implicit timestamps: send_at is parsed by us, one way, with a clear error."""
+
+
+_StringTimestamps.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def draft_path(issues_dir: Path, issue: str, language: str = "",
+               default_language: str = "") -> Path:
+    """Where the draft for ISSUE (and LANGUAGE, when not the default) lives."""
+    check_issue_id(issue)
+    suffix = f".{language}" if language and language != default_language else ""
+    return issues_dir / f"{issue}{suffix}.md"
+
+
+def check_issue_id(issue: str) -> str:
+    if not ISSUE_RE.match(issue):
+        raise InputError(f"issue must look like YYYY-MM (e.g. 2026-12), not {issue!r}")
+    return issue
+
+
+def load_draft(path: Path, *, timezone: ZoneInfo, default_language: str = "en") -> Draft:
+    """Parse a draft file; raise DraftError listing every problem found."""
+    match = _DRAFT_NAME_RE.match(path.name)
+    if not match or not ISSUE_RE.match(match["issue"]):
+        raise DraftError(str(path), ["file name must be YYYY-MM.md or YYYY-MM.LANG.md"])
+    try:
+        raw = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError as exc:
+        raise DraftError(str(path), ["no such draft (create it with `newsletter new`)"]) from exc
+    except UnicodeDecodeError as exc:
+        raise DraftError(str(path), [f"not UTF-8 text (byte {exc.start})"]) from exc
+    if "\x00" in raw:
+        raise DraftError(str(path), ["contains a NUL byte"])
+    meta, lines, body = _split_front_matter(path, raw)
+    problems: list[str] = []
+    fields = _check_fields(meta, lines, problems, timezone)
+    draft = Draft(
+        path=path,
+        issue=match["issue"],
+        language=match["lang"] or default_language,
+        subject=fields.get("subject", ""),
+        preheader=fields.get("preheader", ""),
+        status=fields.get("status", "draft"),
+        send_at=fields.get("send_at"),
+        feeds=tuple(fields["feeds"]) if "feeds" in fields else None,
+        exclude=tuple(fields.get("exclude", ())),
+        sections=split_sections(body),
+        body=body,
+        translated_from=fields.get("translated_from", ""),
+    )
+    if problems:
+        raise DraftError(str(path), problems)
+    return draft
+
+
+def _split_front_matter(path: Path, raw: str) -> tuple[dict, dict[str, int], str]:
+    text = raw.replace("\r\n", "\n")
+    if not text.startswith("---\n"):
+        raise DraftError(f"{path}:1", ["front matter: the draft must start with a '---' line"])
+    end = re.search(r"^---[ \t]*$", text[4:], re.MULTILINE)
+    if end is None:
+        raise DraftError(f"{path}:1", ["front matter: no closing '---' line"])
+    header = text[4:4 + end.start()]
+    body = text[4 + end.end():].lstrip("\n")
+    try:
+        node = yaml.compose(header, Loader=_StringTimestamps)
+        meta = yaml.load(header, Loader=_StringTimestamps) if node else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark else 1
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise DraftError(f"{path}:{line}", [f"front matter: not valid YAML: {reason}"]) from exc
+    if not isinstance(meta, dict):
+        raise DraftError(f"{path}:2", ["front matter: must be 'key: value' lines"])
+    lines = {str(k.value): k.start_mark.line + 2 for k, _ in node.value} if node else {}
+    return meta, lines, body
+
+
+def _check_fields(meta: dict, lines: dict[str, int], problems: list[str],
+                  timezone: ZoneInfo) -> dict:
+    def problem(key: str, message: str) -> None:
+        problems.append(f"line {lines.get(key, 1)}: front matter: '{key}' {message}"
+                        if key in lines else f"front matter: '{key}' {message}")
+
+    fields: dict = {}
+    for key, value in meta.items():
+        expected = _FIELDS.get(str(key))
+        if expected is None:
+            problem(str(key), f"is not a known key (known: {', '.join(_FIELDS)})")
+        elif value is None and key in ("preheader", "send_at", "translated_from"):
+            continue
+        elif not isinstance(value, expected):
+            problem(key, f"must be {'a list' if expected is list else 'text'}, "
+                         f"not {type(value).__name__}")
+        elif expected is list and not all(isinstance(v, str) for v in value):
+            problem(key, "must be a list of names or links")
+        elif expected is str and ("\n" in value.strip() or "\r" in value):
+            problem(key, "must be on one line")
+        else:
+            fields[key] = value.strip() if expected is str else value
+    if "subject" not in meta:
+        problem("subject", "is missing")
+    elif fields.get("subject") == "":
+        problem("subject", "is empty")
+    status = fields.get("status", "draft")
+    if status not in STATUSES:
+        problem("status", f"must be one of {', '.join(STATUSES)}, not {status!r}")
+    if "send_at" in fields:
+        try:
+            fields["send_at"] = parse_send_at(fields["send_at"], timezone)
+        except ValueError:
+            problem("send_at", f"must be an ISO 8601 date or date-time, not {fields['send_at']!r}")
+            del fields["send_at"]
+    return fields
+
+
+def parse_send_at(value: str, timezone: ZoneInfo) -> datetime:
+    """A date means midnight; a time without an offset is in the configured zone."""
+    value = value.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        moment = datetime.combine(date.fromisoformat(value), time())
+    else:
+        moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone)
+
+
+def split_sections(body: str) -> tuple[Section, ...]:
+    """Split the body at level-1 and level-2 headings; each becomes one section of the email."""
+    chunks: list[tuple[str, list[str]]] = [("", [])]
+    fenced = False
+    for line in body.split("\n"):
+        if _FENCE_RE.match(line):
+            fenced = not fenced
+        heading = None if fenced else _HEADING_RE.match(line)
+        if heading:
+            chunks.append((heading["title"], []))
+        else:
+            chunks[-1][1].append(line)
+    sections = []
+    for title, lines in chunks:
+        text = "\n".join(lines).strip()
+        if title or text:
+            sections.append(Section(title=_inline_text(title), html=markdown_to_html(text)))
+    return tuple(sections)
+
+
+def markdown_to_html(text: str) -> str:
+    """Markdown to sanitised HTML. Raw HTML in the draft goes through the same allowlist."""
+    html = markdown.markdown(text, extensions=["tables", "sane_lists"], output_format="html")
+    return sanitize_html(html)
+
+
+def _inline_text(title: str) -> str:
+    return plain_text(markdown.markdown(title)) if title else ""

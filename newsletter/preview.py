@@ -1,0 +1,47 @@
+"""`newsletter build`: the preview (HTML, text, a sample .eml, screenshots) in build/ISSUE/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from newsletter.browser import BrowserUnavailable, open_browser, screenshot
+from newsletter.message import Envelope, Personal, build_message, message_id
+from newsletter.personalise import Recipient, personalise_html, personalise_text
+from newsletter.render import Edition
+
+SAMPLE_EMAIL = "reader@example.com"
+
+
+@dataclass(frozen=True)
+class PreviewFiles:
+    directory: Path
+    files: tuple[Path, ...]
+    note: str  # why screenshots are missing, if they are
+
+
+def write_preview(edition: Edition, envelope: Envelope, unsubscribe_url: str, out: Path, *,
+                  screenshots: bool = True) -> PreviewFiles:
+    """Everything an editor needs to judge the issue before it is sent."""
+    out.mkdir(parents=True, exist_ok=True)
+    sample = Recipient("", unsubscribe_url)
+    html_file, text_file, eml_file = out / "email.html", out / "email.txt", out / "sample.eml"
+    html_file.write_text(personalise_html(edition.html, sample, edition.fallback_name),
+                         encoding="utf-8")
+    text_file.write_text(personalise_text(edition.text, sample, edition.fallback_name),
+                         encoding="utf-8")
+    who = Personal(SAMPLE_EMAIL, "", unsubscribe_url,
+                   message_id(edition.issue, SAMPLE_EMAIL, envelope.domain))
+    eml_file.write_bytes(build_message(edition, envelope, who, datetime.now(UTC)))
+    files = [html_file, text_file, eml_file]
+    note = ""
+    if screenshots:
+        try:
+            with open_browser() as browser:
+                for name, width in (("desktop.png", 600), ("phone.png", 375)):
+                    screenshot(browser, html_file, out / name, width)
+                    files.append(out / name)
+        except BrowserUnavailable as exc:
+            note = f"screenshots skipped: {exc}"
+    return PreviewFiles(out, tuple(files), note)

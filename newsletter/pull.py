@@ -1,0 +1,106 @@
+"""`newsletter pull`: fetch every feed of an issue, choose its items, write the snapshot."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from newsletter import store
+from newsletter.config import Config, FeedConfig
+from newsletter.drafts import Draft
+from newsletter.errors import FeedError, InputError
+from newsletter.feeds import FeedItem, choose_items, fetch, normalise_link, parse_feed
+from newsletter.snapshot import Snapshot, read_snapshot, snapshot_path, write_snapshot
+
+
+@dataclass(frozen=True)
+class PullResult:
+    snapshot: Snapshot
+    path: Path
+    warnings: tuple[str, ...]
+
+
+def issue_window(draft: Draft, now: datetime, issues_dir: Path) -> tuple[datetime, datetime]:
+    """[start, end) in UTC: from where the previous issue's window ended to this issue's send time.
+
+    Consecutive windows tile without gaps or overlaps, so every item appears in exactly one issue.
+    """
+    end = min(draft.send_at, now) if draft.send_at else now
+    start = _previous_window_end(draft, issues_dir)
+    if start is None:
+        year, month = int(draft.issue[:4]), int(draft.issue[5:])
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+        start = datetime(year, month, 1, tzinfo=UTC)
+    return start.astimezone(UTC), max(end.astimezone(UTC), start.astimezone(UTC))
+
+
+def _previous_window_end(draft: Draft, issues_dir: Path) -> datetime | None:
+    suffix = "" if draft.path.name.count(".") == 1 else "." + draft.path.name.split(".")[1]
+    pattern = f"[0-9][0-9][0-9][0-9]-[0-9][0-9]{suffix}.items.yaml"
+    earlier = sorted(p for p in issues_dir.glob(pattern) if p.name[:7] < draft.issue)
+    for path in reversed(earlier):
+        try:
+            return read_snapshot(path).window_end
+        except InputError:
+            continue
+    return None
+
+
+def earlier_item_ids(draft: Draft, issues_dir: Path) -> set[str]:
+    """Ids and links of items in the snapshots of earlier issues: never repeat an item."""
+    seen: set[str] = set()
+    for path in issues_dir.glob("[0-9][0-9][0-9][0-9]-[0-9][0-9]*.items.yaml"):
+        if path.name[:7] < draft.issue:
+            try:
+                seen.update(x for i in read_snapshot(path).items
+                            for x in (i.id, normalise_link(i.link)))
+            except InputError:
+                continue
+    return seen
+
+
+def pull(config: Config, draft: Draft, conn: sqlite3.Connection, *, now: datetime | None = None,
+         timeout: float = 10.0) -> PullResult:
+    """Fetch the draft's feeds, keep the new items in its window, write the snapshot."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    start, end = issue_window(draft, now, config.issues_dir)
+    seen = earlier_item_ids(draft, config.issues_dir) | store.sent_item_ids(conn, draft.issue)
+    items: list[FeedItem] = []
+    warnings: list[str] = []
+    for feed in selected_feeds(config, draft):
+        try:
+            fetched_items, warning = _fetch_one(conn, feed, timeout)
+        except FeedError as exc:
+            warnings.append(str(exc))
+            continue
+        if warning:
+            warnings.append(warning)
+        items += choose_items(fetched_items, feed, start=start, end=end, seen=seen,
+                              exclude=draft.exclude)
+    snap = Snapshot(draft.issue, now, start, end, tuple(items))
+    path = snapshot_path(draft.path)
+    write_snapshot(path, snap)
+    return PullResult(snap, path, tuple(warnings))
+
+
+def selected_feeds(config: Config, draft: Draft) -> list[FeedConfig]:
+    if draft.feeds is None:
+        return list(config.feeds)
+    known = {f.name: f for f in config.feeds}
+    unknown = [name for name in draft.feeds if name not in known]
+    if unknown:
+        raise InputError(f"front matter: 'feeds' names unknown feed(s) {', '.join(unknown)} "
+                         f"(configured: {', '.join(known) or 'none'})", where=str(draft.path))
+    return [known[name] for name in draft.feeds]
+
+
+def _fetch_one(conn: sqlite3.Connection, feed: FeedConfig,
+               timeout: float) -> tuple[list[FeedItem], str]:
+    cached = store.get_feed_cache(conn, feed.url) if feed.is_remote else None
+    fetched = fetch(feed, cached, timeout=timeout)
+    items, warning = parse_feed(feed, fetched.body)
+    if feed.is_remote and not fetched.not_modified and (fetched.etag or fetched.last_modified):
+        store.put_feed_cache(conn, feed.url, fetched.etag, fetched.last_modified, fetched.body)
+    return items, warning

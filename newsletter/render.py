@@ -1,0 +1,126 @@
+"""Render an edition: draft + feed items through the Jinja templates, then inline the CSS once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import jinja2
+from babel.dates import format_date
+from markupsafe import Markup
+
+from newsletter.config import Config
+from newsletter.drafts import Draft
+from newsletter.errors import InputError
+from newsletter.feeds import FeedItem
+from newsletter.inline import inline_css
+from newsletter.personalise import Placeholders
+from newsletter.textify import html_to_text
+
+RTL_LANGUAGES = {"ar", "fa", "he", "ur"}
+
+
+@dataclass(frozen=True)
+class Edition:
+    """One language edition of one issue, inlined, with per-recipient placeholders left in."""
+
+    issue: str
+    language: str
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    fallback_name: str  # used where a subscriber has no name ("Dear reader")
+
+
+@dataclass(frozen=True)
+class FeedSection:
+    title: str
+    kind: str
+    items: tuple[FeedItem, ...]
+
+
+def make_environment(templates_dir: Path) -> jinja2.Environment:
+    """Autoescaped HTML templates, unescaped text ones, and StrictUndefined for both."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir),
+        autoescape=lambda name: bool(name) and ".html" in name,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["text"] = html_to_text
+    return env
+
+
+def view_online_url(config: Config, issue: str, language: str) -> str:
+    suffix = "" if language == config.default_language else f"/{language}"
+    return f"{config.base_url}/issues/{issue}{suffix}"
+
+
+def render_edition(config: Config, draft: Draft, items: tuple[FeedItem, ...]) -> Edition:
+    """Render HTML and text for one draft and its snapshot items; inline CSS once."""
+    context = _context(config, draft, items)
+    env = make_environment(config.templates_dir)
+    try:
+        html = env.get_template("email.html.j2").render(context)
+        text = env.get_template("email.txt.j2").render(context)
+    except jinja2.TemplateError as exc:
+        where = getattr(exc, "filename", None) or str(config.templates_dir)
+        line = getattr(exc, "lineno", None)
+        raise InputError(f"template error: {exc.message}",
+                         where=f"{where}:{line}" if line else where) from exc
+    return Edition(
+        issue=draft.issue, language=draft.language, subject=draft.subject,
+        preheader=draft.preheader, html=inline_css(html), text=_tidy_text(text),
+        fallback_name=context["fallback_name"],
+    )
+
+
+def _context(config: Config, draft: Draft, items: tuple[FeedItem, ...]) -> dict:
+    language = draft.language
+    year, month = int(draft.issue[:4]), int(draft.issue[5:])
+    intro = draft.sections[0] if draft.sections and not draft.sections[0].title else None
+    sections = [s for s in draft.sections if s is not intro]
+    return {
+        "newsletter": config,
+        "issue": draft.issue,
+        "issue_label": format_date(date(year, month, 1), "MMMM y", locale=language),
+        "subject": draft.subject,
+        "preheader": draft.preheader,
+        "language": language,
+        "direction": "rtl" if language.split("-")[0] in RTL_LANGUAGES else "ltr",
+        "intro_html": Markup(intro.html) if intro else "",
+        "sections": [{"title": s.title, "html": Markup(s.html)} for s in sections],
+        "feed_sections": group_items(items),
+        "view_online_url": view_online_url(config, draft.issue, language),
+        "recipient": Placeholders(),
+        "fallback_name": "reader",
+        "format_date": lambda moment: _format_day(moment, language),
+    }
+
+
+def group_items(items: tuple[FeedItem, ...]) -> list[FeedSection]:
+    """Items grouped by section, sections in order of first appearance."""
+    order: dict[str, list[FeedItem]] = {}
+    kinds: dict[str, str] = {}
+    for item in items:
+        order.setdefault(item.section, []).append(item)
+        kinds.setdefault(item.section, item.kind)
+    return [FeedSection(title, kinds[title], tuple(group)) for title, group in order.items()]
+
+
+def _format_day(moment: datetime | None, language: str) -> str:
+    return format_date(moment, "d MMM y", locale=language) if moment else ""
+
+
+def _tidy_text(text: str) -> str:
+    """No trailing spaces, at most one blank line in a row: the text part is read as is."""
+    lines = [line.rstrip() for line in text.split("\n")]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out).strip() + "\n"
