@@ -1,0 +1,44 @@
+# newsletter: `make send` and `make test` are all a new user needs; every target sets up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+NL     := $(BIN)/newsletter
+# The issue for pull/build/check: the newest issues/YYYY-MM.md unless ISSUE=... is given.
+ISSUE  ?= $(shell ls issues 2>/dev/null | grep -E '^[0-9]{4}-[0-9]{2}\.md$$' | sort | tail -n 1 | cut -c1-7)
+
+.DEFAULT_GOAL := help
+.PHONY: help new pull build check send status test faults bench lint golden clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@echo "  (ISSUE=YYYY-MM picks the issue; default: the newest draft, now $(ISSUE))"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+new: $(STAMP) ## start next month's draft from issues/_template.md (NEXT=YYYY-MM for another)
+	$(NL) new $(NEXT)
+
+pull: $(STAMP) ## fetch the feeds into issues/ISSUE.items.yaml
+	$(NL) pull $(ISSUE)
+
+build: $(STAMP) ## write build/ISSUE/: email.html, email.txt, sample.eml, screenshots
+	$(NL) build $(ISSUE)
+
+check: $(STAMP) ## report every problem with the issue (exit 1 on errors)
+	$(NL) check $(ISSUE)
+
+test: $(STAMP) ## run the test suite (browser tests need Debian's chromium)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check newsletter tests
+
+golden: $(STAMP) ## refresh the golden files of the rendered sample issue after a deliberate change
+	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_render.py -k golden
+
+clean: ## remove build output and the virtual environment
+	rm -rf build $(VENV) .pytest_cache
