@@ -31,6 +31,12 @@ build: $(STAMP) ## write build/ISSUE/: email.html, email.txt, sample.eml, screen
 check: $(STAMP) ## report every problem with the issue (exit 1 on errors)
 	$(NL) check $(ISSUE)
 
+send: $(STAMP) ## import subscribers/*.csv, then send every due issue (safe to run any time)
+	$(NL) send
+
+status: $(STAMP) ## ledger counts by state; failed and unknown addresses
+	$(NL) status
+
 test: $(STAMP) ## run the test suite (browser tests need Debian's chromium)
 	$(BIN)/python -m pytest -q
 

@@ -188,3 +188,206 @@ COMMANDS = {
     "build": (cmd_build, "write the preview: HTML, text, a sample .eml, screenshots", _add_build),
     "check": (cmd_check, "report every problem with an issue; exit 1 on any error", _add_check),
 }
+
+
+# --- delivery ------------------------------------------------------------------------------
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from newsletter.send import SendOptions, Transports, outbox_hint, send
+    from newsletter.subscribers import normalise_address
+
+    config = config_of(args)
+    now = parse_now(args.now, config)
+    draft = None
+    if args.issue:
+        draft = load_draft(resolve_draft(config, args.issue), timezone=config.timezone,
+                           default_language=config.default_language)
+    tests = []
+    for addr in args.to or ():
+        try:
+            tests.append(normalise_address(addr))
+        except ValueError as exc:
+            raise InputError(f"--to: {exc}") from exc
+    if not tests and not args.dry_run and config.subscriber_files:
+        _import_files(config, config.subscriber_files)
+    transports = Transports(config)
+    progress = Progress()
+    try:
+        report = send(config, now, SendOptions(draft, args.dry_run, args.resend_unknown,
+                                               tuple(tests)),
+                      transports=transports, on_progress=progress.update, on_note=say)
+    finally:
+        progress.close()
+    for problem in report.problems:
+        warn(problem)
+    if report.stop_reason:
+        warn(report.stop_reason)
+    if report.note:
+        say(report.note)
+    if report.sent and not transports.is_smtp:
+        say(outbox_hint(report, transports.outbox))
+    say(report.summary() + f" via {report.transport}")
+    return report.exit_code
+
+
+class Progress:
+    """A bar on a terminal; a plain line every 10 s under cron (no terminal)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.task = None
+        self.last = time.monotonic()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, tally, total: int) -> None:  # noqa: ANN001
+        if self.tty:
+            if self.bar is None:
+                from rich.progress import Progress as Bar
+
+                self.bar = Bar(transient=True)
+                self.bar.start()
+                self.task = self.bar.add_task("sending", total=total)
+            self.bar.update(self.task, completed=tally.done)
+        elif time.monotonic() - self.last >= 10:
+            self.last = time.monotonic()
+            print(f"progress: {tally.done}/{total} (sent {tally.sent}, deferred {tally.deferred}, "
+                  f"failed {tally.failed}, unknown {tally.unknown})", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from newsletter import ledger
+
+    config = config_of(args)
+    issue = args.issue.partition(".")[0] if args.issue else None
+    if issue:
+        check_issue_id(issue)
+    with open_store(config) as conn:
+        counts = ledger.counts(conn, issue)
+        if not counts:
+            say(f"no sends recorded{' for ' + issue if issue else ''}")
+            return 0
+        for name, states in counts.items():
+            total = sum(states.values())
+            say(f"{name}: {total} subscriber(s): " + ", ".join(
+                f"{state} {n}" for state, n in states.items() if n))
+            for row in ledger.problem_rows(conn, name):
+                say(f"  {row['state']:8} {row['email']}  {row['last_reply']}")
+    return 0
+
+
+def _import_files(config: Config, files) -> tuple[int, int, int]:  # noqa: ANN001
+    from newsletter import store
+    from newsletter.subscribers import read_csv
+
+    added = updated = rejected = 0
+    with open_store(config) as conn:
+        for path in files:
+            parsed = read_csv(Path(path), default_language=config.default_language)
+            for row in parsed.rejected:
+                warn(str(row))
+            a, u = store.upsert_subscribers(conn, parsed.subscribers)
+            added, updated, rejected = added + a, updated + u, rejected + len(parsed.rejected)
+            say(f"{path}: {len(parsed.subscribers)} address(es), {a} new, {u} updated, "
+                f"{parsed.merged} duplicate row(s) merged, {len(parsed.rejected)} rejected")
+    return added, updated, rejected
+
+
+def cmd_subscribers(args: argparse.Namespace) -> int:
+    from newsletter import store
+    from newsletter.subscribers import STATUSES, export_cell, make_subscriber
+
+    config = config_of(args)
+    action = args.action
+    if action == "import":
+        if not args.files:
+            raise InputError("subscribers import needs one or more CSV files")
+        added, updated, rejected = _import_files(config, args.files)
+        say(f"imported: {added} new, {updated} updated, {rejected} rejected")
+        return 2 if rejected else 0
+    with open_store(config) as conn:
+        if action == "add":
+            try:
+                sub = make_subscriber(args.address, args.name or "", args.language or "",
+                                      default_language=config.default_language)
+            except ValueError as exc:
+                raise InputError(str(exc)) from exc
+            status = store.add_subscriber(conn, sub)
+            say(f"{sub.email}: {status}")
+            return 0
+        if action == "remove":
+            from newsletter.subscribers import normalise_address
+
+            try:
+                email = normalise_address(args.address)
+            except ValueError as exc:
+                raise InputError(str(exc)) from exc
+            if not store.set_status(conn, email, "unsubscribed", "removed by an editor"):
+                raise InputError(f"{email} is not on the list")
+            say(f"{email}: unsubscribed")
+            return 0
+        if action == "export":
+            import csv
+
+            with open(args.file, "w", newline="", encoding="utf-8") as out:
+                writer = csv.writer(out)
+                writer.writerow(["email", "name", "language", "tags", "status", "reason"])
+                n = 0
+                for sub in store.iter_subscribers(conn):
+                    writer.writerow([export_cell(v) for v in (
+                        sub.email, sub.name, sub.language, ";".join(sub.tags), sub.status,
+                        sub.reason)])
+                    n += 1
+            say(f"exported {n} subscriber(s) to {args.file}")
+            return 0
+        if args.status and args.status not in STATUSES:
+            raise InputError(f"--status must be one of {', '.join(STATUSES)}")
+        for sub in store.iter_subscribers(conn, args.status):
+            reason = f"  ({sub.reason})" if sub.reason else ""
+            say(f"{sub.email}\t{sub.name}\t{sub.language}\t{sub.status}{reason}")
+        counts = store.subscriber_counts(conn)
+        say("total " + str(sum(counts.values())) + ": " + (", ".join(
+            f"{status} {n}" for status, n in counts.items()) or "none"))
+    return 0
+
+
+def _add_send(cmd: argparse.ArgumentParser) -> None:
+    _issue_arg(cmd, optional=True)
+    cmd.add_argument("--dry-run", action="store_true", help="render everything, send nothing")
+    cmd.add_argument("--to", nargs="+", metavar="ADDR",
+                     help="test send to these addresses only (subject marked, ledger untouched)")
+    cmd.add_argument("--now", help="the clock, ISO 8601 (for testing schedules)")
+    cmd.add_argument("--resend-unknown", action="store_true",
+                     help="also resend deliveries whose outcome is unknown (may duplicate)")
+
+
+def _add_status(cmd: argparse.ArgumentParser) -> None:
+    _issue_arg(cmd, optional=True)
+
+
+def _add_subscribers(cmd: argparse.ArgumentParser) -> None:
+    sub = cmd.add_subparsers(dest="action", metavar="ACTION", required=True)
+    imp = sub.add_parser("import", help="import CSV files (email, name, language, tags)")
+    imp.add_argument("files", nargs="+", metavar="FILE")
+    exp = sub.add_parser("export", help="write every subscriber and status to a CSV file")
+    exp.add_argument("file", metavar="FILE")
+    add = sub.add_parser("add", help="add one address")
+    add.add_argument("address", metavar="ADDR")
+    add.add_argument("--name", default="")
+    add.add_argument("--language", default="")
+    rem = sub.add_parser("remove", help="unsubscribe one address")
+    rem.add_argument("address", metavar="ADDR")
+    lst = sub.add_parser("list", help="list subscribers, with counts by status")
+    lst.add_argument("--status", help="only this status (active, unsubscribed, bounced, ...)")
+    cmd.set_defaults(files=None, file=None, address=None, name=None, language=None, status=None)
+
+
+COMMANDS.update({
+    "send": (cmd_send, "send due issues (or one ISSUE); --dry-run, --to ADDR, --now", _add_send),
+    "status": (cmd_status, "ledger counts by state; failed and unknown addresses", _add_status),
+    "subscribers": (cmd_subscribers, "import, export, add, remove, list subscribers",
+                    _add_subscribers),
+})

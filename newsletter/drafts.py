@@ -200,7 +200,9 @@ def split_sections(body: str) -> tuple[Section, ...]:
 
 def markdown_to_html(text: str) -> str:
     """Markdown to sanitised HTML. Raw HTML in the draft goes through the same allowlist."""
-    html = markdown.markdown(text, extensions=["tables", "sane_lists"], output_format="html")
+    # fenced_code: split_sections already treats ``` blocks as code, so Markdown must too.
+    html = markdown.markdown(text, extensions=["tables", "sane_lists", "fenced_code"],
+                             output_format="html")
     return sanitize_html(html)
 
 

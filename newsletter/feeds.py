@@ -23,7 +23,6 @@ MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
 SUMMARY_CHARS = 320
 _ENTITY_DECL_RE = re.compile(rb"<!ENTITY", re.IGNORECASE)
-_ROOT_RE = re.compile(rb"<(?![?!])")
 # feedparser reports these when the declared charset was wrong; the text is still readable.
 _RECOVERABLE = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 
@@ -110,9 +109,10 @@ def _get(client: httpx.Client, feed: FeedConfig, headers: dict, cached: CachedFe
 def parse_feed(feed: FeedConfig, body: bytes, *,
                content_type: str = "") -> tuple[list[FeedItem], str]:
     """Parse feed bytes into items; returns (items, warning). Raises FeedError if unusable."""
-    prolog = body[: (m.start() if (m := _ROOT_RE.search(body)) else len(body))]
-    if _ENTITY_DECL_RE.search(prolog) or _ENTITY_DECL_RE.search(body[:4096]):
-        # Entity expansion ("billion laughs") can take gigabytes; no real feed needs it.
+    # Entity expansion ("billion laughs") can take gigabytes; no real feed needs it. The whole
+    # body is searched, NULs removed: a long comment before the DTD, or a UTF-16/32 encoding,
+    # would hide a declaration from a scan of the first bytes.
+    if _ENTITY_DECL_RE.search(body.replace(b"\x00", b"")):
         raise FeedError("declares XML entities; refused", where=f"feed {feed.name}")
     headers = {"content-type": content_type} if content_type else None
     parsed = feedparser.parse(body, response_headers=headers, sanitize_html=True,

@@ -68,15 +68,29 @@ def render_edition(config: Config, draft: Draft, items: tuple[FeedItem, ...]) ->
         html = env.get_template("email.html.j2").render(context)
         text = env.get_template("email.txt.j2").render(context)
     except jinja2.TemplateError as exc:
-        where = getattr(exc, "filename", None) or str(config.templates_dir)
-        line = getattr(exc, "lineno", None)
         raise InputError(f"template error: {exc.message}",
-                         where=f"{where}:{line}" if line else where) from exc
+                         where=_template_location(exc, config.templates_dir)) from exc
     return Edition(
         issue=draft.issue, language=draft.language, subject=draft.subject,
         preheader=draft.preheader, html=inline_css(html), text=_tidy_text(text),
         fallback_name=context["fallback_name"],
     )
+
+
+def _template_location(exc: jinja2.TemplateError, templates_dir: Path) -> str:
+    """file:line of a template error. Syntax errors carry them; runtime errors (StrictUndefined)
+    do not, but Jinja rewrites the traceback so its innermost template frame names both."""
+    filename, line = getattr(exc, "filename", None), getattr(exc, "lineno", None)
+    if not filename:
+        tb = exc.__traceback__
+        while tb is not None:
+            code_file = tb.tb_frame.f_code.co_filename
+            if Path(code_file).is_relative_to(templates_dir):
+                filename, line = code_file, tb.tb_lineno
+            tb = tb.tb_next
+    if not filename:
+        return str(templates_dir)
+    return f"{filename}:{line}" if line else filename
 
 
 def _context(config: Config, draft: Draft, items: tuple[FeedItem, ...]) -> dict:

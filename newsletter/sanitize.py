@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 
 import nh3
@@ -21,6 +22,8 @@ _ATTRIBUTES = {
 }
 # javascript:, data:, vbscript: and every other scheme are dropped with their attribute.
 _SCHEMES = {"http", "https", "mailto"}
+# nh3's output quotes every attribute and escapes ">" and '"' inside values, so this is exact.
+_IMG_RE = re.compile(r"<img\b[^>]*>")
 
 
 def sanitize_html(fragment: str, *, absolute_only: bool = False) -> str:
@@ -29,7 +32,7 @@ def sanitize_html(fragment: str, *, absolute_only: bool = False) -> str:
     absolute_only drops relative link and image URLs too: a feed's relative URL means
     nothing in an inbox, whereas a draft's is kept so that `check` can point at it.
     """
-    return nh3.clean(
+    cleaned = nh3.clean(
         fragment,
         tags=_TAGS,
         attributes=_ATTRIBUTES,
@@ -39,6 +42,11 @@ def sanitize_html(fragment: str, *, absolute_only: bool = False) -> str:
         strip_comments=True,
         attribute_filter=_absolute_urls_only if absolute_only else None,
     )
+    if absolute_only:
+        # An image whose relative or data: URL was dropped would show as a broken box (and fail
+        # `check`, which wants every image absolute): drop the element with its URL.
+        cleaned = _IMG_RE.sub(lambda m: m.group() if ' src="' in m.group() else "", cleaned)
+    return cleaned
 
 
 def _absolute_urls_only(tag: str, attribute: str, value: str) -> str | None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from newsletter.errors import NewsletterError
 from newsletter.feeds import CachedFeed
+from newsletter.subscribers import Subscriber
 
 # Each entry migrates from version i to i + 1; PRAGMA user_version records where a file is.
 _MIGRATIONS = [
@@ -137,3 +138,85 @@ def sent_item_ids(conn: sqlite3.Connection, before_issue: str) -> set[str]:
 def record_sent_items(conn: sqlite3.Connection, issue: str, item_ids: list[str]) -> None:
     conn.executemany("INSERT OR IGNORE INTO sent_items (item_id, issue) VALUES (?, ?)",
                      [(i, issue) for i in item_ids])
+
+
+# --- subscribers -------------------------------------------------------------------------
+
+_SUBSCRIBER_COLUMNS = "id, email, name, language, tags, status, reason"
+
+
+def _subscriber(row: sqlite3.Row) -> Subscriber:
+    return Subscriber(email=row["email"], name=row["name"], language=row["language"],
+                      tags=tuple(t for t in row["tags"].split(";") if t), status=row["status"],
+                      reason=row["reason"], id=row["id"])
+
+
+def upsert_subscribers(conn: sqlite3.Connection, subs: Iterable[Subscriber]) -> tuple[int, int]:
+    """Insert new addresses, refresh name/language/tags of known ones; never touch status.
+
+    Returns (added, updated). Someone who unsubscribed, bounced or complained stays so.
+    """
+    added = updated = 0
+    stamp = now_iso()
+    with transaction(conn):
+        for sub in subs:
+            row = conn.execute("SELECT name, language, tags FROM subscribers WHERE email = ?",
+                               (sub.email,)).fetchone()
+            tags = ";".join(sub.tags)
+            if row is None:
+                conn.execute(
+                    "INSERT INTO subscribers (email, name, language, tags, status, created_at, "
+                    "updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?)",
+                    (sub.email, sub.name, sub.language, tags, stamp, stamp))
+                added += 1
+            elif (row["name"], row["language"], row["tags"]) != (sub.name, sub.language, tags):
+                conn.execute("UPDATE subscribers SET name = ?, language = ?, tags = ?, "
+                             "updated_at = ? WHERE email = ?",
+                             (sub.name, sub.language, tags, stamp, sub.email))
+                updated += 1
+    return added, updated
+
+
+def add_subscriber(conn: sqlite3.Connection, sub: Subscriber) -> str:
+    """`subscribers add`: a new address becomes active; a known active one is left alone.
+
+    Returns the status the address has afterwards. An unsubscribed address is not
+    re-activated here: that takes the subscriber's own confirmation (double opt-in).
+    """
+    upsert_subscribers(conn, [sub])
+    return get_subscriber(conn, sub.email).status  # type: ignore[union-attr]
+
+
+def get_subscriber(conn: sqlite3.Connection, email: str) -> Subscriber | None:
+    row = conn.execute(f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE email = ?",
+                       (email,)).fetchone()
+    return _subscriber(row) if row else None
+
+
+def set_status(conn: sqlite3.Connection, email: str, status: str, reason: str = "") -> bool:
+    """Change a subscriber's status (unsubscribe, bounce, complaint); True if the row exists."""
+    with transaction(conn):
+        cur = conn.execute("UPDATE subscribers SET status = ?, reason = ?, updated_at = ? "
+                           "WHERE email = ?", (status, reason, now_iso(), email))
+    return cur.rowcount > 0
+
+
+def iter_subscribers(conn: sqlite3.Connection, status: str | None = None,
+                     page: int = 1000) -> Iterator[Subscriber]:
+    """Stream subscribers in id order, a page at a time: memory stays flat in list size."""
+    last = 0
+    where = "AND status = ?" if status else ""
+    while True:
+        params: tuple = (last, status, page) if status else (last, page)
+        rows = conn.execute(f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE id > ? "
+                            f"{where} ORDER BY id LIMIT ?", params).fetchall()
+        if not rows:
+            return
+        for row in rows:
+            yield _subscriber(row)
+        last = rows[-1]["id"]
+
+
+def subscriber_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    return {r[0]: r[1] for r in conn.execute(
+        "SELECT status, count(*) FROM subscribers GROUP BY status ORDER BY status")}

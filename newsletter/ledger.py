@@ -1,0 +1,209 @@
+"""The send ledger: frozen editions and one delivery row per (issue, subscriber) with its state.
+
+States: pending -> sending -> sent | deferred | failed | unknown | suppressed. A row is claimed
+(committed as `sending`) before its SMTP transaction, so a crash leaves evidence, never a resend.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from newsletter.render import Edition
+from newsletter.store import transaction
+
+STATES = ("pending", "sending", "sent", "deferred", "failed", "unknown", "suppressed")
+OPEN_STATES = ("pending", "sending", "deferred")
+RETRY_PERIOD = timedelta(hours=72)
+FIRST_RETRY = timedelta(minutes=5)
+MAX_RETRY_GAP = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    issue: str
+    subscriber_id: int
+    email: str
+    name: str
+    language: str
+    attempts: int
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def is_frozen(conn: sqlite3.Connection, issue: str) -> bool:
+    return conn.execute("SELECT 1 FROM editions WHERE issue = ? LIMIT 1", (issue,)).fetchone() \
+        is not None
+
+
+def freeze(conn: sqlite3.Connection, edition: Edition, item_ids: Iterable[str],
+           now: datetime) -> int:
+    """Freeze the edition and its audience (the active subscribers now) in one transaction."""
+    stamp = _iso(now)
+    with transaction(conn):
+        if is_frozen(conn, edition.issue):
+            return 0
+        conn.execute(
+            "INSERT INTO editions (issue, language, subject, preheader, html, text, "
+            "fallback_name, frozen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (edition.issue, edition.language, edition.subject, edition.preheader, edition.html,
+             edition.text, edition.fallback_name, stamp))
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO deliveries (issue, subscriber_id, language, state, updated_at) "
+            "SELECT ?, id, ?, 'pending', ? FROM subscribers WHERE status = 'active'",
+            (edition.issue, edition.language, stamp))
+        conn.executemany("INSERT OR IGNORE INTO sent_items (item_id, issue) VALUES (?, ?)",
+                         [(i, edition.issue) for i in item_ids])
+    return cur.rowcount
+
+
+def load_edition(conn: sqlite3.Connection, issue: str, language: str) -> Edition:
+    row = conn.execute("SELECT * FROM editions WHERE issue = ? AND language = ?",
+                       (issue, language)).fetchone()
+    if row is None:
+        raise LookupError(f"no frozen edition for {issue} ({language})")
+    return Edition(issue=row["issue"], language=row["language"], subject=row["subject"],
+                   preheader=row["preheader"], html=row["html"], text=row["text"],
+                   fallback_name=row["fallback_name"])
+
+
+def frozen_languages(conn: sqlite3.Connection, issue: str) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT language FROM editions WHERE issue = ?", (issue,))]
+
+
+def recover_interrupted(conn: sqlite3.Connection, now: datetime) -> int:
+    """Rows left `sending` by a crash: the server may have the message, so never resend blindly."""
+    with transaction(conn):
+        cur = conn.execute(
+            "UPDATE deliveries SET state = 'unknown', updated_at = ?, last_reply = "
+            "'interrupted during delivery (crash or kill); the message may have been sent' "
+            "WHERE state = 'sending'", (_iso(now),))
+    return cur.rowcount
+
+
+def resend_unknown(conn: sqlite3.Connection, issues: Iterable[str], now: datetime) -> int:
+    """The operator's explicit decision to resend rows whose outcome is unknown."""
+    total = 0
+    with transaction(conn):
+        for issue in issues:
+            total += conn.execute("UPDATE deliveries SET state = 'pending', updated_at = ? "
+                                  "WHERE issue = ? AND state = 'unknown'",
+                                  (_iso(now), issue)).rowcount
+    return total
+
+
+def open_issues(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT DISTINCT issue FROM deliveries WHERE state IN ('pending', 'sending', 'deferred') "
+        "ORDER BY issue")]
+
+
+def count_due(conn: sqlite3.Connection, issues: list[str], now: datetime) -> int:
+    if not issues:
+        return 0
+    marks = ",".join("?" * len(issues))
+    return conn.execute(
+        f"SELECT count(*) FROM deliveries WHERE issue IN ({marks}) AND (state = 'pending' OR "
+        f"(state = 'deferred' AND next_attempt_at <= ?))", (*issues, _iso(now))).fetchone()[0]
+
+
+def iter_due(conn: sqlite3.Connection, issues: list[str], now: datetime,
+             page: int = 500) -> Iterator[tuple[str, int]]:
+    """(issue, subscriber_id) of rows to attempt now, streamed a page at a time."""
+    for issue in issues:
+        last = 0
+        while True:
+            rows = conn.execute(
+                "SELECT subscriber_id FROM deliveries WHERE issue = ? AND subscriber_id > ? AND "
+                "(state = 'pending' OR (state = 'deferred' AND next_attempt_at <= ?)) "
+                "ORDER BY subscriber_id LIMIT ?", (issue, last, _iso(now), page)).fetchall()
+            if not rows:
+                break
+            for row in rows:
+                yield issue, row[0]
+            last = rows[-1][0]
+
+
+def claim(conn: sqlite3.Connection, issue: str, subscriber_id: int,
+          now: datetime) -> Delivery | None:
+    """pending/deferred -> sending, committed; suppressed instead if no longer active."""
+    stamp = _iso(now)
+    with transaction(conn):
+        row = conn.execute(
+            "SELECT d.state, d.language, d.attempts, s.email, s.name, s.status FROM deliveries d "
+            "JOIN subscribers s ON s.id = d.subscriber_id WHERE d.issue = ? AND "
+            "d.subscriber_id = ?", (issue, subscriber_id)).fetchone()
+        if row is None or row["state"] not in ("pending", "deferred"):
+            return None
+        if row["status"] != "active":
+            conn.execute("UPDATE deliveries SET state = 'suppressed', updated_at = ?, "
+                         "last_reply = ? WHERE issue = ? AND subscriber_id = ?",
+                         (stamp, f"subscriber is {row['status']}", issue, subscriber_id))
+            return None
+        conn.execute("UPDATE deliveries SET state = 'sending', attempts = attempts + 1, "
+                     "updated_at = ? WHERE issue = ? AND subscriber_id = ?",
+                     (stamp, issue, subscriber_id))
+    return Delivery(issue, subscriber_id, row["email"], row["name"], row["language"],
+                    row["attempts"] + 1)
+
+
+def _finish(conn: sqlite3.Connection, d: Delivery, state: str, reply: str, now: datetime,
+            extra: str = "", params: tuple = ()) -> None:
+    with transaction(conn):
+        conn.execute(f"UPDATE deliveries SET state = ?, last_reply = ?, updated_at = ? {extra} "
+                     "WHERE issue = ? AND subscriber_id = ? AND state = 'sending'",
+                     (state, reply[:500], _iso(now), *params, d.issue, d.subscriber_id))
+
+
+def mark_sent(conn: sqlite3.Connection, d: Delivery, message_id: str, reply: str,
+              now: datetime) -> None:
+    _finish(conn, d, "sent", reply, now, ", message_id = ?", (message_id,))
+
+
+def mark_failed(conn: sqlite3.Connection, d: Delivery, reply: str, now: datetime) -> None:
+    _finish(conn, d, "failed", reply, now)
+
+
+def mark_unknown(conn: sqlite3.Connection, d: Delivery, reply: str, now: datetime) -> None:
+    _finish(conn, d, "unknown", reply, now)
+
+
+def release(conn: sqlite3.Connection, d: Delivery, reply: str, now: datetime) -> None:
+    """Back to pending: nothing reached the server, or the reply says nothing about the address."""
+    _finish(conn, d, "pending", reply, now, ", attempts = attempts - 1")
+
+
+def mark_deferred(conn: sqlite3.Connection, d: Delivery, reply: str, now: datetime) -> str:
+    """4xx: retry later with backoff, until the retry period is over; then failed."""
+    row = conn.execute("SELECT first_deferred_at FROM deliveries WHERE issue = ? AND "
+                       "subscriber_id = ?", (d.issue, d.subscriber_id)).fetchone()
+    first = datetime.fromisoformat(row[0]) if row and row[0] else now
+    if now - first >= RETRY_PERIOD:
+        mark_failed(conn, d, f"gave up after {RETRY_PERIOD.total_seconds() / 3600:.0f} h: {reply}",
+                    now)
+        return "failed"
+    delay = min(FIRST_RETRY * 3 ** (d.attempts - 1), MAX_RETRY_GAP)
+    _finish(conn, d, "deferred", reply, now, ", next_attempt_at = ?, first_deferred_at = ?",
+            (_iso(now + delay), _iso(first)))
+    return "deferred"
+
+
+def counts(conn: sqlite3.Connection, issue: str | None = None) -> dict[str, dict[str, int]]:
+    query = "SELECT issue, state, count(*) FROM deliveries {} GROUP BY issue, state ORDER BY issue"
+    rows = conn.execute(query.format("WHERE issue = ?"), (issue,)) if issue else conn.execute(
+        query.format(""))
+    result: dict[str, dict[str, int]] = {}
+    for iss, state, n in rows:
+        result.setdefault(iss, dict.fromkeys(STATES, 0))[state] = n
+    return result
+
+
+def problem_rows(conn: sqlite3.Connection, issue: str) -> list[sqlite3.Row]:
+    return conn.execute(
+        "SELECT s.email, d.state, d.last_reply, d.updated_at FROM deliveries d JOIN subscribers s "
+        "ON s.id = d.subscriber_id WHERE d.issue = ? AND d.state IN ('failed', 'unknown') "
+        "ORDER BY d.state, s.email", (issue,)).fetchall()

@@ -1,0 +1,56 @@
+"""Decide what a send run will do, before anything is sent: which issues are due, which are open."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from newsletter import ledger
+from newsletter.config import Config
+from newsletter.drafts import Draft, load_draft
+from newsletter.errors import InputError, NewsletterError
+
+_DEFAULT_DRAFT_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])\.md$")
+
+
+@dataclass(frozen=True)
+class Plan:
+    to_freeze: tuple[Draft, ...]  # ready, due, not started: freeze then send
+    open_issues: tuple[str, ...]  # started earlier with rows still pending or deferred
+    waiting: tuple[str, ...]  # ready but send_at is later: "2026-12 at 2026-12-01 09:00 CET"
+    problems: tuple[str, ...]  # drafts that could not be read
+
+
+def default_drafts(issues_dir: Path) -> list[Path]:
+    return sorted(p for p in issues_dir.glob("*.md") if _DEFAULT_DRAFT_RE.match(p.name))
+
+
+def plan_run(config: Config, conn: sqlite3.Connection, now: datetime, *,
+             only: Draft | None = None) -> Plan:
+    """Due = status ready and send_at <= now (in the configured zone) and not yet frozen."""
+    to_freeze, waiting, problems = [], [], []
+    if only is not None:
+        if only.status != "ready":
+            raise InputError("status is 'draft'; set `status: ready` to send it",
+                             where=str(only.path))
+        drafts = [only]
+    else:
+        drafts = []
+        for path in default_drafts(config.issues_dir):
+            try:
+                drafts.append(load_draft(path, timezone=config.timezone,
+                                         default_language=config.default_language))
+            except NewsletterError as exc:
+                problems.append(str(exc))
+    for draft in drafts:
+        if draft.status != "ready" or ledger.is_frozen(conn, draft.issue):
+            continue
+        if only is None and draft.send_at and draft.send_at > now:
+            waiting.append(f"{draft.issue} at {draft.send_at:%Y-%m-%d %H:%M %Z}")
+            continue
+        to_freeze.append(draft)
+    open_issues = [i for i in ledger.open_issues(conn) if only is None or i == only.issue]
+    return Plan(tuple(to_freeze), tuple(open_issues), tuple(waiting), tuple(problems))

@@ -1,0 +1,261 @@
+"""`newsletter send`: under the lock, plan what is due, freeze editions, deliver, report."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from newsletter import ledger, store
+from newsletter.check import check_issue
+from newsletter.compose import compose
+from newsletter.config import Config
+from newsletter.drafts import Draft
+from newsletter.errors import DeliveryError, InputError, NewsletterError
+from newsletter.faults import crash_point
+from newsletter.lock import SendLock
+from newsletter.message import Envelope, Personal, build_message, make_envelope, message_id
+from newsletter.plan import Plan, plan_run
+from newsletter.tokens import make_token, secret_from_env
+from newsletter.transport import MaildirTransport, SmtpTransport, parse_smtp_url
+from newsletter.workers import Clock, Job, RateLimiter, Tally, run_deliveries
+
+TEST_PREFIX = "[TEST] "
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    issue: Draft | None = None
+    dry_run: bool = False
+    resend_unknown: bool = False
+    test_addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SendReport:
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    unknown: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    issues: tuple[str, ...] = ()
+    transport: str = ""
+    note: str = ""  # "nothing to send: ...", "another send is running", "dry run: ..."
+    stop_reason: str = ""
+    recovered: int = 0  # rows a crashed run left `sending`, now `unknown`
+    problems: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        return (f"sent {self.sent}, deferred {self.deferred}, failed {self.failed}, "
+                f"unknown {self.unknown}, skipped {self.skipped} in {self.seconds:.1f} s")
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if (self.stop_reason or self.unknown or self.recovered or self.problems) else 0
+
+
+class Transports:
+    """Builds the configured transport: SMTP from NEWSLETTER_SMTP_URL, else the outbox Maildir."""
+
+    def __init__(self, config: Config, environ: dict[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.url = env.get("NEWSLETTER_SMTP_URL", "")
+        self.settings = parse_smtp_url(self.url, env.get("NEWSLETTER_SMTP_PASSWORD", "")) \
+            if self.url else None
+        self.outbox = config.root / "outbox"
+
+    @property
+    def is_smtp(self) -> bool:
+        return self.settings is not None
+
+    def make(self) -> SmtpTransport | MaildirTransport:
+        return SmtpTransport(self.settings) if self.settings else MaildirTransport(self.outbox)
+
+    @property
+    def description(self) -> str:
+        return self.settings.display if self.settings else f"the Maildir {self.outbox}"
+
+
+def envelope_for(config: Config) -> Envelope:
+    return make_envelope(config.name, config.sender.display_name, config.sender.addr_spec,
+                         config.reply_to, config.list_id)
+
+
+def unsubscribe_url_maker(config: Config, secret: str) -> Callable[[str], str]:
+    return lambda email: f"{config.base_url}/unsubscribe/{make_token(secret, config.list_id, email)}"
+
+
+def _secret(transports: Transports) -> str:
+    secret, real = secret_from_env()
+    if transports.is_smtp and not real:
+        raise InputError("NEWSLETTER_SECRET is not set: it signs the unsubscribe links, and real "
+                         "mail must not carry forgeable ones (e.g. `openssl rand -hex 32`)")
+    return secret
+
+
+def send(config: Config, now: datetime, options: SendOptions, *,
+         transports: Transports | None = None,
+         on_progress: Callable[[Tally, int], None] = lambda t, n: None,
+         on_note: Callable[[str], None] = lambda s: None) -> SendReport:
+    """One `newsletter send` run. Returns the report; raises only for bad input."""
+    started = time.monotonic()
+    transports = transports or Transports(config)
+    secret = _secret(transports)
+    if options.test_addresses:
+        return _test_send(config, now, options, transports, secret, started)
+    with SendLock(config.store_path.with_name(config.store_path.name + ".lock")) as lock:
+        if not lock.acquire():
+            return SendReport(note="another send is running; nothing done",
+                              transport=transports.description)
+        conn = store.connect(config.store_path)
+        try:
+            return _locked_run(config, conn, now, options, transports, secret, started,
+                               on_progress, on_note)
+        finally:
+            conn.close()
+
+
+def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options: SendOptions,
+                transports: Transports, secret: str, started: float,
+                on_progress: Callable[[Tally, int], None],
+                on_note: Callable[[str], None]) -> SendReport:
+    clock = Clock(now)
+    recovered = ledger.recover_interrupted(conn, clock.now())
+    if recovered:
+        on_note(f"{recovered} delivery(ies) were interrupted by a crash: marked unknown "
+                "(see `newsletter status`; resend with --resend-unknown)")
+    plan = plan_run(config, conn, clock.now(), only=options.issue)
+    for problem in plan.problems:
+        on_note(f"skipped a draft: {problem}")
+    if options.dry_run:
+        return _dry_run(config, conn, plan, clock, transports, secret, started)
+    frozen, problems = _freeze_due(config, conn, plan, clock, on_note)
+    issues = sorted(set(plan.open_issues) | set(frozen))
+    if options.resend_unknown:
+        ledger.resend_unknown(conn, issues or _all_issues(conn, options), clock.now())
+        issues = sorted(set(issues) | set(ledger.open_issues(conn)))
+    total = ledger.count_due(conn, issues, clock.now())
+    base = dict(issues=tuple(issues), transport=transports.description, recovered=recovered,
+                problems=tuple(plan.problems) + problems)
+    if total == 0:
+        return SendReport(seconds=time.monotonic() - started, note=_nothing_note(plan, conn),
+                          **base)
+    editions = {(i, lang): ledger.load_edition(conn, i, lang)
+                for i in issues for lang in ledger.frozen_languages(conn, i)}
+    pool = [transports.make() for _ in range(max(1, min(config.connections, total)))]
+    for transport in pool:  # auth and TLS failures stop the run here, before any claim
+        try:
+            transport.open()
+        except DeliveryError:
+            for t in pool:
+                t.close()
+            raise
+    tally = Tally()
+    job = Job(config.store_path, editions, envelope_for(config),
+              unsubscribe_url_maker(config, secret), clock,
+              RateLimiter(config.rate_per_second), tally)
+    run_deliveries(job, issues, pool, on_progress=lambda t: on_progress(t, total))
+    crash_point("summary")
+    return SendReport(tally.sent, tally.deferred, tally.failed, tally.unknown, tally.skipped,
+                      time.monotonic() - started, stop_reason=tally.stop_reason, **base)
+
+
+def _all_issues(conn: sqlite3.Connection, options: SendOptions) -> list[str]:
+    if options.issue:
+        return [options.issue.issue]
+    return [r[0] for r in conn.execute("SELECT DISTINCT issue FROM deliveries")]
+
+
+def _freeze_due(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
+                on_note: Callable[[str], None]) -> tuple[list[str], tuple[str, ...]]:
+    """Compose and freeze each due issue; one with errors is refused, the others go on."""
+    frozen, problems = [], []
+    for draft in plan.to_freeze:
+        try:
+            composed = compose(config, draft.path, conn, now=clock.now())
+        except NewsletterError as exc:
+            problems.append(str(exc))
+            continue
+        errors = [p for p in check_issue(composed.draft, composed.edition,
+                                         item_count=len(composed.snapshot.items))
+                  if p.severity == "error"]
+        if errors:
+            problems.append(f"{draft.path}: not sent: {len(errors)} error(s); first: "
+                            f"{errors[0].message} (run `newsletter check {draft.issue}`)")
+            continue
+        rows = ledger.freeze(conn, composed.edition, [i.id for i in composed.snapshot.items],
+                             clock.now())
+        crash_point("after-freeze")
+        on_note(f"{draft.issue}: edition frozen, {rows} subscriber(s) to send to")
+        frozen.append(draft.issue)
+    return frozen, tuple(problems)
+
+
+def _nothing_note(plan: Plan, conn: sqlite3.Connection) -> str:
+    done = [i for i in ledger.counts(conn)]
+    parts = ["nothing to send"]
+    if done:
+        parts.append(f"sent already: {', '.join(done[-3:])}")
+    if plan.waiting:
+        parts.append(f"waiting: {', '.join(plan.waiting)}")
+    return "; ".join(parts)
+
+
+def _dry_run(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
+             transports: Transports, secret: str, started: float) -> SendReport:
+    """Render every message that would go out now; send nothing, change nothing."""
+    envelope, url_of = envelope_for(config), unsubscribe_url_maker(config, secret)
+    count, size = 0, 0
+    for draft in plan.to_freeze:
+        edition = compose(config, draft.path, conn, now=clock.now()).edition
+        for sub in store.iter_subscribers(conn, "active"):
+            mid = message_id(edition.issue, sub.email, envelope.domain)
+            size += len(build_message(edition, envelope, Personal(
+                sub.email, sub.name, url_of(sub.email), mid), clock.now()))
+            count += 1
+    count += ledger.count_due(conn, list(plan.open_issues), clock.now())
+    note = (f"dry run: would send {count} message(s) for "
+            f"{', '.join([d.issue for d in plan.to_freeze] + list(plan.open_issues)) or 'nothing'}"
+            f" via {transports.description}" + (f", {size / count / 1024:.1f} KB each"
+                                                if count and size else ""))
+    return SendReport(seconds=time.monotonic() - started, note=note,
+                      transport=transports.description)
+
+
+def _test_send(config: Config, now: datetime, options: SendOptions, transports: Transports,
+               secret: str, started: float) -> SendReport:
+    """--to: the issue as it would go out now, subject marked, ledger untouched."""
+    if options.issue is None:
+        raise InputError("--to needs an ISSUE (e.g. newsletter send 2026-12 --to you@example.org)")
+    conn = store.connect(config.store_path)
+    try:
+        edition = compose(config, options.issue.path, conn, now=now).edition
+    finally:
+        conn.close()
+    envelope, url_of = envelope_for(config), unsubscribe_url_maker(config, secret)
+    transport = transports.make()
+    sent = failed = 0
+    try:
+        transport.open()
+        for addr in options.test_addresses:
+            mid = message_id(f"test-{datetime.now(UTC):%Y%m%d%H%M%S%f}", addr, envelope.domain)
+            data = build_message(edition, envelope, Personal(addr, "", url_of(addr), mid),
+                                 datetime.now(UTC), subject=TEST_PREFIX + edition.subject)
+            outcome = transport.send(envelope.sender_addr, addr, data)
+            sent += outcome.kind == "sent"
+            failed += outcome.kind != "sent"
+    finally:
+        transport.close()
+    return SendReport(sent=sent, failed=failed, seconds=time.monotonic() - started,
+                      transport=transports.description, issues=(options.issue.issue,),
+                      note=f"test send of {options.issue.issue} (ledger untouched)")
+
+
+def outbox_hint(report: SendReport, outbox: Path) -> str:
+    return (f"messages are in {outbox}/new (open it with any mail client, e.g. `mutt -f "
+            f"{outbox}`); to send for real set NEWSLETTER_SMTP_URL")

@@ -1,0 +1,176 @@
+"""Read the editors' subscriber CSV files: validate, normalise and merge rows into Subscribers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from email_validator import EmailNotValidError, validate_email
+
+from newsletter.errors import InputError
+from newsletter.sanitize import clean_line
+
+_LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
+_ENCODED_WORD_RE = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+_FORMULA_START = ("=", "+", "-", "@")
+_COLUMNS = {
+    "email": ("email", "e-mail", "email address", "e-mail address", "mail"),
+    "name": ("name", "full name", "display name"),
+    "language": ("language", "lang", "locale"),
+    "tags": ("tags", "tag", "groups"),
+}
+MAX_NAME = 200
+STATUSES = ("active", "pending", "unsubscribed", "bounced", "complained")
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    email: str
+    name: str = ""
+    language: str = ""
+    tags: tuple[str, ...] = ()
+    status: str = "active"
+    reason: str = ""
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class Rejected:
+    where: str  # "file:line"
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class ParsedList:
+    subscribers: tuple[Subscriber, ...]
+    rejected: tuple[Rejected, ...]
+    merged: int  # rows that repeated an address already read
+
+
+def normalise_address(raw: str) -> str:
+    """Syntax check (no DNS) and normal form: domain lower-cased and in ASCII (IDNA)."""
+    value = raw.strip()
+    if value.startswith(_FORMULA_START):
+        raise ValueError(f"{value[:40]!r} looks like a spreadsheet formula, not an address")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{value[:40]!r} contains a control character")
+    try:
+        result = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"{value[:60]!r} is not a valid address: {exc}") from exc
+    return result.ascii_email
+
+
+def clean_name(raw: str) -> str:
+    """One line, no control or bidi characters, no RFC 2047 encoded words, bounded length."""
+    if _ENCODED_WORD_RE.search(raw):
+        raise ValueError("name contains an RFC 2047 encoded word (=?...?=)")
+    name = " ".join(clean_line(raw).split())
+    if len(name) > MAX_NAME:
+        raise ValueError(f"name is longer than {MAX_NAME} characters")
+    return name
+
+
+def clean_language(raw: str, default: str) -> str:
+    value = raw.strip().lower().replace("_", "-")
+    if not value:
+        return default
+    if not _LANGUAGE_RE.match(value):
+        raise ValueError(f"language {raw.strip()[:20]!r} is not a language code like 'en' or 'fr'")
+    return value
+
+
+def clean_tags(raw: str) -> tuple[str, ...]:
+    tags = (clean_line(t).strip().lower() for t in re.split(r"[;,|]", raw))
+    return tuple(sorted({t for t in tags if t}))
+
+
+def make_subscriber(email: str, name: str = "", language: str = "", tags: str = "", *,
+                    default_language: str = "en") -> Subscriber:
+    """Validate one subscriber's fields; ValueError says what is wrong."""
+    return Subscriber(normalise_address(email), clean_name(name),
+                      clean_language(language, default_language), clean_tags(tags))
+
+
+def read_csv(path: Path, *, default_language: str = "en") -> ParsedList:
+    """Parse a CSV (UTF-8 with or without BOM, or an Excel export in cp1252; , ; or tab)."""
+    text = _decode(path)
+    dialect = _sniff(text)
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    header = next(reader, None)
+    if header is None:
+        raise InputError("empty file; expected a header line with an 'email' column",
+                         where=str(path))
+    columns = _map_columns(path, header)
+    by_address: dict[str, tuple[int, Subscriber]] = {}
+    rejected: list[Rejected] = []
+    merged = 0
+    for row in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        cells = {key: (row[i] if i < len(row) else "") for key, i in columns.items()}
+        try:
+            sub = make_subscriber(cells.get("email", ""), cells.get("name", ""),
+                                  cells.get("language", ""), cells.get("tags", ""),
+                                  default_language=default_language)
+        except ValueError as exc:
+            rejected.append(Rejected(f"{path}:{line}", str(exc)))
+            continue
+        key = sub.email.lower()
+        if key in by_address:
+            first_line, first = by_address[key]
+            by_address[key] = (first_line, replace(
+                first, name=first.name or sub.name,
+                tags=tuple(sorted(set(first.tags) | set(sub.tags)))))
+            merged += 1
+        else:
+            by_address[key] = (line, sub)
+    return ParsedList(tuple(s for _, s in by_address.values()), tuple(rejected), merged)
+
+
+def _decode(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", where=str(path)) from exc
+    if b"\x00" in data:
+        raise InputError("contains NUL bytes (is it a UTF-16 or binary file? save as CSV UTF-8)",
+                         where=str(path))
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")  # Excel's "CSV" on Western Windows
+
+
+def _sniff(text: str) -> type[csv.Dialect] | csv.Dialect:
+    first_line = text.split("\n", 1)[0]
+    delimiter = max(",;\t", key=first_line.count)
+    dialect = csv.excel()
+    dialect.delimiter = delimiter if first_line.count(delimiter) else ","
+    return dialect
+
+
+def _map_columns(path: Path, header: list[str]) -> dict[str, int]:
+    names = [h.strip().lower() for h in header]
+    columns = {}
+    for key, aliases in _COLUMNS.items():
+        for i, name in enumerate(names):
+            if name in aliases:
+                columns[key] = i
+                break
+    if "email" not in columns:
+        raise InputError(f"line 1: no 'email' column in the header ({', '.join(header)[:80]})",
+                         where=str(path))
+    return columns
+
+
+def export_cell(value: str) -> str:
+    """Neutralise spreadsheet formulas (CSV injection) when the file is opened in Excel."""
+    return "'" + value if value.startswith(_FORMULA_START) else value

@@ -1,0 +1,222 @@
+"""Transports: SMTP connections (smtp://, smtp+starttls://, smtps://) and the embedded Maildir.
+
+Every reply is classified by its code, never by exception type: 2xx sent, 4xx deferred,
+5xx failed, and a connection lost after the final dot is `unknown` (the server may have it).
+"""
+
+from __future__ import annotations
+
+import mailbox
+import re
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from newsletter.errors import DeliveryError, InputError
+from newsletter.faults import crash_point
+
+SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+_DOT_RE = re.compile(rb"(?m)^\.")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one message. kind: sent, deferred, failed, unknown, retry, policy."""
+
+    kind: str
+    code: int
+    reply: str
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    scheme: str
+    host: str
+    port: int
+    user: str
+    password: str
+    timeout: float = 30.0
+
+    @property
+    def display(self) -> str:
+        """For logs and summaries: never the password."""
+        who = f"{self.user}@" if self.user else ""
+        return f"{self.scheme}://{who}{self.host}:{self.port}"
+
+
+def parse_smtp_url(url: str, password: str = "", timeout: float = 30.0) -> SmtpSettings:
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        raise InputError(f"NEWSLETTER_SMTP_URL must start with {', '.join(s + '://' for s in SCHEMES)}"
+                         f" (got {parts.scheme or 'no scheme'}://)")
+    if not parts.hostname:
+        raise InputError("NEWSLETTER_SMTP_URL has no host (e.g. smtp+starttls://user@host:587)")
+    if parts.password:
+        raise InputError("NEWSLETTER_SMTP_URL must not carry the password; "
+                         "put it in NEWSLETTER_SMTP_PASSWORD")
+    try:
+        port = parts.port or SCHEMES[parts.scheme]
+    except ValueError as exc:
+        raise InputError("NEWSLETTER_SMTP_URL has a bad port") from exc
+    return SmtpSettings(parts.scheme, parts.hostname, port, unquote(parts.username or ""),
+                        password, timeout)
+
+
+def _reply_text(code: int, message: bytes | str) -> str:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    return f"{code} {' '.join(text.split())}"[:400]
+
+
+def _is_policy(code: int, text: str) -> bool:
+    """5.7.x enhanced status (RFC 3463): security or policy, e.g. our IP or domain is blocked."""
+    return code >= 500 and bool(re.search(r"\b5\.7\.\d{1,3}\b", text))
+
+
+class SmtpTransport:
+    """One SMTP session, reused for many messages; reconnects when the server closes it."""
+
+    def __init__(self, settings: SmtpSettings, local_hostname: str | None = None) -> None:
+        self.settings = settings
+        self.local_hostname = local_hostname
+        self.smtp: smtplib.SMTP | None = None
+
+    @property
+    def description(self) -> str:
+        return self.settings.display
+
+    def open(self) -> None:
+        """Connect, TLS and log in; any failure here stops the run before a claim."""
+        s = self.settings
+        context = ssl.create_default_context()  # certificate and host name verified
+        try:
+            if s.scheme == "smtps":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout,
+                                                      context=context,
+                                                      local_hostname=self.local_hostname)
+            else:
+                smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout,
+                                    local_hostname=self.local_hostname)
+            smtp.ehlo()
+            if s.scheme == "smtp+starttls":
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            if s.user:
+                smtp.login(s.user, s.password)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(f"{s.display}: login refused: {_reply_text(exc.smtp_code, exc.smtp_error)}") from exc
+        except smtplib.SMTPNotSupportedError as exc:
+            raise DeliveryError(f"{s.display}: {exc}") from exc
+        except ssl.SSLError as exc:
+            raise DeliveryError(f"{s.display}: TLS failed: {exc.reason or exc}") from exc
+        except smtplib.SMTPResponseException as exc:
+            raise DeliveryError(f"{s.display}: refused: {_reply_text(exc.smtp_code, exc.smtp_error)}") from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(f"{s.display}: cannot connect: {exc}") from exc
+        self.smtp = smtp
+
+    def close(self) -> None:
+        if self.smtp is not None:
+            try:
+                self.smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                self.smtp.close()
+            self.smtp = None
+
+    def _drop(self) -> None:
+        if self.smtp is not None:
+            self.smtp.close()
+            self.smtp = None
+
+    def _rset(self) -> None:
+        try:
+            if self.smtp is not None:
+                self.smtp.rset()
+        except (OSError, smtplib.SMTPException):
+            self._drop()
+
+    def _refused(self, code: int, message: bytes, stage: str) -> Outcome:
+        text = _reply_text(code, message)
+        if code == 421:  # the server is closing the session: try again on a new one
+            self._drop()
+            return Outcome("retry", code, text)
+        self._rset()
+        if 400 <= code < 500:
+            return Outcome("deferred", code, text)
+        if _is_policy(code, text) or (stage == "MAIL" and code >= 500):
+            return Outcome("policy", code, text)
+        return Outcome("failed", code, text)
+
+    def send(self, sender: str, recipient: str, data: bytes) -> Outcome:
+        if self.smtp is None:
+            self.open()
+        smtp = self.smtp
+        assert smtp is not None
+        try:
+            code, msg = smtp.mail(sender)
+            if code != 250:
+                return self._refused(code, msg, "MAIL")
+            code, msg = smtp.rcpt(recipient)
+            if code not in (250, 251):
+                return self._refused(code, msg, "RCPT")
+            code, msg = smtp.docmd("DATA")
+            if code != 354:
+                return self._refused(code, msg, "DATA")
+            payload = _DOT_RE.sub(b"..", data)
+            if not payload.endswith(b"\r\n"):
+                payload += b"\r\n"
+            crash_point("mid-data")
+            smtp.send(payload + b".\r\n")
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            # Nothing was accepted: the final dot never left (sendall failed or not reached).
+            self._drop()
+            return Outcome("retry", 0, f"connection lost before end of data: {exc}")
+        crash_point("after-dot")
+        try:
+            code, msg = smtp.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop()
+            return Outcome("unknown", 0, f"connection lost after end of data, no reply: {exc}")
+        if code == 250:
+            return Outcome("sent", code, _reply_text(code, msg))
+        if code == 421:
+            self._drop()
+            return Outcome("deferred", code, _reply_text(code, msg))
+        return self._refused(code, msg, "DATA-END")
+
+
+class MaildirTransport:
+    """The embedded default: each message becomes a file in outbox/new, as a mail client reads it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.box: mailbox.Maildir | None = None
+
+    @property
+    def description(self) -> str:
+        return f"Maildir {self.path}"
+
+    def open(self) -> None:
+        try:
+            self.box = mailbox.Maildir(self.path, create=True)
+        except OSError as exc:
+            raise DeliveryError(f"cannot create the Maildir: {exc}", where=str(self.path)) from exc
+
+    def close(self) -> None:
+        self.box = None
+
+    def send(self, sender: str, recipient: str, data: bytes) -> Outcome:
+        if self.box is None:
+            self.open()
+        assert self.box is not None
+        try:
+            key = self.box.add(data)  # written to tmp/, then renamed into new/: atomic
+        except OSError as exc:
+            raise DeliveryError(f"cannot write a message: {exc}", where=str(self.path)) from exc
+        return Outcome("sent", 250, f"250 saved as {key}")
+
+
+def smtp_hostname() -> str:
+    return socket.getfqdn()

@@ -1,0 +1,199 @@
+"""The delivery workers: a pool that claims ledger rows, sends, and records each outcome.
+
+Each worker claims a row (committed) before its SMTP transaction and records the outcome
+right after the server's reply; workers share only the tally, the clock and the rate limit.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from newsletter import ledger, store
+from newsletter.config import Config
+from newsletter.errors import DeliveryError, NewsletterError
+from newsletter.faults import crash_point
+from newsletter.message import Envelope, Personal, build_message, message_id
+from newsletter.render import Edition
+from newsletter.transport import Outcome
+
+POLICY_STREAK = 5  # this many 5.7.x replies in a row means "we" are blocked, not the subscribers
+RETRIES_PER_RUN = 3  # reconnect-and-retry for 421 or a connection lost before the final dot
+
+
+@dataclass
+class Tally:
+    """Counts shared by the workers; the summary line and the progress bar read them."""
+
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    unknown: int = 0
+    skipped: int = 0
+    policy_streak: int = 0
+    stop_reason: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.deferred + self.failed + self.unknown + self.skipped
+
+    def add(self, kind: str, *, policy: bool = False) -> bool:
+        """Count an outcome; True once 5.7.x replies in a row say the run must stop."""
+        with self.lock:
+            setattr(self, kind, getattr(self, kind) + 1)
+            self.policy_streak = self.policy_streak + 1 if policy else 0
+            return self.policy_streak >= POLICY_STREAK
+
+    def stop(self, reason: str) -> None:
+        with self.lock:
+            self.stop_reason = self.stop_reason or reason
+
+
+class Clock:
+    """The run's clock: --now plus the time elapsed since the run began (or the real time)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.start, self.began = start, time.monotonic()
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.began)
+
+
+class RateLimiter:
+    """At most `rate` messages in any one-second window, shared by all workers."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next = time.monotonic()
+        self.lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self.lock:
+            now = time.monotonic()
+            slot = max(self.next, now)
+            self.next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the workers need, read-only."""
+
+    db_path: Path
+    editions: dict[tuple[str, str], Edition]
+    envelope: Envelope
+    unsubscribe_url: Callable[[str], str]
+    clock: Clock
+    limiter: RateLimiter
+    tally: Tally
+
+
+def deliver(job: Job, work: queue.Queue, transport) -> None:  # noqa: ANN001
+    """One worker: claim, build, send, record, until the queue says stop."""
+    conn = store.connect(job.db_path)
+    try:
+        while True:
+            key = work.get()
+            if key is None or job.tally.stop_reason:
+                return
+            _deliver_one(job, conn, transport, *key)
+    except NewsletterError as exc:
+        job.tally.stop(str(exc))
+    finally:
+        transport.close()
+        conn.close()
+
+
+def _deliver_one(job: Job, conn, transport, issue: str, subscriber_id: int) -> None:  # noqa: ANN001
+    d = ledger.claim(conn, issue, subscriber_id, job.clock.now())
+    if d is None:
+        job.tally.add("skipped")
+        return
+    crash_point("after-claim")
+    edition = job.editions[(issue, d.language)]
+    mid = message_id(issue, d.email, job.envelope.domain)
+    data = build_message(edition, job.envelope,
+                         Personal(d.email, d.name, job.unsubscribe_url(d.email), mid),
+                         job.clock.now())
+    outcome = Outcome("retry", 0, "")
+    for _ in range(RETRIES_PER_RUN):
+        job.limiter.wait()
+        try:
+            outcome = transport.send(job.envelope.sender_addr, d.email, data)
+        except DeliveryError as exc:
+            ledger.release(conn, d, f"not attempted: {exc}", job.clock.now())
+            raise
+        if outcome.kind != "retry":
+            break
+    crash_point("after-reply")
+    _record(job, conn, d, mid, outcome)
+
+
+def _record(job: Job, conn, d: ledger.Delivery, mid: str, outcome: Outcome) -> None:  # noqa: ANN001
+    now = job.clock.now()
+    if outcome.kind == "sent":
+        ledger.mark_sent(conn, d, mid, outcome.reply, now)
+        job.tally.add("sent")
+    elif outcome.kind == "unknown":
+        ledger.mark_unknown(conn, d, outcome.reply, now)
+        job.tally.add("unknown")
+    elif outcome.kind == "failed":
+        ledger.mark_failed(conn, d, outcome.reply, now)
+        job.tally.add("failed")
+    elif outcome.kind == "policy":
+        # Says nothing about this subscriber: retry later, and stop if it keeps happening.
+        ledger.mark_deferred(conn, d, outcome.reply, now)
+        if job.tally.add("deferred", policy=True):
+            job.tally.stop(f"stopped after {POLICY_STREAK} policy rejections in a row "
+                           f"(last: {outcome.reply}); check the relay, SPF/DKIM and the sender")
+    else:  # deferred, or retry attempts used up
+        state = ledger.mark_deferred(conn, d, outcome.reply or "connection kept failing", now)
+        job.tally.add("failed" if state == "failed" else "deferred")
+
+
+def run_deliveries(job: Job, issues: list[str], transports: list, *,  # noqa: ANN001
+                   on_progress: Callable[[Tally], None] = lambda t: None) -> None:
+    """Feed due rows to one worker per transport; stop feeding when a worker stops the run."""
+    work: queue.Queue = queue.Queue(maxsize=len(transports) * 8)
+    workers = [threading.Thread(target=deliver, args=(job, work, t), daemon=True,
+                                name=f"sender-{n}") for n, t in enumerate(transports)]
+    for w in workers:
+        w.start()
+    conn = store.connect(job.db_path)
+    try:
+        for key in ledger.iter_due(conn, issues, job.clock.now()):
+            while not job.tally.stop_reason and any(w.is_alive() for w in workers):
+                try:
+                    work.put(key, timeout=0.2)
+                    break
+                except queue.Full:
+                    on_progress(job.tally)
+            if job.tally.stop_reason or not any(w.is_alive() for w in workers):
+                break
+    finally:
+        conn.close()
+        for _ in workers:
+            _put_stop(work, workers)
+        while any(w.is_alive() for w in workers):
+            on_progress(job.tally)
+            for w in workers:
+                w.join(timeout=0.2)
+        on_progress(job.tally)
+
+
+def _put_stop(work: queue.Queue, workers: list[threading.Thread]) -> None:
+    while any(w.is_alive() for w in workers):
+        try:
+            work.put(None, timeout=0.2)
+            return
+        except queue.Full:
+            continue
