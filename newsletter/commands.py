@@ -208,7 +208,7 @@ def cmd_send(args: argparse.Namespace) -> int:
             tests.append(normalise_address(addr))
         except ValueError as exc:
             raise InputError(f"--to: {exc}") from exc
-    if not tests and not args.dry_run and config.subscriber_files:
+    if not tests and config.subscriber_files:  # editors edit CSV; the list is read each run
         _import_files(config, config.subscriber_files)
     transports = Transports(config)
     progress = Progress()

@@ -87,7 +87,8 @@ def envelope_for(config: Config) -> Envelope:
 
 
 def unsubscribe_url_maker(config: Config, secret: str) -> Callable[[str], str]:
-    return lambda email: f"{config.base_url}/unsubscribe/{make_token(secret, config.list_id, email)}"
+    base, list_id = f"{config.base_url}/unsubscribe/", config.list_id
+    return lambda email: base + make_token(secret, list_id, email)
 
 
 def _secret(transports: Transports) -> str:

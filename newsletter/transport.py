@@ -13,7 +13,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from newsletter.errors import DeliveryError, InputError
 from newsletter.faults import crash_point
@@ -47,27 +47,40 @@ class SmtpSettings:
         return f"{self.scheme}://{who}{self.host}:{self.port}"
 
 
-def parse_smtp_url(url: str, password: str = "", timeout: float = 30.0) -> SmtpSettings:
+def parse_smtp_url(url: str, password: str = "") -> SmtpSettings:
+    """smtp://host:25, smtp+starttls://user@host:587, smtps://user@host:465 [?timeout=S]."""
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES:
-        raise InputError(f"NEWSLETTER_SMTP_URL must start with {', '.join(s + '://' for s in SCHEMES)}"
-                         f" (got {parts.scheme or 'no scheme'}://)")
+        raise InputError("NEWSLETTER_SMTP_URL must start with "
+                         f"{', '.join(s + '://' for s in SCHEMES)} (got {parts.scheme or 'none'})")
     if not parts.hostname:
         raise InputError("NEWSLETTER_SMTP_URL has no host (e.g. smtp+starttls://user@host:587)")
     if parts.password:
         raise InputError("NEWSLETTER_SMTP_URL must not carry the password; "
                          "put it in NEWSLETTER_SMTP_PASSWORD")
+    if parts.username and parts.scheme == "smtp" and parts.hostname not in _LOOPBACK:
+        raise InputError("NEWSLETTER_SMTP_URL: a login over plain smtp:// would send the password "
+                         "in clear; use smtp+starttls:// or smtps://")
     try:
         port = parts.port or SCHEMES[parts.scheme]
+        timeout = float(parse_qs(parts.query).get("timeout", ["30"])[0])
     except ValueError as exc:
-        raise InputError("NEWSLETTER_SMTP_URL has a bad port") from exc
+        raise InputError(f"NEWSLETTER_SMTP_URL: bad port or timeout ({exc})") from exc
     return SmtpSettings(parts.scheme, parts.hostname, port, unquote(parts.username or ""),
                         password, timeout)
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _reply_text(code: int, message: bytes | str) -> str:
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
     return f"{code} {' '.join(text.split())}"[:400]
+
+
+def _reset_by_peer(exc: BaseException) -> bool:
+    return isinstance(exc, ConnectionResetError) or isinstance(exc.__context__,
+                                                               ConnectionResetError)
 
 
 def _is_policy(code: int, text: str) -> bool:
@@ -106,13 +119,15 @@ class SmtpTransport:
             if s.user:
                 smtp.login(s.user, s.password)
         except smtplib.SMTPAuthenticationError as exc:
-            raise DeliveryError(f"{s.display}: login refused: {_reply_text(exc.smtp_code, exc.smtp_error)}") from exc
+            reply = _reply_text(exc.smtp_code, exc.smtp_error)
+            raise DeliveryError(f"{s.display}: login refused: {reply}") from exc
         except smtplib.SMTPNotSupportedError as exc:
             raise DeliveryError(f"{s.display}: {exc}") from exc
         except ssl.SSLError as exc:
             raise DeliveryError(f"{s.display}: TLS failed: {exc.reason or exc}") from exc
         except smtplib.SMTPResponseException as exc:
-            raise DeliveryError(f"{s.display}: refused: {_reply_text(exc.smtp_code, exc.smtp_error)}") from exc
+            reply = _reply_text(exc.smtp_code, exc.smtp_error)
+            raise DeliveryError(f"{s.display}: refused: {reply}") from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryError(f"{s.display}: cannot connect: {exc}") from exc
         self.smtp = smtp
@@ -178,6 +193,10 @@ class SmtpTransport:
             code, msg = smtp.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
+            if _reset_by_peer(exc):
+                # A reset means the server closed with our bytes unread, so it never read
+                # the final dot and cannot have accepted the message: safe to send again.
+                return Outcome("retry", 0, f"connection reset during data: {exc}")
             return Outcome("unknown", 0, f"connection lost after end of data, no reply: {exc}")
         if code == 250:
             return Outcome("sent", code, _reply_text(code, msg))
@@ -188,7 +207,7 @@ class SmtpTransport:
 
 
 class MaildirTransport:
-    """The embedded default: each message becomes a file in outbox/new, as a mail client reads it."""
+    """The embedded default: each message is a file in outbox/new, as mail clients read it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

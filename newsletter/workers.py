@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from newsletter import ledger, store
-from newsletter.config import Config
 from newsletter.errors import DeliveryError, NewsletterError
 from newsletter.faults import crash_point
 from newsletter.message import Envelope, Personal, build_message, message_id

@@ -1,0 +1,205 @@
+"""`newsletter send` against a real SMTP server (aiosmtpd on 127.0.0.1) and the Maildir default."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from conftest_delivery import DeliveryProject
+from smtp_server import DROP, HANG, MID_DATA, Script, ScriptedServer
+
+NOW = "2026-11-22T10:00"
+
+
+def test_send_delivers_one_copy_to_every_subscriber_and_records_message_ids(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer, smtp_script: Script,
+        capsys) -> None:
+    assert delivery_project.cli("send", "--now", NOW) == 0
+    assert smtp_script.copies() == {a: 1 for a in delivery_project.addresses}
+    assert set(delivery_project.states().values()) == {"sent"}
+    with sqlite3.connect(delivery_project.db) as conn:
+        ids = [r[0] for r in conn.execute("SELECT message_id FROM deliveries")]
+    msg = smtp_script.parsed(delivery_project.addresses[0])[0]
+    assert msg["Message-ID"] in ids and len(set(ids)) == len(ids)
+    out = capsys.readouterr().out
+    assert "sent 6, deferred 0, failed 0, unknown 0, skipped 0 in" in out.splitlines()[-1]
+
+
+def test_second_send_does_nothing_and_opens_no_connection(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer, smtp_script: Script,
+        capsys) -> None:
+    assert delivery_project.cli("send", "--now", NOW) == 0
+    connections = smtp_script.connections
+    assert delivery_project.cli("send", "--now", NOW) == 0
+    assert smtp_script.connections == connections
+    assert sum(smtp_script.copies().values()) == 6
+    assert "nothing to send" in capsys.readouterr().out
+
+
+def test_without_smtp_url_messages_go_to_the_outbox_maildir(
+        delivery_project: DeliveryProject, capsys) -> None:
+    assert delivery_project.cli("send", "--now", NOW) == 0
+    out = capsys.readouterr().out
+    assert len(list((delivery_project.root / "outbox" / "new").iterdir())) == 6
+    assert "outbox/new" in out and "NEWSLETTER_SMTP_URL" in out
+
+
+def test_4xx_is_deferred_and_retried_by_a_later_run_once_due(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer,
+        smtp_script: Script) -> None:
+    a, b = delivery_project.addresses[:2]
+    smtp_script.rcpt[a] = ["451 4.3.0 try again later"]
+    smtp_script.data[b] = ["452 4.2.2 mailbox full"]
+    assert delivery_project.cli("send", "--now", NOW) == 0
+    assert delivery_project.states()[a] == "deferred"
+    assert delivery_project.states()[b] == "deferred"
+    assert delivery_project.cli("send", "--now", "2026-11-22T10:01") == 0  # not due yet
+    assert a not in smtp_script.copies()
+    assert delivery_project.cli("send", "--now", "2026-11-22T10:30") == 0
+    assert delivery_project.states()[a] == "sent" and delivery_project.states()[b] == "sent"
+    assert smtp_script.copies() == {x: 1 for x in delivery_project.addresses}
+
+
+def test_5xx_is_failed_and_status_lists_the_address_with_the_reply(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer, smtp_script: Script,
+        capsys) -> None:
+    a, b = delivery_project.addresses[:2]
+    smtp_script.rcpt[a] = ["550 5.1.1 no such user"]
+    smtp_script.data[b] = ["554 5.6.0 message refused"]
+    assert delivery_project.cli("send", "--now", NOW) == 0
+    assert delivery_project.states()[a] == "failed"
+    assert delivery_project.states()[b] == "failed"
+    capsys.readouterr()
+    assert delivery_project.cli("status") == 0
+    out = capsys.readouterr().out
+    assert f"failed   {a}  550 5.1.1 no such user" in out
+    assert "sent 4" in out and "failed 2" in out
+
+
+def test_421_and_closed_sessions_reconnect_transparently(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer,
+        smtp_script: Script) -> None:
+    smtp_script.close_after = 2
+    smtp_script.rcpt[delivery_project.addresses[0]] = ["421 4.7.0 too busy, closing"]
+    assert delivery_project.cli("send", "--now", NOW) == 0
+    assert smtp_script.copies() == {a: 1 for a in delivery_project.addresses}
+    assert smtp_script.connections > 2
+
+
+def test_connection_dropped_mid_data_is_retried_on_a_new_connection(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer,
+        smtp_script: Script) -> None:
+    a = delivery_project.addresses[3]
+    smtp_script.data[a] = [MID_DATA]
+    assert delivery_project.cli("send", "--now", NOW) == 0
+    assert smtp_script.copies() == {x: 1 for x in delivery_project.addresses}
+    assert delivery_project.states()[a] == "sent"
+
+
+def test_no_reply_after_the_final_dot_is_unknown_and_never_resent_without_the_flag(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer, smtp_script: Script,
+        capsys) -> None:
+    dropped, hung = delivery_project.addresses[1:3]
+    smtp_script.data[dropped] = [DROP]
+    smtp_script.data[hung] = [HANG]
+    assert delivery_project.cli("send", "--now", NOW) == 1  # unknown rows need a look
+    states = delivery_project.states()
+    assert states[dropped] == "unknown" and states[hung] == "unknown"
+    assert delivery_project.cli("send", "--now", NOW) == 0
+    assert smtp_script.copies()[dropped] == 1
+    capsys.readouterr()
+    delivery_project.cli("status", "2026-11")
+    assert f"unknown  {dropped}" in capsys.readouterr().out
+    assert delivery_project.cli("send", "2026-11", "--resend-unknown", "--now", NOW) == 0
+    assert smtp_script.copies()[dropped] == 2  # the operator chose to risk a duplicate
+    assert delivery_project.states()[dropped] == "sent"
+
+
+def test_a_run_of_policy_rejections_stops_the_send_without_failing_anyone(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer, smtp_script: Script,
+        capsys) -> None:
+    smtp_script.rcpt_default = "550 5.7.1 Service unavailable; client host blocked"
+    assert delivery_project.cli("send", "--now", NOW) == 1
+    states = delivery_project.states()
+    assert "failed" not in states.values() and "sent" not in states.values()
+    assert "policy rejections in a row" in capsys.readouterr().err
+
+
+def test_refused_login_stops_the_run_before_any_claim(
+        delivery_project: DeliveryProject, monkeypatch, capsys) -> None:
+    script = Script(password="right")
+    server = ScriptedServer(script)
+    server.start()
+    try:
+        monkeypatch.setenv("NEWSLETTER_SMTP_URL", f"smtp://user@127.0.0.1:{server.port}")
+        monkeypatch.setenv("NEWSLETTER_SMTP_PASSWORD", "wrong")
+        assert delivery_project.cli("send", "--now", NOW) == 1
+    finally:
+        server.stop()
+    assert set(delivery_project.states().values()) == {"pending"}
+    err = capsys.readouterr().err
+    assert "login refused: 535" in err and "wrong" not in err
+
+
+def test_unsubscribe_during_a_send_stops_later_messages_to_that_address(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer,
+        smtp_script: Script) -> None:
+    last = delivery_project.addresses[-1]
+
+    def unsubscribe_last(rcpt: str) -> None:
+        with sqlite3.connect(delivery_project.db, timeout=10) as conn:
+            conn.execute("UPDATE subscribers SET status = 'unsubscribed' WHERE email = ?",
+                         (last,))
+
+    smtp_script.on_message = unsubscribe_last
+    assert delivery_project.cli("send", "--now", NOW) == 0
+    assert last not in smtp_script.copies()
+    assert delivery_project.states()[last] == "suppressed"
+
+
+def test_schedule_sends_only_once_send_at_has_come(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer, smtp_script: Script,
+        capsys) -> None:
+    assert delivery_project.cli("send", "--now", "2026-11-05T08:59") == 0  # 09:00 Zurich
+    assert smtp_script.copies() == {}
+    assert "waiting: 2026-11 at 2026-11-05 09:00" in capsys.readouterr().out
+    assert delivery_project.cli("send", "--now", "2026-11-05T09:00") == 0
+    assert sum(smtp_script.copies().values()) == 6
+
+
+def test_dry_run_renders_everything_and_sends_nothing(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer, smtp_script: Script,
+        capsys) -> None:
+    before = smtp_script.connections  # the controller's own readiness probe
+    assert delivery_project.cli("send", "--dry-run", "--now", NOW) == 0
+    assert smtp_script.connections == before
+    assert "dry run: would send 6 message(s) for 2026-11" in capsys.readouterr().out
+    assert delivery_project.states() == {}
+    assert not (delivery_project.root / "outbox").exists()
+
+
+def test_test_send_marks_the_subject_and_leaves_the_ledger_alone(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer,
+        smtp_script: Script) -> None:
+    assert delivery_project.cli("send", "2026-11", "--to", "Editor@Example.org") == 0
+    [msg] = smtp_script.parsed("editor@example.org")
+    assert msg["Subject"].startswith("[TEST] ")
+    assert delivery_project.states() == {}
+
+
+def test_a_second_concurrent_send_exits_0_saying_another_is_running(
+        delivery_project: DeliveryProject, capsys) -> None:
+    from newsletter.lock import SendLock
+
+    with SendLock(delivery_project.root / "newsletter.db.lock") as held:
+        assert held.acquire()
+        assert delivery_project.cli("send", "--now", NOW) == 0
+    assert "another send is running" in capsys.readouterr().out
+    assert not (delivery_project.root / "outbox").exists()
+
+
+def test_smtp_without_a_secret_is_refused_with_exit_2(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer, monkeypatch,
+        capsys) -> None:
+    monkeypatch.delenv("NEWSLETTER_SECRET")
+    assert delivery_project.cli("send", "--now", NOW) == 2
+    assert "NEWSLETTER_SECRET is not set" in capsys.readouterr().err
