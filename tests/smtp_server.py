@@ -28,6 +28,7 @@ class Script:
     data: dict[str, list[str]] = field(default_factory=dict)
     rcpt_default: str = ""  # e.g. "550 5.7.1 blocked" for every recipient
     close_after: int = 0  # 421 and close the session after this many messages
+    delay: float = 0.0  # seconds to wait before answering the final dot
     password: str | None = None  # when set, AUTH must give this password
     on_message: object = None  # called with the recipient after each accepted message
     messages: list[tuple[str, bytes]] = field(default_factory=list)
@@ -73,6 +74,8 @@ class _Handler:
             return "250 OK"  # written to a closed transport: never reaches the client
         if action == HANG:
             await asyncio.sleep(30)
+        if self.script.delay:
+            await asyncio.sleep(self.script.delay)
         return "250 2.0.0 OK queued"
 
 

@@ -1,0 +1,96 @@
+"""A sender killed with SIGKILL at any point, then run again: one copy each, none left `sending`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest_delivery import DeliveryProject, make_delivery_project
+from smtp_server import Script, ScriptedServer
+
+NOW = "2026-11-22T10:00"
+
+
+def run_send(project: DeliveryProject, server: ScriptedServer, *extra: str,
+             crash_at: str = "", wait: bool = True):  # noqa: ANN201
+    env = {**os.environ, "NEWSLETTER_SMTP_URL": server.url, "NEWSLETTER_SECRET": "s3cret"}
+    env.pop("NEWSLETTER_CRASH_AT", None)
+    if crash_at:
+        env["NEWSLETTER_CRASH_AT"] = crash_at
+    argv = [sys.executable, "-m", "newsletter", "--config", str(project.config), "send",
+            "--now", NOW, *extra]
+    if wait:
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def assert_recovered(project: DeliveryProject, script: Script, *, max_unknown: int) -> None:
+    """Exactly one copy per subscriber except `unknown` rows; no `sending`; database intact."""
+    states = project.states()
+    copies = script.copies()
+    unknown = {a for a, s in states.items() if s == "unknown"}
+    assert "sending" not in states.values()
+    assert len(unknown) <= max_unknown
+    for address in project.addresses:
+        if address in unknown:
+            assert copies[address] <= 1
+        else:
+            assert (states[address], copies[address]) == ("sent", 1), address
+    with sqlite3.connect(project.db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@pytest.mark.parametrize(("point", "unknown_expected", "copies_of_unknown"), [
+    ("after-freeze", 0, 0),
+    ("after-claim:3", 1, 0),
+    ("mid-data:3", 1, 0),
+    ("after-dot:3", 1, 1),
+    ("after-reply:3", 1, 1),
+    ("summary", 0, 0),
+])
+def test_sigkill_at_each_stage_then_rerun_sends_each_subscriber_exactly_once(
+        tmp_path: Path, point: str, unknown_expected: int, copies_of_unknown: int) -> None:
+    project = make_delivery_project(tmp_path / "nl", 8, connections=1)
+    script = Script()
+    server = ScriptedServer(script)
+    server.start()
+    try:
+        crashed = run_send(project, server, crash_at=point)
+        assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+        again = run_send(project, server)
+        assert again.returncode == (1 if unknown_expected else 0), again.stderr
+        assert_recovered(project, script, max_unknown=unknown_expected)
+        unknown = [a for a, s in project.states().items() if s == "unknown"]
+        assert len(unknown) == unknown_expected
+        assert all(script.copies()[a] == copies_of_unknown for a in unknown)
+        if unknown:
+            assert "marked unknown" in again.stdout
+        third = run_send(project, server)
+        assert third.returncode == 0 and "nothing to send" in third.stdout
+    finally:
+        server.stop()
+
+
+def test_external_sigkill_part_way_through_then_rerun(tmp_path: Path) -> None:
+    project = make_delivery_project(tmp_path / "nl", 40, connections=2)
+    script = Script(delay=0.02)
+    server = ScriptedServer(script)
+    server.start()
+    try:
+        proc = run_send(project, server, wait=False)
+        deadline = time.monotonic() + 60
+        while sum(script.copies().values()) < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert 0 < sum(script.copies().values()) < 40
+        run_send(project, server)
+        assert_recovered(project, script, max_unknown=2)  # at most one per connection
+    finally:
+        server.stop()
