@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -62,7 +64,8 @@ def parse_now(value: str | None, config: Config) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=config.timezone)
 
 
-def open_store(config: Config):  # noqa: ANN201 - sqlite3.Connection
-    return store.connect(config.store_path)
+def open_store(config: Config) -> contextlib.closing[sqlite3.Connection]:
+    """`with open_store(config) as conn:` opens the database and always closes it."""
+    return contextlib.closing(store.connect(config.store_path))
 
 

@@ -209,7 +209,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise InputError(f"--to: {exc}") from exc
     if not tests and config.subscriber_files:  # editors edit CSV; the list is read each run
-        _import_files(config, config.subscriber_files)
+        _import_files(config, config.subscriber_files, quiet=True)
     transports = Transports(config)
     progress = Progress()
     try:
@@ -279,7 +279,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _import_files(config: Config, files) -> tuple[int, int, int]:  # noqa: ANN001
+def _import_files(config: Config, files, *, quiet: bool = False) -> tuple[int, int, int]:  # noqa: ANN001
     from newsletter import store
     from newsletter.subscribers import read_csv
 
@@ -291,8 +291,9 @@ def _import_files(config: Config, files) -> tuple[int, int, int]:  # noqa: ANN00
                 warn(str(row))
             a, u = store.upsert_subscribers(conn, parsed.subscribers)
             added, updated, rejected = added + a, updated + u, rejected + len(parsed.rejected)
-            say(f"{path}: {len(parsed.subscribers)} address(es), {a} new, {u} updated, "
-                f"{parsed.merged} duplicate row(s) merged, {len(parsed.rejected)} rejected")
+            if not quiet or a or u or parsed.rejected:
+                say(f"{path}: {len(parsed.subscribers)} address(es), {a} new, {u} updated, "
+                    f"{parsed.merged} duplicate row(s) merged, {len(parsed.rejected)} rejected")
     return added, updated, rejected
 
 

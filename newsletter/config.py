@@ -128,7 +128,7 @@ def load_config(path: Path | str = "newsletter.toml") -> Config:
 
 def parse_config(data: dict, path: Path) -> Config:
     """Validate a parsed TOML document."""
-    root = path.resolve().parent
+    root = path.parent  # kept relative, so messages name files as the user sees them
     p = _Problems()
     for section, value in data.items():
         if section not in _SECTIONS:

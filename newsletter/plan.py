@@ -28,6 +28,16 @@ def default_drafts(issues_dir: Path) -> list[Path]:
     return sorted(p for p in issues_dir.glob("*.md") if _DEFAULT_DRAFT_RE.match(p.name))
 
 
+def declared_status(path: Path) -> str:
+    """The `status:` line of a draft that does not load, read leniently ("" if unreadable)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return ""
+    match = re.search(r"^status:\s*['\"]?(\w+)", text.split("\n---", 1)[0], re.MULTILINE)
+    return match.group(1) if match else ""
+
+
 def plan_run(config: Config, conn: sqlite3.Connection, now: datetime, *,
              only: Draft | None = None) -> Plan:
     """Due = status ready and send_at <= now (in the configured zone) and not yet frozen."""
@@ -44,7 +54,8 @@ def plan_run(config: Config, conn: sqlite3.Connection, now: datetime, *,
                 drafts.append(load_draft(path, timezone=config.timezone,
                                          default_language=config.default_language))
             except NewsletterError as exc:
-                problems.append(str(exc))
+                if declared_status(path) != "draft":  # work in progress may be incomplete
+                    problems.append(str(exc))
     for draft in drafts:
         if draft.status != "ready" or ledger.is_frozen(conn, draft.issue):
             continue

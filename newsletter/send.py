@@ -131,8 +131,6 @@ def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options
         on_note(f"{recovered} delivery(ies) were interrupted by a crash: marked unknown "
                 "(see `newsletter status`; resend with --resend-unknown)")
     plan = plan_run(config, conn, clock.now(), only=options.issue)
-    for problem in plan.problems:
-        on_note(f"skipped a draft: {problem}")
     if options.dry_run:
         return _dry_run(config, conn, plan, clock, transports, secret, started)
     frozen, problems = _freeze_due(config, conn, plan, clock, on_note)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -102,8 +103,8 @@ def read_csv(path: Path, *, default_language: str = "en") -> ParsedList:
     """Parse a CSV (UTF-8 with or without BOM, or an Excel export in cp1252; , ; or tab)."""
     text = _decode(path)
     dialect = _sniff(text)
-    reader = csv.reader(io.StringIO(text, newline=""), dialect)
-    header = next(reader, None)
+    rows = _rows(csv.reader(io.StringIO(text, newline=""), dialect), path)
+    header = next(rows, (1, None))[1]
     if header is None:
         raise InputError("empty file; expected a header line with an 'email' column",
                          where=str(path))
@@ -111,8 +112,7 @@ def read_csv(path: Path, *, default_language: str = "en") -> ParsedList:
     by_address: dict[str, tuple[int, Subscriber]] = {}
     rejected: list[Rejected] = []
     merged = 0
-    for row in reader:
-        line = reader.line_num
+    for line, row in rows:
         if not any(cell.strip() for cell in row):
             continue
         cells = {key: (row[i] if i < len(row) else "") for key, i in columns.items()}
@@ -133,6 +133,21 @@ def read_csv(path: Path, *, default_language: str = "en") -> ParsedList:
         else:
             by_address[key] = (line, sub)
     return ParsedList(tuple(s for _, s in by_address.values()), tuple(rejected), merged)
+
+
+def _rows(reader, path: Path) -> Iterator[tuple[int, list[str]]]:  # noqa: ANN001 - csv reader
+    """(first physical line, cells) per row; csv.Error becomes an InputError naming the line."""
+    end = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. an unclosed quote swallowing the rest of a big file
+            raise InputError(f"line {end + 1}: {exc}", where=str(path)) from exc
+        # line_num is the row's last physical line; a quoted cell may span several
+        start, end = end + 1, reader.line_num
+        yield start, row
 
 
 def _decode(path: Path) -> str:

@@ -103,15 +103,17 @@ class _TextWriter(HTMLParser):
             self.heading = ""
             return
         quote = "> " * self.quote
+        block: list[str] = []  # a <br> starts a new line within the block, not a new paragraph
         for part in text.split("\n"):
             if not part.strip():
                 continue
             indent = " " * len(self.prefix)
             lines = textwrap.wrap(" ".join(part.split()), self.width - len(quote) - len(indent),
                                   break_long_words=False, break_on_hyphens=False)
-            block = [quote + self.prefix + lines[0]] + [quote + indent + ln for ln in lines[1:]]
-            self.blocks.append("\n".join(block))
+            block += [quote + self.prefix + lines[0]] + [quote + indent + ln for ln in lines[1:]]
             self.prefix = " " * len(self.prefix) if self.prefix else ""
+        if block:
+            self.blocks.append("\n".join(block))
         self.prefix = ""
 
 

@@ -43,6 +43,8 @@ def verify_token(secrets: list[str], list_id: str, token: str) -> str | None:
         email = _unb64(encoded).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
         return None
+    if not mac.isascii():  # hmac.compare_digest raises TypeError on non-ASCII str
+        return None
     ok = False
     for secret in secrets:
         ok |= hmac.compare_digest(mac, _mac(secret, list_id, email))
