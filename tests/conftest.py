@@ -125,7 +125,8 @@ def _rfc822(moment: datetime | str) -> str:
 def make_rss(items: list[dict], *, title: str = "Test news", prolog: str = "") -> bytes:
     """An RSS 2.0 document; item keys: title, link, guid, published, description (HTML)."""
     parts = []
-    for item in items:
+    for given in items:
+        item = {k: v for k, v in given.items() if v is not None}  # None: leave the element out
         xml = ["<item>"]
         if "title" in item:
             xml.append(f"<title>{escape(item['title'])}</title>")
@@ -148,7 +149,8 @@ def make_rss(items: list[dict], *, title: str = "Test news", prolog: str = "") -
 def make_atom(entries: list[dict], *, title: str = "Test events") -> bytes:
     """An Atom document; entry keys: title, link, id, published (ISO), summary (HTML)."""
     parts = []
-    for entry in entries:
+    for given in entries:
+        entry = {k: v for k, v in given.items() if v is not None}
         xml = ["<entry>"]
         if "title" in entry:
             xml.append(f'<title type="html">{escape(entry["title"])}</title>')
@@ -260,6 +262,8 @@ class Project:
         self.write_config(feed_table("news", news, "News in brief", max_items=5)
                           + feed_table("events", events, "Upcoming events", kind="events",
                                        max_items=4))
+
+    feed_table = staticmethod(feed_table)
 
     @property
     def config_path(self) -> Path:

@@ -1,0 +1,100 @@
+"""Unsubscribe tokens: bound to one address and one list, signed, and rotatable."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from newsletter.tokens import make_token, verify_token
+
+LIST_ID = "ip-for-business.ipbusiness.example.org"
+SECRET = "s3cret-for-tests"
+ADDRESS = "zoe.mueller@example.org"
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode("ascii").rstrip("=")
+
+
+def test_a_token_verifies_to_the_address_it_was_made_for():
+    token = make_token(SECRET, LIST_ID, ADDRESS)
+
+    assert verify_token([SECRET], LIST_ID, token) == ADDRESS
+
+
+def test_a_token_is_url_safe():
+    token = make_token(SECRET, LIST_ID, "o'brien+news/x@example.org")
+
+    assert all(c.isalnum() or c in "-_." for c in token), token
+    assert verify_token([SECRET], LIST_ID, token) == "o'brien+news/x@example.org"
+
+
+def test_tokens_differ_per_address_and_per_list():
+    tokens = {make_token(SECRET, LIST_ID, ADDRESS), make_token(SECRET, LIST_ID, "b@example.org"),
+              make_token(SECRET, "other.example.org", ADDRESS)}
+
+    assert len(tokens) == 3
+
+
+def test_a_token_for_another_list_is_refused():
+    token = make_token(SECRET, "other-list.example.org", ADDRESS)
+
+    assert verify_token([SECRET], LIST_ID, token) is None
+
+
+def test_a_token_with_a_tampered_mac_is_refused():
+    token = make_token(SECRET, LIST_ID, ADDRESS)
+    encoded, mac = token.split(".")
+    flipped = ("A" if mac[0] != "A" else "B") + mac[1:]
+
+    assert verify_token([SECRET], LIST_ID, f"{encoded}.{flipped}") is None
+    assert verify_token([SECRET], LIST_ID, f"{encoded}.{mac[:-1]}") is None
+    assert verify_token([SECRET], LIST_ID, f"{encoded}.") is None
+
+
+def test_a_token_whose_address_was_swapped_is_refused():
+    """Someone who has their own link must not be able to unsubscribe another address."""
+    _, mac = make_token(SECRET, LIST_ID, "attacker@example.org").split(".")
+
+    assert verify_token([SECRET], LIST_ID, f"{_b64(ADDRESS)}.{mac}") is None
+
+
+def test_a_token_signed_with_an_unknown_secret_is_refused():
+    token = make_token("some-other-secret", LIST_ID, ADDRESS)
+
+    assert verify_token([SECRET], LIST_ID, token) is None
+
+
+def test_no_secrets_means_no_token_verifies():
+    assert verify_token([], LIST_ID, make_token(SECRET, LIST_ID, ADDRESS)) is None
+
+
+@pytest.mark.parametrize("garbage", [
+    "",
+    ".",
+    "..",
+    "no-dot-at-all",
+    "!!!.???",
+    "%00.%00",
+    "\x00.\x00",
+    "not base64 at all.abc",
+    "/w.abc",  # base64 of the byte 0xff: not UTF-8
+    "é.é",
+    _b64(ADDRESS) + ".é",  # non-ASCII MAC: hmac.compare_digest would raise TypeError
+    _b64(ADDRESS) + ".\udcff",
+    "a" * 10_000,
+])
+def test_garbage_is_refused_without_an_exception(garbage):
+    assert verify_token([SECRET], LIST_ID, garbage) is None
+
+
+def test_rotation_accepts_tokens_signed_with_the_new_or_the_old_secret():
+    new, old = "new-secret", "old-secret"
+    by_new = make_token(new, LIST_ID, ADDRESS)
+    by_old = make_token(old, LIST_ID, ADDRESS)
+
+    assert verify_token([new, old], LIST_ID, by_new) == ADDRESS
+    assert verify_token([new, old], LIST_ID, by_old) == ADDRESS
+    # Once the old secret is retired, its links stop working.
+    assert verify_token([new], LIST_ID, by_old) is None
