@@ -116,13 +116,18 @@ def free_port() -> int:
 
 
 class ScriptedServer(Controller):
-    def __init__(self, script: Script) -> None:
+    """tls_context: offer STARTTLS with it; implicit_tls: speak TLS from the start (smtps)."""
+
+    def __init__(self, script: Script, *, tls_context=None, implicit_tls=None) -> None:  # noqa: ANN001
         self.script = script
-        kwargs = {}
+        self.scheme = "smtps" if implicit_tls else "smtp+starttls" if tls_context else "smtp"
+        kwargs: dict = {}
         if script.password is not None:
             kwargs = {"authenticator": self._authenticate, "auth_require_tls": False}
+        if tls_context is not None:
+            kwargs["tls_context"] = tls_context
         super().__init__(_Handler(script), hostname="127.0.0.1", port=free_port(),
-                         ready_timeout=5, **kwargs)
+                         ready_timeout=5, ssl_context=implicit_tls, **kwargs)
 
     def factory(self) -> SMTP:
         smtp = type("BoundSMTP", (_ScriptedSMTP,), {"script": self.script})
@@ -135,4 +140,4 @@ class ScriptedServer(Controller):
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}?timeout=2"
+        return f"{self.scheme}://127.0.0.1:{self.port}?timeout=2"
