@@ -10,6 +10,7 @@ from pathlib import Path
 from newsletter.drafts import Draft
 from newsletter.personalise import KNOWN, unknown_placeholders
 from newsletter.render import Edition
+from newsletter.snapshot import snapshot_path
 
 GMAIL_CLIP_BYTES = 102 * 1024
 HTML_LIMIT_BYTES = 100 * 1024  # a margin below Gmail's clip for headers and personal values
@@ -44,10 +45,17 @@ class _Links(HTMLParser):
 def check_issue(draft: Draft, edition: Edition, *, item_count: int) -> list[Problem]:
     """Problems in the rendered edition, pointed back at the draft line where possible."""
     raw = draft.path.read_text(encoding="utf-8-sig") if draft.path.exists() else ""
+    # A link or image that is not in the draft came from a feed item: point at the snapshot,
+    # which is where the editor fixes it.
+    snap_file = snapshot_path(draft.path)
+    snap_raw = snap_file.read_text(encoding="utf-8") if snap_file.exists() else ""
     problems: list[Problem] = []
 
     def add(severity: str, needle: str, message: str) -> None:
-        problems.append(Problem(severity, _locate(draft.path, raw, needle), message))
+        where = _locate(draft.path, raw, needle)
+        if where == str(draft.path) and needle and needle in snap_raw:
+            where = _locate(snap_file, snap_raw, needle)
+        problems.append(Problem(severity, where, message))
 
     if not draft.preheader:
         add("warning", "subject:", "front matter: 'preheader' is empty; inboxes will show the "

@@ -146,7 +146,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             composed = compose(config, path, conn, now=parse_now(args.now, config))
     except DraftError as exc:
         for problem in exc.problems:
-            print(f"{exc.where}: error: {problem}")
+            line, text = ("", problem)
+            if problem.startswith("line "):
+                line, _, text = problem.partition(": ")
+            where = f"{exc.where}:{line.removeprefix('line ')}" if line else exc.where
+            print(f"{where}: error: {text}")
         say(f"check {path.name}: {len(exc.problems)} error(s), 0 warning(s)")
         return 1
     _report_pull(composed)
@@ -317,7 +321,11 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
             except ValueError as exc:
                 raise InputError(str(exc)) from exc
             status = store.add_subscriber(conn, sub)
-            say(f"{sub.email}: {status}")
+            if status != "active":
+                say(f"{sub.email}: {status}; not re-activated (someone who left rejoins by "
+                    "confirming a subscription themselves)")
+                return 0
+            say(f"{sub.email}: active")
             return 0
         if action == "remove":
             from newsletter.subscribers import normalise_address

@@ -180,23 +180,31 @@ def _escape(text: str) -> str:
 
 def choose_items(items: Iterable[FeedItem], feed: FeedConfig, *, start: datetime, end: datetime,
                  seen: set[str], exclude: Iterable[str]) -> list[FeedItem]:
-    """The items of one feed for one issue: in [start, end), new, not excluded, on topic."""
+    """The items of one feed for one issue: in [start, end), new, not excluded, on topic.
+
+    Only the items kept (after max_items) are added to `seen`, so an item this feed had no
+    room for can still come through another feed.
+    """
     dropped = set(exclude) | {normalise_link(x) for x in exclude if is_http_url(x)}
-    chosen: list[FeedItem] = []
+    candidates: dict[str, FeedItem] = {}
+    keys_taken: set[str] = set()
     for item in items:
         key = normalise_link(item.link)
-        if item.id in seen or key in seen or item.id in dropped or key in dropped:
+        if {item.id, key} & (seen | dropped | keys_taken):
             continue
         if item.published and not start <= item.published < end:
             continue
         if feed.keywords and not any(k in f"{item.title} {plain_text(item.summary)}".lower()
                                      for k in feed.keywords):
             continue
-        seen.update((item.id, key))
-        chosen.append(item)
+        keys_taken.update((item.id, key))
+        candidates[item.id] = item
     newest_first = feed.kind != "events"
-    chosen.sort(key=lambda i: i.published or end, reverse=newest_first)
-    return chosen[: feed.max_items]
+    chosen = sorted(candidates.values(), key=lambda i: i.published or end,
+                    reverse=newest_first)[: feed.max_items]
+    for item in chosen:
+        seen.update((item.id, normalise_link(item.link)))
+    return chosen
 
 
 def with_section(item: FeedItem, section: str, kind: str) -> FeedItem:

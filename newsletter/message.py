@@ -61,18 +61,31 @@ def message_id(issue: str, email: str, domain: str) -> str:
 
 def check_header_text(value: str, what: str) -> str:
     """Refuse CR, LF, NUL and encoded-word tricks in anything bound for a header."""
-    if any(c in value for c in "\r\n\x00"):
+    # NEL, LS and PS too: str.splitlines() breaks on them, and so does email.header, which
+    # would silently turn them into folds.
+    if any(c in value for c in "\r\n\x00\x85\u2028\u2029"):
         raise InputError(f"{what} contains a line break or NUL: {value[:60]!r}")
+    # Other C0 controls and DEL: no header syntax allows them, encoded or not (the parser
+    # flags a NonPrintableDefect); TAB is whitespace and stays.
+    if any((ord(c) < 32 and c != "\t") or c == "\x7f" for c in value):
+        raise InputError(f"{what} contains a control character: {value[:60]!r}")
     if _ENCODED_WORD_RE.search(value):
         raise InputError(f"{what} contains an RFC 2047 encoded word: {value[:60]!r}")
     return value
+
+
+_ATOMS_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")  # RFC 5322 atext and spaces
+
+
+def quote_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def encode_phrase(text: str) -> str:
     """A display phrase: as is when plain ASCII, else RFC 2047 encoded words, folded."""
     check_header_text(text, "header text")
     if text.isascii():
-        return text
+        return text if _ATOMS_RE.fullmatch(text) else quote_string(text)
     return Header(text, "utf-8", header_name="To").encode(linesep=CRLF)
 
 
@@ -82,8 +95,12 @@ def encode_address(name: str, addr: str) -> str:
     if not name:
         return addr
     if name.isascii():
-        return formataddr((name, addr))  # quotes and escapes specials such as , and "
-    return f"{encode_phrase(name)} <{addr}>"
+        plain = formataddr((name, addr))  # quotes and escapes specials such as , and "
+        if len(plain) < 900:
+            return plain
+    # Encoded words, folded: also for a long ASCII name, which formataddr would not fold
+    # (RFC 5322 2.1.1: no line over 998 octets).
+    return f"{Header(name, 'utf-8', header_name='To').encode(linesep=CRLF)} <{addr}>"
 
 
 def encode_subject(subject: str) -> str:

@@ -73,6 +73,8 @@ def clean_name(raw: str) -> str:
     if _ENCODED_WORD_RE.search(raw):
         raise ValueError("name contains an RFC 2047 encoded word (=?...?=)")
     name = " ".join(clean_line(raw).split())
+    if name[:1] == "'" and name[1:2] in _FORMULA_START:
+        name = name[1:]  # undo export_cell's guard, so an export imports back unchanged
     if len(name) > MAX_NAME:
         raise ValueError(f"name is longer than {MAX_NAME} characters")
     return name

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from newsletter import ledger, store
-from newsletter.errors import DeliveryError, NewsletterError
+from newsletter.errors import DeliveryError, InputError, NewsletterError
 from newsletter.faults import crash_point
 from newsletter.message import Envelope, Personal, build_message, message_id
 from newsletter.render import Edition
@@ -120,9 +120,14 @@ def _deliver_one(job: Job, conn, transport, issue: str, subscriber_id: int) -> N
     crash_point("after-claim")
     edition = job.editions[(issue, d.language)]
     mid = message_id(issue, d.email, job.envelope.domain)
-    data = build_message(edition, job.envelope,
-                         Personal(d.email, d.name, job.unsubscribe_url(d.email), mid),
-                         job.clock.now())
+    try:
+        data = build_message(edition, job.envelope,
+                             Personal(d.email, d.name, job.unsubscribe_url(d.email), mid),
+                             job.clock.now())
+    except InputError as exc:  # this subscriber's data cannot make a safe message; go on
+        ledger.mark_failed(conn, d, f"not sent: {exc}", job.clock.now())
+        job.tally.add("failed")
+        return
     outcome = Outcome("retry", 0, "")
     for _ in range(RETRIES_PER_RUN):
         job.limiter.wait()

@@ -1,4 +1,4 @@
-"""`newsletter check`: every problem at once, each an error or warning with the draft's file:line."""
+"""`newsletter check`: every problem at once, each an error or warning with its file:line."""
 
 from __future__ import annotations
 
@@ -148,7 +148,22 @@ def test_cli_check_lists_every_front_matter_problem_and_exits_1(project):
     result = project.cli("check", "2026-11")
     assert result.code == 1
     assert result.out.splitlines() == [
-        f"{path}: error: line 2: front matter: 'subject' must be text, not int",
-        f"{path}: error: line 3: front matter: 'status' must be one of draft, ready, not 'sent'",
+        f"{path}:2: error: front matter: 'subject' must be text, not int",
+        f"{path}:3: error: front matter: 'status' must be one of draft, ready, not 'sent'",
         "check 2026-11.md: 2 error(s), 0 warning(s)",
     ]
+
+
+def test_problem_in_a_feed_item_points_at_the_snapshot_line(project):
+    project.copy_sample_issue()
+    snapshot = project.issues / "2026-11.items.yaml"
+    text = snapshot.read_text(encoding="utf-8")
+    text = text.replace("Sessions run every second Thursday;",
+                        '<img src="https://img.example.org/clinic.png"> Sessions run every '
+                        "second Thursday;")
+    snapshot.write_text(text, encoding="utf-8")
+    result = project.cli("check", "2026-11")
+    assert result.code == 1
+    line = text[:text.index("https://img.example.org/clinic.png")].count("\n") + 1
+    assert result.out.splitlines()[0] == (
+        f"{snapshot}:{line}: error: image 'https://img.example.org/clinic.png' has no alt text")

@@ -29,7 +29,11 @@ def test_pull_writes_the_snapshot_beside_the_draft(project):
     assert result.code == 0, result.err
     snapshot = project.issues / "2026-11.items.yaml"
     # The shipped sample snapshot was pulled from the same feeds at the same moment.
-    assert snapshot.read_text(encoding="utf-8") == SAMPLE_SNAPSHOT.read_text(encoding="utf-8")
+    assert read_snapshot(snapshot) == read_snapshot(SAMPLE_SNAPSHOT)
+    text = snapshot.read_text(encoding="utf-8")
+    assert text.startswith("# Feed items for issue 2026-11, pulled by `newsletter pull` at "
+                           "2026-11-22T11:00:00Z.\n# Edit freely before sending")
+    assert "title: Startup IP clinic opens in Zürich\n" in text  # readable, not \u-escaped
     lines = result.out.splitlines()
     assert lines[:2] == ["  News in brief: 5 items", "  Upcoming events: 4 items"]
     assert lines[2].startswith(
@@ -201,4 +205,4 @@ def test_build_without_a_snapshot_pulls_first_and_says_so(project, tmp_path):
     assert result.code == 0, result.err
     snapshot = project.issues / "2026-11.items.yaml"
     assert result.out.splitlines()[0] == f"no snapshot yet: pulled 9 items into {snapshot}"
-    assert snapshot.read_text(encoding="utf-8") == SAMPLE_SNAPSHOT.read_text(encoding="utf-8")
+    assert read_snapshot(snapshot) == read_snapshot(SAMPLE_SNAPSHOT)
