@@ -49,6 +49,8 @@ class Config:
     dkim_selector: str = ""
     dkim_domain: str = ""
     dkim_key_file: Path | None = None
+    soft_bounce_limit: int = 3
+    soft_bounce_window_days: int = 30
     source: Path = field(default=Path("newsletter.toml"))
 
     @property
@@ -74,6 +76,7 @@ _SECTIONS: dict[str, set[str]] = {
     "store": {"path"},
     "delivery": {"connections", "rate_per_second"},
     "dkim": {"selector", "domain", "key_file"},
+    "bounces": {"soft_limit", "soft_window_days"},
 }
 
 
@@ -162,7 +165,8 @@ def parse_config(data: dict, path: Path) -> Config:
     connections = p.number(delivery, "connections", "delivery", 2, minimum=1, integer=True)
     rate = p.number(delivery, "rate_per_second", "delivery", 0, minimum=0)
     dkim = data.get("dkim", {}) if isinstance(data.get("dkim"), dict) else {}
-    key_file = p.text(dkim, "key_file", "dkim", required=False)
+    key_file = p.text(dkim, "key_file", "dkim", required=bool(dkim))
+    bounces = data.get("bounces", {}) if isinstance(data.get("bounces"), dict) else {}
     config = Config(
         root=root,
         name=p.text(nl, "name", "newsletter"),
@@ -186,6 +190,9 @@ def parse_config(data: dict, path: Path) -> Config:
         dkim_selector=p.text(dkim, "selector", "dkim", required=bool(dkim)),
         dkim_domain=p.text(dkim, "domain", "dkim", required=bool(dkim)),
         dkim_key_file=(root / key_file) if key_file else None,
+        soft_bounce_limit=p.number(bounces, "soft_limit", "bounces", 3, minimum=1, integer=True),
+        soft_bounce_window_days=p.number(bounces, "soft_window_days", "bounces", 30, minimum=1,
+                                         integer=True),
         source=path,
     )
     if p.items:

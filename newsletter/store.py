@@ -65,6 +65,22 @@ _MIGRATIONS = [
         issue TEXT NOT NULL
     );
     """,
+    # 2: bounce and complaint processing
+    """
+    CREATE TABLE processed_reports (
+        report_key TEXT PRIMARY KEY,
+        processed_at TEXT NOT NULL,
+        outcome TEXT NOT NULL
+    );
+    CREATE TABLE bounce_events (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL COLLATE NOCASE,
+        kind TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint')),
+        report_key TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX bounce_events_by_email ON bounce_events (email, kind, at);
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
