@@ -8,7 +8,7 @@ NL     := $(BIN)/newsletter
 ISSUE  ?= $(shell ls issues 2>/dev/null | grep -E '^[0-9]{4}-[0-9]{2}\.md$$' | sort | tail -n 1 | cut -c1-7)
 
 .DEFAULT_GOAL := help
-.PHONY: help new pull build check send status test faults bench lint golden clean
+.PHONY: help new pull build check send status serve test faults bench lint golden clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ send: $(STAMP) ## import subscribers/*.csv, then send every due issue (safe to r
 
 status: $(STAMP) ## ledger counts by state; failed and unknown addresses
 	$(NL) status
+
+serve: $(STAMP) ## run the web app (unsubscribe, subscribe, preferences, web view) on HOST:PORT
+	$(NL) serve --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8080)
 
 test: $(STAMP) ## run the test suite (browser tests need Debian's chromium)
 	$(BIN)/python -m pytest -q

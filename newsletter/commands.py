@@ -7,6 +7,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from newsletter.check import check_issue
 from newsletter.cli import config_of, open_store, parse_now
@@ -400,3 +401,23 @@ COMMANDS.update({
     "subscribers": (cmd_subscribers, "import, export, add, remove, list subscribers",
                     _add_subscribers),
 })
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from newsletter.web import serve
+
+    config = config_of(args)
+    say(f"serving {config.name} at http://{args.host}:{args.port}"
+        f"{urlsplit(config.base_url).path or '/'} (public address {config.base_url}); Ctrl-C stops")
+    serve(config, args.host, args.port, threads=args.threads)
+    return 0
+
+
+def _add_serve(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    cmd.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    cmd.add_argument("--threads", type=int, default=4, help="worker threads (default 4)")
+
+
+COMMANDS["serve"] = (cmd_serve, "run the web app: one-click unsubscribe, subscribe with "
+                     "double opt-in, preferences, web view", _add_serve)

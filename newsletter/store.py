@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from newsletter.errors import NewsletterError
@@ -80,6 +80,10 @@ _MIGRATIONS = [
         at TEXT NOT NULL
     );
     CREATE INDEX bounce_events_by_email ON bounce_events (email, kind, at);
+    """,
+    # 3: double opt-in bookkeeping (one confirmation email per address per few minutes)
+    """
+    ALTER TABLE subscribers ADD COLUMN confirm_sent_at TEXT;
     """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -236,3 +240,38 @@ def iter_subscribers(conn: sqlite3.Connection, status: str | None = None,
 def subscriber_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return {r[0]: r[1] for r in conn.execute(
         "SELECT status, count(*) FROM subscribers GROUP BY status ORDER BY status")}
+
+
+def update_profile(conn: sqlite3.Connection, email: str, name: str, language: str) -> None:
+    with transaction(conn):
+        conn.execute("UPDATE subscribers SET name = ?, language = ?, updated_at = ? "
+                     "WHERE email = ?", (name, language, now_iso(), email))
+
+
+def mark_confirm_sent(conn: sqlite3.Connection, email: str, name: str, language: str,
+                      now: datetime, gap: timedelta) -> bool:
+    """Record that a confirmation email goes out now; False if one went out less than `gap` ago.
+
+    A new address is stored as `pending` (not sent to) until it confirms.
+    """
+    stamp = now.astimezone(UTC).isoformat()
+    with transaction(conn):
+        row = conn.execute("SELECT confirm_sent_at FROM subscribers WHERE email = ?",
+                           (email,)).fetchone()
+        if row is None:
+            conn.execute(
+                "INSERT INTO subscribers (email, name, language, tags, status, created_at, "
+                "updated_at, confirm_sent_at) VALUES (?, ?, ?, '', 'pending', ?, ?, ?)",
+                (email, name, language, stamp, stamp, stamp))
+            return True
+        last = row[0]
+        if last and now - datetime.fromisoformat(last) < gap:
+            return False
+        conn.execute("UPDATE subscribers SET confirm_sent_at = ?, name = ?, language = ? "
+                     "WHERE email = ?", (stamp, name, language, email))
+    return True
+
+
+def clear_confirm_sent(conn: sqlite3.Connection, email: str) -> None:
+    with transaction(conn):
+        conn.execute("UPDATE subscribers SET confirm_sent_at = NULL WHERE email = ?", (email,))

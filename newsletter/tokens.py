@@ -1,4 +1,4 @@
-"""HMAC-signed unsubscribe tokens bound to an address and a list."""
+"""HMAC-signed tokens bound to an address, a list and a purpose (unsubscribe, confirm)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import os
+from datetime import UTC, datetime
 
 # Used only when NEWSLETTER_SECRET is unset and nothing leaves this machine (Maildir, build).
 DEV_SECRET = "dev-secret-not-for-real-mail"
@@ -17,6 +18,26 @@ def secret_from_env() -> tuple[str, bool]:
     return (secret, True) if secret else (DEV_SECRET, False)
 
 
+def verification_secrets(now: datetime | None = None,
+                         environ: dict[str, str] | None = None) -> list[str]:
+    """Secrets whose tokens are accepted now: the current one, and during a key rotation the
+    previous one (NEWSLETTER_SECRET_PREVIOUS) until NEWSLETTER_SECRET_PREVIOUS_UNTIL."""
+    env = os.environ if environ is None else environ
+    secrets = [env.get("NEWSLETTER_SECRET") or DEV_SECRET]
+    previous = env.get("NEWSLETTER_SECRET_PREVIOUS", "")
+    until = env.get("NEWSLETTER_SECRET_PREVIOUS_UNTIL", "")
+    if previous:
+        try:
+            deadline = datetime.fromisoformat(until) if until else None
+        except ValueError:
+            deadline = None  # a malformed date ends the grace period rather than extend it
+        if deadline is not None:
+            deadline = deadline if deadline.tzinfo else deadline.replace(tzinfo=UTC)
+            if (now or datetime.now(UTC)) < deadline:
+                secrets.append(previous)
+    return secrets
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
 
@@ -25,27 +46,60 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _mac(secret: str, list_id: str, email: str) -> str:
-    digest = hmac.new(secret.encode(), f"unsubscribe\0{list_id}\0{email.lower()}".encode(),
-                      hashlib.sha256).digest()
-    return _b64(digest[:18])
+def _mac(secret: str, list_id: str, email: str, purpose: str = "unsubscribe",
+         issued: str = "") -> str:
+    message = f"{purpose}\0{list_id}\0{email.lower()}\0{issued}".encode()
+    if purpose == "unsubscribe" and not issued:
+        message = f"unsubscribe\0{list_id}\0{email.lower()}".encode()
+    return _b64(hmac.new(secret.encode(), message, hashlib.sha256).digest()[:18])
 
 
 def make_token(secret: str, list_id: str, email: str) -> str:
-    """URL-safe token: the address (base64url) and a MAC over list and address."""
+    """Unsubscribe token: the address (base64url) and a MAC over list and address."""
     return f"{_b64(email.encode())}.{_mac(secret, list_id, email)}"
 
 
 def verify_token(secrets: list[str], list_id: str, token: str) -> str | None:
-    """The address a token was made for, if any of the secrets signed it; else None."""
+    """The address an unsubscribe token was made for, if any secret signed it; else None."""
+    parts = _split(token, 2)
+    if parts is None:
+        return None
+    email, (mac,) = parts
+    return email if _any_match(secrets, mac, lambda s: _mac(s, list_id, email)) else None
+
+
+def make_confirm_token(secret: str, list_id: str, email: str, issued: datetime) -> str:
+    """Double opt-in token: address, issue time (seconds) and a MAC over both."""
+    stamp = str(int(issued.timestamp()))
+    return f"{_b64(email.encode())}.{stamp}.{_mac(secret, list_id, email, 'confirm', stamp)}"
+
+
+def verify_confirm_token(secrets: list[str], list_id: str, token: str, now: datetime,
+                         max_age_seconds: int) -> str | None:
+    """The address, if the token is genuine and younger than max_age_seconds; else None."""
+    parts = _split(token, 3)
+    if parts is None:
+        return None
+    email, (stamp, mac) = parts
+    if not stamp.isdigit() or not 0 <= now.timestamp() - int(stamp) <= max_age_seconds:
+        return None
+    ok = _any_match(secrets, mac, lambda s: _mac(s, list_id, email, "confirm", stamp))
+    return email if ok else None
+
+
+def _split(token: str, count: int) -> tuple[str, list[str]] | None:
+    pieces = token.split(".")
+    if len(pieces) != count or not all(p.isascii() for p in pieces):
+        return None  # hmac.compare_digest raises TypeError on non-ASCII str
     try:
-        encoded, mac = token.split(".", 1)
-        email = _unb64(encoded).decode("utf-8")
+        email = _unb64(pieces[0]).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
         return None
-    if not mac.isascii():  # hmac.compare_digest raises TypeError on non-ASCII str
-        return None
+    return email, pieces[1:]
+
+
+def _any_match(secrets: list[str], mac: str, expected) -> bool:  # noqa: ANN001
     ok = False
-    for secret in secrets:
-        ok |= hmac.compare_digest(mac, _mac(secret, list_id, email))
-    return email if ok else None
+    for secret in secrets:  # no early exit: every secret is compared, in constant time each
+        ok |= hmac.compare_digest(mac, expected(secret))
+    return ok

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -339,6 +340,27 @@ def newsletter_script() -> Callable[..., subprocess.CompletedProcess[str]]:
     if not NEWSLETTER_SCRIPT.exists():
         pytest.fail(f"{NEWSLETTER_SCRIPT} is missing: run `make test` to install the package")
     return run_newsletter
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture
+def chromium() -> Path:
+    """Skip where Debian's chromium is missing, except in CI, where a skip would hide a gap."""
+    problem = ""
+    if not CHROMIUM.exists() and not shutil.which("chromium"):
+        problem = "Chromium not found (apt-get install chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            problem = "Playwright is not installed (pip install -e '.[test]')"
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"{problem}; browser tests must run in CI")
+        pytest.skip(problem)
+    return CHROMIUM
 
 
 from conftest_delivery import *  # noqa: E402,F401,F403

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
 from pathlib import Path
 
@@ -11,25 +9,6 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-@pytest.fixture
-def chromium() -> Path:
-    """Skip where Debian's chromium is missing, except in CI, where a skip would hide a gap."""
-    problem = ""
-    if not CHROMIUM.exists() and not shutil.which("chromium"):
-        problem = "Chromium not found (apt-get install chromium)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            problem = "Playwright is not installed (pip install -e '.[test]')"
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"{problem}; browser tests must run in CI")
-        pytest.skip(problem)
-    return CHROMIUM
 
 
 def png_size(path: Path) -> tuple[int, int]:

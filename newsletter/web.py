@@ -1,0 +1,278 @@
+"""`newsletter serve`: one-click unsubscribe (RFC 8058), double opt-in, preferences, web view.
+
+A small Flask app served by waitress. Every page works without JavaScript or cookies; every
+state change is committed before the response is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+from urllib.parse import urlsplit
+
+import jinja2
+from flask import Blueprint, Flask, Response, abort, g, redirect, request
+
+from newsletter import ledger, store
+from newsletter.config import Config
+from newsletter.errors import NewsletterError
+from newsletter.personalise import Recipient, personalise_html
+from newsletter.render import RTL_LANGUAGES
+from newsletter.subscribers import clean_language, clean_name, normalise_address
+from newsletter.tokens import (
+    make_confirm_token,
+    make_token,
+    secret_from_env,
+    verification_secrets,
+    verify_confirm_token,
+    verify_token,
+)
+
+log = logging.getLogger("newsletter.web")
+CONFIRM_DAYS = 7
+CONFIRM_RESEND_GAP = timedelta(minutes=10)
+LANGUAGES = [("en", "English"), ("fr", "Français"), ("es", "Español"), ("ar", "العربية"),
+             ("zh", "中文"), ("ru", "Русский")]
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src https: "
+                               "data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # tokens are in our URLs: never leak them onwards
+    "Cache-Control": "no-store",
+}
+
+
+def create_app(config: Config, *, send_mail: Callable[[str, bytes], None] | None = None,
+               clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Flask:
+    """The app, mounted under base_url's path so the links in sent mail resolve here."""
+    app = Flask("newsletter", static_folder=None)
+    prefix = urlsplit(config.base_url).path.rstrip("/")
+    pages = _Pages(config, prefix)
+    mail = send_mail or _transport_sender(config)
+    bp = Blueprint("newsletter", __name__)
+
+    def db() -> sqlite3.Connection:
+        if "db" not in g:
+            g.db = store.connect(config.store_path)
+        return g.db
+
+    @app.teardown_appcontext
+    def close_db(_exc: BaseException | None) -> None:
+        conn = g.pop("db", None)
+        if conn is not None:
+            conn.close()
+
+    @app.after_request
+    def secure(response: Response) -> Response:
+        response.headers.update(_SECURITY_HEADERS)
+        return response
+
+    @bp.get("/")
+    def index() -> Response:
+        return redirect(f"{prefix}/subscribe", 303)
+
+    @bp.get("/healthz")
+    def health() -> str:
+        db().execute("SELECT 1")
+        return "ok"
+
+    @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+    def unsubscribe(token: str) -> Response | str | tuple[str, int]:
+        email = verify_token(verification_secrets(clock()), config.list_id, token)
+        if email is None:
+            return pages.invalid_link()
+        if request.method == "GET":  # link scanners fetch with GET: show a button, change nothing
+            return pages.render("web/unsubscribe.html.j2", "Unsubscribe", email=email,
+                                action=f"{prefix}/unsubscribe/{token}",
+                                preferences=f"{prefix}/preferences/{token}")
+        _unsubscribe(db(), email, clock())
+        return pages.message("You are unsubscribed",
+                             f"{email} will not receive {config.name} any more.", notice=True)
+
+    @bp.route("/subscribe", methods=["GET", "POST"])
+    def subscribe() -> str | tuple[str, int]:
+        form = {"email": "", "name": "", "chosen_language": config.default_language, "error": ""}
+        if request.method == "GET":
+            return pages.subscribe_form(**form)
+        form.update(email=request.form.get("email", "")[:320],
+                    name=request.form.get("name", "")[:200],
+                    chosen_language=request.form.get("language", config.default_language))
+        try:
+            email = normalise_address(form["email"])
+            name = clean_name(form["name"])
+            language = clean_language(form["chosen_language"], config.default_language)
+        except ValueError as exc:
+            form["error"] = f"Please check the form: {exc}"
+            return pages.subscribe_form(**form), 422
+        if _start_opt_in(db(), config, email, name, language, clock(), mail) is False:
+            return pages.message("Please try again later",
+                                 "We could not send the confirmation email just now."), 503
+        return pages.message("Check your inbox", f"If {email} can subscribe, a confirmation "
+                             f"email is on its way. Open the link in it within {CONFIRM_DAYS} "
+                             "days to confirm.", notice=True)
+
+    @bp.route("/confirm/<token>", methods=["GET", "POST"])
+    def confirm(token: str) -> str | tuple[str, int]:
+        email = verify_confirm_token(verification_secrets(clock()), config.list_id, token,
+                                     clock(), CONFIRM_DAYS * 86400)
+        if email is None:
+            return pages.message("This link has expired or is not valid",
+                                 "Subscribe again to get a new confirmation email.",
+                                 link=f"{prefix}/subscribe", link_text="Subscribe"), 400
+        if request.method == "GET":
+            return pages.render("web/confirm.html.j2", "Confirm your subscription",
+                                email=email, action=f"{prefix}/confirm/{token}")
+        _activate(db(), email, clock())
+        return pages.message("You are subscribed",
+                             f"Thank you: {email} will receive the next issue of {config.name}.",
+                             notice=True)
+
+    @bp.route("/preferences/<token>", methods=["GET", "POST"])
+    def preferences(token: str) -> str | tuple[str, int]:
+        email = verify_token(verification_secrets(clock()), config.list_id, token)
+        sub = store.get_subscriber(db(), email) if email else None
+        if sub is None:
+            return pages.invalid_link()
+        saved = False
+        if request.method == "POST":
+            try:
+                name = clean_name(request.form.get("name", "")[:200])
+                language = clean_language(request.form.get("language", ""),
+                                          config.default_language)
+            except ValueError as exc:
+                return pages.message("Please check the form", str(exc)), 422
+            store.update_profile(db(), sub.email, name, language)
+            sub, saved = store.get_subscriber(db(), sub.email), True
+        return pages.render("web/preferences.html.j2", "Your preferences", email=sub.email,
+                            name=sub.name, chosen_language=sub.language, saved=saved,
+                            languages=LANGUAGES, action=f"{prefix}/preferences/{token}",
+                            unsubscribe=f"{prefix}/unsubscribe/{token}")
+
+    @bp.get("/issues/<issue>")
+    @bp.get("/issues/<issue>/<language>")
+    def web_view(issue: str, language: str = "") -> Response:
+        try:
+            edition = ledger.load_edition(db(), issue, language or config.default_language)
+        except LookupError:
+            abort(404)
+        # No personal data: the generic greeting, and the footer link leads to the subscribe page.
+        html = personalise_html(edition.html, Recipient("", f"{config.base_url}/subscribe"),
+                                edition.fallback_name)
+        return Response(html, mimetype="text/html")
+
+    app.register_blueprint(bp, url_prefix=prefix or None)
+    return app
+
+
+def _unsubscribe(conn: sqlite3.Connection, email: str, now: datetime) -> None:
+    """Idempotent: a second POST, or an address we no longer know, is fine too."""
+    sub = store.get_subscriber(conn, email)
+    if sub is not None and sub.status in ("active", "pending"):
+        store.set_status(conn, sub.email, "unsubscribed", f"one-click unsubscribe {now:%Y-%m-%d}")
+
+
+def _activate(conn: sqlite3.Connection, email: str, now: datetime) -> None:
+    sub = store.get_subscriber(conn, email)
+    if sub is None:
+        from newsletter.subscribers import Subscriber
+
+        store.upsert_subscribers(conn, [Subscriber(email=email)])
+    store.set_status(conn, email, "active", f"confirmed double opt-in {now:%Y-%m-%d}")
+
+
+def _start_opt_in(conn: sqlite3.Connection, config: Config, email: str, name: str,
+                  language: str, now: datetime, mail: Callable[[str, bytes], None]) -> bool:
+    """Record a pending subscriber and email the confirm link. Nothing is sent to an address
+    that is already active or got a link minutes ago; the page says the same either way, so
+    the form does not reveal who is subscribed."""
+    sub = store.get_subscriber(conn, email)
+    if sub is not None and sub.status == "active":
+        return True
+    if not store.mark_confirm_sent(conn, email, name, language, now, CONFIRM_RESEND_GAP):
+        return True
+    secret, _ = secret_from_env()
+    link = f"{config.base_url}/confirm/{make_confirm_token(secret, config.list_id, email, now)}"
+    try:
+        mail(email, confirmation_email(config, email, name, link, now))
+    except NewsletterError as exc:
+        log.error("confirmation email to %s not sent: %s", email, exc)
+        store.clear_confirm_sent(conn, email)
+        return False
+    return True
+
+
+def confirmation_email(config: Config, email: str, name: str, link: str, now: datetime) -> bytes:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(config.templates_dir),
+                             undefined=jinja2.StrictUndefined, autoescape=False)
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = config.sender
+    msg["To"] = email
+    msg["Subject"] = f"Please confirm your subscription to {config.name}"
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = make_msgid(domain=config.sender_domain)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(env.get_template("web/confirm_email.txt.j2").render(
+        newsletter=config, email=email, name=name, confirm_url=link, days=CONFIRM_DAYS))
+    return msg.as_bytes()
+
+
+def _transport_sender(config: Config) -> Callable[[str, bytes], None]:
+    from newsletter.send import Transports
+
+    def send(email: str, data: bytes) -> None:
+        transport = Transports(config).make()
+        try:
+            outcome = transport.send(config.sender.addr_spec, email, data)
+        finally:
+            transport.close()
+        if outcome.kind != "sent":
+            raise NewsletterError(f"relay answered {outcome.reply}", where=email)
+    return send
+
+
+class _Pages:
+    """Renders the web pages with the newsletter's look."""
+
+    def __init__(self, config: Config, prefix: str) -> None:
+        self.config, self.prefix = config, prefix
+        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(config.templates_dir),
+                                      autoescape=True, undefined=jinja2.StrictUndefined)
+
+    def render(self, template: str, title: str, **context: object) -> str:
+        language = self.config.default_language
+        return self.env.get_template(template).render(
+            newsletter=self.config, prefix=self.prefix, title=title, language=language,
+            direction="rtl" if language in RTL_LANGUAGES else "ltr", **context)
+
+    def message(self, title: str, text: str, *, notice: bool = False, link: str = "",
+                link_text: str = "") -> str:
+        return self.render("web/message.html.j2", title, text=text, notice=notice, link=link,
+                           link_text=link_text)
+
+    def invalid_link(self) -> tuple[str, int]:
+        """One answer for every bad token: tampered, foreign, truncated or garbage."""
+        return self.message("This link is not valid",
+                            "Please use the link from your most recent email, or write to us.",
+                            link=f"{self.prefix}/subscribe", link_text="Subscribe"), 400
+
+    def subscribe_form(self, **form: str) -> str:
+        return self.render("web/subscribe.html.j2", f"Subscribe to {self.config.name}",
+                           action=f"{self.prefix}/subscribe", languages=LANGUAGES, **form)
+
+
+def serve(config: Config, host: str, port: int, *, threads: int = 4) -> None:
+    """Run the app with waitress until interrupted."""
+    from waitress import serve as waitress_serve
+
+    waitress_serve(create_app(config), host=host, port=port, threads=threads,
+                   ident="newsletter", trusted_proxy=None)
+
+
+def unsubscribe_url(config: Config, email: str) -> str:
+    secret, _ = secret_from_env()
+    return f"{config.base_url}/unsubscribe/{make_token(secret, config.list_id, email)}"

@@ -1,0 +1,44 @@
+"""Subscribe, then confirm, in headless Chromium against the real app on 127.0.0.1."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from conftest_delivery import DeliveryProject
+from smtp_server import Script, ScriptedServer
+from web_server import running_app
+
+from newsletter.browser import open_browser
+
+pytestmark = pytest.mark.browser
+
+
+def test_subscribe_then_confirm_in_a_real_browser(
+        chromium: Path, delivery_project: DeliveryProject, smtp_server: ScriptedServer,
+        smtp_script: Script, tmp_path: Path) -> None:
+    email = "browser.reader@example.org"
+    with running_app(delivery_project.config) as origin, open_browser() as browser:
+        page = browser.new_page(viewport={"width": 375, "height": 800})
+        page.goto(f"{origin}/newsletter/subscribe")
+        page.get_by_label("Email address").fill(email)
+        page.get_by_label("Name").fill("Bea Browser")
+        page.get_by_label("Language").select_option("fr")
+        page.get_by_role("button", name="Subscribe").click()
+        page.wait_for_load_state()
+        assert "Check your inbox" in page.content()
+        [confirmation] = smtp_script.parsed(email)
+        link = re.search(r"https://\S+/confirm/\S+", confirmation.get_body().get_content())[0]
+        page.goto(origin + urlsplit(link).path)
+        page.get_by_role("button", name="Confirm my subscription").click()
+        page.wait_for_load_state()
+        assert "You are subscribed" in page.content()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        page.screenshot(path=str(tmp_path / "confirmed.png"))
+    with sqlite3.connect(delivery_project.db) as conn:
+        row = conn.execute("SELECT status, name, language FROM subscribers WHERE email = ?",
+                           (email,)).fetchone()
+    assert row == ("active", "Bea Browser", "fr")
