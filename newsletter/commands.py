@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import datetime
@@ -231,6 +232,8 @@ def cmd_send(args: argparse.Namespace) -> int:
         say(report.note)
     if report.sent and not transports.is_smtp:
         say(outbox_hint(report, transports.outbox))
+    if report.timings and os.environ.get("NEWSLETTER_TIMINGS"):
+        say("timings: " + ", ".join(f"{name} {sec:.3f} s" for name, sec in report.timings))
     say(report.summary() + f" via {report.transport}")
     return report.exit_code
 
@@ -421,3 +424,13 @@ def _add_serve(cmd: argparse.ArgumentParser) -> None:
 
 COMMANDS["serve"] = (cmd_serve, "run the web app: one-click unsubscribe, subscribe with "
                      "double opt-in, preferences, web view", _add_serve)
+
+
+def _register_bounces() -> None:
+    from newsletter.bounces import add_bounces_arguments, cmd_bounces
+
+    COMMANDS["bounces"] = (cmd_bounces, "read bounces and complaints from a Maildir or mbox "
+                           "file; suppress those addresses", add_bounces_arguments)
+
+
+_register_bounces()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import premailer
 
@@ -23,3 +24,15 @@ def inline_css(html: str) -> str:
         cssutils_logging_level=logging.CRITICAL,
         cache_css_parsing=False,
     ).transform(pretty_print=False)
+
+
+_BLOCK_START_RE = re.compile(
+    r"(?<![\n>])(?=<(?:table|tr|td|th|p|div|h[1-6]|ul|ol|li|tbody|thead|tfoot|blockquote|hr|"
+    r"!--\[if)\b)", re.IGNORECASE)
+
+
+def break_lines(html: str) -> str:
+    """Start each block element on a new line. Whitespace between blocks does not render,
+    and short lines let a send encode the unchanging lines once and only the lines with a
+    personal placeholder per recipient (see message.prepare)."""
+    return _BLOCK_START_RE.sub("\n", html)

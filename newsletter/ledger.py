@@ -128,68 +128,109 @@ def iter_due(conn: sqlite3.Connection, issues: list[str], now: datetime,
             last = rows[-1][0]
 
 
-def claim(conn: sqlite3.Connection, issue: str, subscriber_id: int,
-          now: datetime) -> Delivery | None:
-    """pending/deferred -> sending, committed; suppressed instead if no longer active."""
+@dataclass(frozen=True)
+class Settle:
+    """The outcome to record for a claimed row: sent, failed, unknown, deferred or pending."""
+
+    delivery: Delivery
+    state: str
+    reply: str
+    message_id: str = ""
+
+
+def claim(conn: sqlite3.Connection, issue: str, subscriber_id: int, now: datetime, *,
+          settle_first: Settle | None = None) -> tuple[Delivery | None, str]:
+    """pending/deferred -> sending, committed; suppressed instead if no longer active.
+
+    settle_first records the worker's previous outcome in the same transaction, so each
+    message costs one commit; a worker never holds more than one row in `sending`.
+    Returns (the claimed delivery or None, the settled state or "").
+    """
     stamp = _iso(now)
     with transaction(conn):
+        settled = _settle(conn, settle_first, now) if settle_first else ""
         row = conn.execute(
-            "SELECT d.state, d.language, d.attempts, s.email, s.name, s.status FROM deliveries d "
-            "JOIN subscribers s ON s.id = d.subscriber_id WHERE d.issue = ? AND "
-            "d.subscriber_id = ?", (issue, subscriber_id)).fetchone()
-        if row is None or row["state"] not in ("pending", "deferred"):
-            return None
-        if row["status"] != "active":
-            conn.execute("UPDATE deliveries SET state = 'suppressed', updated_at = ?, "
-                         "last_reply = ? WHERE issue = ? AND subscriber_id = ?",
-                         (stamp, f"subscriber is {row['status']}", issue, subscriber_id))
-            return None
-        conn.execute("UPDATE deliveries SET state = 'sending', attempts = attempts + 1, "
-                     "updated_at = ? WHERE issue = ? AND subscriber_id = ?",
-                     (stamp, issue, subscriber_id))
-    return Delivery(issue, subscriber_id, row["email"], row["name"], row["language"],
-                    row["attempts"] + 1)
+            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ? "
+            "WHERE issue = ? AND subscriber_id = ? AND state IN ('pending', 'deferred') AND "
+            "EXISTS (SELECT 1 FROM subscribers WHERE id = ? AND status = 'active') "
+            "RETURNING language, attempts", (stamp, issue, subscriber_id, subscriber_id)
+        ).fetchone()
+        if row is None:
+            _suppress_if_inactive(conn, issue, subscriber_id, stamp)
+            return None, settled
+        who = conn.execute("SELECT email, name FROM subscribers WHERE id = ?",
+                           (subscriber_id,)).fetchone()
+    return Delivery(issue, subscriber_id, who[0], who[1], row[0], row[1]), settled
 
 
-def _finish(conn: sqlite3.Connection, d: Delivery, state: str, reply: str, now: datetime,
-            extra: str = "", params: tuple = ()) -> None:
+def _suppress_if_inactive(conn: sqlite3.Connection, issue: str, subscriber_id: int,
+                          stamp: str) -> None:
+    conn.execute(
+        "UPDATE deliveries SET state = 'suppressed', updated_at = ?, last_reply = "
+        "'subscriber is ' || (SELECT status FROM subscribers WHERE id = ?) "
+        "WHERE issue = ? AND subscriber_id = ? AND state IN ('pending', 'deferred')",
+        (stamp, subscriber_id, issue, subscriber_id))
+
+
+def settle(conn: sqlite3.Connection, outcome: Settle, now: datetime) -> str:
+    """Record one outcome on its own; returns the state written."""
     with transaction(conn):
-        conn.execute(f"UPDATE deliveries SET state = ?, last_reply = ?, updated_at = ? {extra} "
-                     "WHERE issue = ? AND subscriber_id = ? AND state = 'sending'",
-                     (state, reply[:500], _iso(now), *params, d.issue, d.subscriber_id))
+        return _settle(conn, outcome, now)
 
 
-def mark_sent(conn: sqlite3.Connection, d: Delivery, message_id: str, reply: str,
-              now: datetime) -> None:
-    _finish(conn, d, "sent", reply, now, ", message_id = ?", (message_id,))
+def _settle(conn: sqlite3.Connection, s: Settle, now: datetime) -> str:
+    d, state, extra, params = s.delivery, s.state, "", ()
+    if state == "sent":
+        extra, params = ", message_id = ?", (s.message_id,)
+    elif state == "pending":  # nothing reached the server, or the reply says nothing about us
+        extra = ", attempts = attempts - 1"
+    elif state == "deferred":
+        state, extra, params = _deferral(conn, d, now)
+    reply = s.reply
+    if state != s.state:
+        reply = f"gave up after {RETRY_PERIOD / _HOUR:.0f} h: {reply}"
+    conn.execute(f"UPDATE deliveries SET state = ?, last_reply = ?, updated_at = ? {extra} "
+                 "WHERE issue = ? AND subscriber_id = ? AND state = 'sending'",
+                 (state, reply[:500], _iso(now), *params, d.issue, d.subscriber_id))
+    return state
 
 
-def mark_failed(conn: sqlite3.Connection, d: Delivery, reply: str, now: datetime) -> None:
-    _finish(conn, d, "failed", reply, now)
+_HOUR = timedelta(hours=1)
 
 
-def mark_unknown(conn: sqlite3.Connection, d: Delivery, reply: str, now: datetime) -> None:
-    _finish(conn, d, "unknown", reply, now)
-
-
-def release(conn: sqlite3.Connection, d: Delivery, reply: str, now: datetime) -> None:
-    """Back to pending: nothing reached the server, or the reply says nothing about the address."""
-    _finish(conn, d, "pending", reply, now, ", attempts = attempts - 1")
-
-
-def mark_deferred(conn: sqlite3.Connection, d: Delivery, reply: str, now: datetime) -> str:
-    """4xx: retry later with backoff, until the retry period is over; then failed."""
+def _deferral(conn: sqlite3.Connection, d: Delivery, now: datetime) -> tuple[str, str, tuple]:
+    """4xx: retry later with backoff until the retry period is over; then failed."""
     row = conn.execute("SELECT first_deferred_at FROM deliveries WHERE issue = ? AND "
                        "subscriber_id = ?", (d.issue, d.subscriber_id)).fetchone()
     first = datetime.fromisoformat(row[0]) if row and row[0] else now
     if now - first >= RETRY_PERIOD:
-        mark_failed(conn, d, f"gave up after {RETRY_PERIOD.total_seconds() / 3600:.0f} h: {reply}",
-                    now)
-        return "failed"
+        return "failed", "", ()
     delay = min(FIRST_RETRY * 3 ** (d.attempts - 1), MAX_RETRY_GAP)
-    _finish(conn, d, "deferred", reply, now, ", next_attempt_at = ?, first_deferred_at = ?",
+    return ("deferred", ", next_attempt_at = ?, first_deferred_at = ?",
             (_iso(now + delay), _iso(first)))
-    return "deferred"
+
+
+def mark_sent(conn: sqlite3.Connection, d: Delivery, message_id: str, reply: str,
+              now: datetime) -> None:
+    settle(conn, Settle(d, "sent", reply, message_id), now)
+
+
+def mark_failed(conn: sqlite3.Connection, d: Delivery, reply: str, now: datetime) -> None:
+    settle(conn, Settle(d, "failed", reply), now)
+
+
+def mark_unknown(conn: sqlite3.Connection, d: Delivery, reply: str, now: datetime) -> None:
+    settle(conn, Settle(d, "unknown", reply), now)
+
+
+def release(conn: sqlite3.Connection, d: Delivery, reply: str, now: datetime) -> None:
+    """Back to pending: nothing reached the server, or the reply says nothing about the address."""
+    settle(conn, Settle(d, "pending", reply), now)
+
+
+def mark_deferred(conn: sqlite3.Connection, d: Delivery, reply: str, now: datetime) -> str:
+    """4xx: deferred with a next attempt time, or failed once the retry period is over."""
+    return settle(conn, Settle(d, "deferred", reply), now)
 
 
 def counts(conn: sqlite3.Connection, issue: str | None = None) -> dict[str, dict[str, int]]:

@@ -11,7 +11,12 @@ from email.header import Header
 from email.utils import format_datetime, formataddr
 
 from newsletter.errors import InputError
-from newsletter.personalise import Recipient, personalise_html, personalise_text
+from newsletter.personalise import (
+    PLACEHOLDER_RE,
+    Recipient,
+    personalise_html,
+    personalise_text,
+)
 from newsletter.render import Edition
 
 CRLF = "\r\n"
@@ -110,52 +115,88 @@ def encode_subject(subject: str) -> str:
     return Header(subject, "utf-8", header_name="Subject").encode(linesep=CRLF)
 
 
-def _qp(text: str) -> str:
-    """Quoted-printable with CRLF line ends: no line over 76 octets whatever the input."""
-    data = text.replace("\r\n", "\n").encode("utf-8")
-    encoded = binascii.b2a_qp(data, istext=True, header=False).decode("ascii")
-    return encoded.replace("\n", CRLF)
+def _qp_line(line: str) -> bytes:
+    """One line, quoted-printable, CRLF soft breaks: no output line over 76 octets."""
+    encoded = binascii.b2a_qp(line.encode("utf-8"), istext=True, header=False)
+    return encoded.replace(b"\n", b"\r\n")
 
 
-def build_message(edition: Edition, env: Envelope, who: Personal, when: datetime, *,
-                  subject: str | None = None) -> bytes:
-    """The whole message as bytes ready for SMTP DATA (CRLF line ends)."""
-    recipient = Recipient(who.name, who.unsubscribe_url)
-    html = personalise_html(edition.html, recipient, edition.fallback_name)
-    text = personalise_text(edition.text, recipient, edition.fallback_name)
-    if any(c in who.unsubscribe_url for c in "\r\n <>,"):
-        raise InputError(f"unsubscribe URL for {who.email} is not header-safe")
-    boundary = "=_nl_" + who.message_id.strip("<>").split("@")[0].replace(".", "_")[-40:]
-    headers = [
-        ("From", env.sender),
-        ("To", encode_address(who.name, who.email)),
+@dataclass(frozen=True)
+class Prepared:
+    """An edition encoded once for a whole send. Lines without placeholders are encoded here;
+    per recipient, only the few lines with a placeholder are filled in and encoded."""
+
+    edition: Edition
+    static_head: bytes  # headers shared by every message
+    text: tuple[bytes | str, ...]  # bytes: encoded line; str: a line with placeholders
+    html: tuple[bytes | str, ...]
+    boundary: str
+
+
+def _encode_lines(text: str) -> tuple[bytes | str, ...]:
+    return tuple(line if PLACEHOLDER_RE.search(line) else _qp_line(line)
+                 for line in text.replace("\r\n", "\n").split("\n"))
+
+
+def prepare(edition: Edition, env: Envelope, *, subject: str | None = None) -> Prepared:
+    """Everything about the messages of one edition that does not depend on the recipient."""
+    digest = hashlib.sha256(f"{edition.issue}\0{edition.language}\0{edition.html}".encode())
+    boundary = f"=_nl_{edition.issue}_{digest.hexdigest()[:24]}"  # "=_" never occurs in QP
+    shared = [
         ("Subject", encode_subject(subject if subject is not None else edition.subject)),
-        ("Date", format_datetime(when)),
-        ("Message-ID", who.message_id),
         ("Reply-To", env.reply_to) if env.reply_to else None,
         ("List-Id", env.list_id),
-        # RFC 8058: one-click needs the https URL and the List-Unsubscribe-Post header;
-        # the URL is written whole, never folded or encoded, so clients can use it as is.
-        ("List-Unsubscribe", f"<{who.unsubscribe_url}>, <{env.list_unsubscribe_mailto}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ("Content-Language", edition.language),
         ("MIME-Version", "1.0"),
         ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
     ]
-    head = CRLF.join(f"{k}: {v}" for k, v in (h for h in headers if h))
-    body = CRLF.join([
-        "This is a multi-part message in MIME format.",
-        f"--{boundary}",
-        "Content-Type: text/plain; charset=utf-8",
-        "Content-Transfer-Encoding: quoted-printable",
-        "",
-        _qp(text),
-        f"--{boundary}",
-        "Content-Type: text/html; charset=utf-8",
-        "Content-Transfer-Encoding: quoted-printable",
-        "",
-        _qp(html),
-        f"--{boundary}--",
-        "",
+    head = CRLF.join(f"{k}: {v}" for k, v in (h for h in shared if h)).encode("ascii")
+    return Prepared(edition, head, _encode_lines(edition.text), _encode_lines(edition.html),
+                    boundary)
+
+
+def _fill(lines: tuple[bytes | str, ...], personalise, recipient: Recipient,  # noqa: ANN001
+          fallback: str) -> bytes:
+    return b"\r\n".join(line if isinstance(line, bytes)
+                         else _qp_line(personalise(line, recipient, fallback)) for line in lines)
+
+
+def assemble(prepared: Prepared, env: Envelope, who: Personal, when: datetime) -> bytes:
+    """One recipient's message: personal headers, then the prepared parts with values filled."""
+    if any(c in who.unsubscribe_url for c in "\r\n <>,"):
+        raise InputError(f"unsubscribe URL for {who.email} is not header-safe")
+    edition, boundary = prepared.edition, prepared.boundary.encode("ascii")
+    recipient = Recipient(who.name, who.unsubscribe_url)
+    personal = CRLF.join([
+        f"From: {env.sender}",
+        f"To: {encode_address(who.name, who.email)}",
+        f"Date: {format_datetime(when)}",
+        f"Message-ID: {who.message_id}",
+        # RFC 8058: one-click needs the https URL and the List-Unsubscribe-Post header;
+        # the URL is written whole, never folded or encoded, so clients can use it as is.
+        f"List-Unsubscribe: <{who.unsubscribe_url}>, <{env.list_unsubscribe_mailto}>",
+    ]).encode("ascii")
+    return b"\r\n".join([
+        personal, prepared.static_head, b"",
+        b"This is a multi-part message in MIME format.",
+        b"--" + boundary,
+        b"Content-Type: text/plain; charset=utf-8",
+        b"Content-Transfer-Encoding: quoted-printable",
+        b"",
+        _fill(prepared.text, personalise_text, recipient, edition.fallback_name),
+        b"--" + boundary,
+        b"Content-Type: text/html; charset=utf-8",
+        b"Content-Transfer-Encoding: quoted-printable",
+        b"",
+        _fill(prepared.html, personalise_html, recipient, edition.fallback_name),
+        b"--" + boundary + b"--",
+        b"",
     ])
-    return (head + CRLF + CRLF + body).encode("ascii")
+
+
+def build_message(edition: Edition, env: Envelope, who: Personal, when: datetime, *,
+                  subject: str | None = None) -> bytes:
+    """The whole message as bytes ready for SMTP DATA (CRLF line ends). For many recipients,
+    prepare() once and assemble() per recipient instead."""
+    return assemble(prepare(edition, env, subject=subject), env, who, when)

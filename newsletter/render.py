@@ -14,7 +14,7 @@ from newsletter.config import Config
 from newsletter.drafts import Draft
 from newsletter.errors import InputError
 from newsletter.feeds import FeedItem
-from newsletter.inline import inline_css
+from newsletter.inline import break_lines, inline_css
 from newsletter.personalise import Placeholders
 from newsletter.textify import html_to_text
 
@@ -72,7 +72,7 @@ def render_edition(config: Config, draft: Draft, items: tuple[FeedItem, ...]) ->
                          where=_template_location(exc, config.templates_dir)) from exc
     return Edition(
         issue=draft.issue, language=draft.language, subject=draft.subject,
-        preheader=draft.preheader, html=inline_css(html), text=_tidy_text(text),
+        preheader=draft.preheader, html=break_lines(inline_css(html)), text=_tidy_text(text),
         fallback_name=context["fallback_name"],
     )
 

@@ -18,7 +18,14 @@ from newsletter.drafts import Draft
 from newsletter.errors import DeliveryError, InputError, NewsletterError
 from newsletter.faults import crash_point
 from newsletter.lock import SendLock
-from newsletter.message import Envelope, Personal, build_message, make_envelope, message_id
+from newsletter.message import (
+    Envelope,
+    Personal,
+    build_message,
+    make_envelope,
+    message_id,
+    prepare,
+)
 from newsletter.plan import Plan, plan_run
 from newsletter.tokens import make_token, secret_from_env
 from newsletter.transport import MaildirTransport, SmtpTransport, parse_smtp_url
@@ -49,6 +56,7 @@ class SendReport:
     stop_reason: str = ""
     recovered: int = 0  # rows a crashed run left `sending`, now `unknown`
     problems: tuple[str, ...] = ()
+    timings: tuple[tuple[str, float], ...] = ()  # seconds per stage, for `make bench`
 
     def summary(self) -> str:
         return (f"sent {self.sent}, deferred {self.deferred}, failed {self.failed}, "
@@ -133,7 +141,9 @@ def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options
     plan = plan_run(config, conn, clock.now(), only=options.issue)
     if options.dry_run:
         return _dry_run(config, conn, plan, clock, transports, secret, started)
+    planned = time.monotonic()
     frozen, problems = _freeze_due(config, conn, plan, clock, on_note)
+    froze = time.monotonic()
     issues = sorted(set(plan.open_issues) | set(frozen))
     if options.resend_unknown:
         ledger.resend_unknown(conn, issues or _all_issues(conn, options), clock.now())
@@ -144,7 +154,8 @@ def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options
     if total == 0:
         return SendReport(seconds=time.monotonic() - started, note=_nothing_note(plan, conn),
                           **base)
-    editions = {(i, lang): ledger.load_edition(conn, i, lang)
+    envelope = envelope_for(config)
+    prepared = {(i, lang): prepare(ledger.load_edition(conn, i, lang), envelope)
                 for i in issues for lang in ledger.frozen_languages(conn, i)}
     pool = [transports.make() for _ in range(max(1, min(config.connections, total)))]
     for transport in pool:  # auth and TLS failures stop the run here, before any claim
@@ -155,13 +166,16 @@ def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options
                 t.close()
             raise
     tally = Tally()
-    job = Job(config.store_path, editions, envelope_for(config),
+    job = Job(config.store_path, prepared, envelope,
               unsubscribe_url_maker(config, secret), clock,
               RateLimiter(config.rate_per_second), tally)
     run_deliveries(job, issues, pool, on_progress=lambda t: on_progress(t, total))
     crash_point("summary")
+    done = time.monotonic()
+    timings = (("plan", planned - started), ("freeze", froze - planned),
+               ("deliver", done - froze))
     return SendReport(tally.sent, tally.deferred, tally.failed, tally.unknown, tally.skipped,
-                      time.monotonic() - started, stop_reason=tally.stop_reason, **base)
+                      done - started, stop_reason=tally.stop_reason, timings=timings, **base)
 
 
 def _all_issues(conn: sqlite3.Connection, options: SendOptions) -> list[str]:

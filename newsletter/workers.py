@@ -15,10 +15,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from newsletter import ledger, store
-from newsletter.errors import DeliveryError, InputError, NewsletterError
+from newsletter.errors import DeliveryError, InputError
 from newsletter.faults import crash_point
-from newsletter.message import Envelope, Personal, build_message, message_id
-from newsletter.render import Edition
+from newsletter.message import Envelope, Personal, Prepared, assemble, message_id
 from newsletter.transport import Outcome
 
 POLICY_STREAK = 5  # this many 5.7.x replies in a row means "we" are blocked, not the subscribers
@@ -88,7 +87,7 @@ class Job:
     """What the workers need, read-only."""
 
     db_path: Path
-    editions: dict[tuple[str, str], Edition]
+    prepared: dict[tuple[str, str], Prepared]  # (issue, language) -> encoded once
     envelope: Envelope
     unsubscribe_url: Callable[[str], str]
     clock: Clock
@@ -96,72 +95,73 @@ class Job:
     tally: Tally
 
 
+@dataclass(frozen=True)
+class _Done:
+    """An attempt's outcome, waiting to be written with the worker's next claim."""
+
+    settle: ledger.Settle
+    policy: bool = False
+
+
 def deliver(job: Job, work: queue.Queue, transport) -> None:  # noqa: ANN001
-    """One worker: claim, build, send, record, until the queue says stop."""
+    """One worker: claim (recording the previous outcome in the same commit), build, send."""
     conn = store.connect(job.db_path)
+    done: _Done | None = None
     try:
-        while True:
+        while not job.tally.stop_reason:
             key = work.get()
-            if key is None or job.tally.stop_reason:
-                return
-            _deliver_one(job, conn, transport, *key)
-    except NewsletterError as exc:
-        job.tally.stop(str(exc))
+            if key is None:
+                break
+            d, state = ledger.claim(conn, *key, job.clock.now(),
+                                    settle_first=done.settle if done else None)
+            _count(job, done, state)
+            done = None
+            if d is None:
+                job.tally.add("skipped")
+                continue
+            crash_point("after-claim")
+            done = _attempt(job, transport, d)
     finally:
+        if done is not None:
+            _count(job, done, ledger.settle(conn, done.settle, job.clock.now()))
         transport.close()
         conn.close()
 
 
-def _deliver_one(job: Job, conn, transport, issue: str, subscriber_id: int) -> None:  # noqa: ANN001
-    d = ledger.claim(conn, issue, subscriber_id, job.clock.now())
-    if d is None:
-        job.tally.add("skipped")
+def _count(job: Job, done: _Done | None, state: str) -> None:
+    if done is None or state == "pending":
         return
-    crash_point("after-claim")
-    edition = job.editions[(issue, d.language)]
-    mid = message_id(issue, d.email, job.envelope.domain)
+    if job.tally.add(state, policy=done.policy):
+        job.tally.stop(f"stopped after {POLICY_STREAK} policy rejections in a row "
+                       f"(last: {done.settle.reply}); check the relay, SPF/DKIM and the sender")
+
+
+def _attempt(job: Job, transport, d: ledger.Delivery) -> _Done:  # noqa: ANN001
+    """Build and send one message; the outcome is recorded by the caller."""
+    mid = message_id(d.issue, d.email, job.envelope.domain)
     try:
-        data = build_message(edition, job.envelope,
-                             Personal(d.email, d.name, job.unsubscribe_url(d.email), mid),
-                             job.clock.now())
+        data = assemble(job.prepared[(d.issue, d.language)], job.envelope,
+                        Personal(d.email, d.name, job.unsubscribe_url(d.email), mid),
+                        job.clock.now())
     except InputError as exc:  # this subscriber's data cannot make a safe message; go on
-        ledger.mark_failed(conn, d, f"not sent: {exc}", job.clock.now())
-        job.tally.add("failed")
-        return
-    outcome = Outcome("retry", 0, "")
+        return _Done(ledger.Settle(d, "failed", f"not sent: {exc}"))
+    outcome = Outcome("retry", 0, "connection kept failing")
     for _ in range(RETRIES_PER_RUN):
         job.limiter.wait()
         try:
             outcome = transport.send(job.envelope.sender_addr, d.email, data)
-        except DeliveryError as exc:
-            ledger.release(conn, d, f"not attempted: {exc}", job.clock.now())
-            raise
+        except DeliveryError as exc:  # says nothing about the subscriber: stop, leave pending
+            job.tally.stop(str(exc))
+            return _Done(ledger.Settle(d, "pending", f"not attempted: {exc}"))
         if outcome.kind != "retry":
             break
     crash_point("after-reply")
-    _record(job, conn, d, mid, outcome)
-
-
-def _record(job: Job, conn, d: ledger.Delivery, mid: str, outcome: Outcome) -> None:  # noqa: ANN001
-    now = job.clock.now()
     if outcome.kind == "sent":
-        ledger.mark_sent(conn, d, mid, outcome.reply, now)
-        job.tally.add("sent")
-    elif outcome.kind == "unknown":
-        ledger.mark_unknown(conn, d, outcome.reply, now)
-        job.tally.add("unknown")
-    elif outcome.kind == "failed":
-        ledger.mark_failed(conn, d, outcome.reply, now)
-        job.tally.add("failed")
-    elif outcome.kind == "policy":
-        # Says nothing about this subscriber: retry later, and stop if it keeps happening.
-        ledger.mark_deferred(conn, d, outcome.reply, now)
-        if job.tally.add("deferred", policy=True):
-            job.tally.stop(f"stopped after {POLICY_STREAK} policy rejections in a row "
-                           f"(last: {outcome.reply}); check the relay, SPF/DKIM and the sender")
-    else:  # deferred, or retry attempts used up
-        state = ledger.mark_deferred(conn, d, outcome.reply or "connection kept failing", now)
-        job.tally.add("failed" if state == "failed" else "deferred")
+        return _Done(ledger.Settle(d, "sent", outcome.reply, mid))
+    if outcome.kind in ("failed", "unknown"):
+        return _Done(ledger.Settle(d, outcome.kind, outcome.reply))
+    # deferred, policy (5.7.x says nothing about this subscriber), or retries used up
+    return _Done(ledger.Settle(d, "deferred", outcome.reply), policy=outcome.kind == "policy")
 
 
 def run_deliveries(job: Job, issues: list[str], transports: list, *,  # noqa: ANN001

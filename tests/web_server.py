@@ -22,6 +22,8 @@ def running_app(config_path, **app_options) -> Iterator[str]:  # noqa: ANN001
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
-        server.close()
-        server.task_dispatcher.shutdown()
+        # Close every channel from inside the server's own loop (closing from here races
+        # with its select() call); an empty socket map ends server.run().
+        server.trigger.pull_trigger(lambda: [c.close() for c in list(server._map.values())])
         thread.join(timeout=5)
+        server.task_dispatcher.shutdown()

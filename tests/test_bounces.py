@@ -1,0 +1,424 @@
+"""Bounce and complaint processing: real MTA-style reports in a real Maildir/mbox, real SQLite."""
+
+from __future__ import annotations
+
+import argparse
+import email
+import mailbox
+import re
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from newsletter import store
+from newsletter.bounces import (
+    BounceRun,
+    add_bounces_arguments,
+    classify,
+    cmd_bounces,
+    process_reports,
+    read_mailbox,
+    report_key,
+)
+from newsletter.config import Config, load_config
+from newsletter.errors import InputError
+from newsletter.subscribers import Subscriber
+from newsletter.tokens import DEV_SECRET, make_token, verify_token
+
+FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
+LIST_ID = "ip-for-business.ipbusiness.example.org"
+NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+CONFIG = f"""\
+[newsletter]
+name = "IP for Business"
+from = "IP for Business <newsletter@ipbusiness.example.org>"
+reply_to = "sme-team@ipbusiness.example.org"
+base_url = "https://ipbusiness.example.org/newsletter"
+list_id = "{LIST_ID}"
+default_language = "en"
+timezone = "Europe/Zurich"
+postal_address = "IP for Business, 34 chemin des Colombettes, 1211 Geneva 20, Switzerland"
+
+[store]
+path = "t.db"
+
+[bounces]
+soft_limit = 3
+soft_window_days = 30
+"""
+HARD = ["ann.lee@example.com", "bob.martin@example.org", "carol.white@example.net",
+        "dave.ng@example.com"]
+SOFT = ["erin.k@example.org", "ivan.r@example.net"]
+COMPLAINED = ["frank.o@example.net", "grace.h@example.com"]
+EVERYONE = HARD + SOFT + COMPLAINED + ["henry.p@example.org", "jules.v@example.com"]
+
+
+def raw(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def parse(data: bytes) -> email.message.Message:
+    return email.message_from_bytes(data)
+
+
+def all_fixtures() -> list[bytes]:
+    return [p.read_bytes() for p in sorted(FIXTURES.glob("*.eml"))]
+
+
+def with_message_id(data: bytes, message_id: str) -> bytes:
+    """The same report as a new message (a later bounce for the same address)."""
+    return re.sub(rb"(?mi)^Message-Id: .*$", f"Message-Id: <{message_id}>".encode(), data,
+                  count=1)
+
+
+def make_maildir(root: Path, messages: list[bytes]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    box = mailbox.Maildir(root / "Maildir", create=True)
+    for data in messages:
+        box.add(data)
+    return root / "Maildir"
+
+
+def make_mbox(root: Path, messages: list[bytes]) -> Path:
+    box = mailbox.mbox(root / "bounces.mbox", create=True)
+    for data in messages:
+        box.add(data)
+    box.close()
+    return root / "bounces.mbox"
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    path = tmp_path / "newsletter.toml"
+    path.write_text(CONFIG, encoding="utf-8")
+    return load_config(path)
+
+
+@pytest.fixture
+def conn(config: Config) -> Iterator[sqlite3.Connection]:
+    connection = store.connect(config.store_path)
+    yield connection
+    connection.close()
+
+
+def subscribe(conn: sqlite3.Connection, *addresses: str) -> None:
+    store.upsert_subscribers(conn, [Subscriber(email=a, name=a.split("@")[0]) for a in addresses])
+
+
+def status_of(conn: sqlite3.Connection, address: str) -> tuple[str, str]:
+    sub = store.get_subscriber(conn, address)
+    assert sub is not None
+    return sub.status, sub.reason
+
+
+def table(conn: sqlite3.Connection, name: str) -> list[tuple]:
+    return [tuple(r) for r in conn.execute(f"SELECT * FROM {name} ORDER BY 1")]
+
+
+def run(conn: sqlite3.Connection, config: Config, path: Path, **kwargs: object) -> BounceRun:
+    return process_reports(conn, read_mailbox(path), config, now=kwargs.pop("now", NOW),
+                           **kwargs)  # type: ignore[arg-type]
+
+
+def namespace(config: Config, path: Path, *, dry_run: bool = False) -> argparse.Namespace:
+    return argparse.Namespace(config=config.source, path=str(path), dry_run=dry_run)
+
+
+# --- classify: what each real-world format means ---------------------------------------------
+
+@pytest.mark.parametrize(("name", "kind", "addresses", "detail"), [
+    ("postfix_user_unknown.eml", "hard", ("ann.lee@example.com",),
+     "5.1.1 <Ann.Lee@example.com>: Recipient address rejected: User unknown"),
+    ("exim_failed.eml", "hard", ("bob.martin@example.org",),
+     "5.1.1 <bob.martin@example.org>: mailbox disabled, account closed"),
+    ("office365_recipient_not_found.eml", "hard", ("carol.white@example.net",),
+     "5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient carol.white@example.net not found"),
+    ("gmail_no_such_user.eml", "hard", ("dave.ng@example.com",),
+     "5.1.1 The email account that you tried to reach does not exist. Please try "
+     "double-checking"),
+    ("postfix_mailbox_full_delayed.eml", "soft", ("erin.k@example.org",),
+     "4.2.2 <erin.k@example.org>: Mailbox full"),
+    ("office365_expired.eml", "soft", ("ivan.r@example.net",), "4.4.7 QUEUE.Expired"),
+    ("arf_abuse.eml", "complaint", ("frank.o@example.net",), "abuse report from ExampleMail-FBL"),
+    ("arf_headers_only.eml", "complaint", ("grace.h@example.com",), "abuse report"),
+    ("out_of_office.eml", "ignored", (), "not a bounce"),
+    ("broken_8bit_action.eml", "unparseable", (), "AttributeError"),
+])
+def test_each_fixture_is_classified(name: str, kind: str, addresses: tuple, detail: str) -> None:
+    report = classify(parse(raw(name)))
+    assert (report.kind, report.addresses) == (kind, addresses)
+    assert detail in report.detail
+
+
+def test_a_status_code_of_class_4_is_soft_even_when_the_action_is_failed() -> None:
+    # Exchange gives up after 24 h with "Action: failed" and 4.4.7: the mailbox may be fine.
+    text = raw("office365_expired.eml").decode()
+    assert "Action: failed" in text
+    assert classify(parse(raw("office365_expired.eml"))).kind == "soft"
+
+
+def test_a_success_dsn_is_not_a_bounce() -> None:
+    data = raw("postfix_user_unknown.eml").replace(b"Action: failed", b"Action: relayed")
+    data = data.replace(b"Status: 5.1.1", b"Status: 2.0.0")
+    assert classify(parse(data)).kind == "ignored"
+
+
+def test_a_feedback_report_that_is_not_abuse_is_ignored() -> None:
+    data = raw("arf_abuse.eml").replace(b"Feedback-Type: abuse", b"Feedback-Type: not-spam")
+    report = classify(parse(data))
+    assert (report.kind, report.detail) == ("ignored", "feedback-type not-spam")
+
+
+def test_a_redacted_complaint_is_traced_by_our_signed_unsubscribe_token() -> None:
+    url = "https://ipbusiness.example.org/newsletter/unsubscribe/"
+    genuine = make_token(DEV_SECRET, LIST_ID, "grace.h@example.com")
+    forged = make_token("not-our-secret", LIST_ID, "henry.p@example.org")
+    read_token = partial(verify_token, [DEV_SECRET], LIST_ID)
+
+    def redacted(token: str) -> bytes:
+        return raw("arf_headers_only.eml").replace(
+            b"To: Grace H <grace.h@example.com>",
+            f"To: redacted@example.com\nList-Unsubscribe: <{url}{token}>".encode())
+
+    assert classify(parse(redacted(genuine)), read_token=read_token).addresses == (
+        "grace.h@example.com",)
+    assert classify(parse(redacted(forged)), read_token=read_token).addresses == (
+        "redacted@example.com",)
+
+
+def test_report_key_is_the_message_id_else_a_hash_of_the_bytes() -> None:
+    data = raw("office365_recipient_not_found.eml")  # a folded Message-ID header
+    assert report_key(parse(data), data) == (
+        "<3f9b1c70-6d2e-4a58-b8e4-91c2d7a05e33@AM9PR01MB7741.eurprd01.prod.exchangelabs.com>")
+    anonymous = re.sub(rb"(?mi)^Message-Id: .*\n", b"", raw("exim_failed.eml"))
+    key = report_key(parse(anonymous), anonymous)
+    assert key.startswith("sha256:") and key == report_key(parse(anonymous), anonymous)
+
+
+# --- processing a mailbox --------------------------------------------------------------------
+
+def test_a_maildir_suppresses_the_right_addresses(conn: sqlite3.Connection, config: Config,
+                                                  tmp_path: Path) -> None:
+    subscribe(conn, *EVERYONE)
+    warnings: list[str] = []
+    result = run(conn, config, make_maildir(tmp_path, all_fixtures()), on_warning=warnings.append)
+
+    assert (result.read, result.new, result.already) == (10, 10, 0)
+    assert (result.bounced, result.complained, result.soft, result.ignored) == (4, 2, 2, 2)
+    for address in HARD:
+        status, reason = status_of(conn, address)
+        assert status == "bounced"
+        assert reason.startswith("hard bounce 2026-11-22: 5.1.")
+    assert status_of(conn, "ann.lee@example.com")[1] == (
+        "hard bounce 2026-11-22: 5.1.1 <Ann.Lee@example.com>: Recipient address rejected: "
+        "User unknown in virtual mailbox table")
+    for address in COMPLAINED:
+        assert status_of(conn, address)[0] == "complained"
+    for address in SOFT + ["henry.p@example.org", "jules.v@example.com"]:
+        assert status_of(conn, address) == ("active", "")
+    assert len(warnings) == 1 and "message" in warnings[0] and "cannot read" in warnings[0]
+    outcomes = {row[2] for row in table(conn, "processed_reports")}
+    assert {"hard: ann.lee@example.com (bounced)", "soft: erin.k@example.org (1 of 3 in 30 days)",
+            "complaint: frank.o@example.net (complained)", "ignored: not a bounce",
+            "ignored: unparseable"} <= outcomes
+    assert {c.email for c in result.changes} == set(HARD + COMPLAINED)
+
+
+def test_processing_twice_changes_nothing_the_second_time(conn: sqlite3.Connection,
+                                                          config: Config, tmp_path: Path) -> None:
+    subscribe(conn, *EVERYONE)
+    maildir = make_maildir(tmp_path, all_fixtures())
+    run(conn, config, maildir)
+    before = (table(conn, "subscribers"), table(conn, "bounce_events"),
+              table(conn, "processed_reports"))
+    warnings: list[str] = []
+
+    again = run(conn, config, maildir, now=NOW + timedelta(hours=1), on_warning=warnings.append)
+
+    assert (again.read, again.new, again.already) == (10, 0, 10)
+    assert (again.bounced, again.complained, again.soft, again.ignored) == (0, 0, 0, 0)
+    assert again.changes == [] and warnings == []  # the unparseable one is not retried
+    assert "10 already processed" in again.summary(0.1)
+    assert (table(conn, "subscribers"), table(conn, "bounce_events"),
+            table(conn, "processed_reports")) == before
+
+
+def test_an_mbox_works_like_a_maildir(conn: sqlite3.Connection, config: Config,
+                                      tmp_path: Path) -> None:
+    subscribe(conn, *EVERYONE)
+    result = run(conn, config, make_mbox(tmp_path, all_fixtures()))
+    assert (result.read, result.bounced, result.complained, result.soft) == (10, 4, 2, 2)
+    assert status_of(conn, "bob.martin@example.org")[0] == "bounced"
+
+
+def test_the_same_report_twice_in_one_mailbox_counts_once(conn: sqlite3.Connection,
+                                                          config: Config, tmp_path: Path) -> None:
+    subscribe(conn, "erin.k@example.org")
+    delayed = raw("postfix_mailbox_full_delayed.eml")
+    result = run(conn, config, make_maildir(tmp_path, [delayed, delayed]))
+    assert (result.new, result.already, result.soft) == (1, 1, 1)
+
+
+# --- soft bounces: a limit within a window ---------------------------------------------------
+
+def add_soft_events(conn: sqlite3.Connection, address: str, days_ago: int, count: int) -> None:
+    at = (NOW - timedelta(days=days_ago)).isoformat(timespec="microseconds")
+    with store.transaction(conn):
+        conn.executemany("INSERT INTO bounce_events (email, kind, report_key, at) "
+                         "VALUES (?, 'soft', ?, ?)",
+                         [(address, f"<old-{i}@example.org>", at) for i in range(count)])
+
+
+def delayed_bounces(*ids: str) -> list[bytes]:
+    return [with_message_id(raw("postfix_mailbox_full_delayed.eml"), f"{i}@relay.example.org")
+            for i in ids]
+
+
+def test_soft_bounces_suppress_only_at_the_limit_within_the_window(
+        conn: sqlite3.Connection, config: Config, tmp_path: Path) -> None:
+    subscribe(conn, "erin.k@example.org")
+    add_soft_events(conn, "erin.k@example.org", days_ago=40, count=2)  # outside the window
+
+    first = run(conn, config, make_maildir(tmp_path / "a", delayed_bounces("d1", "d2")))
+    assert (first.soft, first.bounced) == (2, 0)
+    assert status_of(conn, "erin.k@example.org")[0] == "active"
+
+    third = run(conn, config, make_maildir(tmp_path / "b", delayed_bounces("d3")))
+    assert (third.soft, third.bounced) == (1, 1)
+    assert status_of(conn, "erin.k@example.org") == ("bounced", "3 soft bounces in 30 days")
+    assert [c.why for c in third.changes] == ["3 soft bounces in 30 days"]
+
+
+def test_recent_soft_bounces_count_toward_the_limit(conn: sqlite3.Connection, config: Config,
+                                                    tmp_path: Path) -> None:
+    subscribe(conn, "erin.k@example.org")
+    add_soft_events(conn, "erin.k@example.org", days_ago=10, count=2)
+    result = run(conn, config, make_maildir(tmp_path, delayed_bounces("d1")))
+    assert result.bounced == 1
+    assert status_of(conn, "erin.k@example.org")[0] == "bounced"
+
+
+# --- who may be changed ------------------------------------------------------------------------
+
+def test_a_complaint_sets_complained_at_once(conn: sqlite3.Connection, config: Config,
+                                             tmp_path: Path) -> None:
+    subscribe(conn, "frank.o@example.net")
+    result = run(conn, config, make_maildir(tmp_path, [raw("arf_abuse.eml")]))
+    assert result.complained == 1
+    status, reason = status_of(conn, "frank.o@example.net")
+    assert status == "complained"
+    assert reason == "complaint 2026-11-22: abuse report from ExampleMail-FBL/2.1"
+
+
+def test_unknown_addresses_change_nothing(conn: sqlite3.Connection, config: Config,
+                                          tmp_path: Path) -> None:
+    subscribe(conn, "henry.p@example.org")
+    result = run(conn, config, make_maildir(tmp_path, all_fixtures()))
+    assert (result.new, result.bounced, result.complained, result.soft) == (10, 0, 0, 0)
+    assert table(conn, "bounce_events") == []
+    assert status_of(conn, "henry.p@example.org") == ("active", "")
+    outcomes = {row[2] for row in table(conn, "processed_reports")}
+    assert "hard: ann.lee@example.com (not a subscriber)" in outcomes
+
+
+@pytest.mark.parametrize("status", ["unsubscribed", "bounced", "complained"])
+def test_a_final_status_is_never_changed(conn: sqlite3.Connection, config: Config,
+                                         tmp_path: Path, status: str) -> None:
+    subscribe(conn, "ann.lee@example.com", "frank.o@example.net", "erin.k@example.org")
+    for address in ("ann.lee@example.com", "frank.o@example.net", "erin.k@example.org"):
+        store.set_status(conn, address, status, "set by the test")
+    add_soft_events(conn, "erin.k@example.org", days_ago=1, count=5)
+    messages = [raw("postfix_user_unknown.eml"), raw("arf_abuse.eml"),
+                raw("postfix_mailbox_full_delayed.eml")]
+
+    result = run(conn, config, make_maildir(tmp_path, messages))
+
+    assert (result.bounced, result.complained, result.changes) == (0, 0, [])
+    for address in ("ann.lee@example.com", "frank.o@example.net", "erin.k@example.org"):
+        assert status_of(conn, address) == (status, "set by the test")
+    outcomes = {row[2] for row in table(conn, "processed_reports")}
+    assert f"hard: ann.lee@example.com (already {status})" in outcomes
+
+
+def test_addresses_match_whatever_their_case(conn: sqlite3.Connection, config: Config,
+                                             tmp_path: Path) -> None:
+    subscribe(conn, "ANN.LEE@example.com", "frank.o@EXAMPLE.NET")
+    run(conn, config, make_maildir(tmp_path, [raw("postfix_user_unknown.eml"),
+                                              raw("arf_abuse.eml")]))
+    assert status_of(conn, "ann.lee@example.com")[0] == "bounced"
+    assert status_of(conn, "frank.o@example.net")[0] == "complained"
+
+
+# --- the command -----------------------------------------------------------------------------
+
+def test_the_command_prints_each_change_then_one_summary(
+        conn: sqlite3.Connection, config: Config, tmp_path: Path,
+        capsys: pytest.CaptureFixture) -> None:
+    subscribe(conn, *EVERYONE)
+    maildir = make_maildir(tmp_path, all_fixtures())
+
+    assert cmd_bounces(namespace(config, maildir)) == 0
+
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert "bounced  ann.lee@example.com  hard bounce: 5.1.1 <Ann.Lee@example.com>: Recipient " \
+           "address rejected: User unknown in virtual mailbox table" in lines
+    assert "complained  frank.o@example.net  complaint: abuse report from ExampleMail-FBL/2.1" \
+        in lines
+    assert len(lines) == 7
+    assert re.fullmatch(r"bounces: 10 report\(s\) read, 10 new, 0 already processed; 4 bounced, "
+                        r"2 complained, 2 soft recorded, 2 ignored in \d+\.\d s", lines[-1])
+    assert "warning:" in err and "cannot read it" in err and str(maildir) in err
+
+    assert cmd_bounces(namespace(config, maildir)) == 0
+    out, _ = capsys.readouterr()
+    assert out.startswith("bounces: 10 report(s) read, 0 new, 10 already processed; 0 bounced")
+
+
+def test_dry_run_reports_but_changes_nothing(conn: sqlite3.Connection, config: Config,
+                                             tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    subscribe(conn, *EVERYONE)
+    maildir = make_maildir(tmp_path, all_fixtures())
+    before = table(conn, "subscribers")
+
+    assert cmd_bounces(namespace(config, maildir, dry_run=True)) == 0
+
+    out, _ = capsys.readouterr()
+    assert "bounced  ann.lee@example.com  hard bounce: 5.1.1" in out
+    assert "bounces (dry run, nothing changed): 10 report(s) read, 10 new" in out
+    assert table(conn, "subscribers") == before
+    assert table(conn, "processed_reports") == table(conn, "bounce_events") == []
+    assert run(conn, config, maildir).new == 10  # the real run still has everything to do
+
+
+@pytest.mark.parametrize("make", [
+    lambda root: root / "missing",
+    lambda root: (root / "report.eml").write_bytes(raw("exim_failed.eml")) and root / "report.eml",
+    lambda root: (root / "folder").mkdir() or root / "folder",
+])
+def test_a_bad_path_is_an_input_error_naming_it(config: Config, tmp_path: Path, make) -> None:  # noqa: ANN001
+    path = make(tmp_path)
+    with pytest.raises(InputError) as caught:
+        cmd_bounces(namespace(config, path))
+    assert caught.value.exit_code == 2
+    assert str(caught.value).startswith(f"{path}: not a Maildir")
+    assert not config.store_path.exists()  # checked before the database is opened
+
+
+def test_a_bad_path_exits_2_through_the_cli(config: Config, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture) -> None:
+    from newsletter import commands
+    from newsletter.cli import main
+
+    # Registered as commands.py will register it.
+    monkeypatch.setitem(commands.COMMANDS, "bounces",
+                        (cmd_bounces, "process bounces", add_bounces_arguments))
+    code = main(["--config", str(config.source), "bounces", str(tmp_path / "nowhere")])
+    assert code == 2
+    assert f"newsletter: {tmp_path / 'nowhere'}: not a Maildir" in capsys.readouterr().err
