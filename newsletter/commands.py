@@ -426,11 +426,14 @@ COMMANDS["serve"] = (cmd_serve, "run the web app: one-click unsubscribe, subscri
                      "double opt-in, preferences, web view", _add_serve)
 
 
-def _register_bounces() -> None:
+def _register_optional_commands() -> None:
     from newsletter.bounces import add_bounces_arguments, cmd_bounces
+    from newsletter.dkim import add_dkim_arguments, cmd_dkim
 
     COMMANDS["bounces"] = (cmd_bounces, "read bounces and complaints from a Maildir or mbox "
                            "file; suppress those addresses", add_bounces_arguments)
+    COMMANDS["dkim"] = (cmd_dkim, "make a DKIM key pair and print the DNS record to publish",
+                        add_dkim_arguments)
 
 
-_register_bounces()
+_register_optional_commands()

@@ -134,8 +134,20 @@ class Prepared:
 
 
 def _encode_lines(text: str) -> tuple[bytes | str, ...]:
-    return tuple(line if PLACEHOLDER_RE.search(line) else _qp_line(line)
-                 for line in text.replace("\r\n", "\n").split("\n"))
+    """Runs of lines without placeholders become one encoded chunk; the rest stay text."""
+    chunks: list[bytes | str] = []
+    run: list[bytes] = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if PLACEHOLDER_RE.search(line):
+            if run:
+                chunks.append(b"\r\n".join(run))
+                run = []
+            chunks.append(line)
+        else:
+            run.append(_qp_line(line))
+    if run:
+        chunks.append(b"\r\n".join(run))
+    return tuple(chunks)
 
 
 def prepare(edition: Edition, env: Envelope, *, subject: str | None = None) -> Prepared:

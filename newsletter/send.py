@@ -14,6 +14,7 @@ from newsletter import ledger, store
 from newsletter.check import check_issue
 from newsletter.compose import compose
 from newsletter.config import Config
+from newsletter.dkim import DkimSigner, signer_from_config
 from newsletter.drafts import Draft
 from newsletter.errors import DeliveryError, InputError, NewsletterError
 from newsletter.faults import crash_point
@@ -115,8 +116,9 @@ def send(config: Config, now: datetime, options: SendOptions, *,
     started = time.monotonic()
     transports = transports or Transports(config)
     secret = _secret(transports)
+    signer = signer_from_config(config)  # a bad key stops here, before the lock and any claim
     if options.test_addresses:
-        return _test_send(config, now, options, transports, secret, started)
+        return _test_send(config, now, options, transports, secret, started, signer)
     with SendLock(config.store_path.with_name(config.store_path.name + ".lock")) as lock:
         if not lock.acquire():
             return SendReport(note="another send is running; nothing done",
@@ -124,7 +126,7 @@ def send(config: Config, now: datetime, options: SendOptions, *,
         conn = store.connect(config.store_path)
         try:
             return _locked_run(config, conn, now, options, transports, secret, started,
-                               on_progress, on_note)
+                               on_progress, on_note, signer)
         finally:
             conn.close()
 
@@ -132,7 +134,7 @@ def send(config: Config, now: datetime, options: SendOptions, *,
 def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options: SendOptions,
                 transports: Transports, secret: str, started: float,
                 on_progress: Callable[[Tally, int], None],
-                on_note: Callable[[str], None]) -> SendReport:
+                on_note: Callable[[str], None], signer: DkimSigner | None) -> SendReport:
     clock = Clock(now)
     recovered = ledger.recover_interrupted(conn, clock.now())
     if recovered:
@@ -168,7 +170,7 @@ def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options
     tally = Tally()
     job = Job(config.store_path, prepared, envelope,
               unsubscribe_url_maker(config, secret), clock,
-              RateLimiter(config.rate_per_second), tally)
+              RateLimiter(config.rate_per_second), tally, signer)
     run_deliveries(job, issues, pool, on_progress=lambda t: on_progress(t, total))
     crash_point("summary")
     done = time.monotonic()
@@ -241,7 +243,7 @@ def _dry_run(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
 
 
 def _test_send(config: Config, now: datetime, options: SendOptions, transports: Transports,
-               secret: str, started: float) -> SendReport:
+               secret: str, started: float, signer: DkimSigner | None) -> SendReport:
     """--to: the issue as it would go out now, subject marked, ledger untouched."""
     if options.issue is None:
         raise InputError("--to needs an ISSUE (e.g. newsletter send 2026-12 --to you@example.org)")
@@ -259,6 +261,8 @@ def _test_send(config: Config, now: datetime, options: SendOptions, transports: 
             mid = message_id(f"test-{datetime.now(UTC):%Y%m%d%H%M%S%f}", addr, envelope.domain)
             data = build_message(edition, envelope, Personal(addr, "", url_of(addr), mid),
                                  datetime.now(UTC), subject=TEST_PREFIX + edition.subject)
+            if signer is not None:
+                data = signer.sign(data)
             outcome = transport.send(envelope.sender_addr, addr, data)
             sent += outcome.kind == "sent"
             failed += outcome.kind != "sent"

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from newsletter import ledger, store
+from newsletter.dkim import DkimSigner
 from newsletter.errors import DeliveryError, InputError
 from newsletter.faults import crash_point
 from newsletter.message import Envelope, Personal, Prepared, assemble, message_id
@@ -93,6 +94,7 @@ class Job:
     clock: Clock
     limiter: RateLimiter
     tally: Tally
+    signer: DkimSigner | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,8 @@ def _attempt(job: Job, transport, d: ledger.Delivery) -> _Done:  # noqa: ANN001
         data = assemble(job.prepared[(d.issue, d.language)], job.envelope,
                         Personal(d.email, d.name, job.unsubscribe_url(d.email), mid),
                         job.clock.now())
+        if job.signer is not None:
+            data = job.signer.sign(data)
     except InputError as exc:  # this subscriber's data cannot make a safe message; go on
         return _Done(ledger.Settle(d, "failed", f"not sent: {exc}"))
     outcome = Outcome("retry", 0, "connection kept failing")
