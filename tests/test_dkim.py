@@ -410,3 +410,30 @@ def test_cmd_dkim_needs_a_selector_when_the_config_has_none(tmp_path: Path) -> N
         run_keygen(tmp_path / "missing.toml", domain="example.org")
     with pytest.raises(InputError, match="needs --domain"):
         run_keygen(tmp_path / "missing.toml", selector="s1")
+
+
+def test_send_signs_every_message_and_the_signatures_verify(tmp_path, monkeypatch) -> None:
+    """End to end: `newsletter send` with [dkim] over real SMTP; dkimpy verifies each copy."""
+    import dkim as dkimpy
+    from conftest_delivery import make_delivery_project
+    from smtp_server import Script, ScriptedServer
+
+    project = make_delivery_project(tmp_path / "nl", 4)
+    pair = keygen("s2026", "ipbusiness.example.org", project.root / "dkim")
+    with open(project.config, "a", encoding="utf-8") as out:
+        out.write('\n[dkim]\nselector = "s2026"\ndomain = "ipbusiness.example.org"\n'
+                  'key_file = "dkim/s2026.private"\n')
+    record = pair.record_value.encode()
+    script = Script()
+    server = ScriptedServer(script)
+    server.start()
+    try:
+        monkeypatch.setenv("NEWSLETTER_SMTP_URL", server.url)
+        monkeypatch.setenv("NEWSLETTER_SECRET", "s")
+        assert project.cli("send", "--now", "2026-11-22T10:00") == 0
+    finally:
+        server.stop()
+    assert len(script.messages) == 4
+    for _, data in script.messages:
+        assert dkimpy.verify(data, dnsfunc=lambda name, timeout=5: record
+                             if name == b"s2026._domainkey.ipbusiness.example.org." else None)
