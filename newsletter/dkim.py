@@ -114,7 +114,6 @@ def _folded_list(tag: bytes, names: list[bytes], width: int = 70) -> bytes:
 
 _FIELD_START_RE = re.compile(rb"(?m)^(?=[^ \t\r\n])")
 _WSP_RE = re.compile(rb"[ \t]+")
-_TRAILING_WSP_RE = re.compile(rb"[ \t]+\r\n")
 
 
 def _header_fields(head: bytes) -> list[tuple[bytes, bytes]]:
@@ -149,7 +148,12 @@ def _relaxed_header(field_: bytes) -> bytes:
 
 def _relaxed_body(body: bytes) -> bytes:
     """RFC 6376 3.4.4: WSP runs to one SP, none at line ends, no empty lines at the end."""
-    body = _TRAILING_WSP_RE.sub(b"\r\n", _WSP_RE.sub(b" ", body))
+    # bytes.replace runs at memory speed; a regex over 40 KB took 1 ms a message. Each pass
+    # halves every run of spaces; after it, one replace removes the space before line ends.
+    body = body.replace(b"\t", b" ")
+    while b"  " in body:
+        body = body.replace(b"  ", b" ")
+    body = body.replace(b" \r\n", b"\r\n")
     body = body.rstrip(b"\r\n")
     return body + b"\r\n" if body else b""
 

@@ -64,15 +64,19 @@ def message_id(issue: str, email: str, domain: str) -> str:
     return f"<{issue}.{digest}@{domain}>"
 
 
+_LINE_BREAK_RE = re.compile("[\r\n\x00\x85\u2028\u2029]")
+_CONTROL_RE = re.compile("[\x01-\x08\x0b-\x1f\x7f]")
+
+
 def check_header_text(value: str, what: str) -> str:
     """Refuse CR, LF, NUL and encoded-word tricks in anything bound for a header."""
     # NEL, LS and PS too: str.splitlines() breaks on them, and so does email.header, which
     # would silently turn them into folds.
-    if any(c in value for c in "\r\n\x00\x85\u2028\u2029"):
+    if _LINE_BREAK_RE.search(value):
         raise InputError(f"{what} contains a line break or NUL: {value[:60]!r}")
     # Other C0 controls and DEL: no header syntax allows them, encoded or not (the parser
     # flags a NonPrintableDefect); TAB is whitespace and stays.
-    if any((ord(c) < 32 and c != "\t") or c == "\x7f" for c in value):
+    if _CONTROL_RE.search(value):
         raise InputError(f"{what} contains a control character: {value[:60]!r}")
     if _ENCODED_WORD_RE.search(value):
         raise InputError(f"{what} contains an RFC 2047 encoded word: {value[:60]!r}")

@@ -164,26 +164,47 @@ class SmtpTransport:
             return Outcome("policy", code, text)
         return Outcome("failed", code, text)
 
+    def _envelope(self, smtp: smtplib.SMTP, sender: str, recipient: str) -> Outcome | None:
+        """MAIL, RCPT and DATA; None once the server says 354 (go ahead), else the refusal.
+
+        Commands are written directly, not with smtp.mail()/rcpt(): their quoteaddr()
+        re-parses each address with email.utils (~0.4 ms each); ours are validated ASCII
+        addr-specs already. With PIPELINING (RFC 2920) all three go in one write and the
+        three replies are read after, one round trip instead of three.
+        """
+        commands = [f"MAIL FROM:<{sender}>", f"RCPT TO:<{recipient}>", "DATA"]
+        if smtp.has_extn("pipelining"):
+            smtp.send("".join(c + "\r\n" for c in commands))
+            replies = [smtp.getreply() for _ in commands]
+        else:
+            replies = []
+            for command in commands:
+                smtp.send(command + "\r\n")
+                replies.append(smtp.getreply())
+                if replies[-1][0] not in (250, 251, 354):
+                    break
+        accepted = (250,), (250, 251), (354,)
+        for (code, msg), ok, stage in zip(replies, accepted, ("MAIL", "RCPT", "DATA"),
+                                          strict=False):
+            if code not in ok:
+                if replies[-1][0] == 354:  # DATA taken despite a refused envelope: end it empty
+                    smtp.send(".\r\n")
+                    smtp.getreply()
+                return self._refused(code, msg, stage)
+        return None
+
     def send(self, sender: str, recipient: str, data: bytes) -> Outcome:
         if self.smtp is None:
             self.open()
         smtp = self.smtp
         assert smtp is not None
         try:
-            # putcmd, not smtp.mail()/rcpt(): their quoteaddr() re-parses each address with
-            # email.utils (about 0.4 ms each); ours are validated ASCII addr-specs already.
-            smtp.putcmd("mail", f"FROM:<{sender}>")
-            code, msg = smtp.getreply()
-            if code != 250:
-                return self._refused(code, msg, "MAIL")
-            smtp.putcmd("rcpt", f"TO:<{recipient}>")
-            code, msg = smtp.getreply()
-            if code not in (250, 251):
-                return self._refused(code, msg, "RCPT")
-            code, msg = smtp.docmd("DATA")
-            if code != 354:
-                return self._refused(code, msg, "DATA")
-            payload = _DOT_RE.sub(b"..", data)
+            refused = self._envelope(smtp, sender, recipient)
+            if refused is not None:
+                return refused
+            payload = data  # dot-stuffing (RFC 5321 4.5.2), only where a line starts with "."
+            if payload.startswith(b".") or b"\n." in payload:
+                payload = _DOT_RE.sub(b"..", payload)
             if not payload.endswith(b"\r\n"):
                 payload += b"\r\n"
             crash_point("mid-data")

@@ -29,6 +29,7 @@ class Script:
     rcpt_default: str = ""  # e.g. "550 5.7.1 blocked" for every recipient
     close_after: int = 0  # 421 and close the session after this many messages
     delay: float = 0.0  # seconds to wait before answering the final dot
+    pipelining: bool = True  # advertise PIPELINING (RFC 2920), as Postfix and Exim do
     password: str | None = None  # when set, AUTH must give this password
     on_message: object = None  # called with the recipient after each accepted message
     messages: list[tuple[str, bytes]] = field(default_factory=list)
@@ -51,6 +52,12 @@ class Script:
 class _Handler:
     def __init__(self, script: Script) -> None:
         self.script = script
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: ANN001, ANN201, N802
+        session.host_name = hostname
+        if self.script.pipelining:
+            responses.insert(1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001, ANN201, N802
         reply = self.script.take(self.script.rcpt, address) or self.script.rcpt_default

@@ -108,14 +108,18 @@ def test_one_connection_is_reused_for_many_messages() -> None:
     assert b"\r\n.leading dot" in script.messages[0][1]  # dot-stuffing undone by the server
 
 
-def test_rset_after_a_refused_recipient_keeps_the_session_usable() -> None:
-    script = Script(rcpt={"bad@example.com": ["550 5.1.1 no such user"]})
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+def test_rset_after_a_refused_recipient_keeps_the_session_usable(pipelining: bool) -> None:
+    script = Script(rcpt={"bad@example.com": ["550 5.1.1 no such user"],
+                          "busy@example.com": ["451 4.3.0 try later"]}, pipelining=pipelining)
     server = ScriptedServer(script)
     server.start()
     try:
         transport = SmtpTransport(parse_smtp_url(server.url))
         assert transport.send("n@example.org", "bad@example.com", b"\r\n").kind == "failed"
+        assert transport.send("n@example.org", "busy@example.com", b"\r\n").kind == "deferred"
         assert transport.send("n@example.org", "ok@example.com", b"\r\n").kind == "sent"
+        assert transport.smtp.has_extn("pipelining") == pipelining
         transport.close()
     finally:
         server.stop()
