@@ -85,6 +85,14 @@ _MIGRATIONS = [
     """
     ALTER TABLE subscribers ADD COLUMN confirm_sent_at TEXT;
     """,
+    # 4: which version of each subscriber CSV was imported last (send skips unchanged files)
+    """
+    CREATE TABLE imported_files (
+        path TEXT PRIMARY KEY,
+        sha256 TEXT NOT NULL,
+        imported_at TEXT NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -275,3 +283,14 @@ def mark_confirm_sent(conn: sqlite3.Connection, email: str, name: str, language:
 def clear_confirm_sent(conn: sqlite3.Connection, email: str) -> None:
     with transaction(conn):
         conn.execute("UPDATE subscribers SET confirm_sent_at = NULL WHERE email = ?", (email,))
+
+
+def imported_digest(conn: sqlite3.Connection, path: str) -> str:
+    row = conn.execute("SELECT sha256 FROM imported_files WHERE path = ?", (path,)).fetchone()
+    return row[0] if row else ""
+
+
+def record_import(conn: sqlite3.Connection, path: str, digest: str) -> None:
+    conn.execute("INSERT INTO imported_files (path, sha256, imported_at) VALUES (?, ?, ?) "
+                 "ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, "
+                 "imported_at = excluded.imported_at", (path, digest, now_iso()))
