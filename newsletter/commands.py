@@ -220,7 +220,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     progress = Progress()
     try:
         report = send(config, now, SendOptions(draft, args.dry_run, args.resend_unknown,
-                                               tuple(tests)),
+                                               tuple(tests), parse_shard(args.shard)),
                       transports=transports, on_progress=progress.update, on_note=say)
     finally:
         progress.close()
@@ -236,6 +236,15 @@ def cmd_send(args: argparse.Namespace) -> int:
         say("timings: " + ", ".join(f"{name} {sec:.3f} s" for name, sec in report.timings))
     say(report.summary() + f" via {report.transport}")
     return report.exit_code
+
+
+def parse_shard(value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    k, _, n = value.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise InputError(f"--shard must be K/N with 1 <= K <= N (e.g. 2/3), not {value!r}")
+    return int(k), int(n)
 
 
 class Progress:
@@ -387,6 +396,8 @@ def _add_send(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--now", help="the clock, ISO 8601 (for testing schedules)")
     cmd.add_argument("--resend-unknown", action="store_true",
                      help="also resend deliveries whose outcome is unknown (may duplicate)")
+    cmd.add_argument("--shard", metavar="K/N",
+                     help="send only to the K-th of N slices of the list (several senders)")
 
 
 def _add_status(cmd: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ States: pending -> sending -> sent | deferred | failed | unknown | suppressed. A
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -40,10 +41,18 @@ def is_frozen(conn: sqlite3.Connection, issue: str) -> bool:
         is not None
 
 
+def shard_of(email: str, count: int) -> int:
+    """Which of `count` shards an address belongs to (0-based): stable on every host."""
+    return int.from_bytes(hashlib.sha256(email.lower().encode()).digest()[:8], "big") % count
+
+
 def freeze(conn: sqlite3.Connection, edition: Edition, item_ids: Iterable[str],
-           now: datetime) -> int:
-    """Freeze the edition and its audience (the active subscribers now) in one transaction."""
+           now: datetime, *, shard: tuple[int, int] | None = None) -> int:
+    """Freeze the edition and its audience (the active subscribers now, in this shard K of N
+    when sharded) in one transaction."""
     stamp = _iso(now)
+    conn.create_function("shard_of", 2, shard_of, deterministic=True)
+    k, n = shard or (1, 1)
     with transaction(conn):
         if is_frozen(conn, edition.issue):
             return 0
@@ -54,8 +63,9 @@ def freeze(conn: sqlite3.Connection, edition: Edition, item_ids: Iterable[str],
              edition.text, edition.fallback_name, stamp))
         cur = conn.execute(
             "INSERT OR IGNORE INTO deliveries (issue, subscriber_id, language, state, updated_at) "
-            "SELECT ?, id, ?, 'pending', ? FROM subscribers WHERE status = 'active'",
-            (edition.issue, edition.language, stamp))
+            "SELECT ?, id, ?, 'pending', ? FROM subscribers WHERE status = 'active' "
+            "AND (? = 1 OR shard_of(email, ?) = ?)",
+            (edition.issue, edition.language, stamp, n, n, k - 1))
         conn.executemany("INSERT OR IGNORE INTO sent_items (item_id, issue) VALUES (?, ?)",
                          [(i, edition.issue) for i in item_ids])
     return cur.rowcount

@@ -41,6 +41,7 @@ class SendOptions:
     dry_run: bool = False
     resend_unknown: bool = False
     test_addresses: tuple[str, ...] = ()
+    shard: tuple[int, int] | None = None  # (K, N): send to the K-th of N slices of the list
 
 
 @dataclass(frozen=True)
@@ -142,9 +143,9 @@ def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options
                 "(see `newsletter status`; resend with --resend-unknown)")
     plan = plan_run(config, conn, clock.now(), only=options.issue)
     if options.dry_run:
-        return _dry_run(config, conn, plan, clock, transports, secret, started)
+        return _dry_run(config, conn, plan, clock, transports, secret, started, options.shard)
     planned = time.monotonic()
-    frozen, problems = _freeze_due(config, conn, plan, clock, on_note)
+    frozen, problems = _freeze_due(config, conn, plan, clock, on_note, options.shard)
     froze = time.monotonic()
     issues = sorted(set(plan.open_issues) | set(frozen))
     if options.resend_unknown:
@@ -187,7 +188,8 @@ def _all_issues(conn: sqlite3.Connection, options: SendOptions) -> list[str]:
 
 
 def _freeze_due(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
-                on_note: Callable[[str], None]) -> tuple[list[str], tuple[str, ...]]:
+                on_note: Callable[[str], None],
+                shard: tuple[int, int] | None = None) -> tuple[list[str], tuple[str, ...]]:
     """Compose and freeze each due issue; one with errors is refused, the others go on."""
     frozen, problems = [], []
     for draft in plan.to_freeze:
@@ -204,7 +206,7 @@ def _freeze_due(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clo
                             f"{errors[0].message} (run `newsletter check {draft.issue}`)")
             continue
         rows = ledger.freeze(conn, composed.edition, [i.id for i in composed.snapshot.items],
-                             clock.now())
+                             clock.now(), shard=shard)
         crash_point("after-freeze")
         on_note(f"{draft.issue}: edition frozen, {rows} subscriber(s) to send to")
         frozen.append(draft.issue)
@@ -222,13 +224,16 @@ def _nothing_note(plan: Plan, conn: sqlite3.Connection) -> str:
 
 
 def _dry_run(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
-             transports: Transports, secret: str, started: float) -> SendReport:
+             transports: Transports, secret: str, started: float,
+             shard: tuple[int, int] | None) -> SendReport:
     """Render every message that would go out now; send nothing, change nothing."""
     envelope, url_of = envelope_for(config), unsubscribe_url_maker(config, secret)
     count, size = 0, 0
     for draft in plan.to_freeze:
         edition = compose(config, draft.path, conn, now=clock.now()).edition
         for sub in store.iter_subscribers(conn, "active"):
+            if shard and ledger.shard_of(sub.email, shard[1]) != shard[0] - 1:
+                continue
             mid = message_id(edition.issue, sub.email, envelope.domain)
             size += len(build_message(edition, envelope, Personal(
                 sub.email, sub.name, url_of(sub.email), mid), clock.now()))
