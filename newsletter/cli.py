@@ -30,6 +30,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NewsletterError as exc:
         print(f"newsletter: {exc}".replace("\n", "\nnewsletter: "), file=sys.stderr)
         return exc.exit_code
+    except sqlite3.Error as exc:  # disk full, read-only or corrupt database: the operator's call
+        print(f"newsletter: database: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file that cannot be written or read at the system level
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"newsletter: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("newsletter: interrupted", file=sys.stderr)
         return 130

@@ -7,6 +7,8 @@ States: pending -> sending -> sent | deferred | failed | unknown | suppressed. A
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -85,14 +87,37 @@ def frozen_languages(conn: sqlite3.Connection, issue: str) -> list[str]:
     return [r[0] for r in conn.execute("SELECT language FROM editions WHERE issue = ?", (issue,))]
 
 
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str | None) -> bool:
+    """True if the claiming process is still running on this host (then its rows are not ours
+    to recover, even when someone deleted the lock file by hand)."""
+    host, _, pid = (owner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
 def recover_interrupted(conn: sqlite3.Connection, now: datetime) -> int:
     """Rows left `sending` by a crash: the server may have the message, so never resend blindly."""
+    owners = [r[0] for r in conn.execute(
+        "SELECT DISTINCT claimed_by FROM deliveries WHERE state = 'sending'")]
+    dead = [o for o in owners if not _owner_alive(o)]
+    total = 0
     with transaction(conn):
-        cur = conn.execute(
-            "UPDATE deliveries SET state = 'unknown', updated_at = ?, last_reply = "
-            "'interrupted during delivery (crash or kill); the message may have been sent' "
-            "WHERE state = 'sending'", (_iso(now),))
-    return cur.rowcount
+        for owner in dead:
+            total += conn.execute(
+                "UPDATE deliveries SET state = 'unknown', updated_at = ?, last_reply = "
+                "'interrupted during delivery (crash or kill); the message may have been sent' "
+                "WHERE state = 'sending' AND claimed_by IS ?", (_iso(now), owner)).rowcount
+    return total
 
 
 def resend_unknown(conn: sqlite3.Connection, issues: Iterable[str], now: datetime) -> int:
@@ -160,10 +185,11 @@ def claim(conn: sqlite3.Connection, issue: str, subscriber_id: int, now: datetim
     with transaction(conn):
         settled = _settle(conn, settle_first, now) if settle_first else ""
         row = conn.execute(
-            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ? "
-            "WHERE issue = ? AND subscriber_id = ? AND state IN ('pending', 'deferred') AND "
-            "EXISTS (SELECT 1 FROM subscribers WHERE id = ? AND status = 'active') "
-            "RETURNING language, attempts", (stamp, issue, subscriber_id, subscriber_id)
+            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ?, "
+            "claimed_by = ? WHERE issue = ? AND subscriber_id = ? AND state IN ('pending', "
+            "'deferred') AND EXISTS (SELECT 1 FROM subscribers WHERE id = ? AND status = "
+            "'active') RETURNING language, attempts",
+            (stamp, OWNER, issue, subscriber_id, subscriber_id)
         ).fetchone()
         if row is None:
             _suppress_if_inactive(conn, issue, subscriber_id, stamp)

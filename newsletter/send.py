@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sqlite3
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,13 +175,28 @@ def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options
     job = Job(config.store_path, prepared, envelope,
               unsubscribe_url_maker(config, secret), clock,
               RateLimiter(config.rate_per_second), tally, signer)
-    run_deliveries(job, issues, pool, on_progress=lambda t: on_progress(t, total))
+    with _stop_on_sigterm(tally):
+        run_deliveries(job, issues, pool, on_progress=lambda t: on_progress(t, total))
     crash_point("summary")
     done = time.monotonic()
     timings = (("plan", planned - started), ("freeze", froze - planned),
                ("deliver", done - froze))
     return SendReport(tally.sent, tally.deferred, tally.failed, tally.unknown, tally.skipped,
                       done - started, stop_reason=tally.stop_reason, timings=timings, **base)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm(tally: Tally) -> Iterator[None]:
+    """SIGTERM (a service manager, `kill`) stops claiming; messages in flight finish and are
+    recorded, so a polite stop leaves no `unknown` rows. SIGKILL still can: see recovery."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: tally.stop("stopped by SIGTERM"))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _all_issues(conn: sqlite3.Connection, options: SendOptions) -> list[str]:

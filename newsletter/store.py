@@ -93,6 +93,10 @@ _MIGRATIONS = [
         imported_at TEXT NOT NULL
     );
     """,
+    # 5: which process claimed a row, so recovery never takes a live sender's rows
+    """
+    ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -7,6 +7,7 @@ right after the server's reply; workers share only the tally, the clock and the 
 from __future__ import annotations
 
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -106,7 +107,11 @@ class _Done:
 
 
 def deliver(job: Job, work: queue.Queue, transport) -> None:  # noqa: ANN001
-    """One worker: claim (recording the previous outcome in the same commit), build, send."""
+    """One worker: claim (recording the previous outcome in the same commit), build, send.
+
+    If the database cannot record (disk full, read-only, I/O error) the run stops before the
+    next message: a message whose outcome cannot be written is never sent.
+    """
     conn = store.connect(job.db_path)
     done: _Done | None = None
     try:
@@ -123,9 +128,12 @@ def deliver(job: Job, work: queue.Queue, transport) -> None:  # noqa: ANN001
                 continue
             crash_point("after-claim")
             done = _attempt(job, transport, d)
-    finally:
         if done is not None:
             _count(job, done, ledger.settle(conn, done.settle, job.clock.now()))
+    except sqlite3.Error as exc:
+        job.tally.stop(f"database {job.db_path}: {exc}; stopped before the next message "
+                       "(rows left `sending` become `unknown` on the next run)")
+    finally:
         transport.close()
         conn.close()
 

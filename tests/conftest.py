@@ -363,4 +363,13 @@ def chromium() -> Path:
     return CHROMIUM
 
 
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001
+    """The fault table (tests/faults_table.py), whenever fault cases ran."""
+    from faults_table import ROWS, render
+
+    if ROWS:
+        terminalreporter.write_sep("=", "fault cases")
+        terminalreporter.write_line(render())
+
+
 from conftest_delivery import *  # noqa: E402,F401,F403
