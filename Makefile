@@ -43,6 +43,13 @@ serve: $(STAMP) ## run the web app (unsubscribe, subscribe, preferences, web vie
 test: $(STAMP) ## run the test suite (browser tests need Debian's chromium)
 	$(BIN)/python -m pytest -q
 
+faults: $(STAMP) ## the fault suite in its long form, ending with the table of cases
+	FAULTS_FULL=1 $(BIN)/python -m pytest -q tests/test_faults.py tests/test_crash.py \
+		tests/test_send.py tests/test_transport.py $(wildcard tests/test_time.py tests/test_hostile.py)
+
+bench: $(STAMP) ## throughput against a loopback SMTP sink beside the smtplib ceiling (N=100000 for more)
+	$(BIN)/python bench/run.py --n $(or $(N),10000)
+
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check newsletter tests
 

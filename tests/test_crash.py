@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest_delivery import DeliveryProject, make_delivery_project
+from faults_table import record
 from smtp_server import Script, ScriptedServer
 
 NOW = "2026-11-22T10:00"
@@ -67,6 +68,11 @@ def test_sigkill_at_each_stage_then_rerun_sends_each_subscriber_exactly_once(
         assert again.returncode == (1 if unknown_expected else 0), again.stderr
         assert_recovered(project, script, max_unknown=unknown_expected)
         unknown = [a for a, s in project.states().items() if s == "unknown"]
+        counts = [script.copies()[a] for a in project.addresses]
+        record(f"SIGKILL at {point.split(':')[0]}, then a rerun",
+               f"{unknown_expected} unknown, others one copy",
+               f"{len(unknown)} unknown, no `sending`, integrity ok",
+               f"{counts.count(1)} x1, {counts.count(0)} x0, {sum(c > 1 for c in counts)} x2+")
         assert len(unknown) == unknown_expected
         assert all(script.copies()[a] == copies_of_unknown for a in unknown)
         if unknown:
@@ -77,7 +83,11 @@ def test_sigkill_at_each_stage_then_rerun_sends_each_subscriber_exactly_once(
         server.stop()
 
 
-def test_external_sigkill_part_way_through_then_rerun(tmp_path: Path) -> None:
+KILL_AFTER = [3, 10, 25, 37] if os.environ.get("FAULTS_FULL") else [10]
+
+
+@pytest.mark.parametrize("kill_after", KILL_AFTER)
+def test_external_sigkill_part_way_through_then_rerun(tmp_path: Path, kill_after: int) -> None:
     project = make_delivery_project(tmp_path / "nl", 40, connections=2)
     script = Script(delay=0.02)
     server = ScriptedServer(script)
@@ -85,12 +95,18 @@ def test_external_sigkill_part_way_through_then_rerun(tmp_path: Path) -> None:
     try:
         proc = run_send(project, server, wait=False)
         deadline = time.monotonic() + 60
-        while sum(script.copies().values()) < 10 and time.monotonic() < deadline:
+        while sum(script.copies().values()) < kill_after and time.monotonic() < deadline:
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         assert 0 < sum(script.copies().values()) < 40
         run_send(project, server)
+        unknown = sum(s == "unknown" for s in project.states().values())
+        counts = [script.copies()[a] for a in project.addresses]
+        record(f"SIGKILL from outside after {kill_after} messages, then a rerun",
+               "<= 1 unknown per connection",
+               f"{unknown} unknown (2 connections)",
+               f"{counts.count(1)} x1, {counts.count(0)} x0, {sum(c > 1 for c in counts)} x2+")
         assert_recovered(project, script, max_unknown=2)  # at most one per connection
     finally:
         server.stop()

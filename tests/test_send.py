@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from conftest_delivery import DeliveryProject
+from faults_table import record
 from smtp_server import DROP, HANG, MID_DATA, Script, ScriptedServer
 
 NOW = "2026-11-22T10:00"
@@ -50,6 +51,8 @@ def test_4xx_is_deferred_and_retried_by_a_later_run_once_due(
     smtp_script.rcpt[a] = ["451 4.3.0 try again later"]
     smtp_script.data[b] = ["452 4.2.2 mailbox full"]
     assert delivery_project.cli("send", "--now", NOW) == 0
+    record("451 at RCPT, 452 at end of data", "deferred, retried once due",
+           f"{delivery_project.states()[a]}, {delivery_project.states()[b]}", "")
     assert delivery_project.states()[a] == "deferred"
     assert delivery_project.states()[b] == "deferred"
     assert delivery_project.cli("send", "--now", "2026-11-22T10:01") == 0  # not due yet
@@ -66,6 +69,9 @@ def test_5xx_is_failed_and_status_lists_the_address_with_the_reply(
     smtp_script.rcpt[a] = ["550 5.1.1 no such user"]
     smtp_script.data[b] = ["554 5.6.0 message refused"]
     assert delivery_project.cli("send", "--now", NOW) == 0
+    record("550 5.1.1 at RCPT, 554 at end of data", "failed with the reply",
+           f"{delivery_project.states()[a]}, {delivery_project.states()[b]}",
+           f"{smtp_script.copies()[a]}, {smtp_script.copies()[b]}")
     assert delivery_project.states()[a] == "failed"
     assert delivery_project.states()[b] == "failed"
     capsys.readouterr()
@@ -81,6 +87,9 @@ def test_421_and_closed_sessions_reconnect_transparently(
     smtp_script.close_after = 2
     smtp_script.rcpt[delivery_project.addresses[0]] = ["421 4.7.0 too busy, closing"]
     assert delivery_project.cli("send", "--now", NOW) == 0
+    record("421 at RCPT; session closed after every 2 messages", "reconnect, all sent once",
+           f"{smtp_script.connections} connections",
+           f"{sorted(set(smtp_script.copies().values()))} each")
     assert smtp_script.copies() == {a: 1 for a in delivery_project.addresses}
     assert smtp_script.connections > 2
 
@@ -91,6 +100,8 @@ def test_connection_dropped_mid_data_is_retried_on_a_new_connection(
     a = delivery_project.addresses[3]
     smtp_script.data[a] = [MID_DATA]
     assert delivery_project.cli("send", "--now", NOW) == 0
+    record("connection reset mid-DATA", "retried on a new connection, sent once",
+           delivery_project.states()[a], str(smtp_script.copies()[a]))
     assert smtp_script.copies() == {x: 1 for x in delivery_project.addresses}
     assert delivery_project.states()[a] == "sent"
 
@@ -103,6 +114,9 @@ def test_no_reply_after_the_final_dot_is_unknown_and_never_resent_without_the_fl
     smtp_script.data[hung] = [HANG]
     assert delivery_project.cli("send", "--now", NOW) == 1  # unknown rows need a look
     states = delivery_project.states()
+    record("no reply after the final dot (closed / timed out)", "unknown, never resent",
+           f"{states[dropped]}, {states[hung]}",
+           f"{smtp_script.copies()[dropped]}, {smtp_script.copies()[hung]}")
     assert states[dropped] == "unknown" and states[hung] == "unknown"
     assert delivery_project.cli("send", "--now", NOW) == 0
     assert smtp_script.copies()[dropped] == 1
@@ -120,6 +134,8 @@ def test_a_run_of_policy_rejections_stops_the_send_without_failing_anyone(
     smtp_script.rcpt_default = "550 5.7.1 Service unavailable; client host blocked"
     assert delivery_project.cli("send", "--now", NOW) == 1
     states = delivery_project.states()
+    record("550 5.7.1 for every recipient", "stops after 5 in a row, nobody failed",
+           ", ".join(sorted(set(states.values()))), "0 each")
     assert "failed" not in states.values() and "sent" not in states.values()
     assert "policy rejections in a row" in capsys.readouterr().err
 
@@ -137,6 +153,7 @@ def test_refused_login_stops_the_run_before_any_claim(
         server.stop()
     assert set(delivery_project.states().values()) == {"pending"}
     err = capsys.readouterr().err
+    record("535 at login", "stops before any claim", "all pending", "0 each")
     assert "login refused: 535" in err and "wrong" not in err
 
 

@@ -76,6 +76,10 @@ def test_untrusted_certificate_stops_the_run_before_any_claim(
     finally:
         server.stop()
     assert "TLS failed" in capsys.readouterr().err
+    from faults_table import record
+
+    record("untrusted TLS certificate", "stops before any claim",
+           ", ".join(sorted(set(delivery_project.states().values()))), "0 each")
     assert set(delivery_project.states().values()) == {"pending"}
     assert script.messages == []
 
