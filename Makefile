@@ -8,7 +8,7 @@ NL     := $(BIN)/newsletter
 ISSUE  ?= $(shell ls issues 2>/dev/null | grep -E '^[0-9]{4}-[0-9]{2}\.md$$' | sort | tail -n 1 | cut -c1-7)
 
 .DEFAULT_GOAL := help
-.PHONY: help new pull build check send status serve test faults bench lint golden clean
+.PHONY: help new pull build check send status serve test faults bench messages archive lint golden clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -49,6 +49,11 @@ faults: $(STAMP) ## the fault suite in its long form, ending with the table of c
 
 bench: $(STAMP) ## throughput against a loopback SMTP sink beside the smtplib ceiling (N=100000 for more)
 	$(BIN)/python bench/run.py --n $(or $(N),10000)
+
+messages: $(STAMP) ## extract the strings to translate and update newsletter/locale/*/messages.po
+	$(BIN)/pybabel extract -F babel.cfg -c TRANSLATORS: --no-location --sort-output \
+		--project newsletter -o newsletter/locale/messages.pot .
+	$(BIN)/pybabel update -i newsletter/locale/messages.pot -d newsletter/locale --no-fuzzy-matching
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check newsletter tests

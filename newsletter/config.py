@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from email.headerregistry import Address
-from email.utils import parseaddr
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -152,6 +153,10 @@ def parse_config(data: dict, path: Path) -> Config:
     base_url = p.text(nl, "base_url", "newsletter", default="https://example.invalid")
     if base_url and urlsplit(base_url).scheme not in ("http", "https"):
         p.add("newsletter.base_url", "must start with https:// (or http://)")
+    elif base_url and not _URL_RE.fullmatch(base_url):
+        # It starts every List-Unsubscribe URL, which is written whole into a header.
+        p.add("newsletter.base_url", "must be a plain URL: ASCII, no spaces, quotes, <, > or ,")
+    _check_header_values(p, nl)
     tz = _parse_timezone(p, nl)
     feeds = _parse_feeds(p, data.get("feeds", []), root)
     subs = data.get("subscribers", {}) if isinstance(data.get("subscribers"), dict) else {}
@@ -200,11 +205,41 @@ def parse_config(data: dict, path: Path) -> Config:
     return config
 
 
+# Header-bound values: RFC 2047 encoded words or control characters here would be decoded or
+# refused only when the first message is built, after the edition is frozen (see message.py).
+_ENCODED_WORD_RE = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_ADDR_SPEC_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+")
+_LIST_ID_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+")
+_URL_RE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+;=%]+")
+
+
+def _check_header_values(p: _Problems, nl: dict) -> None:
+    """What p.text does not catch in header-bound keys (it reports CR/LF itself)."""
+    shapes = {
+        "reply_to": (_ADDR_SPEC_RE, "must be one plain ASCII address like 'team@example.org'"),
+        # RFC 2919: a list-id is a dot-atom
+        "list_id": (_LIST_ID_RE, "must be a dot-separated ASCII name like 'news.example.org'"),
+    }
+    for key in ("name", "from", "reply_to", "list_id"):
+        value = nl.get(key)
+        if not isinstance(value, str) or not value.strip() or "\r" in value or "\n" in value:
+            continue
+        if _CONTROL_RE.search(value):
+            p.add(f"newsletter.{key}", "contains a control character")
+        elif _ENCODED_WORD_RE.search(value):
+            p.add(f"newsletter.{key}", "contains an RFC 2047 encoded word (=?...?=)")
+        elif key in shapes and not shapes[key][0].fullmatch(value.strip()):
+            p.add(f"newsletter.{key}", shapes[key][1])
+
+
 def _parse_sender(p: _Problems, nl: dict) -> Address:
     raw = p.text(nl, "from", "newsletter")
     name, addr = parseaddr(raw)
-    if raw and (addr.count("@") != 1 or not addr.split("@")[1]):
-        p.add("newsletter.from", "must be an address like 'Name <news@example.org>'")
+    # getaddresses: parseaddr keeps the first of "a@x.org, b@y.org" and drops the rest silently
+    if raw and (len(getaddresses([raw])) != 1 or not _ADDR_SPEC_RE.fullmatch(addr)):
+        p.add("newsletter.from", "must be one address like 'Name <news@example.org>' "
+              "(the address in ASCII)")
         return Address("", "invalid", "example.invalid")
     if not raw:
         return Address("", "invalid", "example.invalid")

@@ -14,11 +14,10 @@ from newsletter.config import Config
 from newsletter.drafts import Draft
 from newsletter.errors import InputError
 from newsletter.feeds import FeedItem
+from newsletter.i18n import direction, gettext_for, translations
 from newsletter.inline import break_lines, inline_css
 from newsletter.personalise import Placeholders
 from newsletter.textify import html_to_text
-
-RTL_LANGUAGES = {"ar", "fa", "he", "ur"}
 
 
 @dataclass(frozen=True)
@@ -41,8 +40,9 @@ class FeedSection:
     items: tuple[FeedItem, ...]
 
 
-def make_environment(templates_dir: Path) -> jinja2.Environment:
-    """Autoescaped HTML templates, unescaped text ones, and StrictUndefined for both."""
+def make_environment(templates_dir: Path, language: str = "en") -> jinja2.Environment:
+    """Autoescaped HTML templates, unescaped text ones, StrictUndefined for both, and the
+    language's gettext catalog behind {{ _("...") }} (jinja2.ext.i18n, new-style)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir),
         autoescape=lambda name: bool(name) and ".html" in name,
@@ -50,7 +50,9 @@ def make_environment(templates_dir: Path) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_translations(translations(language), newstyle=True)
     env.filters["text"] = html_to_text
     return env
 
@@ -63,7 +65,7 @@ def view_online_url(config: Config, issue: str, language: str) -> str:
 def render_edition(config: Config, draft: Draft, items: tuple[FeedItem, ...]) -> Edition:
     """Render HTML and text for one draft and its snapshot items; inline CSS once."""
     context = _context(config, draft, items)
-    env = make_environment(config.templates_dir)
+    env = make_environment(config.templates_dir, draft.language)
     try:
         html = env.get_template("email.html.j2").render(context)
         text = env.get_template("email.txt.j2").render(context)
@@ -95,6 +97,7 @@ def _template_location(exc: jinja2.TemplateError, templates_dir: Path) -> str:
 
 def _context(config: Config, draft: Draft, items: tuple[FeedItem, ...]) -> dict:
     language = draft.language
+    _ = gettext_for(language)
     year, month = int(draft.issue[:4]), int(draft.issue[5:])
     intro = draft.sections[0] if draft.sections and not draft.sections[0].title else None
     sections = [s for s in draft.sections if s is not intro]
@@ -105,13 +108,17 @@ def _context(config: Config, draft: Draft, items: tuple[FeedItem, ...]) -> dict:
         "subject": draft.subject,
         "preheader": draft.preheader,
         "language": language,
-        "direction": "rtl" if language.split("-")[0] in RTL_LANGUAGES else "ltr",
+        "direction": direction(language),
         "intro_html": Markup(intro.html) if intro else "",
         "sections": [{"title": s.title, "html": Markup(s.html)} for s in sections],
         "feed_sections": group_items(items),
         "view_online_url": view_online_url(config, draft.issue, language),
         "recipient": Placeholders(),
-        "fallback_name": "reader",
+        # TRANSLATORS: stands in for the name in "Dear %(name)s," when a subscriber has none.
+        "fallback_name": _("reader"),
+        "reason": config.reason if language == config.default_language else _(
+            "You receive this email because you subscribed to %(newsletter)s.")
+        % {"newsletter": config.name},
         "format_date": lambda moment: _format_day(moment, language),
     }
 

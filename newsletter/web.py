@@ -21,8 +21,8 @@ from flask import Blueprint, Flask, Response, abort, g, redirect, request
 from newsletter import ledger, store
 from newsletter.config import Config
 from newsletter.errors import NewsletterError
+from newsletter.i18n import LANGUAGES, direction, gettext_for, translations
 from newsletter.personalise import Recipient, personalise_html
-from newsletter.render import RTL_LANGUAGES
 from newsletter.subscribers import clean_language, clean_name, normalise_address
 from newsletter.tokens import (
     make_confirm_token,
@@ -36,8 +36,6 @@ from newsletter.tokens import (
 log = logging.getLogger("newsletter.web")
 CONFIRM_DAYS = 7
 CONFIRM_RESEND_GAP = timedelta(minutes=10)
-LANGUAGES = [("en", "English"), ("fr", "Français"), ("es", "Español"), ("ar", "العربية"),
-             ("zh", "中文"), ("ru", "Русский")]
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src https: "
                                "data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -81,76 +79,98 @@ def create_app(config: Config, *, send_mail: Callable[[str, bytes], None] | None
         db().execute("SELECT 1")
         return "ok"
 
+    def language(preferred: str = "") -> str:
+        """?lang= (the language links on every page), else the subscriber's, else the
+        browser's Accept-Language, else the newsletter's default."""
+        for choice in (request.args.get("lang", ""), preferred):
+            if choice in LANGUAGES:
+                return choice
+        return request.accept_languages.best_match(LANGUAGES) or config.default_language
+
     @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
     def unsubscribe(token: str) -> Response | str | tuple[str, int]:
         email = verify_token(verification_secrets(clock()), config.list_id, token)
+        sub = store.get_subscriber(db(), email) if email else None
+        lang = language(sub.language if sub else "")
+        _ = gettext_for(lang)
         if email is None:
-            return pages.invalid_link()
+            return pages.invalid_link(lang)
         if request.method == "GET":  # link scanners fetch with GET: show a button, change nothing
-            return pages.render("web/unsubscribe.html.j2", "Unsubscribe", email=email,
+            return pages.render(lang, "web/unsubscribe.html.j2", _("Unsubscribe"), email=email,
                                 action=f"{prefix}/unsubscribe/{token}",
                                 preferences=f"{prefix}/preferences/{token}")
         _unsubscribe(db(), email, clock())
-        return pages.message("You are unsubscribed",
-                             f"{email} will not receive {config.name} any more.", notice=True)
+        return pages.message(lang, _("You are unsubscribed"), _(
+            "%(email)s will not receive %(newsletter)s any more.")
+            % {"email": email, "newsletter": config.name}, notice=True)
 
     @bp.route("/subscribe", methods=["GET", "POST"])
     def subscribe() -> str | tuple[str, int]:
-        form = {"email": "", "name": "", "chosen_language": config.default_language, "error": ""}
+        lang = language()
+        _ = gettext_for(lang)
+        form = {"email": "", "name": "", "chosen_language": lang, "error": ""}
         if request.method == "GET":
-            return pages.subscribe_form(**form)
+            return pages.subscribe_form(lang, **form)
         form.update(email=request.form.get("email", "")[:320],
                     name=request.form.get("name", "")[:200],
-                    chosen_language=request.form.get("language", config.default_language))
+                    chosen_language=request.form.get("language", lang))
         try:
             email = normalise_address(form["email"])
             name = clean_name(form["name"])
-            language = clean_language(form["chosen_language"], config.default_language)
+            chosen = clean_language(form["chosen_language"], config.default_language)
         except ValueError as exc:
-            form["error"] = f"Please check the form: {exc}"
-            return pages.subscribe_form(**form), 422
-        if _start_opt_in(db(), config, email, name, language, clock(), mail) is False:
-            return pages.message("Please try again later",
-                                 "We could not send the confirmation email just now."), 503
-        return pages.message("Check your inbox", f"If {email} can subscribe, a confirmation "
-                             f"email is on its way. Open the link in it within {CONFIRM_DAYS} "
-                             "days to confirm.", notice=True)
+            form["error"] = _("Please check the form: %(problem)s") % {"problem": exc}
+            return pages.subscribe_form(lang, **form), 422
+        if _start_opt_in(db(), config, email, name, chosen, clock(), mail) is False:
+            return pages.message(lang, _("Please try again later"),
+                                 _("We could not send the confirmation email just now.")), 503
+        return pages.message(lang, _("Check your inbox"), _(
+            "If %(email)s can subscribe, a confirmation email is on its way. Open the link "
+            "in it within %(days)d days to confirm.") % {"email": email, "days": CONFIRM_DAYS},
+            notice=True)
 
     @bp.route("/confirm/<token>", methods=["GET", "POST"])
     def confirm(token: str) -> str | tuple[str, int]:
         email = verify_confirm_token(verification_secrets(clock()), config.list_id, token,
                                      clock(), CONFIRM_DAYS * 86400)
+        sub = store.get_subscriber(db(), email) if email else None
+        lang = language(sub.language if sub else "")
+        _ = gettext_for(lang)
         if email is None:
-            return pages.message("This link has expired or is not valid",
-                                 "Subscribe again to get a new confirmation email.",
-                                 link=f"{prefix}/subscribe", link_text="Subscribe"), 400
+            return pages.message(lang, _("This link has expired or is not valid"),
+                                 _("Subscribe again to get a new confirmation email."),
+                                 link=f"{prefix}/subscribe?lang={lang}",
+                                 link_text=_("Subscribe")), 400
         if request.method == "GET":
-            return pages.render("web/confirm.html.j2", "Confirm your subscription",
+            return pages.render(lang, "web/confirm.html.j2", _("Confirm your subscription"),
                                 email=email, action=f"{prefix}/confirm/{token}")
         _activate(db(), email, clock())
-        return pages.message("You are subscribed",
-                             f"Thank you: {email} will receive the next issue of {config.name}.",
-                             notice=True)
+        return pages.message(lang, _("You are subscribed"), _(
+            "Thank you: %(email)s will receive the next issue of %(newsletter)s.")
+            % {"email": email, "newsletter": config.name}, notice=True)
 
     @bp.route("/preferences/<token>", methods=["GET", "POST"])
     def preferences(token: str) -> str | tuple[str, int]:
         email = verify_token(verification_secrets(clock()), config.list_id, token)
         sub = store.get_subscriber(db(), email) if email else None
         if sub is None:
-            return pages.invalid_link()
+            return pages.invalid_link(language())
         saved = False
         if request.method == "POST":
             try:
                 name = clean_name(request.form.get("name", "")[:200])
-                language = clean_language(request.form.get("language", ""),
-                                          config.default_language)
+                chosen = clean_language(request.form.get("language", ""),
+                                        config.default_language)
             except ValueError as exc:
-                return pages.message("Please check the form", str(exc)), 422
-            store.update_profile(db(), sub.email, name, language)
+                lang = language(sub.language)
+                return pages.message(lang, gettext_for(lang)("Please check the form"),
+                                     str(exc)), 422
+            store.update_profile(db(), sub.email, name, chosen)
             sub, saved = store.get_subscriber(db(), sub.email), True
-        return pages.render("web/preferences.html.j2", "Your preferences", email=sub.email,
-                            name=sub.name, chosen_language=sub.language, saved=saved,
-                            languages=LANGUAGES, action=f"{prefix}/preferences/{token}",
+        lang = sub.language if saved and sub.language in LANGUAGES else language(sub.language)
+        return pages.render(lang, "web/preferences.html.j2", gettext_for(lang)("Your preferences"),
+                            email=sub.email, name=sub.name, chosen_language=sub.language,
+                            saved=saved, action=f"{prefix}/preferences/{token}",
                             unsubscribe=f"{prefix}/unsubscribe/{token}")
 
     @bp.get("/issues/<issue>")
@@ -198,7 +218,7 @@ def _start_opt_in(conn: sqlite3.Connection, config: Config, email: str, name: st
     secret, _ = secret_from_env()
     link = f"{config.base_url}/confirm/{make_confirm_token(secret, config.list_id, email, now)}"
     try:
-        mail(email, confirmation_email(config, email, name, link, now))
+        mail(email, confirmation_email(config, email, name, link, now, language))
     except NewsletterError as exc:
         log.error("confirmation email to %s not sent: %s", email, exc)
         store.clear_confirm_sent(conn, email)
@@ -206,16 +226,23 @@ def _start_opt_in(conn: sqlite3.Connection, config: Config, email: str, name: st
     return True
 
 
-def confirmation_email(config: Config, email: str, name: str, link: str, now: datetime) -> bytes:
+def confirmation_email(config: Config, email: str, name: str, link: str, now: datetime,
+                       language: str = "") -> bytes:
+    """The double opt-in email, plain text, in the language the reader chose."""
+    language = language if language in LANGUAGES else config.default_language
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(config.templates_dir),
-                             undefined=jinja2.StrictUndefined, autoescape=False)
+                             undefined=jinja2.StrictUndefined, autoescape=False,
+                             extensions=["jinja2.ext.i18n"])
+    env.install_gettext_translations(translations(language), newstyle=True)
     msg = EmailMessage(policy=SMTP)
     msg["From"] = config.sender
     msg["To"] = email
-    msg["Subject"] = f"Please confirm your subscription to {config.name}"
+    msg["Subject"] = gettext_for(language)("Please confirm your subscription to "
+                                           "%(newsletter)s") % {"newsletter": config.name}
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = make_msgid(domain=config.sender_domain)
     msg["Auto-Submitted"] = "auto-generated"
+    msg["Content-Language"] = language
     msg.set_content(env.get_template("web/confirm_email.txt.j2").render(
         newsletter=config, email=email, name=name, confirm_url=link, days=CONFIRM_DAYS))
     return msg.as_bytes()
@@ -236,33 +263,45 @@ def _transport_sender(config: Config) -> Callable[[str, bytes], None]:
 
 
 class _Pages:
-    """Renders the web pages with the newsletter's look."""
+    """Renders the web pages with the newsletter's look, in the reader's language."""
 
     def __init__(self, config: Config, prefix: str) -> None:
         self.config, self.prefix = config, prefix
-        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(config.templates_dir),
-                                      autoescape=True, undefined=jinja2.StrictUndefined)
+        self.envs: dict[str, jinja2.Environment] = {}
 
-    def render(self, template: str, title: str, **context: object) -> str:
-        language = self.config.default_language
-        return self.env.get_template(template).render(
-            newsletter=self.config, prefix=self.prefix, title=title, language=language,
-            direction="rtl" if language in RTL_LANGUAGES else "ltr", **context)
+    def _env(self, lang: str) -> jinja2.Environment:
+        if lang not in self.envs:
+            env = jinja2.Environment(loader=jinja2.FileSystemLoader(self.config.templates_dir),
+                                     autoescape=True, undefined=jinja2.StrictUndefined,
+                                     extensions=["jinja2.ext.i18n"])
+            env.install_gettext_translations(translations(lang), newstyle=True)
+            self.envs[lang] = env
+        return self.envs[lang]
 
-    def message(self, title: str, text: str, *, notice: bool = False, link: str = "",
-                link_text: str = "") -> str:
-        return self.render("web/message.html.j2", title, text=text, notice=notice, link=link,
-                           link_text=link_text)
+    def render(self, lang: str, template: str, title: str, **context: object) -> str:
+        context.setdefault("here", request.path)  # where the language links lead
+        return self._env(lang).get_template(template).render(
+            newsletter=self.config, prefix=self.prefix, title=title, language=lang,
+            direction=direction(lang), languages=LANGUAGES.items(), **context)
 
-    def invalid_link(self) -> tuple[str, int]:
+    def message(self, lang: str, title: str, text: str, *, notice: bool = False,
+                link: str = "", link_text: str = "", **context: object) -> str:
+        return self.render(lang, "web/message.html.j2", title, text=text, notice=notice,
+                           link=link, link_text=link_text, **context)
+
+    def invalid_link(self, lang: str) -> tuple[str, int]:
         """One answer for every bad token: tampered, foreign, truncated or garbage."""
-        return self.message("This link is not valid",
-                            "Please use the link from your most recent email, or write to us.",
-                            link=f"{self.prefix}/subscribe", link_text="Subscribe"), 400
+        _ = gettext_for(lang)
+        return self.message(lang, _("This link is not valid"),
+                            _("Please use the link from your most recent email, or write to "
+                              "us."), link=f"{self.prefix}/subscribe?lang={lang}",
+                            link_text=_("Subscribe"), here=f"{self.prefix}/subscribe"), 400
 
-    def subscribe_form(self, **form: str) -> str:
-        return self.render("web/subscribe.html.j2", f"Subscribe to {self.config.name}",
-                           action=f"{self.prefix}/subscribe", languages=LANGUAGES, **form)
+    def subscribe_form(self, lang: str, **form: str) -> str:
+        title = gettext_for(lang)("Subscribe to %(newsletter)s") % {"newsletter":
+                                                                    self.config.name}
+        return self.render(lang, "web/subscribe.html.j2", title,
+                           action=f"{self.prefix}/subscribe?lang={lang}", **form)
 
 
 def serve(config: Config, host: str, port: int, *, threads: int = 4) -> None:

@@ -105,9 +105,9 @@ def test_template_syntax_in_a_draft_stays_literal_text(project):
 def test_undefined_variable_in_a_template_names_the_template_file_and_line(project):
     template = project.root / "templates" / "email.html.j2"
     text = template.read_text(encoding="utf-8")
-    template.write_text(text.replace("{{ newsletter.reason }}", "{{ newsletter_reason }}"),
+    template.write_text(text.replace("{{ reason }}", "{{ newsletter_reason }}"),
                         encoding="utf-8")
-    line = 1 + text[:text.index("{{ newsletter.reason }}")].count("\n")
+    line = 1 + text[:text.index("{{ reason }}")].count("\n")
     with pytest.raises(InputError) as info:
         render(project)
     assert str(info.value) == (f"{template}:{line}: template error: "

@@ -26,7 +26,7 @@ def test_subscribe_then_confirm_in_a_real_browser(
         page.goto(f"{origin}/newsletter/subscribe")
         page.get_by_label("Email address").fill(email)
         page.get_by_label("Name").fill("Bea Browser")
-        page.get_by_label("Language").select_option("fr")
+        page.get_by_label("Language", exact=True).select_option("fr")
         page.get_by_role("button", name="Subscribe").click()
         page.wait_for_load_state()
         assert "Check your inbox" in page.content()

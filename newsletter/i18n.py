@@ -1,0 +1,46 @@
+"""Languages: gettext catalogs (Babel .po files in newsletter/locale), names and text direction."""
+
+from __future__ import annotations
+
+import functools
+import gettext
+import io
+from pathlib import Path
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+DOMAIN = "messages"
+# The publisher's six languages; a language without a catalog still works, in English.
+LANGUAGES = {"en": "English", "fr": "Français", "es": "Español", "ar": "العربية",
+             "zh": "中文", "ru": "Русский"}
+RTL_LANGUAGES = {"ar", "fa", "he", "ur"}
+
+
+def direction(language: str) -> str:
+    return "rtl" if language.split("-")[0] in RTL_LANGUAGES else "ltr"
+
+
+@functools.lru_cache(maxsize=32)
+def translations(language: str) -> gettext.NullTranslations:
+    """The catalog for a language, read from its .po file (the .po is the one source of truth:
+    no compiled .mo to forget). Unknown languages and English get the msgids themselves."""
+    po = LOCALE_DIR / language.split("-")[0] / "LC_MESSAGES" / f"{DOMAIN}.po"
+    if not po.exists():
+        return gettext.NullTranslations()
+    with po.open("rb") as f:
+        catalog = read_po(f, locale=language.split("-")[0])
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog, use_fuzzy=False)
+    buffer.seek(0)
+    return Translations(fp=buffer, domain=DOMAIN)
+
+
+def gettext_for(language: str):  # noqa: ANN201 - a (str) -> str function
+    return translations(language).gettext
+
+
+def catalog_languages() -> list[str]:
+    return sorted(p.parent.parent.name for p in LOCALE_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
