@@ -12,6 +12,7 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,114 +50,118 @@ class Published:
     url: str
     html: str  # the edition's HTML with the generic greeting and the subscribe link
 
+    @property
+    def language(self) -> str:
+        return self.edition.language
+
 
 @dataclass(frozen=True)
-class Archive:
-    issues: int
-    languages: tuple[str, ...]
-    index_pages: int
-    edition_pages: int
+class Group:
+    """One language's issues, newest first: a section of the index, a page and a feed."""
 
-    def lines(self, out: Path) -> list[str]:
-        if not self.issues:
-            return [f"  {out / 'index.html'}: no issues published yet"]
-        langs = ", ".join(self.languages)
-        return [f"  {out / 'index.html'} + {out / 'LANG/index.html'}: "
-                f"{self.index_pages} index page(s) ({langs})",
-                f"  {out / 'issues'}/: {self.edition_pages} edition page(s)",
-                f"  {out / 'feed.xml'} + {out / 'LANG/feed.xml'}: "
-                f"{len(self.languages)} Atom feed(s) ({langs})"]
+    language: str
+    name: str
+    direction: str
+    index_url: str
+    feed_url: str
+    editions: tuple[Published, ...]
 
 
 def published_editions(conn: sqlite3.Connection, config: Config) -> list[Published]:
-    """Every frozen edition (an issue whose send has begun), newest issue first."""
-    rows = conn.execute("SELECT * FROM editions ORDER BY issue DESC, language").fetchall()
+    """Every frozen edition (an issue whose send has begun): newest issue first, then the
+    default language, then the others alphabetically."""
     found = []
-    for row in rows:
+    for row in conn.execute("SELECT * FROM editions"):
         check_issue_id(row["issue"])
         if not _LANGUAGE_RE.match(row["language"]):  # it becomes a folder name
             raise InputError(f"edition {row['issue']}: bad language {row['language']!r}",
                              where=str(config.store_path))
-        edition = Edition(issue=row["issue"], language=row["language"], subject=row["subject"],
-                          preheader=row["preheader"], html=row["html"], text=row["text"],
-                          fallback_name=row["fallback_name"])
+        edition = Edition(*(row[k] for k in ("issue", "language", "subject", "preheader",
+                                             "html", "text", "fallback_name")))
         # No personal data: the generic greeting, and the footer link leads to the subscribe page.
         html = personalise_html(edition.html, Recipient("", f"{config.base_url}/subscribe"),
                                 edition.fallback_name)
         found.append(Published(edition, datetime.fromisoformat(row["frozen_at"]),
                                view_online_url(config, edition.issue, edition.language), html))
-    return found
+    found.sort(key=lambda p: _language_key(config, p.language))
+    return sorted(found, key=lambda p: p.edition.issue, reverse=True)  # stable: keeps that
 
 
-def build_archive(config: Config, published: list[Published], out: Path) -> Archive:
+def build_archive(config: Config, published: list[Published], out: Path) -> list[Group]:
     """Write the whole site into a fresh folder beside OUT, then put it in OUT's place."""
     out.parent.mkdir(parents=True, exist_ok=True)
     _check_replaceable(out)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         staging.chmod(0o755)  # mkdtemp makes it 0700: the web server could not read it
-        archive = write_site(config, published, staging)
+        groups = write_site(config, published, staging)
         _swap(staging, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, jinja2.TemplateError):
+            raise InputError(f"template error: {exc}",
+                             where=str(config.templates_dir / "archive")) from exc
         raise
-    return archive
+    return groups
 
 
-def write_site(config: Config, published: list[Published], root: Path) -> Archive:
+def write_site(config: Config, published: list[Published], root: Path) -> list[Group]:
+    """The index, an index and a feed per language, and a page per edition, under ROOT."""
+    base = config.base_url
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(config.templates_dir),
                              autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
-    languages = _languages(config, published)
-    by_language = {lang: [p for p in published if p.edition.language == lang]
-                   for lang in languages}
-    page = env.get_template("archive/index.html.j2")
-    groups = [_group(config, lang, pubs) for lang, pubs in by_language.items()]
-    _write(root / "index.html", page.render(_page(config, config.default_language, groups, "Archive")))
+    env.filters.update(month=_month, autonym=_autonym)
+    env.globals.update(newsletter=config, home=f"{base}/", subscribe=f"{base}/subscribe")
+    languages = sorted({p.language for p in published}, key=partial(_language_key, config))
+    groups = [Group(lang, _autonym(lang), direction(lang), f"{base}/{lang}/",
+                    f"{base}/{lang}/feed.xml", tuple(p for p in published if p.language == lang))
+              for lang in languages]
+    index = env.get_template("archive/index.html.j2")
+    _write(root / "index.html", index.render(language=config.default_language, groups=groups,
+                                             direction=direction(config.default_language),
+                                             title="Archive"))
     for group in groups:
-        _write(root / group.language / "index.html",
-               page.render(_page(config, group.language, [group], f"Archive: {group.name}")))
-        feed = by_language[group.language]
-        _write(root / group.language / "feed.xml", atom_feed(config, group, feed))
+        _write(root / group.language / "index.html", index.render(
+            language=group.language, direction=group.direction, groups=[group],
+            title=f"Archive: {group.name}"))
+        _write(root / group.language / "feed.xml", atom_feed(config, group))
         if group.language == config.default_language:
-            _write(root / "feed.xml", atom_feed(config, group, feed, f"{config.base_url}/feed.xml"))
+            _write(root / "feed.xml", atom_feed(config, group, f"{base}/feed.xml"))
     macros = env.get_template("archive/edition.html.j2").module
     for pub in published:
-        versions = [p for lang in languages for p in published
-                    if p.edition.issue == pub.edition.issue and p.edition.language == lang]
-        _write(root / _relative(config, pub.url) / "index.html",
+        versions = [p for p in published if p.edition.issue == pub.edition.issue]
+        # At its view-online URL's path: public/ is served at base_url.
+        _write(root / pub.url.removeprefix(base).strip("/") / "index.html",
                edition_page(config, macros, pub, versions))
     (root / MARKER).write_text("written by `newsletter archive`; replaced on every run\n")
-    return Archive(len({p.edition.issue for p in published}), tuple(languages),
-                   1 + len(groups), len(published))
+    return groups
 
 
 def edition_page(config: Config, macros: Any, pub: Published,
                  versions: list[Published]) -> str:
     """The edition's own HTML, with hreflang links in head and a language bar after <body>.
     MACROS: templates/archive/edition.html.j2 as a module."""
-    links = [_Link(v.edition.language, _autonym(v.edition.language), v.url) for v in versions]
-    default = next((v.url for v in versions
-                    if v.edition.language == config.default_language), "")
-    head = str(macros.head_links(links, default))
-    others = [link for link in links if link.language != pub.edition.language]
+    default = next((v.url for v in versions if v.language == config.default_language), "")
+    head = str(macros.head_links(versions, default))
+    others = [v for v in versions if v is not pub]
     bar = "\n" + str(macros.bar(others, f"{config.base_url}/"))
-    html = _insert(_HEAD_END, pub.html, head, before=True)
-    return _insert(_BODY_START, html, bar, before=False)
+    html = _HEAD_END.sub(lambda m: head + m.group(), pub.html, count=1)
+    return _BODY_START.sub(lambda m: m.group() + bar, html, count=1)
 
 
-def atom_feed(config: Config, group: _Group, feed: list[Published], self_url: str = "") -> bytes:
+def atom_feed(config: Config, group: Group, self_url: str = "") -> bytes:
     """RFC 4287: one entry per issue, content = the edition's body without personal data."""
     root = ET.Element("feed", {"xmlns": ATOM, XML_LANG: group.language})
     _text(root, "id", group.feed_url)  # the canonical address; feed.xml is an alias of one
     _text(root, "title", config.name if group.language == config.default_language
           else f"{config.name} ({group.name})")
-    _text(root, "updated", _rfc3339(max(p.frozen_at for p in feed)))
+    _text(root, "updated", _rfc3339(max(p.frozen_at for p in group.editions)))
     _text(ET.SubElement(root, "author"), "name", config.organisation)
     ET.SubElement(root, "link", rel="self", type="application/atom+xml",
                   href=self_url or group.feed_url)
     ET.SubElement(root, "link", rel="alternate", type="text/html", href=group.index_url)
-    for pub in feed:
+    for pub in group.editions:
         entry = ET.SubElement(root, "entry")
         _text(entry, "id", entry_id(config, pub.edition))
         _text(entry, "title", pub.edition.subject)
@@ -176,65 +181,18 @@ def entry_id(config: Config, edition: Edition) -> str:
             f"issue-{edition.issue}-{edition.language}")
 
 
-@dataclass(frozen=True)
-class _Link:
-    language: str
-    name: str
-    url: str
-
-
-@dataclass(frozen=True)
-class _Entry:
-    issue: str
-    month: str
-    subject: str
-    url: str
-
-
-@dataclass(frozen=True)
-class _Group:
-    language: str
-    name: str
-    direction: str
-    index_url: str
-    feed_url: str
-    entries: tuple[_Entry, ...]
-
-
-def _group(config: Config, language: str, pubs: list[Published]) -> _Group:
-    entries = tuple(_Entry(p.edition.issue, _month(p.edition.issue, language),
-                           p.edition.subject, p.url) for p in pubs)
-    return _Group(language, _autonym(language), direction(language),
-                  f"{config.base_url}/{language}/", f"{config.base_url}/{language}/feed.xml",
-                  entries)
-
-
-def _page(config: Config, language: str, groups: list[_Group], title: str) -> dict:
-    return {"newsletter": config, "language": language, "direction": direction(language),
-            "title": title, "groups": groups, "home": f"{config.base_url}/",
-            "subscribe": f"{config.base_url}/subscribe"}
-
-
-def _languages(config: Config, published: list[Published]) -> list[str]:
+def _language_key(config: Config, language: str) -> tuple[bool, str]:
     """The default language first, then the others alphabetically."""
-    found = {p.edition.language for p in published}
-    return sorted(found, key=lambda lang: (lang != config.default_language, lang))
-
-
-def _relative(config: Config, url: str) -> str:
-    """Where a view-online URL lives inside the site (public/ is served at base_url)."""
-    return url.removeprefix(config.base_url).strip("/")
+    return language != config.default_language, language
 
 
 def _autonym(language: str) -> str:
     """The language's name in itself: the publisher's list first, then Babel's."""
-    if language in LANGUAGES:
-        return LANGUAGES[language]
     try:
-        name = Locale.parse(language.replace("-", "_")).get_display_name() or language
+        name = LANGUAGES.get(language) or Locale.parse(language.replace("-", "_")).display_name
     except (UnknownLocaleError, ValueError):
         return language
-    return name[:1].upper() + name[1:]
+    return (name or language)[:1].upper() + (name or language)[1:]
 
 
 def _month(issue: str, language: str) -> str:
@@ -260,18 +218,9 @@ def _feed_body(html: str) -> str:
     return _PREHEADER.sub("", match.group(1) if match else html, count=1).strip()
 
 
-def _insert(pattern: re.Pattern[str], html: str, snippet: str, *, before: bool) -> str:
-    match = pattern.search(html)
-    if match is None:
-        return snippet + html if not before else html
-    at = match.start() if before else match.end()
-    return html[:at] + snippet + html[at:]
-
-
 def _write(path: Path, content: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    path.write_bytes(data)
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
 
 
 def _check_replaceable(out: Path) -> None:
@@ -287,7 +236,12 @@ def _swap(staging: Path, out: Path) -> None:
     old = staging.with_name(staging.name + ".old")
     if out.exists():
         out.rename(old)
-    staging.rename(out)
+    try:
+        staging.rename(out)
+    except OSError:
+        if old.exists():
+            old.rename(out)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -299,12 +253,18 @@ def cmd_archive(args: argparse.Namespace) -> int:
     out = Path(args.out) if getattr(args, "out", None) else config.root / "public"
     with open_store(config) as conn:
         published = published_editions(conn, config)
-    archive = build_archive(config, published, out)
-    for line in archive.lines(out):
-        say(line)
-    say(f"archive: {archive.issues} issue(s), {len(archive.languages)} language(s), "
-        f"{archive.index_pages + archive.edition_pages} page(s), {len(archive.languages)} "
-        f"feed(s) in {out}{os.sep} in {time.monotonic() - started:.1f} s")
+    groups = build_archive(config, published, out)
+    langs = ", ".join(g.language for g in groups)
+    if groups:
+        say(f"  {out / 'index.html'} + {out / 'LANG/index.html'}: "
+            f"{1 + len(groups)} index page(s) ({langs})")
+        say(f"  {out / 'issues'}{os.sep}: {len(published)} edition page(s)")
+        say(f"  {out / 'feed.xml'} + {out / 'LANG/feed.xml'}: {len(groups)} Atom feed(s) ({langs})")
+    else:
+        say(f"  {out / 'index.html'}: no issues published yet")
+    say(f"archive: {len({p.edition.issue for p in published})} issue(s), {len(groups)} "
+        f"language(s), {1 + len(groups) + len(published)} page(s), {len(groups)} feed(s) "
+        f"in {out}{os.sep} in {time.monotonic() - started:.1f} s")
     return 0
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-from newsletter.drafts import Draft
+from newsletter.drafts import Draft, content_hash
 from newsletter.personalise import KNOWN, unknown_placeholders
 from newsletter.render import Edition
 from newsletter.snapshot import snapshot_path
@@ -94,3 +94,30 @@ def _locate(path: Path, raw: str, needle: str) -> str:
     if needle and (index := raw.find(needle)) >= 0:
         return f"{path}:{raw.count(chr(10), 0, index) + 1}"
     return str(path)
+
+
+def check_editions(draft: Draft, default_language: str, subscriber_languages: dict[str, int],
+                   default_draft: Path) -> list[Problem]:
+    """Warnings about language editions: a language with subscribers but no edition, and a
+    translation older than the default edition it was made from."""
+    problems = []
+    if draft.language == default_language:
+        for language, count in sorted(subscriber_languages.items()):
+            edition = draft.path.with_name(f"{draft.issue}.{language}.md")
+            if language != default_language and not edition.exists():
+                problems.append(Problem("warning", str(draft.path), (
+                    f"no '{language}' edition ({edition.name}): {count} active subscriber(s) "
+                    f"in '{language}' will get the '{default_language}' edition")))
+        return problems
+    if not default_draft.exists():
+        return [Problem("error", str(draft.path), f"no default edition {default_draft.name}")]
+    current = content_hash(default_draft)
+    if not draft.translated_from:
+        problems.append(Problem("warning", str(draft.path), (
+            f"front matter: 'translated_from' is not set; when this translation matches "
+            f"{default_draft.name}, set translated_from: \"{current}\"")))
+    elif draft.translated_from != current:
+        problems.append(Problem("warning", str(draft.path), (
+            f"older than {default_draft.name} (translated from {draft.translated_from}, it is "
+            f"now {current}): update the translation, then set translated_from: \"{current}\"")))
+    return problems

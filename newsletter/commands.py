@@ -10,7 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from newsletter.check import check_issue
+from newsletter import store
+from newsletter.check import check_editions, check_issue
 from newsletter.cli import config_of, open_store, parse_now
 from newsletter.compose import compose
 from newsletter.config import Config
@@ -146,6 +147,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         with open_store(config) as conn:
             composed = compose(config, path, conn, now=parse_now(args.now, config))
+            languages = store.subscriber_languages(conn)
     except DraftError as exc:
         for problem in exc.problems:
             line, text = ("", problem)
@@ -158,6 +160,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     _report_pull(composed)
     problems = check_issue(composed.draft, composed.edition,
                            item_count=len(composed.snapshot.items))
+    problems += check_editions(composed.draft, config.default_language, languages,
+                               draft_path(config.issues_dir, composed.draft.issue))
     for problem in problems:
         print(problem)
     errors = sum(p.severity == "error" for p in problems)
@@ -291,6 +295,12 @@ def cmd_status(args: argparse.Namespace) -> int:
             total = sum(states.values())
             say(f"{name}: {total} subscriber(s): " + ", ".join(
                 f"{state} {n}" for state, n in states.items() if n))
+            editions = ledger.edition_counts(conn, name)
+            if len(editions) > 1 or any(ledger.fallbacks(conn, name)):
+                say("  editions: " + ", ".join(f"{lang} {n}" for lang, n in editions.items()))
+            for language, sent_as, n in ledger.fallbacks(conn, name):
+                say(f"  {n} subscriber(s) in '{language or '?'}' got the '{sent_as}' edition "
+                    "(no edition in their language)")
             for row in ledger.problem_rows(conn, name):
                 say(f"  {row['state']:8} {row['email']}  {row['last_reply']}")
     return 0

@@ -23,6 +23,11 @@ class FeedConfig:
     kind: str = "news"  # "news" renders item cards, "events" renders event rows
     max_items: int = 5
     keywords: tuple[str, ...] = ()
+    language: str = ""  # "": the default feed; "fr": replaces the feed of the same name for fr
+    section_translations: tuple[tuple[str, str], ...] = ()  # (language, section title)
+
+    def section_in(self, language: str) -> str:
+        return dict(self.section_translations).get(language, self.section)
 
     @property
     def is_remote(self) -> bool:
@@ -72,7 +77,8 @@ _SECTIONS: dict[str, set[str]] = {
         "name", "from", "reply_to", "base_url", "list_id", "default_language", "timezone",
         "organisation", "postal_address", "reason",
     },
-    "feeds": {"name", "url", "section", "kind", "max_items", "keywords"},
+    "feeds": {"name", "url", "section", "kind", "max_items", "keywords", "language",
+              "translations"},
     "subscribers": {"files"},
     "store": {"path"},
     "delivery": {"connections", "rate_per_second"},
@@ -266,9 +272,16 @@ def _parse_feeds(p: _Problems, raw: Any, root: Path) -> list[FeedConfig]:
             continue
         where = f"feeds[{i}]"
         name = p.text(table, "name", where)
-        if name in names:
-            p.add(f"{where}.name", f"repeats the feed name {name!r}")
-        names.add(name)
+        language = p.text(table, "language", where, required=False)
+        if (name, language) in names:
+            p.add(f"{where}.name", f"repeats the feed name {name!r}"
+                  + (f" for language {language!r}" if language else ""))
+        names.add((name, language))
+        translations = table.get("translations", {})
+        if not isinstance(translations, dict) or not all(
+                isinstance(v, str) and "\n" not in v for v in translations.values()):
+            p.add(f"{where}.translations", "must be a table of language = \"section title\"")
+            translations = {}
         url = p.text(table, "url", where)
         scheme = urlsplit(url).scheme
         if scheme in ("http", "https"):
@@ -289,6 +302,7 @@ def _parse_feeds(p: _Problems, raw: Any, root: Path) -> list[FeedConfig]:
         feeds.append(FeedConfig(
             name=name, url=url, section=p.text(table, "section", where), kind=kind,
             max_items=p.number(table, "max_items", where, 5, minimum=1, integer=True),
-            keywords=tuple(k.lower() for k in keywords),
+            keywords=tuple(k.lower() for k in keywords), language=language,
+            section_translations=tuple(sorted(translations.items())),
         ))
     return feeds

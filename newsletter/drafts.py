@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -231,3 +232,11 @@ def markdown_to_html(text: str) -> str:
 
 def _inline_text(title: str) -> str:
     return plain_text(markdown.markdown(title)) if title else ""
+
+
+def content_hash(path: Path) -> str:
+    """A short hash of a draft's body (after the front matter): a translation records the
+    default edition's hash in `translated_from`, so `check` can tell when it is out of date."""
+    text = path.read_bytes().decode("utf-8-sig").replace("\r\n", "\n")
+    body = text.split("\n---", 1)[1] if "\n---" in text else text
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:12]

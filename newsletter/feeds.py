@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import feedparser
 import httpx
+from feedparser.encodings import convert_to_utf8
 
 from newsletter import __version__
 from newsletter.config import FeedConfig
@@ -111,10 +112,13 @@ def parse_feed(feed: FeedConfig, body: bytes, *,
     """Parse feed bytes into items; returns (items, warning). Raises FeedError if unusable."""
     # Entity expansion ("billion laughs") can take gigabytes; no real feed needs it. The whole
     # body is searched, NULs removed: a long comment before the DTD, or a UTF-16/32 encoding,
-    # would hide a declaration from a scan of the first bytes.
-    if _ENTITY_DECL_RE.search(body.replace(b"\x00", b"")):
-        raise FeedError("declares XML entities; refused", where=f"feed {feed.name}")
+    # would hide a declaration from a scan of the first bytes. feedparser also decodes
+    # encodings that are not ASCII-compatible (EBCDIC, UTF-7) before parsing, so the UTF-8 it
+    # will parse is searched too.
     headers = {"content-type": content_type} if content_type else None
+    if _ENTITY_DECL_RE.search(body.replace(b"\x00", b"")) or _ENTITY_DECL_RE.search(
+            convert_to_utf8(dict(headers or {}), body, {})):
+        raise FeedError("declares XML entities; refused", where=f"feed {feed.name}")
     parsed = feedparser.parse(body, response_headers=headers, sanitize_html=True,
                               resolve_relative_uris=True)
     warning = ""

@@ -10,7 +10,7 @@ import hashlib
 import os
 import socket
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -48,29 +48,46 @@ def shard_of(email: str, count: int) -> int:
     return int.from_bytes(hashlib.sha256(email.lower().encode()).digest()[:8], "big") % count
 
 
-def freeze(conn: sqlite3.Connection, edition: Edition, item_ids: Iterable[str],
-           now: datetime, *, shard: tuple[int, int] | None = None) -> int:
-    """Freeze the edition and its audience (the active subscribers now, in this shard K of N
-    when sharded) in one transaction."""
+def freeze(conn: sqlite3.Connection, editions: Edition | Sequence[Edition],
+           item_ids: Iterable[str], now: datetime, *,
+           shard: tuple[int, int] | None = None) -> int:
+    """Freeze an issue's editions and its audience (the active subscribers now, in shard K of N
+    when sharded) in one transaction. The first edition is the default one: a subscriber
+    whose language has no edition gets it, and each subscriber gets exactly one edition."""
+    editions = [editions] if isinstance(editions, Edition) else list(editions)
     stamp = _iso(now)
+    languages = {e.language for e in editions}
+    default = editions[0].language
     conn.create_function("shard_of", 2, shard_of, deterministic=True)
+    conn.create_function("edition_for", 1, lambda lang: edition_language(lang, languages,
+                                                                         default))
     k, n = shard or (1, 1)
     with transaction(conn):
-        if is_frozen(conn, edition.issue):
+        if is_frozen(conn, editions[0].issue):
             return 0
-        conn.execute(
+        conn.executemany(
             "INSERT INTO editions (issue, language, subject, preheader, html, text, "
             "fallback_name, frozen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (edition.issue, edition.language, edition.subject, edition.preheader, edition.html,
-             edition.text, edition.fallback_name, stamp))
+            [(e.issue, e.language, e.subject, e.preheader, e.html, e.text, e.fallback_name,
+              stamp) for e in editions])
         cur = conn.execute(
             "INSERT OR IGNORE INTO deliveries (issue, subscriber_id, language, state, updated_at) "
-            "SELECT ?, id, ?, 'pending', ? FROM subscribers WHERE status = 'active' "
-            "AND (? = 1 OR shard_of(email, ?) = ?)",
-            (edition.issue, edition.language, stamp, n, n, k - 1))
+            "SELECT ?, id, edition_for(language), 'pending', ? FROM subscribers "
+            "WHERE status = 'active' AND (? = 1 OR shard_of(email, ?) = ?)",
+            (editions[0].issue, stamp, n, n, k - 1))
         conn.executemany("INSERT OR IGNORE INTO sent_items (item_id, issue) VALUES (?, ?)",
-                         [(i, edition.issue) for i in item_ids])
+                         [(i, editions[0].issue) for i in item_ids])
     return cur.rowcount
+
+
+def edition_language(language: str, available: set[str], default: str) -> str:
+    """The edition a subscriber gets: their language, else its primary subtag (fr-CA -> fr),
+    else the default edition."""
+    language = (language or "").lower()
+    if language in available:
+        return language
+    primary = language.split("-")[0]
+    return primary if primary in available else default
 
 
 def load_edition(conn: sqlite3.Connection, issue: str, language: str) -> Edition:
@@ -284,3 +301,19 @@ def problem_rows(conn: sqlite3.Connection, issue: str) -> list[sqlite3.Row]:
         "SELECT s.email, d.state, d.last_reply, d.updated_at FROM deliveries d JOIN subscribers s "
         "ON s.id = d.subscriber_id WHERE d.issue = ? AND d.state IN ('failed', 'unknown') "
         "ORDER BY d.state, s.email", (issue,)).fetchall()
+
+
+def fallbacks(conn: sqlite3.Connection, issue: str) -> list[tuple[str, str, int]]:
+    """(subscriber language, edition sent instead, count) where a subscriber's language had
+    no edition of this issue."""
+    return [tuple(r) for r in conn.execute(
+        "SELECT s.language, d.language, count(*) FROM deliveries d JOIN subscribers s "
+        "ON s.id = d.subscriber_id WHERE d.issue = ? AND d.language != s.language "
+        "AND substr(s.language, 1, instr(s.language || '-', '-') - 1) != d.language "
+        "GROUP BY s.language, d.language ORDER BY s.language", (issue,))]
+
+
+def edition_counts(conn: sqlite3.Connection, issue: str) -> dict[str, int]:
+    return {r[0]: r[1] for r in conn.execute(
+        "SELECT language, count(*) FROM deliveries WHERE issue = ? GROUP BY language "
+        "ORDER BY language", (issue,))}

@@ -65,3 +65,22 @@ def plan_run(config: Config, conn: sqlite3.Connection, now: datetime, *,
         to_freeze.append(draft)
     open_issues = [i for i in ledger.open_issues(conn) if only is None or i == only.issue]
     return Plan(tuple(to_freeze), tuple(open_issues), tuple(waiting), tuple(problems))
+
+
+def translations_of(config: Config, draft: Draft) -> tuple[list[Draft], list[str]]:
+    """The ready language editions beside a default draft (issues/YYYY-MM.LANG.md), and the
+    problems of those that are ready (or may be) but do not load."""
+    editions, problems = [], []
+    for path in sorted(config.issues_dir.glob(f"{draft.issue}.*.md")):
+        if path.name.endswith(".items.md") or path.name.count(".") != 2:
+            continue
+        try:
+            edition = load_draft(path, timezone=config.timezone,
+                                 default_language=config.default_language)
+        except NewsletterError as exc:
+            if declared_status(path) != "draft":
+                problems.append(str(exc))
+            continue
+        if edition.status == "ready" and edition.language != draft.language:
+            editions.append(edition)
+    return editions, problems

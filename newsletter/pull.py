@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -86,14 +86,22 @@ def pull(config: Config, draft: Draft, conn: sqlite3.Connection, *, now: datetim
 
 
 def selected_feeds(config: Config, draft: Draft) -> list[FeedConfig]:
-    if draft.feeds is None:
-        return list(config.feeds)
-    known = {f.name: f for f in config.feeds}
-    unknown = [name for name in draft.feeds if name not in known]
+    """The draft's feeds, in its language: a feed configured with this edition's `language`
+    replaces the default feed of the same name; otherwise the default one is used, with its
+    section title translated when `translations` gives one."""
+    defaults = {f.name: f for f in config.feeds if not f.language}
+    own = {f.name: f for f in config.feeds if f.language == draft.language}
+    names = list(draft.feeds) if draft.feeds is not None else list(defaults)
+    unknown = [name for name in names if name not in defaults and name not in own]
     if unknown:
         raise InputError(f"front matter: 'feeds' names unknown feed(s) {', '.join(unknown)} "
-                         f"(configured: {', '.join(known) or 'none'})", where=str(draft.path))
-    return [known[name] for name in draft.feeds]
+                         f"(configured: {', '.join(defaults) or 'none'})",
+                         where=str(draft.path))
+    chosen = []
+    for name in names:
+        feed = own.get(name) or defaults[name]
+        chosen.append(replace(feed, section=feed.section_in(draft.language)))
+    return chosen
 
 
 def _fetch_one(conn: sqlite3.Connection, feed: FeedConfig,

@@ -30,7 +30,7 @@ from newsletter.message import (
     message_id,
     prepare,
 )
-from newsletter.plan import Plan, plan_run
+from newsletter.plan import Plan, plan_run, translations_of
 from newsletter.tokens import make_token, secret_from_env
 from newsletter.transport import MaildirTransport, SmtpTransport, parse_smtp_url
 from newsletter.workers import Clock, Job, RateLimiter, Tally, run_deliveries
@@ -208,25 +208,31 @@ def _all_issues(conn: sqlite3.Connection, options: SendOptions) -> list[str]:
 def _freeze_due(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
                 on_note: Callable[[str], None],
                 shard: tuple[int, int] | None = None) -> tuple[list[str], tuple[str, ...]]:
-    """Compose and freeze each due issue; one with errors is refused, the others go on."""
+    """Compose, check and freeze each due issue with its ready language editions. An issue
+    with an error in any edition is refused whole; the other issues go on."""
     frozen, problems = [], []
     for draft in plan.to_freeze:
-        try:
-            composed = compose(config, draft.path, conn, now=clock.now())
-        except NewsletterError as exc:
-            problems.append(str(exc))
-            continue
-        errors = [p for p in check_issue(composed.draft, composed.edition,
-                                         item_count=len(composed.snapshot.items))
-                  if p.severity == "error"]
+        translations, unreadable = translations_of(config, draft)
+        composed, errors = [], list(unreadable)
+        for edition in [draft, *translations]:
+            try:
+                composed.append(compose(config, edition.path, conn, now=clock.now()))
+            except NewsletterError as exc:
+                errors.append(str(exc))
+                continue
+            errors += [f"{edition.path}: {p.message}" for p in check_issue(
+                composed[-1].draft, composed[-1].edition,
+                item_count=len(composed[-1].snapshot.items)) if p.severity == "error"]
         if errors:
-            problems.append(f"{draft.path}: not sent: {len(errors)} error(s); first: "
-                            f"{errors[0].message} (run `newsletter check {draft.issue}`)")
+            problems.append(f"{draft.issue}: not sent: {len(errors)} error(s); first: "
+                            f"{errors[0]} (run `newsletter check` on each edition)")
             continue
-        rows = ledger.freeze(conn, composed.edition, [i.id for i in composed.snapshot.items],
-                             clock.now(), shard=shard)
+        items = {i.id for c in composed for i in c.snapshot.items}
+        rows = ledger.freeze(conn, [c.edition for c in composed], sorted(items), clock.now(),
+                             shard=shard)
         crash_point("after-freeze")
-        on_note(f"{draft.issue}: edition frozen, {rows} subscriber(s) to send to")
+        languages = ", ".join(c.edition.language for c in composed)
+        on_note(f"{draft.issue}: edition(s) {languages} frozen, {rows} subscriber(s) to send to")
         frozen.append(draft.issue)
     return frozen, tuple(problems)
 
@@ -248,10 +254,14 @@ def _dry_run(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
     envelope, url_of = envelope_for(config), unsubscribe_url_maker(config, secret)
     count, size = 0, 0
     for draft in plan.to_freeze:
-        edition = compose(config, draft.path, conn, now=clock.now()).edition
+        translations, _ = translations_of(config, draft)
+        editions = {d.language: compose(config, d.path, conn, now=clock.now()).edition
+                    for d in [draft, *translations]}
         for sub in store.iter_subscribers(conn, "active"):
             if shard and ledger.shard_of(sub.email, shard[1]) != shard[0] - 1:
                 continue
+            edition = editions[ledger.edition_language(sub.language, set(editions),
+                                                        draft.language)]
             mid = message_id(edition.issue, sub.email, envelope.domain)
             size += len(build_message(edition, envelope, Personal(
                 sub.email, sub.name, url_of(sub.email), mid), clock.now()))

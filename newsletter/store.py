@@ -298,3 +298,8 @@ def record_import(conn: sqlite3.Connection, path: str, digest: str) -> None:
     conn.execute("INSERT INTO imported_files (path, sha256, imported_at) VALUES (?, ?, ?) "
                  "ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, "
                  "imported_at = excluded.imported_at", (path, digest, now_iso()))
+
+
+def subscriber_languages(conn: sqlite3.Connection) -> dict[str, int]:
+    return {r[0]: r[1] for r in conn.execute(
+        "SELECT language, count(*) FROM subscribers WHERE status = 'active' GROUP BY language")}

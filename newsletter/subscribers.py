@@ -117,6 +117,12 @@ def read_csv(path: Path, *, default_language: str = "en") -> ParsedList:
     for line, row in rows:
         if not any(cell.strip() for cell in row):
             continue
+        if any(cell.strip() for cell in row[len(header):]):
+            # Usually a name with an unquoted delimiter: every later cell has shifted.
+            rejected.append(Rejected(f"{path}:{line}", f"{len(row)} fields, but the header has "
+                                     f"{len(header)} (quote a field that contains "
+                                     f"{dialect.delimiter!r})"))
+            continue
         cells = {key: (row[i] if i < len(row) else "") for key, i in columns.items()}
         try:
             sub = make_subscriber(cells.get("email", ""), cells.get("name", ""),

@@ -35,7 +35,8 @@ DRAFTS = {
                       "Déposez avant d'expédier."),
     "2026-11.ar.md": ("التصدير قريبًا؟ احمِ علامتك التجارية قبل الشحن",
                       "لماذا تسجل علامتك التجارية في الخارج أولًا.",
-                      "مرحبًا بكم في عدد نوفمبر.\n\n## العلامات التجارية للمصدرين\n\nسجّل قبل الشحن."),
+                      "مرحبًا بكم في عدد نوفمبر.\n\n## العلامات التجارية للمصدرين\n\n"
+                      "سجّل قبل الشحن."),
     "2026-10.md": ("Trade secrets: what to keep quiet, and how",
                    "Confidentiality agreements & <what> they cover.",
                    "Welcome to the October issue.\n\n## Trade secrets\n\nKeep them secret."),
@@ -288,7 +289,7 @@ def test_a_failed_build_leaves_the_published_site_alone(site: Site) -> None:
     before = site.text("index.html")
     (site.project.root / "templates" / "archive" / "index.html.j2").write_text(
         "{{ no_such_variable }}", encoding="utf-8")
-    with pytest.raises(Exception, match="no_such_variable"):
+    with pytest.raises(InputError, match="template error: 'no_such_variable' is undefined"):
         site.run()
     assert site.text("index.html") == before
     assert [p.name for p in site.public.parent.iterdir() if "public" in p.name] == ["public"]
@@ -323,14 +324,18 @@ def test_with_no_issues_yet_the_index_says_so(tmp_path: Path,
 def test_text_from_drafts_is_escaped_in_pages_and_feeds(
         tmp_path: Path, editions: dict[tuple[str, str], Edition]) -> None:
     site = Site(tmp_path / "nl")
-    tricky = 'Fish & chips <script>alert("x")</script> ]]> \x0b'
-    site.publish((replace(editions["2026-10", "en"], subject=tricky), OCTOBER))
+    tricky = 'Fish & chips <script>alert("x")</script> ]]>'
+    october = editions["2026-10", "en"]
+    # Drafts refuse control characters, feed items may still carry one; XML 1.0 cannot.
+    html = october.html.replace("Keep them secret.", "Keep them\x0b secret.")
+    site.publish((replace(october, subject=tricky, html=html), OCTOBER))
     assert site.run() == 0
     parse_strict(site.public / "index.html")
     assert "<script>" not in site.text("index.html")
     feed = site.feed("feed.xml")
     assert feed.bozo == 0
-    assert feed.entries[0].title == tricky.replace("\x0b", "")  # not allowed in XML 1.0
+    assert feed.entries[0].title == tricky
+    assert "Keep them secret." in feed.entries[0].content[0].value
 
 
 def test_it_will_not_replace_a_folder_it_did_not_write(site: Site) -> None:
