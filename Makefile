@@ -50,6 +50,9 @@ faults: $(STAMP) ## the fault suite in its long form, ending with the table of c
 bench: $(STAMP) ## throughput against a loopback SMTP sink beside the smtplib ceiling (N=100000 for more)
 	$(BIN)/python bench/run.py --n $(or $(N),10000)
 
+archive: $(STAMP) ## write public/: every sent issue as a static site with Atom feeds
+	$(NL) archive
+
 messages: $(STAMP) ## extract the strings to translate and update newsletter/locale/*/messages.po
 	$(BIN)/pybabel extract -F babel.cfg -c TRANSLATORS: --no-location --sort-output \
 		--project newsletter -o newsletter/locale/messages.pot .
@@ -62,4 +65,4 @@ golden: $(STAMP) ## refresh the golden files of the rendered sample issue after 
 	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_render.py -k golden
 
 clean: ## remove build output and the virtual environment
-	rm -rf build $(VENV) .pytest_cache
+	rm -rf build public $(VENV) .pytest_cache

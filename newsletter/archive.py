@@ -120,11 +120,11 @@ def write_site(config: Config, published: list[Published], root: Path) -> list[G
     index = env.get_template("archive/index.html.j2")
     _write(root / "index.html", index.render(language=config.default_language, groups=groups,
                                              direction=direction(config.default_language),
-                                             title="Archive"))
+                                             title="Archive", full=True))
     for group in groups:
         _write(root / group.language / "index.html", index.render(
             language=group.language, direction=group.direction, groups=[group],
-            title=f"Archive: {group.name}"))
+            title="Archive", full=False))
         _write(root / group.language / "feed.xml", atom_feed(config, group))
         if group.language == config.default_language:
             _write(root / "feed.xml", atom_feed(config, group, f"{base}/feed.xml"))

@@ -460,11 +460,14 @@ COMMANDS["serve"] = (cmd_serve, "run the web app: one-click unsubscribe, subscri
 
 
 def _register_optional_commands() -> None:
+    from newsletter.archive import add_archive_arguments, cmd_archive
     from newsletter.bounces import add_bounces_arguments, cmd_bounces
     from newsletter.dkim import add_dkim_arguments, cmd_dkim
 
     COMMANDS["bounces"] = (cmd_bounces, "read bounces and complaints from a Maildir or mbox "
                            "file; suppress those addresses", add_bounces_arguments)
+    COMMANDS["archive"] = (cmd_archive, "write the public archive: every sent issue as a static "
+                           "site with Atom feeds (public/)", add_archive_arguments)
     COMMANDS["dkim"] = (cmd_dkim, "make a DKIM key pair and print the DNS record to publish",
                         add_dkim_arguments)
 

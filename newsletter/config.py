@@ -55,6 +55,7 @@ class Config:
     dkim_selector: str = ""
     dkim_domain: str = ""
     dkim_key_file: Path | None = None
+    translations: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()  # lang -> key -> text
     soft_bounce_limit: int = 3
     soft_bounce_window_days: int = 30
     source: Path = field(default=Path("newsletter.toml"))
@@ -71,6 +72,11 @@ class Config:
     def sender_domain(self) -> str:
         return self.sender.domain
 
+    def text_in(self, key: str, language: str) -> str:
+        """organisation or reason in a language ([translations.LANG]), else as configured."""
+        own = dict(dict(self.translations).get(language, ()))
+        return own.get(key) or getattr(self, key)
+
 
 _SECTIONS: dict[str, set[str]] = {
     "newsletter": {
@@ -84,6 +90,7 @@ _SECTIONS: dict[str, set[str]] = {
     "delivery": {"connections", "rate_per_second"},
     "dkim": {"selector", "domain", "key_file"},
     "bounces": {"soft_limit", "soft_window_days"},
+    "translations": set(),  # [translations.LANG] tables, checked in _parse_translations
 }
 
 
@@ -150,6 +157,8 @@ def parse_config(data: dict, path: Path) -> Config:
                 p.add(section, "must be a table")
                 continue
             for key in table:
+                if section == "translations":
+                    continue
                 if key not in _SECTIONS[section]:
                     p.add(f"{section}.{key}", "is not a known key")
     nl = data.get("newsletter", {}) if isinstance(data.get("newsletter"), dict) else {}
@@ -201,6 +210,7 @@ def parse_config(data: dict, path: Path) -> Config:
         dkim_selector=p.text(dkim, "selector", "dkim", required=bool(dkim)),
         dkim_domain=p.text(dkim, "domain", "dkim", required=bool(dkim)),
         dkim_key_file=(root / key_file) if key_file else None,
+        translations=_parse_translations(p, data.get("translations", {})),
         soft_bounce_limit=p.number(bounces, "soft_limit", "bounces", 3, minimum=1, integer=True),
         soft_bounce_window_days=p.number(bounces, "soft_window_days", "bounces", 30, minimum=1,
                                          integer=True),
@@ -306,3 +316,27 @@ def _parse_feeds(p: _Problems, raw: Any, root: Path) -> list[FeedConfig]:
             section_translations=tuple(sorted(translations.items())),
         ))
     return feeds
+
+
+_TRANSLATABLE = ("organisation", "reason")
+
+
+def _parse_translations(p: _Problems, raw: object) -> tuple:
+    """[translations.fr] organisation = "...", reason = "...": the footer in other languages."""
+    if not isinstance(raw, dict):
+        p.add("translations", "must hold [translations.LANG] tables")
+        return ()
+    result = []
+    for language, table in raw.items():
+        where = f"translations.{language}"
+        if not isinstance(table, dict):
+            p.add(where, "must be a table")
+            continue
+        texts = []
+        for key in table:
+            if key not in _TRANSLATABLE:
+                p.add(f"{where}.{key}", f"is not a known key (known: {', '.join(_TRANSLATABLE)})")
+            else:
+                texts.append((key, p.text(table, key, where)))
+        result.append((language, tuple(texts)))
+    return tuple(result)

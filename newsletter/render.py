@@ -116,11 +116,20 @@ def _context(config: Config, draft: Draft, items: tuple[FeedItem, ...]) -> dict:
         "recipient": Placeholders(),
         # TRANSLATORS: stands in for the name in "Dear %(name)s," when a subscriber has none.
         "fallback_name": _("reader"),
-        "reason": config.reason if language == config.default_language else _(
-            "You receive this email because you subscribed to %(newsletter)s.")
-        % {"newsletter": config.name},
+        "reason": _reason(config, language, _),
+        "organisation": config.text_in("organisation", language),
         "format_date": lambda moment: _format_day(moment, language),
     }
+
+
+def _reason(config: Config, language: str, _) -> str:  # noqa: ANN001
+    """Why the reader gets this: [translations.LANG] reason, else the configured reason in
+    the default language, else the catalog's generic sentence."""
+    if language == config.default_language or config.text_in("reason", language) != \
+            config.reason:
+        return config.text_in("reason", language)
+    return _("You receive this email because you subscribed to %(newsletter)s.") % {
+        "newsletter": config.name}
 
 
 def group_items(items: tuple[FeedItem, ...]) -> list[FeedSection]:

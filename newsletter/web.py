@@ -244,7 +244,8 @@ def confirmation_email(config: Config, email: str, name: str, link: str, now: da
     msg["Auto-Submitted"] = "auto-generated"
     msg["Content-Language"] = language
     msg.set_content(env.get_template("web/confirm_email.txt.j2").render(
-        newsletter=config, email=email, name=name, confirm_url=link, days=CONFIRM_DAYS))
+        newsletter=config, email=email, name=name, confirm_url=link, days=CONFIRM_DAYS,
+        organisation=config.text_in("organisation", language)))
     return msg.as_bytes()
 
 
@@ -282,7 +283,8 @@ class _Pages:
         context.setdefault("here", request.path)  # where the language links lead
         return self._env(lang).get_template(template).render(
             newsletter=self.config, prefix=self.prefix, title=title, language=lang,
-            direction=direction(lang), languages=LANGUAGES.items(), **context)
+            direction=direction(lang), languages=LANGUAGES.items(),
+            organisation=self.config.text_in("organisation", lang), **context)
 
     def message(self, lang: str, title: str, text: str, *, notice: bool = False,
                 link: str = "", link_text: str = "", **context: object) -> str:

@@ -74,6 +74,7 @@ def test_each_subscriber_gets_exactly_one_edition_in_their_language_or_the_defau
     html = arabic.get_body(("html",)).get_content()
     assert 'dir="rtl"' in html and arabic["Subject"].startswith("هل تستعد")
     [french] = script.parsed("reader01.fr@example.com")
+    assert gettext_for("fr")("Unsubscribe") != "Unsubscribe"  # the catalog is translated
     assert gettext_for("fr")("Unsubscribe") in french.get_body(("html",)).get_content()
 
 
@@ -143,3 +144,37 @@ def test_the_web_pages_follow_the_reader_language(multilingual: DeliveryProject)
                            headers={"Accept-Language": "ar,en;q=0.5"})
     assert 'lang="fr"' in french.text and gettext_for("fr")("Subscribe") in french.text
     assert 'dir="rtl"' in arabic.text and 'lang="ar"' in arabic.text
+
+
+@pytest.mark.browser
+def test_arabic_edition_is_right_to_left_and_mirrored_in_chromium(
+        chromium: Path, multilingual: DeliveryProject, tmp_path: Path) -> None:
+    from newsletter.browser import horizontal_overflow, open_browser
+
+    out = tmp_path / "ar"
+    assert multilingual.cli("build", "2026-11.ar", "--out", str(out)) == 0
+    page_file = out / "email.html"
+    with open_browser() as browser:
+        page = browser.new_page(viewport={"width": 600, "height": 900})
+        page.goto(page_file.resolve().as_uri())
+        style = page.evaluate("""() => {
+            const s = (el) => getComputedStyle(el);
+            const greeting = document.querySelector('.greeting');
+            const list = document.querySelector('.prose ul');
+            const event = document.querySelector('.event-date');
+            const container = document.querySelector('.container').getBoundingClientRect();
+            const range = document.createRange();
+            range.selectNodeContents(greeting);  // the text itself, not the full-width block
+            const g = range.getBoundingClientRect();
+            return {dir: s(greeting).direction, align: s(greeting).textAlign,
+                    listPadding: s(list).paddingRight, eventBorder: s(event).borderRightWidth,
+                    gapRight: container.right - g.right, gapLeft: g.left - container.left,
+                    html: document.documentElement.getAttribute('dir')};
+        }""")
+        page.close()
+        overflow = horizontal_overflow(browser, page_file, 375)
+    assert style["html"] == "rtl" and style["dir"] == "rtl" and style["align"] == "right"
+    assert style["listPadding"] == "22px" and style["eventBorder"] == "4px"
+    assert style["gapRight"] < style["gapLeft"]  # the greeting hugs the right edge
+    assert overflow == 0
+    assert (out / "phone.png").exists() and (out / "desktop.png").exists()

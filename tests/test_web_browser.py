@@ -13,6 +13,7 @@ from smtp_server import Script, ScriptedServer
 from web_server import running_app
 
 from newsletter.browser import open_browser
+from newsletter.i18n import gettext_for
 
 pytestmark = pytest.mark.browser
 
@@ -33,9 +34,10 @@ def test_subscribe_then_confirm_in_a_real_browser(
         [confirmation] = smtp_script.parsed(email)
         link = re.search(r"https://\S+/confirm/\S+", confirmation.get_body().get_content())[0]
         page.goto(origin + urlsplit(link).path)
-        page.get_by_role("button", name="Confirm my subscription").click()
+        fr = gettext_for("fr")  # the reader chose French: the confirm page speaks it
+        page.get_by_role("button", name=fr("Confirm my subscription")).click()
         page.wait_for_load_state()
-        assert "You are subscribed" in page.content()
+        assert fr("You are subscribed") in page.content()
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
         page.screenshot(path=str(tmp_path / "confirmed.png"))
     with sqlite3.connect(delivery_project.db) as conn:
