@@ -259,8 +259,10 @@ def _deferral(conn: sqlite3.Connection, d: Delivery, now: datetime) -> tuple[str
     if now - first >= RETRY_PERIOD:
         return "failed", "", ()
     delay = min(FIRST_RETRY * 3 ** (d.attempts - 1), MAX_RETRY_GAP)
+    # The last attempt falls at the end of the retry period, not up to a gap after it.
+    retry_at = min(now + delay, first + RETRY_PERIOD)
     return ("deferred", ", next_attempt_at = ?, first_deferred_at = ?",
-            (_iso(now + delay), _iso(first)))
+            (_iso(retry_at), _iso(first)))
 
 
 def mark_sent(conn: sqlite3.Connection, d: Delivery, message_id: str, reply: str,
