@@ -108,11 +108,7 @@ def build_archive(config: Config, published: list[Published], out: Path) -> list
 def write_site(config: Config, published: list[Published], root: Path) -> list[Group]:
     """The index, an index and a feed per language, and a page per edition, under ROOT."""
     base = config.base_url
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(config.templates_dir),
-                             autoescape=True, undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(month=_month, autonym=_autonym)
-    env.globals.update(newsletter=config, home=f"{base}/", subscribe=f"{base}/subscribe")
+    env = _environment(config)
     languages = sorted({p.language for p in published}, key=partial(_language_key, config))
     groups = [Group(lang, _autonym(lang), direction(lang), f"{base}/{lang}/",
                     f"{base}/{lang}/feed.xml", tuple(p for p in published if p.language == lang))
@@ -136,6 +132,28 @@ def write_site(config: Config, published: list[Published], root: Path) -> list[G
                edition_page(config, macros, pub, versions))
     (root / MARKER).write_text("written by `newsletter archive`; replaced on every run\n")
     return groups
+
+
+def _environment(config: Config) -> jinja2.Environment:
+    base = config.base_url
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(config.templates_dir),
+                             autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(month=_month, autonym=_autonym)
+    env.globals.update(newsletter=config, home=f"{base}/", subscribe=f"{base}/subscribe")
+    return env
+
+
+def edition_page_for(config: Config, conn: sqlite3.Connection, issue: str,
+                     language: str) -> str | None:
+    """The archive page of one edition, as `newsletter serve` shows it; None if not sent."""
+    published = published_editions(conn, config)
+    versions = [p for p in published if p.edition.issue == issue]
+    pub = next((p for p in versions if p.language == language), None)
+    if pub is None:
+        return None
+    macros = _environment(config).get_template("archive/edition.html.j2").module
+    return edition_page(config, macros, pub, versions)
 
 
 def edition_page(config: Config, macros: Any, pub: Published,

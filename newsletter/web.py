@@ -18,11 +18,10 @@ from urllib.parse import urlsplit
 import jinja2
 from flask import Blueprint, Flask, Response, abort, g, redirect, request
 
-from newsletter import ledger, store
+from newsletter import store
 from newsletter.config import Config
 from newsletter.errors import NewsletterError
 from newsletter.i18n import LANGUAGES, direction, gettext_for, translations
-from newsletter.personalise import Recipient, personalise_html
 from newsletter.subscribers import clean_language, clean_name, normalise_address
 from newsletter.tokens import (
     make_confirm_token,
@@ -176,14 +175,13 @@ def create_app(config: Config, *, send_mail: Callable[[str, bytes], None] | None
     @bp.get("/issues/<issue>")
     @bp.get("/issues/<issue>/<language>")
     def web_view(issue: str, language: str = "") -> Response:
-        try:
-            edition = ledger.load_edition(db(), issue, language or config.default_language)
-        except LookupError:
+        """The same page as the static archive's (no personal data, links between languages)."""
+        from newsletter.archive import edition_page_for
+
+        page = edition_page_for(config, db(), issue, language or config.default_language)
+        if page is None:
             abort(404)
-        # No personal data: the generic greeting, and the footer link leads to the subscribe page.
-        html = personalise_html(edition.html, Recipient("", f"{config.base_url}/subscribe"),
-                                edition.fallback_name)
-        return Response(html, mimetype="text/html")
+        return Response(page, mimetype="text/html")
 
     app.register_blueprint(bp, url_prefix=prefix or None)
     return app

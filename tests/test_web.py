@@ -232,3 +232,19 @@ def test_a_sent_message_unsubscribes_by_its_own_header_and_the_next_issue_skips_
     assert leaver not in delivery_project.states("2026-12")
     assert smtp_script.copies()[leaver] == 1
     assert all(smtp_script.copies()[a] == 2 for a in delivery_project.addresses if a != leaver)
+
+
+def test_view_online_pages_link_the_language_versions_like_the_archive(
+        delivery_project: DeliveryProject) -> None:
+    import shutil
+
+    from conftest_delivery import REPO
+
+    for name in ("2026-11.fr.md", "2026-11.fr.items.yaml"):
+        shutil.copy(REPO / "issues" / name, delivery_project.root / "issues" / name)
+    assert delivery_project.cli("send", "--now", NOW) == 0
+    with running_app(delivery_project.config) as origin:
+        english = httpx.get(f"{origin}{PREFIX}/issues/2026-11")
+        french = httpx.get(f"{origin}{PREFIX}/issues/2026-11/fr")
+    assert 'hreflang="fr"' in english.text and 'hreflang="en"' in french.text
+    assert 'lang="fr"' in french.text and "__NL_" not in french.text
