@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+import markdown
+
 from newsletter.drafts import Draft, content_hash
 from newsletter.personalise import KNOWN, unknown_placeholders
 from newsletter.render import Edition
@@ -73,7 +75,11 @@ def check_issue(draft: Draft, edition: Edition, *, item_count: int) -> list[Prob
         add("error", placeholder, f"unknown placeholder {placeholder} (known: {', '.join(KNOWN)})")
     parser = _Links()
     parser.feed(edition.html)
+    for line_no, (severity, message) in _stripped_constructs(raw):
+        problems.append(Problem(severity, f"{draft.path}:{line_no}", message))
     for href in parser.links:
+        if not href:
+            continue  # the sanitiser removed an unsafe URL: reported above at its line
         if not href.startswith(("https://", "http://", "mailto:")) and href not in KNOWN:
             add("error", href or "]()", f"link {href!r} is not an absolute http(s) URL")
     for src, alt in parser.images:
@@ -88,6 +94,42 @@ def check_issue(draft: Draft, edition: Edition, *, item_count: int) -> list[Prob
     if item_count == 0:
         add("warning", "feeds:", "no feed items: run `newsletter pull` or check the feeds")
     return problems
+
+
+_REMOVED_TAG_RE = re.compile(r"<(script|iframe|form|object|embed|style|svg|input|button)\b",
+                             re.IGNORECASE)
+_HANDLER_RE = re.compile(r"<[^>]*\son[a-z]+\s*=", re.IGNORECASE)
+
+
+def _stripped_constructs(raw: str) -> list[tuple[int, tuple[str, str]]]:
+    """What the sanitiser will remove from the draft, by line: the editor should know."""
+    found = []
+    for number, line in enumerate(raw.split("\n"), 1):
+        for url in _unsafe_urls(line):
+            scheme = url.split(":", 1)[0]
+            found.append((number, ("error", f"a {scheme}: link is not allowed in email "
+                                            "(use an absolute https:// URL)")))
+        if match := _REMOVED_TAG_RE.search(line):
+            found.append((number, ("warning", f"<{match.group(1).lower()}> is removed: email "
+                                              "clients do not run or show it")))
+        if _HANDLER_RE.search(line):
+            found.append((number, ("warning", "event handler attributes (on...=) are removed")))
+    return found
+
+
+def _unsafe_urls(line: str) -> list[str]:
+    """Link and image URLs on one Markdown line whose scheme is not http(s) or mailto, read
+    the way a browser would (entities decoded, tabs and newlines dropped, any case)."""
+    parser = _Links()
+    parser.feed(markdown.markdown(line))
+    urls = parser.links + [src for src, _ in parser.images]
+    unsafe = []
+    for url in urls:
+        cleaned = re.sub(r"[\x00-\x20]", "", url).lower()
+        scheme = cleaned.split(":", 1)[0] if ":" in cleaned else ""
+        if scheme and scheme.isalpha() and scheme not in ("http", "https", "mailto"):
+            unsafe.append(cleaned)
+    return unsafe
 
 
 def _locate(path: Path, raw: str, needle: str) -> str:

@@ -43,7 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="newsletter", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="newsletter", description="Write, check, build and send a monthly email newsletter.",
+        epilog="`newsletter COMMAND --help` describes a command. Exit codes: 0 done or nothing "
+               "to do, 1 needs an operator's look, 2 bad usage or input.")
     parser.add_argument("--config", default="newsletter.toml", type=Path,
                         help="settings file (default: ./newsletter.toml)")
     parser.add_argument("--version", action="version", version=f"newsletter {__version__}")

@@ -260,7 +260,9 @@ def _deferral(conn: sqlite3.Connection, d: Delivery, now: datetime) -> tuple[str
         return "failed", "", ()
     delay = min(FIRST_RETRY * 3 ** (d.attempts - 1), MAX_RETRY_GAP)
     # The last attempt falls at the end of the retry period, not up to a gap after it.
-    retry_at = min(now + delay, first + RETRY_PERIOD)
+    # Whole minutes: a retry due "at 16:00" must be due for a cron run at 16:00:00, not
+    # half a second later (the run's clock has moved on since it started).
+    retry_at = min(now + delay, first + RETRY_PERIOD).replace(second=0, microsecond=0)
     return ("deferred", ", next_attempt_at = ?, first_deferred_at = ?",
             (_iso(retry_at), _iso(first)))
 

@@ -251,7 +251,7 @@ def test_javascript_links_in_a_draft_are_dropped_and_check_and_send_refuse_the_i
            copies(delivery, server.script))
     assert active_content(html) == [] and build.code == 0
     assert check.code == 1
-    assert check.out.count(f"{draft}: error: link '' is not an absolute http(s) URL") == 3
+    assert check.out.count(f"{draft}:10: error: a javascript: link is not allowed in email") == 3
     assert cron.code == 1 and refused(cron, draft, "not sent: 3 error(s)")
     assert_nothing_sent(delivery, server.script)
 

@@ -1,0 +1,275 @@
+"""The delivery commands: send, status, subscribers and serve (the CLI's other half)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from newsletter.cli import config_of, open_store, parse_now
+from newsletter.commands import _issue_arg, resolve_draft, say, warn
+from newsletter.config import Config
+from newsletter.drafts import check_issue_id, load_draft
+from newsletter.errors import InputError
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from newsletter.send import SendOptions, Transports, outbox_hint, send
+    from newsletter.subscribers import normalise_address
+
+    config = config_of(args)
+    now = parse_now(args.now, config)
+    draft = None
+    if args.issue:
+        draft = load_draft(resolve_draft(config, args.issue), timezone=config.timezone,
+                           default_language=config.default_language)
+    tests = []
+    for addr in args.to or ():
+        try:
+            tests.append(normalise_address(addr))
+        except ValueError as exc:
+            raise InputError(f"--to: {exc}") from exc
+    if not tests and config.subscriber_files:  # editors edit CSV; the list is read each run
+        _import_files(config, config.subscriber_files, quiet=True)
+    transports = Transports(config)
+    progress = Progress()
+    try:
+        report = send(config, now, SendOptions(draft, args.dry_run, args.resend_unknown,
+                                               tuple(tests), parse_shard(args.shard)),
+                      transports=transports, on_progress=progress.update, on_note=say)
+    finally:
+        progress.close()
+    for problem in report.problems:
+        warn(problem)
+    if report.stop_reason:
+        warn(report.stop_reason)
+    if report.note:
+        say(report.note)
+    if report.sent and not transports.is_smtp:
+        say(outbox_hint(report, transports.outbox))
+    if report.timings and os.environ.get("NEWSLETTER_TIMINGS"):
+        say("timings: " + ", ".join(f"{name} {sec:.3f} s" for name, sec in report.timings))
+    say(report.summary() + f" via {report.transport}")
+    return report.exit_code
+
+
+def parse_shard(value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    k, _, n = value.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise InputError(f"--shard must be K/N with 1 <= K <= N (e.g. 2/3), not {value!r}")
+    return int(k), int(n)
+
+
+class Progress:
+    """A bar on a terminal; a plain line every 10 s under cron (no terminal)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.task = None
+        self.last = time.monotonic()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, tally, total: int) -> None:  # noqa: ANN001
+        if self.tty:
+            if self.bar is None:
+                from rich.progress import Progress as Bar
+
+                self.bar = Bar(transient=True)
+                self.bar.start()
+                self.task = self.bar.add_task("sending", total=total)
+            self.bar.update(self.task, completed=tally.done)
+        elif time.monotonic() - self.last >= 10:
+            self.last = time.monotonic()
+            print(f"progress: {tally.done}/{total} (sent {tally.sent}, deferred {tally.deferred}, "
+                  f"failed {tally.failed}, unknown {tally.unknown})", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from newsletter import ledger
+
+    config = config_of(args)
+    issue = args.issue.partition(".")[0] if args.issue else None
+    if issue:
+        check_issue_id(issue)
+    with open_store(config) as conn:
+        counts = ledger.counts(conn, issue)
+        if not counts:
+            say(f"no sends recorded{' for ' + issue if issue else ''}")
+            return 0
+        for name, states in counts.items():
+            total = sum(states.values())
+            say(f"{name}: {total} subscriber(s): " + ", ".join(
+                f"{state} {n}" for state, n in states.items() if n))
+            editions = ledger.edition_counts(conn, name)
+            if len(editions) > 1 or any(ledger.fallbacks(conn, name)):
+                say("  editions: " + ", ".join(f"{lang} {n}" for lang, n in editions.items()))
+            for language, sent_as, n in ledger.fallbacks(conn, name):
+                say(f"  {n} subscriber(s) in '{language or '?'}' got the '{sent_as}' edition "
+                    "(no edition in their language)")
+            for row in ledger.problem_rows(conn, name):
+                say(f"  {row['state']:8} {row['email']}  {row['last_reply']}")
+    return 0
+
+
+def _import_files(config: Config, files, *, quiet: bool = False) -> tuple[int, int, int]:  # noqa: ANN001
+    """Import CSV files. quiet (the send path): skip files unchanged since their last import
+    and say nothing unless something changed, so a cron run over 100,000 rows stays cheap."""
+    import hashlib
+
+    from newsletter import store
+    from newsletter.subscribers import read_csv
+
+    added = updated = rejected = 0
+    with open_store(config) as conn:
+        for path in files:
+            key = str(Path(path).resolve())
+            try:
+                digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            except OSError:
+                digest = ""  # read_csv reports the problem with the file's name
+            if quiet and digest and store.imported_digest(conn, key) == digest:
+                continue
+            parsed = read_csv(Path(path), default_language=config.default_language)
+            for row in parsed.rejected:
+                warn(str(row))
+            a, u = store.upsert_subscribers(conn, parsed.subscribers)
+            store.record_import(conn, key, digest)
+            added, updated, rejected = added + a, updated + u, rejected + len(parsed.rejected)
+            if not quiet or a or u or parsed.rejected:
+                say(f"{path}: {len(parsed.subscribers)} address(es), {a} new, {u} updated, "
+                    f"{parsed.merged} duplicate row(s) merged, {len(parsed.rejected)} rejected")
+    return added, updated, rejected
+
+
+def cmd_subscribers(args: argparse.Namespace) -> int:
+    from newsletter import store
+    from newsletter.subscribers import STATUSES, export_cell, make_subscriber
+
+    config = config_of(args)
+    action = args.action
+    if action == "import":
+        if not args.files:
+            raise InputError("subscribers import needs one or more CSV files")
+        added, updated, rejected = _import_files(config, args.files)
+        say(f"imported: {added} new, {updated} updated, {rejected} rejected")
+        return 2 if rejected else 0
+    with open_store(config) as conn:
+        if action == "add":
+            try:
+                sub = make_subscriber(args.address, args.name or "", args.language or "",
+                                      default_language=config.default_language)
+            except ValueError as exc:
+                raise InputError(str(exc)) from exc
+            status = store.add_subscriber(conn, sub)
+            if status != "active":
+                say(f"{sub.email}: {status}; not re-activated (someone who left rejoins by "
+                    "confirming a subscription themselves)")
+                return 0
+            say(f"{sub.email}: active")
+            return 0
+        if action == "remove":
+            from newsletter.subscribers import normalise_address
+
+            try:
+                email = normalise_address(args.address)
+            except ValueError as exc:
+                raise InputError(str(exc)) from exc
+            if not store.set_status(conn, email, "unsubscribed", "removed by an editor"):
+                raise InputError(f"{email} is not on the list")
+            say(f"{email}: unsubscribed")
+            return 0
+        if action == "export":
+            import csv
+
+            with open(args.file, "w", newline="", encoding="utf-8") as out:
+                writer = csv.writer(out)
+                writer.writerow(["email", "name", "language", "tags", "status", "reason"])
+                n = 0
+                for sub in store.iter_subscribers(conn):
+                    writer.writerow([export_cell(v) for v in (
+                        sub.email, sub.name, sub.language, ";".join(sub.tags), sub.status,
+                        sub.reason)])
+                    n += 1
+            say(f"exported {n} subscriber(s) to {args.file}")
+            return 0
+        if args.status and args.status not in STATUSES:
+            raise InputError(f"--status must be one of {', '.join(STATUSES)}")
+        for sub in store.iter_subscribers(conn, args.status):
+            reason = f"  ({sub.reason})" if sub.reason else ""
+            say(f"{sub.email}\t{sub.name}\t{sub.language}\t{sub.status}{reason}")
+        counts = store.subscriber_counts(conn)
+        say("total " + str(sum(counts.values())) + ": " + (", ".join(
+            f"{status} {n}" for status, n in counts.items()) or "none"))
+    return 0
+
+
+def _add_send(cmd: argparse.ArgumentParser) -> None:
+    _issue_arg(cmd, optional=True)
+    cmd.add_argument("--dry-run", action="store_true", help="render everything, send nothing")
+    cmd.add_argument("--to", nargs="+", metavar="ADDR",
+                     help="test send to these addresses only (subject marked, ledger untouched)")
+    cmd.add_argument("--now", help="the clock, ISO 8601 (for testing schedules)")
+    cmd.add_argument("--resend-unknown", action="store_true",
+                     help="also resend deliveries whose outcome is unknown (may duplicate)")
+    cmd.add_argument("--shard", metavar="K/N",
+                     help="send only to the K-th of N slices of the list (several senders)")
+
+
+def _add_status(cmd: argparse.ArgumentParser) -> None:
+    _issue_arg(cmd, optional=True)
+
+
+def _add_subscribers(cmd: argparse.ArgumentParser) -> None:
+    sub = cmd.add_subparsers(dest="action", metavar="ACTION", required=True)
+    imp = sub.add_parser("import", help="import CSV files (email, name, language, tags)")
+    imp.add_argument("files", nargs="+", metavar="FILE")
+    exp = sub.add_parser("export", help="write every subscriber and status to a CSV file")
+    exp.add_argument("file", metavar="FILE")
+    add = sub.add_parser("add", help="add one address")
+    add.add_argument("address", metavar="ADDR")
+    add.add_argument("--name", default="")
+    add.add_argument("--language", default="")
+    rem = sub.add_parser("remove", help="unsubscribe one address")
+    rem.add_argument("address", metavar="ADDR")
+    lst = sub.add_parser("list", help="list subscribers, with counts by status")
+    lst.add_argument("--status", help="only this status (active, unsubscribed, bounced, ...)")
+    cmd.set_defaults(files=None, file=None, address=None, name=None, language=None, status=None)
+
+
+COMMANDS = {
+    "send": (cmd_send, "send due issues (or one ISSUE); --dry-run, --to ADDR, --now", _add_send),
+    "status": (cmd_status, "ledger counts by state; failed and unknown addresses", _add_status),
+    "subscribers": (cmd_subscribers, "import, export, add, remove, list subscribers",
+                    _add_subscribers),
+}
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from newsletter.web import serve
+
+    config = config_of(args)
+    say(f"serving {config.name} at http://{args.host}:{args.port}"
+        f"{urlsplit(config.base_url).path or '/'} (public address {config.base_url}); Ctrl-C stops")
+    serve(config, args.host, args.port, threads=args.threads)
+    return 0
+
+
+def _add_serve(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    cmd.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    cmd.add_argument("--threads", type=int, default=4, help="worker threads (default 4)")
+
+
+COMMANDS["serve"] = (cmd_serve, "run the web app: one-click unsubscribe, subscribe with "
+                     "double opt-in, preferences, web view", _add_serve)
+
+
