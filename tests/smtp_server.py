@@ -18,6 +18,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 HANG = "hang"  # never answer the final dot (the client times out)
 DROP = "drop"  # close the connection after the final dot, without a reply
 MID_DATA = "mid-data"  # close the connection half-way through DATA
+BEFORE_DATA = "before-data"  # close the connection after RCPT, before DATA (as a rcpt reply)
 
 
 @dataclass
@@ -61,6 +62,9 @@ class _Handler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001, ANN201, N802
         reply = self.script.take(self.script.rcpt, address) or self.script.rcpt_default
+        if reply == BEFORE_DATA:
+            server.transport.close()
+            return "250 OK"  # never reaches the client: the connection is gone
         if reply:
             return reply
         envelope.rcpt_tos.append(address)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 from conftest_delivery import DeliveryProject
 from faults_table import record
-from smtp_server import DROP, HANG, MID_DATA, Script, ScriptedServer
+from smtp_server import BEFORE_DATA, DROP, HANG, MID_DATA, Script, ScriptedServer
 
 NOW = "2026-11-22T10:00"
 
@@ -245,3 +246,33 @@ def test_shards_split_the_list_so_every_address_gets_exactly_one_copy(
 def test_a_bad_shard_is_refused_with_exit_2(delivery_project: DeliveryProject, capsys) -> None:
     assert delivery_project.cli("send", "--shard", "4/3") == 2
     assert "--shard must be K/N" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("stage", "reply", "state"), [
+    ("rcpt", "450 4.2.1 mailbox temporarily unavailable", "deferred"),
+    ("data", "552 5.3.4 message size exceeds fixed limit", "failed"),
+    ("rcpt", "552 5.2.2 mailbox full", "failed"),
+    ("data", "450 4.7.1 try again later", "deferred"),
+])
+def test_each_reply_code_sets_the_state_it_means(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer, smtp_script: Script,
+        stage: str, reply: str, state: str) -> None:
+    target = delivery_project.addresses[2]
+    getattr(smtp_script, stage)[target] = [reply]
+    assert delivery_project.cli("send", "--now", NOW) == 0
+    states = delivery_project.states()
+    record(f"{reply[:3]} at {'RCPT' if stage == 'rcpt' else 'end of data'}", state,
+           states[target], str(smtp_script.copies()[target]))
+    assert states[target] == state
+    assert all(states[a] == "sent" for a in delivery_project.addresses if a != target)
+
+
+def test_connection_dropped_before_data_is_retried_on_a_new_connection(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer,
+        smtp_script: Script) -> None:
+    target = delivery_project.addresses[1]
+    smtp_script.rcpt[target] = [BEFORE_DATA]
+    assert delivery_project.cli("send", "--now", NOW) == 0
+    record("connection closed after RCPT, before DATA", "retried, sent once",
+           delivery_project.states()[target], str(smtp_script.copies()[target]))
+    assert smtp_script.copies() == {a: 1 for a in delivery_project.addresses}
