@@ -148,6 +148,33 @@ def send_run(n: int, connections: int, rate: float, dkim: bool, work: Path,
             "rate": sent / deliver, "rss_mb": rss_kb / 1024, "root": str(root)}
 
 
+def sharded_run(n: int, processes: int, work: Path) -> dict:
+    """The alternative to threads: `processes` senders (send --shard K/N, one connection each,
+    own database) at once into one sink. Rate = messages / the slowest sender's deliver time."""
+    roots = [make_project(work / f"shard-{k}", n, 1, 0, False) for k in range(1, processes + 1)]
+    for root in roots:
+        run([sys.executable, "-m", "newsletter", "--config", str(root / "newsletter.toml"),
+             "subscribers", "import", "subscribers/sample.csv"], root)
+    sink = SinkProcess()
+    env = {**os.environ, "NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{sink.port}?timeout=30",
+           "NEWSLETTER_SECRET": "bench-secret", "NEWSLETTER_TIMINGS": "1"}
+    try:
+        procs = [subprocess.Popen(
+            [sys.executable, "-m", "newsletter", "--config", str(root / "newsletter.toml"),
+             "send", "--now", NOW, "--shard", f"{k}/{processes}"], cwd=root, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for k, root in enumerate(roots, 1)]
+        outs = [p.communicate()[0] for p in procs]
+    finally:
+        received = sink.stop()
+    deliver = max(float(re.search(r"deliver ([\d.]+) s", o)[1]) for o in outs)
+    sent = sum(int(re.search(r"sent (\d+)", o.splitlines()[-1])[1]) for o in outs)
+    return {"name": f"send-{processes}-processes", "n": n, "dkim": False, "pipelining": True,
+            "processes": processes, "sent": sent, "received": received, "seconds": deliver,
+            "import_s": 0.0, "freeze_s": 0.0, "deliver_s": deliver, "rate": sent / deliver,
+            "rss_mb": 0.0, "root": str(work)}
+
+
 def sample_message(work: Path) -> bytes:
     root = make_project(work / "sample", 1, 1, 0, False)
     subprocess.run([sys.executable, "-m", "newsletter", "--config", str(root / "newsletter.toml"),
@@ -188,6 +215,9 @@ def main() -> None:
     print(f"send, DKIM off, no PIPELINING: {rows[-1]['rate']:,.0f} msg/s", flush=True)
     rows.append(send_run(args.n, args.connections, 0, False, work))
     print(f"send, DKIM off: {rows[-1]['rate']:,.0f} msg/s", flush=True)
+    rows.append(sharded_run(args.n, args.connections, work))
+    print(f"send as {args.connections} processes (--shard): {rows[-1]['rate']:,.0f} msg/s",
+          flush=True)
     if not args.no_dkim:
         rows.append(send_run(args.n, args.connections, 0, True, work))
         print(f"send, DKIM on: {rows[-1]['rate']:,.0f} msg/s", flush=True)
@@ -222,8 +252,12 @@ def render_report(args: argparse.Namespace, top: float, size: int, rows: list[di
     for r in rows:
         label = "DKIM on (RSA-2048)" if r["dkim"] else "DKIM off"
         label += "" if r["pipelining"] else ", relay without PIPELINING"
+        if r.get("processes"):
+            label = (f"DKIM off, {r['processes']} processes (send --shard K/{r['processes']}, "
+                     "1 connection each) instead of threads")
+        rss = f"{r['rss_mb']:.0f} MB" if r["rss_mb"] else "(per process)"
         lines.append(f"| newsletter send, {label} | {r['rate']:,.0f} | {r['rate'] / top:.2f} | "
-                     f"{r['rss_mb']:.0f} MB | {r['import_s']:.1f} s | {r['freeze_s']:.1f} s | "
+                     f"{rss} | {r['import_s']:.1f} s | {r['freeze_s']:.1f} s | "
                      f"{r['deliver_s']:.1f} s |")
     if rate_row:
         limit = args.rate

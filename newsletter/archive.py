@@ -107,31 +107,42 @@ def build_archive(config: Config, published: list[Published], out: Path) -> list
 
 def write_site(config: Config, published: list[Published], root: Path) -> list[Group]:
     """The index, an index and a feed per language, and a page per edition, under ROOT."""
-    base = config.base_url
     env = _environment(config)
-    languages = sorted({p.language for p in published}, key=partial(_language_key, config))
-    groups = [Group(lang, _autonym(lang), direction(lang), f"{base}/{lang}/",
-                    f"{base}/{lang}/feed.xml", tuple(p for p in published if p.language == lang))
-              for lang in languages]
-    index = env.get_template("archive/index.html.j2")
-    _write(root / "index.html", index.render(language=config.default_language, groups=groups,
-                                             direction=direction(config.default_language),
-                                             title="Archive", full=True))
+    groups = language_groups(config, published)
+    _write(root / "index.html", index_page(config, env, groups))
     for group in groups:
-        _write(root / group.language / "index.html", index.render(
-            language=group.language, direction=group.direction, groups=[group],
-            title="Archive", full=False))
+        _write(root / group.language / "index.html", index_page(config, env, groups, group))
         _write(root / group.language / "feed.xml", atom_feed(config, group))
         if group.language == config.default_language:
-            _write(root / "feed.xml", atom_feed(config, group, f"{base}/feed.xml"))
+            _write(root / "feed.xml", atom_feed(config, group, f"{config.base_url}/feed.xml"))
     macros = env.get_template("archive/edition.html.j2").module
     for pub in published:
         versions = [p for p in published if p.edition.issue == pub.edition.issue]
         # At its view-online URL's path: public/ is served at base_url.
-        _write(root / pub.url.removeprefix(base).strip("/") / "index.html",
+        _write(root / pub.url.removeprefix(config.base_url).strip("/") / "index.html",
                edition_page(config, macros, pub, versions))
     (root / MARKER).write_text("written by `newsletter archive`; replaced on every run\n")
     return groups
+
+
+def language_groups(config: Config, published: list[Published]) -> list[Group]:
+    base = config.base_url
+    languages = sorted({p.language for p in published}, key=partial(_language_key, config))
+    return [Group(lang, _autonym(lang), direction(lang), f"{base}/{lang}/",
+                  f"{base}/{lang}/feed.xml", tuple(p for p in published if p.language == lang))
+            for lang in languages]
+
+
+def index_page(config: Config, env: jinja2.Environment, groups: list[Group],
+               group: Group | None = None) -> str:
+    """The whole archive's index, or one language's (GROUP)."""
+    index = env.get_template("archive/index.html.j2")
+    if group is None:
+        return index.render(language=config.default_language, groups=groups,
+                            direction=direction(config.default_language), title="Archive",
+                            full=True)
+    return index.render(language=group.language, direction=group.direction, groups=[group],
+                        title="Archive", full=False)
 
 
 def _environment(config: Config) -> jinja2.Environment:
@@ -142,6 +153,28 @@ def _environment(config: Config) -> jinja2.Environment:
     env.filters.update(month=_month, autonym=_autonym)
     env.globals.update(newsletter=config, home=f"{base}/", subscribe=f"{base}/subscribe")
     return env
+
+
+def served_file(config: Config, conn: sqlite3.Connection, path: str) -> tuple[str, bytes] | None:
+    """What `newsletter serve` answers for an archive path (under base_url): the same pages
+    and feeds `archive` writes. Returns (mimetype, body), or None if there is no such page."""
+    published = published_editions(conn, config)
+    groups = {g.language: g for g in language_groups(config, published)}
+    parts = [p for p in path.strip("/").split("/") if p]
+    if parts in ([], ["index.html"]):
+        return "text/html", index_page(config, _environment(config), list(groups.values())).encode()
+    if parts == ["feed.xml"] and config.default_language in groups:
+        return ATOM_TYPE, atom_feed(config, groups[config.default_language],
+                                    f"{config.base_url}/feed.xml")
+    if len(parts) in (1, 2) and parts[0] in groups and parts[1:] in ([], ["index.html"]):
+        html = index_page(config, _environment(config), list(groups.values()), groups[parts[0]])
+        return "text/html", html.encode()
+    if len(parts) == 2 and parts[0] in groups and parts[1] == "feed.xml":
+        return ATOM_TYPE, atom_feed(config, groups[parts[0]])
+    return None
+
+
+ATOM_TYPE = "application/atom+xml"
 
 
 def edition_page_for(config: Config, conn: sqlite3.Connection, issue: str,

@@ -16,7 +16,7 @@ from email.utils import format_datetime, make_msgid
 from urllib.parse import urlsplit
 
 import jinja2
-from flask import Blueprint, Flask, Response, abort, g, redirect, request
+from flask import Blueprint, Flask, Response, abort, g, request
 
 from newsletter import store
 from newsletter.config import Config
@@ -70,8 +70,18 @@ def create_app(config: Config, *, send_mail: Callable[[str, bytes], None] | None
         return response
 
     @bp.get("/")
-    def index() -> Response:
-        return redirect(f"{prefix}/subscribe", 303)
+    @bp.get("/feed.xml")
+    @bp.get("/<language>/")
+    @bp.get("/<language>/feed.xml")
+    def archive(language: str = "") -> Response:
+        """The archive's index pages and Atom feeds, as `newsletter archive` writes them."""
+        from newsletter.archive import served_file
+
+        found = served_file(config, db(), request.path.removeprefix(prefix))
+        if found is None:
+            abort(404)
+        mimetype, body = found
+        return Response(body, mimetype=mimetype)
 
     @bp.get("/healthz")
     def health() -> str:

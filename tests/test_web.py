@@ -248,3 +248,20 @@ def test_view_online_pages_link_the_language_versions_like_the_archive(
         french = httpx.get(f"{origin}{PREFIX}/issues/2026-11/fr")
     assert 'hreflang="fr"' in english.text and 'hreflang="en"' in french.text
     assert 'lang="fr"' in french.text and "__NL_" not in french.text
+
+
+def test_serve_answers_the_archive_index_and_feeds_too(delivery_project: DeliveryProject) -> None:
+    import feedparser
+
+    assert delivery_project.cli("send", "--now", NOW) == 0
+    with running_app(delivery_project.config) as origin:
+        index = httpx.get(f"{origin}{PREFIX}/")
+        english = httpx.get(f"{origin}{PREFIX}/en/")
+        feed = httpx.get(f"{origin}{PREFIX}/en/feed.xml")
+        missing = httpx.get(f"{origin}{PREFIX}/xx/feed.xml")
+    assert index.status_code == 200 and "Exporting soon?" in index.text  # the subject
+    assert english.status_code == 200
+    parsed = feedparser.parse(feed.content)
+    assert not parsed.bozo and len(parsed.entries) == 1
+    assert feed.headers["content-type"].startswith("application/atom+xml")
+    assert missing.status_code == 404
