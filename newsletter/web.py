@@ -71,8 +71,8 @@ def create_app(config: Config, *, send_mail: Callable[[str, bytes], None] | None
 
     @bp.get("/")
     @bp.get("/feed.xml")
-    @bp.get("/<language>/")
-    @bp.get("/<language>/feed.xml")
+    @bp.get(f"/<any({','.join(LANGUAGES)}):language>/")
+    @bp.get(f"/<any({','.join(LANGUAGES)}):language>/feed.xml")
     def archive(language: str = "") -> Response:
         """The archive's index pages and Atom feeds, as `newsletter archive` writes them."""
         from newsletter.archive import served_file
