@@ -203,7 +203,7 @@ def _register_optional_commands() -> None:
     from newsletter import delivery_commands
     from newsletter.archive import add_archive_arguments, cmd_archive
     from newsletter.bounces import add_bounces_arguments, cmd_bounces
-    from newsletter.dkim import add_dkim_arguments, cmd_dkim
+    from newsletter.dkimkeys import add_dkim_arguments, cmd_dkim
 
     COMMANDS.update(delivery_commands.COMMANDS)
     COMMANDS["bounces"] = (cmd_bounces, "read bounces and complaints from a Maildir or mbox "

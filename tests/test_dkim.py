@@ -18,14 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from dkim.util import parse_tag_value
 
 from newsletter.config import load_config
-from newsletter.dkim import (
-    DkimSigner,
-    KeyPair,
-    cmd_dkim,
-    keygen,
-    signer_from_config,
-    txt_strings,
-)
+from newsletter.dkim import DkimSigner, signer_from_config
+from newsletter.dkimkeys import KeyPair, cmd_dkim, keygen, txt_strings
 from newsletter.errors import ConfigError, InputError
 from newsletter.message import Personal, build_message, make_envelope, message_id
 from newsletter.personalise import NAME, UNSUBSCRIBE_URL
