@@ -37,8 +37,8 @@ send: $(STAMP) ## import subscribers/*.csv, then send every due issue (safe to r
 status: $(STAMP) ## ledger counts by state; failed and unknown addresses
 	$(NL) status
 
-serve: $(STAMP) ## run the web app (unsubscribe, subscribe, preferences, web view) on HOST:PORT
-	$(NL) serve --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8080)
+serve: $(STAMP) ## run the web app on HOST:PORT (needs NEWSLETTER_SECRET; SERVE_FLAGS=--dev to try it)
+	$(NL) serve --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8080) $(SERVE_FLAGS)
 
 test: $(STAMP) ## run the test suite (browser tests need Debian's chromium)
 	$(BIN)/python -m pytest -q

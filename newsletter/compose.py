@@ -23,7 +23,7 @@ class Composed:
 
 
 def compose(config: Config, draft_path: Path, conn: sqlite3.Connection, *,
-            now: datetime | None = None) -> Composed:
+            now: datetime | None = None, write: bool = True) -> Composed:
     """Render an edition from its draft and snapshot; pull the feeds first if there is none."""
     draft = load_draft(draft_path, timezone=config.timezone,
                        default_language=config.default_language)
@@ -32,6 +32,6 @@ def compose(config: Config, draft_path: Path, conn: sqlite3.Connection, *,
     if snap_file.exists():
         snap = read_snapshot(snap_file)
     else:
-        pulled = pull(config, draft, conn, now=now or datetime.now(UTC))
+        pulled = pull(config, draft, conn, now=now or datetime.now(UTC), write=write)
         snap = pulled.snapshot
     return Composed(draft, snap, render_edition(config, draft, snap.items), pulled)

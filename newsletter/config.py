@@ -194,8 +194,7 @@ def parse_config(data: dict, path: Path) -> Config:
         reply_to=p.text(nl, "reply_to", "newsletter", required=False),
         base_url=base_url.rstrip("/"),
         list_id=p.text(nl, "list_id", "newsletter"),
-        default_language=p.text(nl, "default_language", "newsletter", required=False,
-                                default="en"),
+        default_language=_language(p, nl),
         timezone=tz,
         organisation=p.text(nl, "organisation", "newsletter", required=False,
                             default=sender.display_name or sender.domain),
@@ -340,3 +339,12 @@ def _parse_translations(p: _Problems, raw: object) -> tuple:
                 texts.append((key, p.text(table, key, where)))
         result.append((language, tuple(texts)))
     return tuple(result)
+
+
+def _language(p: _Problems, nl: dict) -> str:
+    value = p.text(nl, "default_language", "newsletter", required=False, default="en").lower()
+    if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{2,8})?", value):
+        p.add("newsletter.default_language", f"must be a language code like 'en' or 'pt-br', "
+              f"not {value!r}")
+        return "en"
+    return value

@@ -14,6 +14,7 @@ from newsletter.commands import _issue_arg, resolve_draft, say, warn
 from newsletter.config import Config
 from newsletter.drafts import check_issue_id, load_draft
 from newsletter.errors import InputError
+from newsletter.tokens import secret_from_env
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -26,13 +27,16 @@ def cmd_send(args: argparse.Namespace) -> int:
     if args.issue:
         draft = load_draft(resolve_draft(config, args.issue), timezone=config.timezone,
                            default_language=config.default_language)
+        if draft.language != config.default_language and not args.to:
+            raise InputError(f"send takes the issue ({draft.issue}); its language editions "
+                             f"go with it (a test send of one edition: --to ADDR)")
     tests = []
     for addr in args.to or ():
         try:
             tests.append(normalise_address(addr))
         except ValueError as exc:
             raise InputError(f"--to: {exc}") from exc
-    if not tests and config.subscriber_files:  # editors edit CSV; the list is read each run
+    if not tests and not args.dry_run and config.subscriber_files:  # editors edit CSV
         _import_files(config, config.subscriber_files, quiet=True)
     transports = Transports(config)
     progress = Progress()
@@ -257,6 +261,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from newsletter.web import serve
 
     config = config_of(args)
+    if not secret_from_env()[1] and not args.dev:
+        raise InputError("NEWSLETTER_SECRET is not set: the unsubscribe and confirm links "
+                         "would be forgeable (`--dev` serves with a development secret, "
+                         "for trying it out on this machine only)")
     say(f"serving {config.name} at http://{args.host}:{args.port}"
         f"{urlsplit(config.base_url).path or '/'} (public address {config.base_url}); Ctrl-C stops")
     serve(config, args.host, args.port, threads=args.threads)
@@ -267,6 +275,8 @@ def _add_serve(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     cmd.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     cmd.add_argument("--threads", type=int, default=4, help="worker threads (default 4)")
+    cmd.add_argument("--dev", action="store_true",
+                     help="allow running without NEWSLETTER_SECRET (never on a public host)")
 
 
 COMMANDS["serve"] = (cmd_serve, "run the web app: one-click unsubscribe, subscribe with "

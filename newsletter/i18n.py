@@ -7,6 +7,7 @@ import gettext
 import io
 from pathlib import Path
 
+from babel import Locale, UnknownLocaleError
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -17,6 +18,17 @@ DOMAIN = "messages"
 LANGUAGES = {"en": "English", "fr": "Français", "es": "Español", "ar": "العربية",
              "zh": "中文", "ru": "Русский"}
 RTL_LANGUAGES = {"ar", "fa", "he", "ur"}
+
+
+def babel_locale(language: str) -> Locale:
+    """Babel's locale for a language tag (pt-br -> pt_BR); the primary subtag, else English,
+    when Babel has no data for it: a date in English beats a crash."""
+    for tag in (language, language.split("-")[0], "en"):
+        try:
+            return Locale.parse(tag.replace("-", "_"))
+        except (ValueError, TypeError, UnknownLocaleError):
+            continue
+    return Locale("en")
 
 
 def direction(language: str) -> str:

@@ -56,7 +56,7 @@ def freeze(conn: sqlite3.Connection, editions: Edition | Sequence[Edition],
     whose language has no edition gets it, and each subscriber gets exactly one edition."""
     editions = [editions] if isinstance(editions, Edition) else list(editions)
     stamp = _iso(now)
-    languages = {e.language for e in editions}
+    languages = {e.language.lower() for e in editions}
     default = editions[0].language
     conn.create_function("shard_of", 2, shard_of, deterministic=True)
     conn.create_function("edition_for", 1, lambda lang: edition_language(lang, languages,
@@ -84,6 +84,7 @@ def edition_language(language: str, available: set[str], default: str) -> str:
     """The edition a subscriber gets: their language, else its primary subtag (fr-CA -> fr),
     else the default edition."""
     language = (language or "").lower()
+    available = {a.lower() for a in available}
     if language in available:
         return language
     primary = language.split("-")[0]

@@ -62,7 +62,7 @@ def earlier_item_ids(draft: Draft, issues_dir: Path) -> set[str]:
 
 
 def pull(config: Config, draft: Draft, conn: sqlite3.Connection, *, now: datetime | None = None,
-         timeout: float = 10.0) -> PullResult:
+         timeout: float = 10.0, write: bool = True) -> PullResult:
     """Fetch the draft's feeds, keep the new items in its window, write the snapshot."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     start, end = issue_window(draft, now, config.issues_dir)
@@ -81,7 +81,8 @@ def pull(config: Config, draft: Draft, conn: sqlite3.Connection, *, now: datetim
                               exclude=draft.exclude)
     snap = Snapshot(draft.issue, now, start, end, tuple(items))
     path = snapshot_path(draft.path)
-    write_snapshot(path, snap)
+    if write:  # a dry run looks, and leaves the snapshot to the real send
+        write_snapshot(path, snap)
     return PullResult(snap, path, tuple(warnings))
 
 

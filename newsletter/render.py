@@ -14,7 +14,7 @@ from newsletter.config import Config
 from newsletter.drafts import Draft
 from newsletter.errors import InputError
 from newsletter.feeds import FeedItem
-from newsletter.i18n import direction, gettext_for, translations
+from newsletter.i18n import babel_locale, direction, gettext_for, translations
 from newsletter.inline import break_lines, inline_css
 from newsletter.personalise import Placeholders
 from newsletter.textify import html_to_text
@@ -104,7 +104,7 @@ def _context(config: Config, draft: Draft, items: tuple[FeedItem, ...]) -> dict:
     return {
         "newsletter": config,
         "issue": draft.issue,
-        "issue_label": format_date(date(year, month, 1), "MMMM y", locale=language),
+        "issue_label": format_date(date(year, month, 1), "MMMM y", locale=babel_locale(language)),
         "subject": draft.subject,
         "preheader": draft.preheader,
         "language": language,
@@ -143,7 +143,7 @@ def group_items(items: tuple[FeedItem, ...]) -> list[FeedSection]:
 
 
 def _format_day(moment: datetime | None, language: str) -> str:
-    return format_date(moment, "d MMM y", locale=language) if moment else ""
+    return format_date(moment, "d MMM y", locale=babel_locale(language)) if moment else ""
 
 
 def _tidy_text(text: str) -> str:

@@ -31,6 +31,7 @@ from newsletter.message import (
     prepare,
 )
 from newsletter.plan import Plan, plan_run, translations_of
+from newsletter.subscribers import Subscriber, read_csv
 from newsletter.tokens import make_token, secret_from_env
 from newsletter.transport import MaildirTransport, SmtpTransport, parse_smtp_url
 from newsletter.workers import Clock, Job, RateLimiter, Tally, run_deliveries
@@ -140,13 +141,13 @@ def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options
                 on_progress: Callable[[Tally, int], None],
                 on_note: Callable[[str], None], signer: DkimSigner | None) -> SendReport:
     clock = Clock(now)
+    plan = plan_run(config, conn, clock.now(), only=options.issue)
+    if options.dry_run:
+        return _dry_run(config, conn, plan, clock, transports, secret, started, options.shard)
     recovered = ledger.recover_interrupted(conn, clock.now())
     if recovered:
         on_note(f"{recovered} delivery(ies) were interrupted by a crash: marked unknown "
                 "(see `newsletter status`; resend with --resend-unknown)")
-    plan = plan_run(config, conn, clock.now(), only=options.issue)
-    if options.dry_run:
-        return _dry_run(config, conn, plan, clock, transports, secret, started, options.shard)
     planned = time.monotonic()
     frozen, problems = _freeze_due(config, conn, plan, clock, on_note, options.shard)
     froze = time.monotonic()
@@ -187,16 +188,23 @@ def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options
 
 @contextlib.contextmanager
 def _stop_on_sigterm(tally: Tally) -> Iterator[None]:
-    """SIGTERM (a service manager, `kill`) stops claiming; messages in flight finish and are
-    recorded, so a polite stop leaves no `unknown` rows. SIGKILL still can: see recovery."""
+    """SIGTERM (a service manager, `kill`) or a first Ctrl-C stops claiming; messages in flight
+    finish and are recorded, so a polite stop leaves no `unknown` rows. A second Ctrl-C
+    interrupts at once; SIGKILL too. What is left then is for recovery (see the README)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, lambda *_: tally.stop("stopped by SIGTERM"))
+
+    def stop(signum: int, _frame: object) -> None:
+        tally.stop(f"stopped by {signal.Signals(signum).name}")
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C is final
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _all_issues(conn: sqlite3.Connection, options: SendOptions) -> list[str]:
@@ -250,14 +258,20 @@ def _nothing_note(plan: Plan, conn: sqlite3.Connection) -> str:
 def _dry_run(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
              transports: Transports, secret: str, started: float,
              shard: tuple[int, int] | None) -> SendReport:
-    """Render every message that would go out now; send nothing, change nothing."""
+    """Render every message that would go out now; send nothing and write nothing (no
+    snapshot, no import, no recovery). Issues the real run would refuse are named."""
     envelope, url_of = envelope_for(config), unsubscribe_url_maker(config, secret)
-    count, size = 0, 0
+    count, size, refused = 0, 0, []
     for draft in plan.to_freeze:
         translations, _ = translations_of(config, draft)
-        editions = {d.language: compose(config, d.path, conn, now=clock.now()).edition
-                    for d in [draft, *translations]}
-        for sub in store.iter_subscribers(conn, "active"):
+        composed = [compose(config, d.path, conn, now=clock.now(), write=False)
+                    for d in [draft, *translations]]
+        if any(p.severity == "error" for c in composed for p in check_issue(
+                c.draft, c.edition, item_count=len(c.snapshot.items))):
+            refused.append(draft.issue)
+            continue
+        editions = {c.edition.language: c.edition for c in composed}
+        for sub in _audience(config, conn):
             if shard and ledger.shard_of(sub.email, shard[1]) != shard[0] - 1:
                 continue
             edition = editions[ledger.edition_language(sub.language, set(editions),
@@ -267,12 +281,32 @@ def _dry_run(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
                 sub.email, sub.name, url_of(sub.email), mid), clock.now()))
             count += 1
     count += ledger.count_due(conn, list(plan.open_issues), clock.now())
-    note = (f"dry run: would send {count} message(s) for "
-            f"{', '.join([d.issue for d in plan.to_freeze] + list(plan.open_issues)) or 'nothing'}"
-            f" via {transports.description}" + (f", {size / count / 1024:.1f} KB each"
-                                                if count and size else ""))
+    issues = [d.issue for d in plan.to_freeze if d.issue not in refused] + list(plan.open_issues)
+    note = (f"dry run: would send {count} message(s) for {', '.join(issues) or 'nothing'}"
+            f" via {transports.description}"
+            + (f", {size / count / 1024:.1f} KB each" if count and size else "")
+            + (f"; would refuse {', '.join(refused)} (run `newsletter check`)" if refused else ""))
     return SendReport(seconds=time.monotonic() - started, note=note,
-                      transport=transports.description)
+                      transport=transports.description, problems=tuple(
+                          f"{issue}: would not be sent: check reports errors" for issue in refused))
+
+
+def _audience(config: Config, conn: sqlite3.Connection) -> Iterator[Subscriber]:
+    """Who a send would freeze now: the active subscribers, and the new addresses in the
+    subscriber CSV files the real run imports first (read here, not written)."""
+    seen = set()
+    for sub in store.iter_subscribers(conn, "active"):
+        seen.add(sub.email.lower())
+        yield sub
+    for path in config.subscriber_files:
+        try:
+            parsed = read_csv(path, default_language=config.default_language)
+        except NewsletterError:
+            continue  # the real run reports it
+        for sub in parsed.subscribers:
+            if sub.email.lower() not in seen and store.get_subscriber(conn, sub.email) is None:
+                seen.add(sub.email.lower())
+                yield sub
 
 
 def _test_send(config: Config, now: datetime, options: SendOptions, transports: Transports,
@@ -288,6 +322,7 @@ def _test_send(config: Config, now: datetime, options: SendOptions, transports: 
     envelope, url_of = envelope_for(config), unsubscribe_url_maker(config, secret)
     transport = transports.make()
     sent = failed = 0
+    problems: list[str] = []
     try:
         transport.open()
         for addr in options.test_addresses:
@@ -298,12 +333,15 @@ def _test_send(config: Config, now: datetime, options: SendOptions, transports: 
                 data = signer.sign(data)
             outcome = transport.send(envelope.sender_addr, addr, data)
             sent += outcome.kind == "sent"
-            failed += outcome.kind != "sent"
+            if outcome.kind != "sent":
+                failed += 1
+                problems.append(f"{addr}: {outcome.kind}: {outcome.reply}")
     finally:
         transport.close()
     return SendReport(sent=sent, failed=failed, seconds=time.monotonic() - started,
                       transport=transports.description, issues=(options.issue.issue,),
-                      note=f"test send of {options.issue.issue} (ledger untouched)")
+                      note=f"test send of {options.issue.issue} (ledger untouched)",
+                      problems=tuple(problems))
 
 
 def outbox_hint(report: SendReport, outbox: Path) -> str:

@@ -78,11 +78,6 @@ def _reply_text(code: int, message: bytes | str) -> str:
     return f"{code} {' '.join(text.split())}"[:400]
 
 
-def _reset_by_peer(exc: BaseException) -> bool:
-    return isinstance(exc, ConnectionResetError) or isinstance(exc.__context__,
-                                                               ConnectionResetError)
-
-
 def _is_policy(code: int, text: str) -> bool:
     """5.7.x enhanced status (RFC 3463): security or policy, e.g. our IP or domain is blocked."""
     return code >= 500 and bool(re.search(r"\b5\.7\.\d{1,3}\b", text))
@@ -218,10 +213,8 @@ class SmtpTransport:
             code, msg = smtp.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
-            if _reset_by_peer(exc):
-                # A reset means the server closed with our bytes unread, so it never read
-                # the final dot and cannot have accepted the message: safe to send again.
-                return Outcome("retry", 0, f"connection reset during data: {exc}")
+            # Even a reset proves nothing here: a proxy or load balancer may reset our side
+            # after the server queued the message. Resending could duplicate it: unknown.
             return Outcome("unknown", 0, f"connection lost after end of data, no reply: {exc}")
         if code == 250:
             return Outcome("sent", code, _reply_text(code, msg))

@@ -47,7 +47,8 @@ class Tally:
         """Count an outcome; True once 5.7.x replies in a row say the run must stop."""
         with self.lock:
             setattr(self, kind, getattr(self, kind) + 1)
-            self.policy_streak = self.policy_streak + 1 if policy else 0
+            if kind != "skipped":  # a suppressed row says nothing about the relay's mood
+                self.policy_streak = self.policy_streak + 1 if policy else 0
             return self.policy_streak >= POLICY_STREAK
 
     def stop(self, reason: str) -> None:
@@ -126,6 +127,9 @@ def deliver(job: Job, work: queue.Queue, transport) -> None:  # noqa: ANN001
             if d is None:
                 job.tally.add("skipped")
                 continue
+            if job.tally.stop_reason:  # the stop came while claiming: give the row back
+                done = _Done(ledger.Settle(d, "pending", "not attempted: the run stopped"))
+                break
             crash_point("after-claim")
             done = _attempt(job, transport, d)
         if done is not None:

@@ -95,16 +95,20 @@ def test_421_and_closed_sessions_reconnect_transparently(
     assert smtp_script.connections > 2
 
 
-def test_connection_dropped_mid_data_is_retried_on_a_new_connection(
+def test_connection_dropped_mid_data_after_the_whole_message_was_written_is_unknown(
         delivery_project: DeliveryProject, smtp_server: ScriptedServer,
         smtp_script: Script) -> None:
+    """The server aborts (RST) while the client has already written everything: from the
+    client's side this cannot be told apart from a loss after the final dot, so it is
+    `unknown`, never resent automatically (a duplicate would be worse than a gap)."""
     a = delivery_project.addresses[3]
     smtp_script.data[a] = [MID_DATA]
-    assert delivery_project.cli("send", "--now", NOW) == 0
-    record("connection reset mid-DATA", "retried on a new connection, sent once",
+    assert delivery_project.cli("send", "--now", NOW) == 1
+    record("connection reset mid-DATA (message already written)", "unknown, never resent",
            delivery_project.states()[a], str(smtp_script.copies()[a]))
-    assert smtp_script.copies() == {x: 1 for x in delivery_project.addresses}
-    assert delivery_project.states()[a] == "sent"
+    assert delivery_project.states()[a] == "unknown"
+    assert all(smtp_script.copies()[x] == 1 for x in delivery_project.addresses if x != a)
+    assert smtp_script.copies()[a] == 0
 
 
 def test_no_reply_after_the_final_dot_is_unknown_and_never_resent_without_the_flag(
@@ -193,6 +197,34 @@ def test_dry_run_renders_everything_and_sends_nothing(
     assert "dry run: would send 6 message(s) for 2026-11" in capsys.readouterr().out
     assert delivery_project.states() == {}
     assert not (delivery_project.root / "outbox").exists()
+    with sqlite3.connect(delivery_project.db) as conn:  # the CSV was read, not imported
+        assert conn.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
+
+
+def test_dry_run_before_send_at_writes_no_snapshot(
+        delivery_project: DeliveryProject, capsys) -> None:
+    snapshot = delivery_project.root / "issues" / "2026-11.items.yaml"
+    snapshot.unlink()
+    assert delivery_project.cli("send", "2026-11", "--dry-run", "--now", "2026-11-01T10:00") == 0
+    assert not snapshot.exists()  # the real send pulls with the window ending at send_at
+    assert "dry run: would send 6 message(s)" in capsys.readouterr().out
+
+
+def test_a_refused_test_send_exits_1_and_shows_the_reply(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer, smtp_script: Script,
+        capsys) -> None:
+    smtp_script.rcpt["editor@example.org"] = ["550 5.1.1 no such user"]
+    assert delivery_project.cli("send", "2026-11", "--to", "editor@example.org") == 1
+    assert "editor@example.org: failed: 550 5.1.1 no such user" in capsys.readouterr().err
+
+
+def test_send_of_one_language_edition_is_refused_with_exit_2(
+        delivery_project: DeliveryProject, capsys) -> None:
+    french = delivery_project.root / "issues" / "2026-11.fr.md"
+    french.write_text((delivery_project.root / "issues" / "2026-11.md").read_text(
+        encoding="utf-8"), encoding="utf-8")
+    assert delivery_project.cli("send", "2026-11.fr", "--now", NOW) == 2
+    assert "its language editions go with it" in capsys.readouterr().err
 
 
 def test_test_send_marks_the_subject_and_leaves_the_ledger_alone(
