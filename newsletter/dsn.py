@@ -62,10 +62,17 @@ def _bounce(message: Message) -> Report:
                        for action, status, _ in dsn.values()):
         # A success DSN (Action: delivered, relayed): flufl.bounce would go on to guess.
         return Report("ignored", (), "delivery report without failures")
-    temporary, permanent = all_failures(message)
+    try:
+        temporary, permanent = all_failures(message)
+    except Exception:  # noqa: BLE001 - flufl.bounce fails on some 8-bit fields (see tests)
+        if not dsn:
+            raise
+        # The DSN's own per-recipient fields still say who failed and how.
+        temporary = {a.encode() for a, (_, status, _) in dsn.items() if status[:1] == "4"}
+        permanent = {a.encode() for a, (_, status, _) in dsn.items() if status[:1] == "5"}
     found: dict[str, tuple[str, str]] = {}
     for raw, default in [(a, "soft") for a in temporary] + [(a, "hard") for a in permanent]:
-        address = raw.decode("ascii").lower()
+        address = raw.decode("ascii", "replace").lower()
         _, status, diagnostic = dsn.get(address) or ("", *_text_reason(message))
         # RFC 3463: the status class decides, not the Action (a 4.x.x "failed" is an MTA
         # giving up on a temporary problem, such as Exchange's 4.4.7 QUEUE.Expired).

@@ -51,10 +51,10 @@ soft_limit = 3
 soft_window_days = 30
 """
 HARD = ["ann.lee@example.com", "bob.martin@example.org", "carol.white@example.net",
-        "dave.ng@example.com"]
+        "dave.ng@example.com", "jules.v@example.com"]
 SOFT = ["erin.k@example.org", "ivan.r@example.net"]
 COMPLAINED = ["frank.o@example.net", "grace.h@example.com"]
-EVERYONE = HARD + SOFT + COMPLAINED + ["henry.p@example.org", "jules.v@example.com"]
+EVERYONE = HARD + SOFT + COMPLAINED + ["henry.p@example.org"]
 
 
 def raw(name: str) -> bytes:
@@ -146,7 +146,8 @@ def namespace(config: Config, path: Path, *, dry_run: bool = False) -> argparse.
     ("arf_abuse.eml", "complaint", ("frank.o@example.net",), "abuse report from ExampleMail-FBL"),
     ("arf_headers_only.eml", "complaint", ("grace.h@example.com",), "abuse report"),
     ("out_of_office.eml", "ignored", (), "not a bounce"),
-    ("broken_8bit_action.eml", "unparseable", (), "AttributeError"),
+    # flufl.bounce fails on its 8-bit Action; the DSN's own fields still say 5.1.1
+    ("broken_8bit_action.eml", "hard", ("jules.v@example.com",), "5.1.1"),
 ])
 def test_each_fixture_is_classified(name: str, kind: str, addresses: tuple, detail: str) -> None:
     report = classify(parse(raw(name)))
@@ -208,7 +209,7 @@ def test_a_maildir_suppresses_the_right_addresses(conn: sqlite3.Connection, conf
     result = run(conn, config, make_maildir(tmp_path, all_fixtures()), on_warning=warnings.append)
 
     assert (result.read, result.new, result.already) == (10, 10, 0)
-    assert (result.bounced, result.complained, result.soft, result.ignored) == (4, 2, 2, 2)
+    assert (result.bounced, result.complained, result.soft, result.ignored) == (5, 2, 2, 1)
     for address in HARD:
         status, reason = status_of(conn, address)
         assert status == "bounced"
@@ -218,13 +219,13 @@ def test_a_maildir_suppresses_the_right_addresses(conn: sqlite3.Connection, conf
         "User unknown in virtual mailbox table")
     for address in COMPLAINED:
         assert status_of(conn, address)[0] == "complained"
-    for address in SOFT + ["henry.p@example.org", "jules.v@example.com"]:
+    for address in SOFT + ["henry.p@example.org"]:
         assert status_of(conn, address) == ("active", "")
-    assert len(warnings) == 1 and "message" in warnings[0] and "cannot read" in warnings[0]
+    assert warnings == []
     outcomes = {row[2] for row in table(conn, "processed_reports")}
     assert {"hard: ann.lee@example.com (bounced)", "soft: erin.k@example.org (1 of 3 in 30 days)",
             "complaint: frank.o@example.net (complained)", "ignored: not a bounce",
-            "ignored: unparseable"} <= outcomes
+            "hard: jules.v@example.com (bounced)"} <= outcomes
     assert {c.email for c in result.changes} == set(HARD + COMPLAINED)
 
 
@@ -241,7 +242,7 @@ def test_processing_twice_changes_nothing_the_second_time(conn: sqlite3.Connecti
 
     assert (again.read, again.new, again.already) == (10, 0, 10)
     assert (again.bounced, again.complained, again.soft, again.ignored) == (0, 0, 0, 0)
-    assert again.changes == [] and warnings == []  # the unparseable one is not retried
+    assert again.changes == [] and warnings == []
     assert "10 already processed" in again.summary(0.1)
     assert (table(conn, "subscribers"), table(conn, "bounce_events"),
             table(conn, "processed_reports")) == before
@@ -251,7 +252,7 @@ def test_an_mbox_works_like_a_maildir(conn: sqlite3.Connection, config: Config,
                                       tmp_path: Path) -> None:
     subscribe(conn, *EVERYONE)
     result = run(conn, config, make_mbox(tmp_path, all_fixtures()))
-    assert (result.read, result.bounced, result.complained, result.soft) == (10, 4, 2, 2)
+    assert (result.read, result.bounced, result.complained, result.soft) == (10, 5, 2, 2)
     assert status_of(conn, "bob.martin@example.org")[0] == "bounced"
 
 
@@ -369,10 +370,10 @@ def test_the_command_prints_each_change_then_one_summary(
            "address rejected: User unknown in virtual mailbox table" in lines
     assert "complained  frank.o@example.net  complaint: abuse report from ExampleMail-FBL/2.1" \
         in lines
-    assert len(lines) == 7
-    assert re.fullmatch(r"bounces: 10 report\(s\) read, 10 new, 0 already processed; 4 bounced, "
-                        r"2 complained, 2 soft recorded, 2 ignored in \d+\.\d s", lines[-1])
-    assert "warning:" in err and "cannot read it" in err and str(maildir) in err
+    assert len(lines) == 8
+    assert re.fullmatch(r"bounces: 10 report\(s\) read, 10 new, 0 already processed; 5 bounced, "
+                        r"2 complained, 2 soft recorded, 1 ignored in \d+\.\d s", lines[-1])
+    assert "warning:" not in err
 
     assert cmd_bounces(namespace(config, maildir)) == 0
     out, _ = capsys.readouterr()
