@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from newsletter.render import Edition
 from newsletter.store import transaction
@@ -105,13 +106,27 @@ def frozen_languages(conn: sqlite3.Connection, issue: str) -> list[str]:
     return [r[0] for r in conn.execute("SELECT language FROM editions WHERE issue = ?", (issue,))]
 
 
-OWNER = f"{socket.gethostname()}:{os.getpid()}"
+def _identity(pid: int) -> str:
+    """A process's identity that survives PID reuse: boot id and start time (from /proc);
+    just the PID where /proc is missing."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        start = stat.rsplit(")", 1)[1].split()[19]  # field 22, after the command name
+    except (OSError, IndexError):
+        return str(pid)
+    return f"{pid}:{boot}:{start}"
+
+
+OWNER = f"{socket.gethostname()}:{_identity(os.getpid())}"
 
 
 def _owner_alive(owner: str | None) -> bool:
     """True if the claiming process is still running on this host (then its rows are not ours
-    to recover, even when someone deleted the lock file by hand)."""
-    host, _, pid = (owner or "").rpartition(":")
+    to recover, even when someone deleted the lock file by hand). A PID reused after a crash
+    or a reboot has another start time or boot id, so it does not count as alive."""
+    host, _, identity = (owner or "").partition(":")
+    pid = identity.split(":", 1)[0]
     if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
         return False
     try:
@@ -119,8 +134,8 @@ def _owner_alive(owner: str | None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # it exists, under another user
-    return True
+        pass  # it exists, under another user
+    return _identity(int(pid)) == identity
 
 
 def recover_interrupted(conn: sqlite3.Connection, now: datetime) -> int:

@@ -110,3 +110,29 @@ def test_external_sigkill_part_way_through_then_rerun(tmp_path: Path, kill_after
         assert_recovered(project, script, max_unknown=2)  # at most one per connection
     finally:
         server.stop()
+
+
+def test_rows_claimed_by_a_reused_pid_are_recovered(tmp_path: Path) -> None:
+    """After a crash or a reboot the dead sender's PID may belong to another process now:
+    its start time differs, so its `sending` rows are still recovered as `unknown`."""
+    import socket
+
+    project = make_delivery_project(tmp_path / "nl", 3, connections=1)
+    script = Script()
+    server = ScriptedServer(script)
+    server.start()
+    try:
+        assert run_send(project, server, "--dry-run").returncode == 0
+        assert project.cli("subscribers", "import",
+                           str(project.root / "subscribers" / "sample.csv")) == 0
+        run_send(project, server, crash_at="after-claim:1")
+        with sqlite3.connect(project.db) as conn:  # pretend PID 1 (alive) claimed it
+            conn.execute("UPDATE deliveries SET claimed_by = ? WHERE state = 'sending'",
+                         (f"{socket.gethostname()}:1:an-old-boot:12345",))
+        again = run_send(project, server)
+    finally:
+        server.stop()
+    assert "marked unknown" in again.stdout
+    assert "sending" not in project.states().values()
+    record("a crashed sender's PID reused by a live process", "rows still recovered",
+           ", ".join(sorted(set(project.states().values()))), "")
