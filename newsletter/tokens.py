@@ -103,3 +103,11 @@ def _any_match(secrets: list[str], mac: str, expected) -> bool:  # noqa: ANN001
     for secret in secrets:  # no early exit: every secret is compared, in constant time each
         ok |= hmac.compare_digest(mac, expected(secret))
     return ok
+
+
+def confirm_token_issued(token: str) -> datetime | None:
+    """When a (verified) confirm token was made."""
+    pieces = token.split(".")
+    if len(pieces) != 3 or not pieces[1].isdigit():
+        return None
+    return datetime.fromtimestamp(int(pieces[1]), UTC)

@@ -24,6 +24,7 @@ from newsletter.errors import NewsletterError
 from newsletter.i18n import LANGUAGES, direction, gettext_for, translations
 from newsletter.subscribers import clean_language, clean_name, normalise_address
 from newsletter.tokens import (
+    confirm_token_issued,
     make_confirm_token,
     make_token,
     secret_from_env,
@@ -153,7 +154,11 @@ def create_app(config: Config, *, send_mail: Callable[[str, bytes], None] | None
         if request.method == "GET":
             return pages.render(lang, "web/confirm.html.j2", _("Confirm your subscription"),
                                 email=email, action=f"{prefix}/confirm/{token}")
-        _activate(db(), email, clock())
+        if not _activate(db(), email, clock(), confirm_token_issued(token) or clock()):
+            return pages.message(lang, _("This link has expired or is not valid"),
+                                 _("Subscribe again to get a new confirmation email."),
+                                 link=f"{prefix}/subscribe?lang={lang}",
+                                 link_text=_("Subscribe")), 400
         return pages.message(lang, _("You are subscribed"), _(
             "Thank you: %(email)s will receive the next issue of %(newsletter)s.")
             % {"email": email, "newsletter": config.name}, notice=True)
@@ -204,13 +209,22 @@ def _unsubscribe(conn: sqlite3.Connection, email: str, now: datetime) -> None:
         store.set_status(conn, sub.email, "unsubscribed", f"one-click unsubscribe {now:%Y-%m-%d}")
 
 
-def _activate(conn: sqlite3.Connection, email: str, now: datetime) -> None:
-    sub = store.get_subscriber(conn, email)
-    if sub is None:
+def _activate(conn: sqlite3.Connection, email: str, now: datetime, issued: datetime) -> bool:
+    """Confirm a subscription; False if this link must not (any longer) subscribe anyone:
+    the address complained about us, or left after the link was sent."""
+    row = conn.execute("SELECT status, updated_at FROM subscribers WHERE email = ?",
+                       (email,)).fetchone()
+    if row is None:
         from newsletter.subscribers import Subscriber
 
         store.upsert_subscribers(conn, [Subscriber(email=email)])
+    else:
+        left_later = (row["status"] == "unsubscribed"
+                      and datetime.fromisoformat(row["updated_at"]) > issued)
+        if row["status"] == "complained" or left_later:
+            return False
     store.set_status(conn, email, "active", f"confirmed double opt-in {now:%Y-%m-%d}")
+    return True
 
 
 def _start_opt_in(conn: sqlite3.Connection, config: Config, email: str, name: str,
@@ -219,8 +233,8 @@ def _start_opt_in(conn: sqlite3.Connection, config: Config, email: str, name: st
     that is already active or got a link minutes ago; the page says the same either way, so
     the form does not reveal who is subscribed."""
     sub = store.get_subscriber(conn, email)
-    if sub is not None and sub.status == "active":
-        return True
+    if sub is not None and sub.status in ("active", "complained"):
+        return True  # nothing to confirm, or someone who reported us as spam: never mailed
     if not store.mark_confirm_sent(conn, email, name, language, now, CONFIRM_RESEND_GAP):
         return True
     secret, _ = secret_from_env()

@@ -265,3 +265,19 @@ def test_serve_answers_the_archive_index_and_feeds_too(delivery_project: Deliver
     assert not parsed.bozo and len(parsed.entries) == 1
     assert feed.headers["content-type"].startswith("application/atom+xml")
     assert missing.status_code == 404
+
+
+def test_a_confirm_link_does_not_resubscribe_after_a_later_unsubscribe_or_a_complaint(
+        subscribed: DeliveryProject) -> None:
+    left, complained = subscribed.addresses[:2]
+    issued = datetime.now(UTC) - timedelta(days=1)
+    with sqlite3.connect(subscribed.db) as conn:
+        conn.execute("UPDATE subscribers SET status = 'complained' WHERE email = ?",
+                     (complained,))
+    with running_app(subscribed.config) as origin:
+        httpx.post(f"{origin}{PREFIX}/unsubscribe/{token_for(left)}")  # after the link was made
+        for email in (left, complained):
+            token = make_confirm_token("test-secret", LIST_ID, email, issued)
+            assert httpx.post(f"{origin}{PREFIX}/confirm/{token}").status_code == 400
+    assert status_of(subscribed, left) == "unsubscribed"
+    assert status_of(subscribed, complained) == "complained"
