@@ -15,10 +15,10 @@ from newsletter.compose import compose
 from newsletter.config import Config
 from newsletter.drafts import check_issue_id, draft_path, load_draft
 from newsletter.errors import DraftError, InputError
-from newsletter.message import make_envelope
-from newsletter.preview import write_preview
+from newsletter.preview import SAMPLE_EMAIL, write_preview
 from newsletter.pull import pull
-from newsletter.tokens import make_token, secret_from_env
+from newsletter.send import envelope_for, unsubscribe_url_maker
+from newsletter.tokens import secret_from_env
 
 
 def say(line: str) -> None:
@@ -97,15 +97,6 @@ def _count_sections(items) -> dict[str, int]:  # noqa: ANN001
     return counts
 
 
-def sample_unsubscribe_url(config: Config, email: str) -> str:
-    secret, _ = secret_from_env()
-    return f"{config.base_url}/unsubscribe/{make_token(secret, config.list_id, email)}"
-
-
-def envelope_of(config: Config):  # noqa: ANN201
-    return make_envelope(config.name, config.sender.display_name, config.sender.addr_spec,
-                         config.reply_to, config.list_id)
-
 
 def cmd_build(args: argparse.Namespace) -> int:
     started = time.monotonic()
@@ -116,8 +107,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     _report_pull(composed)
     edition = composed.edition
     out = Path(args.out) if args.out else config.root / "build" / composed.draft.path.stem
-    files = write_preview(edition, envelope_of(config),
-                          sample_unsubscribe_url(config, "reader@example.com"), out,
+    url_of = unsubscribe_url_maker(config, secret_from_env()[0])
+    files = write_preview(edition, envelope_for(config), url_of(SAMPLE_EMAIL), out,
                           screenshots=not args.no_screenshots)
     for f in files.files:
         say(f"  {f}  {f.stat().st_size / 1024:.1f} KB")

@@ -53,7 +53,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     if report.note:
         say(report.note)
     if report.sent and not transports.is_smtp:
-        say(outbox_hint(report, transports.outbox))
+        say(outbox_hint(transports.outbox))
     if report.timings and os.environ.get("NEWSLETTER_TIMINGS"):
         say("timings: " + ", ".join(f"{name} {sec:.3f} s" for name, sec in report.timings))
     say(report.summary() + f" via {report.transport}")

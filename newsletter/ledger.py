@@ -283,27 +283,9 @@ def _deferral(conn: sqlite3.Connection, d: Delivery, now: datetime) -> tuple[str
             (_iso(retry_at), _iso(first)))
 
 
-def mark_sent(conn: sqlite3.Connection, d: Delivery, message_id: str, reply: str,
-              now: datetime) -> None:
-    settle(conn, Settle(d, "sent", reply, message_id), now)
 
 
-def mark_failed(conn: sqlite3.Connection, d: Delivery, reply: str, now: datetime) -> None:
-    settle(conn, Settle(d, "failed", reply), now)
 
-
-def mark_unknown(conn: sqlite3.Connection, d: Delivery, reply: str, now: datetime) -> None:
-    settle(conn, Settle(d, "unknown", reply), now)
-
-
-def release(conn: sqlite3.Connection, d: Delivery, reply: str, now: datetime) -> None:
-    """Back to pending: nothing reached the server, or the reply says nothing about the address."""
-    settle(conn, Settle(d, "pending", reply), now)
-
-
-def mark_deferred(conn: sqlite3.Connection, d: Delivery, reply: str, now: datetime) -> str:
-    """4xx: deferred with a next attempt time, or failed once the retry period is over."""
-    return settle(conn, Settle(d, "deferred", reply), now)
 
 
 def counts(conn: sqlite3.Connection, issue: str | None = None) -> dict[str, dict[str, int]]:

@@ -344,6 +344,6 @@ def _test_send(config: Config, now: datetime, options: SendOptions, transports: 
                       problems=tuple(problems))
 
 
-def outbox_hint(report: SendReport, outbox: Path) -> str:
+def outbox_hint(outbox: Path) -> str:
     return (f"messages are in {outbox}/new (open it with any mail client, e.g. `mutt -f "
             f"{outbox}`); to send for real set NEWSLETTER_SMTP_URL")

@@ -167,10 +167,6 @@ def sent_item_ids(conn: sqlite3.Connection, before_issue: str) -> set[str]:
                                        (before_issue,))}
 
 
-def record_sent_items(conn: sqlite3.Connection, issue: str, item_ids: list[str]) -> None:
-    conn.executemany("INSERT OR IGNORE INTO sent_items (item_id, issue) VALUES (?, ?)",
-                     [(i, issue) for i in item_ids])
-
 
 # --- subscribers -------------------------------------------------------------------------
 

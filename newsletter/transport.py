@@ -9,7 +9,6 @@ from __future__ import annotations
 import mailbox
 import re
 import smtplib
-import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,7 +252,3 @@ class MaildirTransport:
         except OSError as exc:
             raise DeliveryError(f"cannot write a message: {exc}", where=str(self.path)) from exc
         return Outcome("sent", 250, f"250 saved as {key}")
-
-
-def smtp_hostname() -> str:
-    return socket.getfqdn()

@@ -26,7 +26,6 @@ from newsletter.subscribers import clean_language, clean_name, normalise_address
 from newsletter.tokens import (
     confirm_token_issued,
     make_confirm_token,
-    make_token,
     secret_from_env,
     verification_secrets,
     verify_confirm_token,
@@ -334,8 +333,3 @@ def serve(config: Config, host: str, port: int, *, threads: int = 4) -> None:
 
     waitress_serve(create_app(config), host=host, port=port, threads=threads,
                    ident="newsletter", trusted_proxy=None)
-
-
-def unsubscribe_url(config: Config, email: str) -> str:
-    secret, _ = secret_from_env()
-    return f"{config.base_url}/unsubscribe/{make_token(secret, config.list_id, email)}"
