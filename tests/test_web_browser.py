@@ -44,3 +44,25 @@ def test_subscribe_then_confirm_in_a_real_browser(
         row = conn.execute("SELECT status, name, language FROM subscribers WHERE email = ?",
                            (email,)).fetchone()
     assert row == ("active", "Bea Browser", "fr")
+
+
+def test_arabic_pages_are_right_to_left_in_a_real_browser(
+        chromium: Path, delivery_project: DeliveryProject, tmp_path: Path) -> None:
+    with running_app(delivery_project.config) as origin, open_browser() as browser:
+        page = browser.new_page(viewport={"width": 375, "height": 800})
+        page.goto(f"{origin}/newsletter/subscribe?lang=ar")
+        layout = page.evaluate("""() => {
+            const h1 = document.querySelector('h1');
+            const range = document.createRange();
+            range.selectNodeContents(h1);
+            const text = range.getBoundingClientRect(), box = h1.getBoundingClientRect();
+            return {dir: getComputedStyle(document.body).direction,
+                    lang: document.documentElement.lang,
+                    gapRight: box.right - text.right, gapLeft: text.left - box.left,
+                    width: document.documentElement.scrollWidth};
+        }""")
+        page.screenshot(path=str(tmp_path / "subscribe-ar.png"), full_page=True)
+    assert layout["dir"] == "rtl" and layout["lang"] == "ar"
+    assert layout["gapRight"] < layout["gapLeft"]  # the title starts at the right edge
+    assert layout["width"] <= 375
+    assert (tmp_path / "subscribe-ar.png").stat().st_size > 0
