@@ -149,6 +149,13 @@ class ScriptedServer(Controller):
             self.script.password
         return AuthResult(success=ok, handled=False)
 
+    def __enter__(self) -> ScriptedServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     @property
     def url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}?timeout=2"

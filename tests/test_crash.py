@@ -59,9 +59,7 @@ def test_sigkill_at_each_stage_then_rerun_sends_each_subscriber_exactly_once(
         tmp_path: Path, point: str, unknown_expected: int, copies_of_unknown: int) -> None:
     project = make_delivery_project(tmp_path / "nl", 8, connections=1)
     script = Script()
-    server = ScriptedServer(script)
-    server.start()
-    try:
+    with ScriptedServer(script) as server:
         crashed = run_send(project, server, crash_at=point)
         assert crashed.returncode == -signal.SIGKILL, crashed.stderr
         again = run_send(project, server)
@@ -79,8 +77,6 @@ def test_sigkill_at_each_stage_then_rerun_sends_each_subscriber_exactly_once(
             assert "marked unknown" in again.stdout
         third = run_send(project, server)
         assert third.returncode == 0 and "nothing to send" in third.stdout
-    finally:
-        server.stop()
 
 
 KILL_AFTER = [3, 10, 25, 37] if os.environ.get("FAULTS_FULL") else [10]
@@ -90,9 +86,7 @@ KILL_AFTER = [3, 10, 25, 37] if os.environ.get("FAULTS_FULL") else [10]
 def test_external_sigkill_part_way_through_then_rerun(tmp_path: Path, kill_after: int) -> None:
     project = make_delivery_project(tmp_path / "nl", 40, connections=2)
     script = Script(delay=0.02)
-    server = ScriptedServer(script)
-    server.start()
-    try:
+    with ScriptedServer(script) as server:
         proc = run_send(project, server, wait=False)
         deadline = time.monotonic() + 60
         while sum(script.copies().values()) < kill_after and time.monotonic() < deadline:
@@ -108,8 +102,6 @@ def test_external_sigkill_part_way_through_then_rerun(tmp_path: Path, kill_after
                f"{unknown} unknown (2 connections)",
                f"{counts.count(1)} x1, {counts.count(0)} x0, {sum(c > 1 for c in counts)} x2+")
         assert_recovered(project, script, max_unknown=2)  # at most one per connection
-    finally:
-        server.stop()
 
 
 def test_rows_claimed_by_a_reused_pid_are_recovered(tmp_path: Path) -> None:
@@ -119,9 +111,7 @@ def test_rows_claimed_by_a_reused_pid_are_recovered(tmp_path: Path) -> None:
 
     project = make_delivery_project(tmp_path / "nl", 3, connections=1)
     script = Script()
-    server = ScriptedServer(script)
-    server.start()
-    try:
+    with ScriptedServer(script) as server:
         assert run_send(project, server, "--dry-run").returncode == 0
         assert project.cli("subscribers", "import",
                            str(project.root / "subscribers" / "sample.csv")) == 0
@@ -130,8 +120,6 @@ def test_rows_claimed_by_a_reused_pid_are_recovered(tmp_path: Path) -> None:
             conn.execute("UPDATE deliveries SET claimed_by = ? WHERE state = 'sending'",
                          (f"{socket.gethostname()}:1:an-old-boot:12345",))
         again = run_send(project, server)
-    finally:
-        server.stop()
     assert "marked unknown" in again.stdout
     assert "sending" not in project.states().values()
     record("a crashed sender's PID reused by a live process", "rows still recovered",

@@ -419,14 +419,10 @@ def test_send_signs_every_message_and_the_signatures_verify(tmp_path, monkeypatc
                   'key_file = "dkim/s2026.private"\n')
     record = pair.record_value.encode()
     script = Script()
-    server = ScriptedServer(script)
-    server.start()
-    try:
+    with ScriptedServer(script) as server:
         monkeypatch.setenv("NEWSLETTER_SMTP_URL", server.url)
         monkeypatch.setenv("NEWSLETTER_SECRET", "s")
         assert project.cli("send", "--now", "2026-11-22T10:00") == 0
-    finally:
-        server.stop()
     assert len(script.messages) == 4
     for _, data in script.messages:
         assert dkimpy.verify(data, dnsfunc=lambda name, timeout=5: record

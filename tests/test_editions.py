@@ -51,13 +51,9 @@ def multilingual(tmp_path: Path, monkeypatch) -> DeliveryProject:
 
 def send_all(project: DeliveryProject, monkeypatch) -> Script:
     script = Script()
-    server = ScriptedServer(script)
-    server.start()
-    try:
+    with ScriptedServer(script) as server:
         monkeypatch.setenv("NEWSLETTER_SMTP_URL", server.url)
         assert project.cli("send", "--now", NOW) == 0
-    finally:
-        server.stop()
     return script
 
 
@@ -123,13 +119,9 @@ def test_an_error_in_one_edition_holds_the_whole_issue(
     french.write_text(french.read_text(encoding="utf-8") + "\n![](relative.png)\n",
                       encoding="utf-8")
     script = Script()
-    server = ScriptedServer(script)
-    server.start()
-    try:
+    with ScriptedServer(script) as server:
         monkeypatch.setenv("NEWSLETTER_SMTP_URL", server.url)
         assert multilingual.cli("send", "--now", NOW) == 1
-    finally:
-        server.stop()
     assert script.messages == [] and multilingual.states() == {}
     assert "2026-11: not sent" in capsys.readouterr().err
 

@@ -148,14 +148,10 @@ def test_a_run_of_policy_rejections_stops_the_send_without_failing_anyone(
 def test_refused_login_stops_the_run_before_any_claim(
         delivery_project: DeliveryProject, monkeypatch, capsys) -> None:
     script = Script(password="right")
-    server = ScriptedServer(script)
-    server.start()
-    try:
+    with ScriptedServer(script) as server:
         monkeypatch.setenv("NEWSLETTER_SMTP_URL", f"smtp://user@127.0.0.1:{server.port}")
         monkeypatch.setenv("NEWSLETTER_SMTP_PASSWORD", "wrong")
         assert delivery_project.cli("send", "--now", NOW) == 1
-    finally:
-        server.stop()
     assert set(delivery_project.states().values()) == {"pending"}
     err = capsys.readouterr().err
     record("535 at login", "stops before any claim", "all pending", "0 each")
@@ -261,15 +257,11 @@ def test_shards_split_the_list_so_every_address_gets_exactly_one_copy(
 
     monkeypatch.setenv("NEWSLETTER_SECRET", "s")
     script = Script()
-    server = ScriptedServer(script)
-    server.start()
-    try:
+    with ScriptedServer(script) as server:
         monkeypatch.setenv("NEWSLETTER_SMTP_URL", server.url)
         projects = [make_delivery_project(tmp_path / f"host{k}", 30) for k in (1, 2, 3)]
         for k, project in enumerate(projects, 1):
             assert project.cli("send", "--now", NOW, "--shard", f"{k}/3") == 0
-    finally:
-        server.stop()
     sizes = [len(p.states()) for p in projects]
     assert sum(sizes) == 30 and all(sizes)  # each host froze only its own slice
     assert script.copies() == {a: 1 for a in projects[0].addresses}

@@ -96,9 +96,7 @@ def test_unreachable_relay_stops_the_run_before_any_claim(
 
 def test_one_connection_is_reused_for_many_messages() -> None:
     script = Script()
-    server = ScriptedServer(script)
-    server.start()
-    try:
+    with ScriptedServer(script) as server:
         transport = SmtpTransport(parse_smtp_url(server.url))
         before = script.connections
         for n in range(5):
@@ -106,8 +104,6 @@ def test_one_connection_is_reused_for_many_messages() -> None:
                                      b"Subject: x\r\n\r\nbody\r\n.leading dot\r\n")
             assert outcome.kind == "sent"
         transport.close()
-    finally:
-        server.stop()
     assert script.connections - before == 1
     assert b"\r\n.leading dot" in script.messages[0][1]  # dot-stuffing undone by the server
 
@@ -116,29 +112,21 @@ def test_one_connection_is_reused_for_many_messages() -> None:
 def test_rset_after_a_refused_recipient_keeps_the_session_usable(pipelining: bool) -> None:
     script = Script(rcpt={"bad@example.com": ["550 5.1.1 no such user"],
                           "busy@example.com": ["451 4.3.0 try later"]}, pipelining=pipelining)
-    server = ScriptedServer(script)
-    server.start()
-    try:
+    with ScriptedServer(script) as server:
         transport = SmtpTransport(parse_smtp_url(server.url))
         assert transport.send("n@example.org", "bad@example.com", b"\r\n").kind == "failed"
         assert transport.send("n@example.org", "busy@example.com", b"\r\n").kind == "deferred"
         assert transport.send("n@example.org", "ok@example.com", b"\r\n").kind == "sent"
         assert transport.smtp.has_extn("pipelining") == pipelining
         transport.close()
-    finally:
-        server.stop()
 
 
 def test_login_refused_is_a_delivery_error_naming_the_server_not_the_password() -> None:
     script = Script(password="right")
-    server = ScriptedServer(script)
-    server.start()
-    try:
+    with ScriptedServer(script) as server:
         transport = SmtpTransport(parse_smtp_url(f"smtp://u@127.0.0.1:{server.port}", "wrong"))
         with pytest.raises(DeliveryError, match=r"login refused: 535") as info:
             transport.open()
-    finally:
-        server.stop()
     assert "wrong" not in str(info.value)
 
 
@@ -150,13 +138,9 @@ def test_rate_limit_holds_in_every_one_second_window(
     monkeypatch.setenv("NEWSLETTER_SECRET", "s")
     stamps: list[float] = []
     script = Script(on_message=lambda rcpt: stamps.append(time.monotonic()))
-    server = ScriptedServer(script)
-    server.start()
-    try:
+    with ScriptedServer(script) as server:
         monkeypatch.setenv("NEWSLETTER_SMTP_URL", server.url)
         assert project.cli("send", "--now", NOW) == 0
-    finally:
-        server.stop()
     assert len(stamps) == 16
     worst = max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps)
     assert worst <= 8 + 1  # spacing 1/rate allows rate + 1 events in a closed 1 s window
