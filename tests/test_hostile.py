@@ -88,6 +88,12 @@ def assert_nothing_sent(project: DeliveryProject, script: Script) -> None:
     assert ledger(project) == {}  # not even frozen: a fixed draft goes out whole, later
 
 
+def check_and_send(delivery: DeliveryProject, run: Callable[..., Run]) -> tuple[Run, Run, Run]:
+    """What an editor and cron would run on a bad draft: check, send ISSUE, then plain send."""
+    return (run(delivery, "check", "2026-11"), run(delivery, "send", "2026-11", "--now", NOW),
+            run(delivery, "send", "--now", NOW))
+
+
 SAMPLE = (REPO / "issues" / "2026-11.md").read_text(encoding="utf-8")
 
 
@@ -135,9 +141,7 @@ def test_hostile_subject_or_preheader_is_refused_at_its_line_and_nothing_is_froz
         label: str, value: str, reason: str) -> None:
     draft, line = set_front_matter(delivery, key, value)
     problem = f"front matter: '{key}' {reason}"
-    check = run(delivery, "check", "2026-11")
-    explicit = run(delivery, "send", "2026-11", "--now", NOW)
-    cron = run(delivery, "send", "--now", NOW)
+    check, explicit, cron = check_and_send(delivery, run)
     record(f"draft {key} with {label}", "check 1, send ISSUE 2, cron send 1; none sent",
            f"check {check.code}, send ISSUE {explicit.code}, cron {cron.code}: "
            f"{explicit.err_lines[0][:70]}", copies(delivery, server.script))
@@ -314,9 +318,7 @@ def test_a_draft_file_that_is_empty_or_not_utf8_is_named_with_the_reason(
         data: bytes, where: str, reason: str) -> None:
     draft = delivery.root / "issues" / "2026-11.md"
     draft.write_bytes(data)
-    check = run(delivery, "check", "2026-11")
-    explicit = run(delivery, "send", "2026-11", "--now", NOW)
-    cron = run(delivery, "send", "--now", NOW)
+    check, explicit, cron = check_and_send(delivery, run)
     record(f"draft file: {label}", "named with the reason; check 1, send 2, cron 1; none sent",
            f"check {check.code}, send {explicit.code}, cron {cron.code}: "
            f"{explicit.err_lines[0][-60:]}", copies(delivery, server.script))
