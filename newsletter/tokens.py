@@ -111,3 +111,55 @@ def confirm_token_issued(token: str) -> datetime | None:
     if len(pieces) != 3 or not pieces[1].isdigit():
         return None
     return datetime.fromtimestamp(int(pieces[1]), UTC)
+
+
+# VERP local parts are at most 64 octets (RFC 5321 4.5.3.1.1) and MTAs may lower-case them, so
+# an id token is lower-case base32: a 96-bit MAC over the id, then the id (8 bytes) encrypted
+# with a pad derived from that MAC (an SIV-style construction): opaque, deterministic, 32 chars.
+_ID_MAC_BYTES = 12
+_ID_BYTES = 8
+
+
+def _id_key(secret: str, list_id: str) -> bytes:
+    return hmac.new(secret.encode(), f"id-token\0{list_id}".encode(), hashlib.sha256).digest()
+
+
+def _id_mac(key: bytes, raw_id: bytes) -> bytes:
+    return hmac.new(key, b"mac\0" + raw_id, hashlib.sha256).digest()[:_ID_MAC_BYTES]
+
+
+def _id_pad(key: bytes, mac: bytes) -> bytes:
+    return hmac.new(key, b"pad\0" + mac, hashlib.sha256).digest()[:_ID_BYTES]
+
+
+def _xor(left: bytes, right: bytes) -> bytes:
+    return bytes(a ^ b for a, b in zip(left, right, strict=True))
+
+
+def make_id_token(secret: str, list_id: str, subscriber_id: int) -> str:
+    """A 32-character lower-case base32 token for a subscriber id, opaque and unguessable."""
+    if not 0 <= subscriber_id < 2 ** (8 * _ID_BYTES):
+        raise ValueError(f"subscriber id out of range: {subscriber_id}")
+    key = _id_key(secret, list_id)
+    raw_id = subscriber_id.to_bytes(_ID_BYTES, "big")
+    mac = _id_mac(key, raw_id)
+    sealed = mac + _xor(raw_id, _id_pad(key, mac))
+    return base64.b32encode(sealed).decode("ascii").rstrip("=").lower()
+
+
+def verify_id_token(secrets: list[str], list_id: str, token: str) -> int | None:
+    """The subscriber id an id token was made for under any of secrets (any case), else None."""
+    if not token.isascii() or len(token) != 32 or not token.isalnum():
+        return None
+    try:
+        sealed = base64.b32decode(token.upper())
+    except ValueError:
+        return None
+    mac, hidden = sealed[:_ID_MAC_BYTES], sealed[_ID_MAC_BYTES:]
+    found: int | None = None
+    for secret in secrets:  # no early exit: every secret is tried, each compare constant-time
+        key = _id_key(secret, list_id)
+        raw_id = _xor(hidden, _id_pad(key, mac))
+        if hmac.compare_digest(mac, _id_mac(key, raw_id)) and found is None:
+            found = int.from_bytes(raw_id, "big")
+    return found

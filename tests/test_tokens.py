@@ -98,3 +98,59 @@ def test_rotation_accepts_tokens_signed_with_the_new_or_the_old_secret():
     assert verify_token([new, old], LIST_ID, by_old) == ADDRESS
     # Once the old secret is retired, its links stop working.
     assert verify_token([new], LIST_ID, by_old) is None
+
+
+# --- id tokens (VERP envelope senders) ----------------------------------------------------
+
+
+def test_an_id_token_is_short_lower_case_base32_and_round_trips():
+    from newsletter.tokens import make_id_token, verify_id_token
+
+    for subscriber_id in (0, 1, 42, 2**31, 2**64 - 1):
+        token = make_id_token(SECRET, LIST_ID, subscriber_id)
+        assert len(token) <= 32 and token == token.lower()
+        assert set(token) <= set("abcdefghijklmnopqrstuvwxyz234567"), token
+        assert verify_id_token([SECRET], LIST_ID, token) == subscriber_id
+        assert verify_id_token([SECRET], LIST_ID, token.upper()) == subscriber_id
+
+
+def test_an_id_token_hides_the_id_and_is_deterministic():
+    from newsletter.tokens import make_id_token
+
+    tokens = [make_id_token(SECRET, LIST_ID, n) for n in range(1, 200)]
+    assert len(set(tokens)) == len(tokens)
+    assert make_id_token(SECRET, LIST_ID, 7) == make_id_token(SECRET, LIST_ID, 7)
+    # neighbouring ids share no visible structure: no common suffix or prefix beyond chance
+    assert tokens[0][-8:] != tokens[1][-8:] and tokens[0][:8] != tokens[1][:8]
+
+
+def test_an_id_token_is_refused_for_another_list_secret_or_after_tampering():
+    from newsletter.tokens import make_id_token, verify_id_token
+
+    token = make_id_token(SECRET, LIST_ID, 42)
+    assert verify_id_token([SECRET], "other.example.org", token) is None
+    assert verify_id_token(["another-secret"], LIST_ID, token) is None
+    assert verify_id_token([], LIST_ID, token) is None
+    for index in range(len(token)):
+        swapped = "a" if token[index] != "a" else "b"
+        assert verify_id_token([SECRET], LIST_ID, token[:index] + swapped + token[index + 1:]) \
+            is None
+    for garbage in ("", token[:-1], token + "a", "1" * 32, "é" * 32, token[:-1] + "="):
+        assert verify_id_token([SECRET], LIST_ID, garbage) is None
+
+
+def test_an_id_token_made_with_the_previous_secret_verifies_during_rotation():
+    from newsletter.tokens import make_id_token, verify_id_token
+
+    token = make_id_token("old-secret", LIST_ID, 9)
+    assert verify_id_token([SECRET, "old-secret"], LIST_ID, token) == 9
+    assert verify_id_token([SECRET], LIST_ID, token) is None
+
+
+def test_an_out_of_range_id_is_refused():
+    from newsletter.tokens import make_id_token
+
+    with pytest.raises(ValueError):
+        make_id_token(SECRET, LIST_ID, -1)
+    with pytest.raises(ValueError):
+        make_id_token(SECRET, LIST_ID, 2**64)
