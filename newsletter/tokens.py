@@ -1,4 +1,4 @@
-"""HMAC-signed tokens bound to an address, a list and a purpose (unsubscribe, confirm)."""
+"""Link tokens bound to an address or id, a list and a purpose; sealed, opaque, rotatable."""
 
 from __future__ import annotations
 
@@ -7,6 +7,12 @@ import hashlib
 import hmac
 import os
 from datetime import UTC, datetime
+from functools import lru_cache
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 # Used only when NEWSLETTER_SECRET is unset and nothing leaves this machine (Maildir, build).
 DEV_SECRET = "dev-secret-not-for-real-mail"
@@ -43,7 +49,50 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    # validate: one spelling per token (the default would skip characters outside base64url)
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+
+
+# Version 2 tokens keep the version 1 shape (data.mac, data.stamp.mac) but the data part is
+# the address sealed with AES-SIV (RFC 5297) and the MAC is the SIV tag: deterministic, so a
+# reader's link is the same in every issue, and nothing in it reads back without the secret.
+# Version 1 data was base64 text, which never starts with "v" (0xBC-0xBF are not UTF-8 lead
+# bytes), so the prefix cannot be mistaken for it.
+V2 = "v2"
+_TAG_BYTES = 16
+_PAD = 8  # the address is padded with NULs to a multiple of 8 octets: its length stays hidden
+
+
+@lru_cache(maxsize=64)
+def _siv(secret: str, list_id: str) -> AESSIV:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+               info=f"newsletter token v2\0{list_id}".encode()).derive(secret.encode())
+    return AESSIV(key)
+
+
+def _seal(secret: str, list_id: str, email: str, context: list[bytes]) -> tuple[str, str]:
+    data = email.encode("utf-8")
+    sealed = _siv(secret, list_id).encrypt(data + b"\0" * (-len(data) % _PAD), context)
+    return V2 + _b64(sealed[_TAG_BYTES:]), _b64(sealed[:_TAG_BYTES])
+
+
+def _open(secrets: list[str], list_id: str, data: str, tag: str,
+          context: list[bytes]) -> str | None:
+    try:
+        mac, sealed_data = _unb64(tag), _unb64(data.removeprefix(V2))
+    except ValueError:
+        return None
+    if len(mac) != _TAG_BYTES or not sealed_data:
+        return None
+    sealed = mac + sealed_data
+    found: str | None = None
+    for secret in secrets:  # no early exit: every secret is tried
+        try:
+            plain = _siv(secret, list_id).decrypt(sealed, context)
+        except InvalidTag:
+            continue
+        found = found or plain.rstrip(b"\0").decode("utf-8", errors="replace")
+    return found
 
 
 def _mac(secret: str, list_id: str, email: str, purpose: str = "unsubscribe",
@@ -55,12 +104,17 @@ def _mac(secret: str, list_id: str, email: str, purpose: str = "unsubscribe",
 
 
 def make_token(secret: str, list_id: str, email: str) -> str:
-    """Unsubscribe token: the address (base64url) and a MAC over list and address."""
-    return f"{_b64(email.encode())}.{_mac(secret, list_id, email)}"
+    """Unsubscribe token: the address sealed (AES-SIV) for this list; no personal data."""
+    data, tag = _seal(secret, list_id, email, [b"unsubscribe"])
+    return f"{data}.{tag}"
 
 
 def verify_token(secrets: list[str], list_id: str, token: str) -> str | None:
-    """The address an unsubscribe token was made for, if any secret signed it; else None."""
+    """The address an unsubscribe token was made for, if any secret made it; else None.
+    Version 1 tokens (address in base64, then a MAC) verify forever: sent links keep working."""
+    pieces = token.split(".")
+    if len(pieces) == 2 and token.isascii() and pieces[0].startswith(V2):
+        return _open(secrets, list_id, pieces[0], pieces[1], [b"unsubscribe"])
     parts = _split(token, 2)
     if parts is None:
         return None
@@ -69,20 +123,27 @@ def verify_token(secrets: list[str], list_id: str, token: str) -> str | None:
 
 
 def make_confirm_token(secret: str, list_id: str, email: str, issued: datetime) -> str:
-    """Double opt-in token: address, issue time (seconds) and a MAC over both."""
+    """Double opt-in token: the address sealed with its issue time (seconds, in clear)."""
     stamp = str(int(issued.timestamp()))
-    return f"{_b64(email.encode())}.{stamp}.{_mac(secret, list_id, email, 'confirm', stamp)}"
+    data, tag = _seal(secret, list_id, email, [b"confirm", stamp.encode()])
+    return f"{data}.{stamp}.{tag}"
 
 
 def verify_confirm_token(secrets: list[str], list_id: str, token: str, now: datetime,
                          max_age_seconds: int) -> str | None:
     """The address, if the token is genuine and younger than max_age_seconds; else None."""
+    pieces = token.split(".")
+    if len(pieces) != 3 or not token.isascii():
+        return None
+    stamp = pieces[1]
+    if not stamp.isdigit() or not 0 <= now.timestamp() - int(stamp) <= max_age_seconds:
+        return None
+    if pieces[0].startswith(V2):
+        return _open(secrets, list_id, pieces[0], pieces[2], [b"confirm", stamp.encode()])
     parts = _split(token, 3)
     if parts is None:
         return None
-    email, (stamp, mac) = parts
-    if not stamp.isdigit() or not 0 <= now.timestamp() - int(stamp) <= max_age_seconds:
-        return None
+    email, (_, mac) = parts
     ok = _any_match(secrets, mac, lambda s: _mac(s, list_id, email, "confirm", stamp))
     return email if ok else None
 

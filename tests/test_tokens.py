@@ -1,12 +1,21 @@
-"""Unsubscribe tokens: bound to one address and one list, signed, and rotatable."""
+"""Link tokens: bound to one address (or id) and one list, opaque, sealed, and rotatable."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from newsletter.tokens import make_token, verify_token
+from newsletter.tokens import (
+    confirm_token_issued,
+    make_confirm_token,
+    make_token,
+    verify_confirm_token,
+    verify_token,
+)
 
 LIST_ID = "ip-for-business.ipbusiness.example.org"
 SECRET = "s3cret-for-tests"
@@ -98,6 +107,116 @@ def test_rotation_accepts_tokens_signed_with_the_new_or_the_old_secret():
     assert verify_token([new, old], LIST_ID, by_old) == ADDRESS
     # Once the old secret is retired, its links stop working.
     assert verify_token([new], LIST_ID, by_old) is None
+
+
+# --- what a link reveals -------------------------------------------------------------------
+
+
+def _legacy_token(secret: str, list_id: str, email: str) -> str:
+    """A version 1 unsubscribe token, as messages sent before version 2 carry it."""
+    message = f"unsubscribe\0{list_id}\0{email.lower()}".encode()
+    mac = hmac.new(secret.encode(), message, hashlib.sha256).digest()[:18]
+    return f"{_b64(email)}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
+def _legacy_confirm_token(secret: str, list_id: str, email: str, stamp: int) -> str:
+    message = f"confirm\0{list_id}\0{email.lower()}\0{stamp}".encode()
+    mac = hmac.new(secret.encode(), message, hashlib.sha256).digest()[:18]
+    return f"{_b64(email)}.{stamp}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
+def _reveals(token: str, address: str) -> bool:
+    """Whether the address, or any 4-character piece of it, reads back from the token as
+    text or through base64 decoding at any offset."""
+    lowered = token.lower()
+    if any(address.lower()[i:i + 4] in lowered for i in range(len(address) - 3)):
+        return True
+    for part in token.split("."):
+        for offset in range(4):
+            chunk = part[offset:]
+            try:
+                decoded = base64.urlsafe_b64decode(chunk + "=" * (-len(chunk) % 4))
+            except ValueError:
+                continue
+            if any(address.encode()[i:i + 4] in decoded for i in range(len(address) - 3)):
+                return True
+    return False
+
+
+def test_a_new_unsubscribe_token_carries_no_part_of_the_address():
+    for address in (ADDRESS, "bob@example.org", "anna.very.long.name+news@example.com"):
+        token = make_token(SECRET, LIST_ID, address)
+
+        assert not _reveals(token, address), token
+        assert _reveals(_legacy_token(SECRET, LIST_ID, address), address)  # the check works
+
+
+def test_a_new_token_is_deterministic_short_and_versioned():
+    token = make_token(SECRET, LIST_ID, ADDRESS)
+
+    assert token == make_token(SECRET, LIST_ID, ADDRESS)  # the same link in every issue
+    assert token.startswith("v2") and len(token) <= 80
+    # the address length is padded to a multiple of 8 octets: a or aaaa@x.org look alike
+    assert len(make_token(SECRET, LIST_ID, "a@example.org")) == \
+        len(make_token(SECRET, LIST_ID, "abcd@example.org"))
+
+
+def test_a_legacy_unsubscribe_token_from_a_sent_message_still_verifies():
+    legacy = _legacy_token(SECRET, LIST_ID, ADDRESS)
+
+    assert verify_token([SECRET], LIST_ID, legacy) == ADDRESS
+    assert verify_token(["new-secret", SECRET], LIST_ID, legacy) == ADDRESS
+    assert verify_token([SECRET], "other.example.org", legacy) is None
+
+
+def test_a_sealed_token_cannot_be_altered_or_reused_for_another_purpose():
+    token = make_token(SECRET, LIST_ID, ADDRESS)
+    data, tag = token.split(".")
+    for index in range(2, len(data)):
+        swapped = "A" if data[index] != "A" else "B"
+        assert verify_token([SECRET], LIST_ID, f"{data[:index]}{swapped}{data[index + 1:]}.{tag}") \
+            is None
+    assert verify_token([SECRET], LIST_ID, f"{data}.{tag}!") is None  # not base64url
+    assert verify_token([SECRET], LIST_ID, f"v2.{tag}") is None
+    now = datetime.now(UTC)
+    confirm = make_confirm_token(SECRET, LIST_ID, ADDRESS, now)
+    assert verify_token([SECRET], LIST_ID, confirm) is None
+    stamp = confirm.split(".")[1]
+    assert verify_confirm_token([SECRET], LIST_ID, f"{data}.{stamp}.{tag}", now, 3600) is None
+
+
+def test_a_confirm_token_hides_the_address_and_keeps_its_issue_time():
+    issued = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+    token = make_confirm_token(SECRET, LIST_ID, ADDRESS, issued)
+
+    assert not _reveals(token, ADDRESS), token
+    assert confirm_token_issued(token) == issued
+    assert verify_confirm_token([SECRET], LIST_ID, token, issued + timedelta(hours=1),
+                                86400) == ADDRESS
+    assert verify_confirm_token([SECRET], LIST_ID, token, issued + timedelta(days=2),
+                                86400) is None
+    forged_time = token.replace(str(int(issued.timestamp())), str(int(issued.timestamp()) + 9))
+    assert verify_confirm_token([SECRET], LIST_ID, forged_time, issued + timedelta(hours=1),
+                                86400) is None
+
+
+def test_a_legacy_confirm_token_verifies_within_its_age():
+    issued = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+    token = _legacy_confirm_token(SECRET, LIST_ID, ADDRESS, int(issued.timestamp()))
+
+    assert verify_confirm_token([SECRET], LIST_ID, token, issued + timedelta(hours=1),
+                                86400) == ADDRESS
+    assert confirm_token_issued(token) == issued
+
+
+def test_rotation_works_for_confirm_tokens_too():
+    issued = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+    token = make_confirm_token("old-secret", LIST_ID, ADDRESS, issued)
+    later = issued + timedelta(minutes=5)
+
+    assert verify_confirm_token(["new-secret", "old-secret"], LIST_ID, token, later, 600) \
+        == ADDRESS
+    assert verify_confirm_token(["new-secret"], LIST_ID, token, later, 600) is None
 
 
 # --- id tokens (VERP envelope senders) ----------------------------------------------------
