@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import email
-import mailbox
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -12,13 +11,12 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 
 from newsletter import store
 from newsletter.cli import config_of, open_store
 from newsletter.config import Config
 from newsletter.dsn import Report, classify, report_key
-from newsletter.errors import InputError
+from newsletter.mailboxes import open_source, read_mailbox  # noqa: F401 (moved there)
 from newsletter.tokens import verification_secrets, verify_token
 
 _FINAL = ("unsubscribed", "bounced", "complained")  # never downgraded or re-activated
@@ -51,45 +49,14 @@ class BounceRun:
                 f"{self.soft} soft recorded, {self.ignored} ignored in {seconds:.1f} s")
 
 
-# --- reading a mailbox ---------------------------------------------------------------------
-
-def read_mailbox(path: Path) -> Iterator[tuple[str, bytes]]:
-    """(label, raw bytes) of each message; InputError at once if PATH is neither format."""
-    if path.is_dir() and all((path / d).is_dir() for d in ("cur", "new", "tmp")):
-        box: mailbox.Mailbox = mailbox.Maildir(path, factory=None, create=False)
-        return _messages(box, path, sorted(box.keys()))  # Maildir names start with the time
-    try:
-        with path.open("rb") as f:
-            is_mbox = f.read(5) in (b"", b"From ")  # mbox: empty, or a "From " line first
-    except (FileNotFoundError, IsADirectoryError):
-        is_mbox = False
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", where=str(path)) from exc
-    if not is_mbox:
-        raise InputError("not a Maildir (a folder with cur/, new/, tmp/) or an mbox file",
-                         where=str(path))
-    box = mailbox.mbox(path, factory=None, create=False)
-    return _messages(box, path, box.keys())
-
-
-def _messages(box: mailbox.Mailbox, path: Path, keys: list) -> Iterator[tuple[str, bytes]]:
-    try:
-        for key in keys:
-            try:
-                raw = box.get_bytes(key)
-            except (KeyError, OSError):
-                continue  # a mail client moved it since the listing; the next run sees it
-            yield f"{path}: message {key}", raw
-    finally:
-        box.close()
-
-
 # --- effects: one transaction per report ---------------------------------------------------
 
 def process_reports(conn: sqlite3.Connection, messages: Iterable[tuple[str, bytes]],
                     config: Config, *, now: datetime | None = None, dry_run: bool = False,
-                    on_warning: Callable[[str], None] = lambda line: None) -> BounceRun:
-    """Classify each new report and apply it with its processed_reports row, atomically."""
+                    on_warning: Callable[[str], None] = lambda line: None,
+                    on_done: Callable[[str], None] = lambda label: None) -> BounceRun:
+    """Classify each new report and apply it with its processed_reports row, atomically;
+    on_done(label) once that is committed (or the report was known), not in a dry run."""
     now = now or datetime.now(UTC)
     read_token = partial(verify_token, verification_secrets(now), config.list_id)
     run = BounceRun()
@@ -102,12 +69,15 @@ def process_reports(conn: sqlite3.Connection, messages: Iterable[tuple[str, byte
                 if conn.execute("SELECT 1 FROM processed_reports WHERE report_key = ?",
                                 (key,)).fetchone():
                     run.already += 1
-                    continue
-                run.new += 1
-                report = classify(message, read_token=read_token)
-                if report.kind == "unparseable":
-                    on_warning(f"{label}: cannot read it ({report.detail}); recorded as ignored")
-                _record(conn, key, report, config, now, run)
+                else:
+                    run.new += 1
+                    report = classify(message, read_token=read_token)
+                    if report.kind == "unparseable":
+                        on_warning(f"{label}: cannot read it ({report.detail}); "
+                                   "recorded as ignored")
+                    _record(conn, key, report, config, now, run)
+            if not dry_run:
+                on_done(label)
     return run
 
 
@@ -186,9 +156,11 @@ def cmd_bounces(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     config = config_of(args)
-    messages = read_mailbox(Path(args.path))  # a bad PATH fails before the database opens
-    with open_store(config) as conn:
-        run = process_reports(conn, messages, config, dry_run=args.dry_run, on_warning=warn)
+    # A bad PATH or URL fails before the database opens; a dry run opens IMAP read-only.
+    source = open_source(args.path, move_to=config.imap_move_to, read_only=args.dry_run)
+    with source, open_store(config) as conn:
+        run = process_reports(conn, source.messages(), config, dry_run=args.dry_run,
+                              on_warning=warn, on_done=source.mark_done)
     for change in run.changes:
         say(f"{change.status}  {change.email}  {change.why}")
     say(run.summary(time.monotonic() - started, dry_run=args.dry_run))
@@ -197,6 +169,8 @@ def cmd_bounces(args: argparse.Namespace) -> int:
 
 def add_bounces_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("path", metavar="PATH",
-                     help="a Maildir (folder with cur/, new/, tmp/) or an mbox file")
+                     help="a Maildir (folder with cur/, new/, tmp/), an mbox file, a folder "
+                          "of .eml files, or imaps://USER@HOST/MAILBOX (password in "
+                          "NEWSLETTER_IMAP_PASSWORD)")
     cmd.add_argument("--dry-run", action="store_true",
                      help="report what would change; change nothing")

@@ -58,6 +58,10 @@ class Config:
     translations: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()  # lang -> key -> text
     soft_bounce_limit: int = 3
     soft_bounce_window_days: int = 30
+    bounce_address: str = ""  # [bounces] address: MAIL FROM; "" is the From address
+    unsubscribe_address: str = ""  # [bounces] unsubscribe_address: the mailto; "" is the above
+    verp: bool = False  # [bounces] verp: MAIL FROM is address's local part + "+" + id token
+    imap_move_to: str = ""  # [bounces] imap_move_to: where processed IMAP messages go
     source: Path = field(default=Path("newsletter.toml"))
 
     @property
@@ -89,7 +93,8 @@ _SECTIONS: dict[str, set[str]] = {
     "store": {"path"},
     "delivery": {"connections", "rate_per_second"},
     "dkim": {"selector", "domain", "key_file"},
-    "bounces": {"soft_limit", "soft_window_days"},
+    "bounces": {"soft_limit", "soft_window_days", "address", "unsubscribe_address", "verp",
+                "imap_move_to"},
     "translations": set(),  # [translations.LANG] tables, checked in _parse_translations
 }
 
@@ -213,6 +218,7 @@ def parse_config(data: dict, path: Path) -> Config:
         soft_bounce_limit=p.number(bounces, "soft_limit", "bounces", 3, minimum=1, integer=True),
         soft_bounce_window_days=p.number(bounces, "soft_window_days", "bounces", 30, minimum=1,
                                          integer=True),
+        **_parse_return_path(p, bounces, sender),
         source=path,
     )
     if p.items:
@@ -246,6 +252,36 @@ def _check_header_values(p: _Problems, nl: dict) -> None:
             p.add(f"newsletter.{key}", "contains an RFC 2047 encoded word (=?...?=)")
         elif key in shapes and not shapes[key][0].fullmatch(value.strip()):
             p.add(f"newsletter.{key}", shapes[key][1])
+
+
+# RFC 5321 4.5.3.1.1: a local part has at most 64 octets; VERP adds "+" and a 32-character
+# id token (newsletter.tokens.make_id_token) to the bounce address's own local part.
+_VERP_LOCAL_MAX = 64 - 1 - 32
+
+
+def _parse_return_path(p: _Problems, table: dict, sender: Address) -> dict[str, Any]:
+    """[bounces] address, unsubscribe_address, verp and imap_move_to."""
+    found: dict[str, Any] = {}
+    for key, field_name in (("address", "bounce_address"),
+                            ("unsubscribe_address", "unsubscribe_address")):
+        value = p.text(table, key, "bounces", required=False)
+        if value and not _ADDR_SPEC_RE.fullmatch(value):
+            p.add(f"bounces.{key}", "must be one plain ASCII address like 'bounces@example.org'")
+            value = ""
+        found[field_name] = value
+    verp = table.get("verp", False)
+    if not isinstance(verp, bool):
+        p.add("bounces.verp", "must be true or false")
+        verp = False
+    local = (found["bounce_address"] or sender.addr_spec).rsplit("@", 1)[0]
+    if verp and len(local) > _VERP_LOCAL_MAX:
+        p.add("bounces.address", f"local part {local!r} is too long for VERP: at most "
+              f"{_VERP_LOCAL_MAX} characters, as the token takes 33 of the 64 (RFC 5321)")
+    if verp and "+" in local:
+        p.add("bounces.address", "must not contain '+' when verp = true (VERP adds '+TOKEN')")
+    found["verp"] = verp
+    found["imap_move_to"] = p.text(table, "imap_move_to", "bounces", required=False)
+    return found
 
 
 def _parse_sender(p: _Problems, nl: dict) -> Address:
