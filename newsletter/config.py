@@ -35,6 +35,16 @@ class FeedConfig:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """[web]: the subscribe form's abuse limits and which proxies may name the client."""
+
+    confirm_per_address_hours: int = 6  # one confirmation mail per mailbox in this many hours
+    per_client_per_hour: int = 10  # subscribe requests from one client address
+    global_per_hour: int = 200  # confirmation mails queued in all
+    trusted_proxies: tuple[str, ...] = ()  # peers whose X-Forwarded-For is believed
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     name: str
@@ -58,6 +68,7 @@ class Config:
     translations: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()  # lang -> key -> text
     soft_bounce_limit: int = 3
     soft_bounce_window_days: int = 30
+    web: WebSettings = field(default_factory=WebSettings)
     bounce_address: str = ""  # [bounces] address: MAIL FROM; "" is the From address
     unsubscribe_address: str = ""  # [bounces] unsubscribe_address: the mailto; "" is the above
     verp: bool = False  # [bounces] verp: MAIL FROM is address's local part + "+" + id token
@@ -93,6 +104,8 @@ _SECTIONS: dict[str, set[str]] = {
     "store": {"path"},
     "delivery": {"connections", "rate_per_second"},
     "dkim": {"selector", "domain", "key_file"},
+    "web": {"confirm_per_address_hours", "per_client_per_hour", "global_per_hour",
+            "trusted_proxies"},
     "bounces": {"soft_limit", "soft_window_days", "address", "unsubscribe_address", "verp",
                 "imap_move_to"},
     "translations": set(),  # [translations.LANG] tables, checked in _parse_translations
@@ -220,6 +233,7 @@ def parse_config(data: dict, path: Path) -> Config:
                                          integer=True),
         **_parse_return_path(p, bounces, sender),
         source=path,
+        web=_parse_web(p, data.get("web", {})),
     )
     if p.items:
         raise ConfigError("; ".join(p.items), where=str(path))
@@ -282,6 +296,33 @@ def _parse_return_path(p: _Problems, table: dict, sender: Address) -> dict[str, 
     found["verp"] = verp
     found["imap_move_to"] = p.text(table, "imap_move_to", "bounces", required=False)
     return found
+
+
+def _parse_web(p: _Problems, raw: object) -> WebSettings:
+    """[web] limits; trusted_proxies are IP addresses or networks (CIDR)."""
+    import ipaddress
+
+    table = raw if isinstance(raw, dict) else {}
+    proxies = table.get("trusted_proxies", [])
+    if not isinstance(proxies, list) or not all(isinstance(x, str) for x in proxies):
+        p.add("web.trusted_proxies", "must be a list of IP addresses or networks")
+        proxies = []
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            p.add("web.trusted_proxies", f"has {proxy!r}, not an IP address or network")
+    defaults = WebSettings()
+    return WebSettings(
+        confirm_per_address_hours=p.number(table, "confirm_per_address_hours", "web",
+                                           defaults.confirm_per_address_hours, minimum=0,
+                                           integer=True),
+        per_client_per_hour=p.number(table, "per_client_per_hour", "web",
+                                     defaults.per_client_per_hour, minimum=1, integer=True),
+        global_per_hour=p.number(table, "global_per_hour", "web", defaults.global_per_hour,
+                                 minimum=1, integer=True),
+        trusted_proxies=tuple(proxies),
+    )
 
 
 def _parse_sender(p: _Problems, nl: dict) -> Address:

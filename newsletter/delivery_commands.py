@@ -258,7 +258,7 @@ COMMANDS = {
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from newsletter.web import serve
+    from newsletter.serving import serve
 
     config = config_of(args)
     if not secret_from_env()[1] and not args.dev:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from newsletter.config import WebSettings
 from newsletter.errors import NewsletterError
 from newsletter.feeds import CachedFeed
 from newsletter.subscribers import Subscriber
@@ -96,6 +98,44 @@ _MIGRATIONS = [
     # 5: which process claimed a row, so recovery never takes a live sender's rows
     """
     ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+    """,
+    # web: subscribe requests (applied only when their own link is confirmed) and the
+    # outgoing-mail queue that the serve worker delivers outside the request
+    """
+    CREATE TABLE optin_requests (
+        id INTEGER PRIMARY KEY,
+        public_id TEXT NOT NULL UNIQUE,
+        email TEXT NOT NULL COLLATE NOCASE,
+        mailbox TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        language TEXT NOT NULL DEFAULT '',
+        client TEXT NOT NULL DEFAULT '',
+        outcome TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        confirmed_at TEXT
+    );
+    CREATE INDEX optin_by_mailbox ON optin_requests (mailbox, outcome, created_at);
+    CREATE INDEX optin_by_client ON optin_requests (client, created_at);
+    CREATE INDEX optin_by_time ON optin_requests (outcome, created_at);
+    CREATE TABLE mail_queue (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('confirm')),
+        email TEXT NOT NULL,
+        language TEXT NOT NULL,
+        ref TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL CHECK (state IN
+            ('pending', 'sending', 'sent', 'deferred', 'failed', 'unknown', 'suppressed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        first_deferred_at TEXT,
+        claimed_by TEXT,
+        claimed_at TEXT,
+        message_id TEXT,
+        last_reply TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX mail_queue_due ON mail_queue (state, next_attempt_at);
     """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -299,3 +339,195 @@ def record_import(conn: sqlite3.Connection, path: str, digest: str) -> None:
 def subscriber_languages(conn: sqlite3.Connection) -> dict[str, int]:
     return {r[0]: r[1] for r in conn.execute(
         "SELECT language, count(*) FROM subscribers WHERE status = 'active' GROUP BY language")}
+
+
+# --- the subscribe form's requests and the outgoing-mail queue (newsletter serve) --------
+
+NO_MAIL_STATUSES = ("bounced", "complained")  # only an operator's action mails these again
+
+
+@dataclass(frozen=True)
+class SubscribeRequest:
+    """What one subscribe form POST asks for; applied only when its own link is confirmed."""
+
+    public_id: str
+    email: str  # as typed (normalised by email_validator)
+    mailbox: str  # the key of the per-address cap: lower-case, no +tag, Gmail dots removed
+    name: str
+    language: str
+    client: str  # the key of the per-client limit
+
+
+@dataclass(frozen=True)
+class OptinRequest:
+    email: str
+    name: str
+    language: str
+    created_at: datetime
+    confirmed: bool = False
+
+
+@dataclass(frozen=True)
+class QueuedMail:
+    id: int
+    kind: str
+    email: str
+    language: str
+    ref: str  # for kind "confirm": the opt-in request's public id
+    attempts: int
+    first_deferred_at: datetime | None
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def record_subscribe_request(conn: sqlite3.Connection, req: SubscribeRequest, limits: WebSettings,
+                             now: datetime) -> str:
+    """One transaction: decide whether this request may send mail, record it, and queue the
+    confirmation. Returns the outcome: queued, suppressed, client-limit, address-limit or
+    global-limit."""
+    stamp = _stamp(now)
+    with transaction(conn):
+        outcome = _subscribe_outcome(conn, req, limits, now)
+        queued = outcome == "queued"
+        conn.execute(
+            "INSERT INTO optin_requests (public_id, email, mailbox, name, language, client, "
+            "outcome, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (req.public_id, req.email, req.mailbox, req.name if queued else "",
+             req.language if queued else "", req.client, outcome, stamp))
+        if queued:
+            # A pending row (no name, no language: those wait for the confirmation) lets the
+            # return path record a bounce or complaint about the confirmation mail itself.
+            conn.execute("INSERT OR IGNORE INTO subscribers (email, status, created_at, "
+                         "updated_at) VALUES (?, 'pending', ?, ?)", (req.email, stamp, stamp))
+            conn.execute(
+                "INSERT INTO mail_queue (kind, email, language, ref, state, next_attempt_at, "
+                "created_at, updated_at) VALUES ('confirm', ?, ?, ?, 'pending', ?, ?, ?)",
+                (req.email, req.language, req.public_id, stamp, stamp, stamp))
+    return outcome
+
+
+def _subscribe_outcome(conn: sqlite3.Connection, req: SubscribeRequest, limits: WebSettings,
+                       now: datetime) -> str:
+    hour_ago = _stamp(now - timedelta(hours=1))
+    row = conn.execute("SELECT status FROM subscribers WHERE email = ?", (req.email,)).fetchone()
+    if row is not None and row[0] in NO_MAIL_STATUSES:
+        return "suppressed"
+    by_client = conn.execute("SELECT count(*) FROM optin_requests WHERE client = ? AND "
+                             "created_at > ?", (req.client, hour_ago)).fetchone()[0]
+    if by_client >= limits.per_client_per_hour:
+        return "client-limit"
+    hours = limits.confirm_per_address_hours
+    if hours and conn.execute(
+            "SELECT 1 FROM optin_requests WHERE mailbox = ? AND outcome = 'queued' AND "
+            "created_at > ? LIMIT 1", (req.mailbox, _stamp(now - timedelta(hours=hours)))
+    ).fetchone():
+        return "address-limit"
+    in_all = conn.execute("SELECT count(*) FROM optin_requests WHERE outcome = 'queued' AND "
+                          "created_at > ?", (hour_ago,)).fetchone()[0]
+    if in_all >= limits.global_per_hour:
+        return "global-limit"
+    return "queued"
+
+
+def get_optin_request(conn: sqlite3.Connection, public_id: str,
+                      not_before: datetime) -> OptinRequest | None:
+    """A request whose confirmation mail was queued, made after not_before; else None."""
+    row = conn.execute("SELECT email, name, language, created_at, confirmed_at FROM "
+                       "optin_requests WHERE public_id = ? AND outcome = 'queued' AND "
+                       "created_at >= ?", (public_id, _stamp(not_before))).fetchone()
+    if row is None:
+        return None
+    return OptinRequest(row[0], row[1], row[2], datetime.fromisoformat(row[3]), bool(row[4]))
+
+
+def confirm_optin_request(conn: sqlite3.Connection, public_id: str, not_before: datetime,
+                          now: datetime) -> str:
+    """The owner's POST on a confirm link: apply that request's name and language and make
+    the address active. Returns confirmed, or why not: invalid, suppressed (bounced or
+    complained) or left (unsubscribed after the request was made)."""
+    with transaction(conn):
+        req = get_optin_request(conn, public_id, not_before)
+        if req is None:
+            return "invalid"
+        sub = conn.execute("SELECT status, updated_at FROM subscribers WHERE email = ?",
+                           (req.email,)).fetchone()
+        if sub is not None and sub[0] in NO_MAIL_STATUSES:
+            return "suppressed"
+        if sub is not None and sub[0] == "unsubscribed" and \
+                datetime.fromisoformat(sub[1]) > req.created_at:
+            return "left"
+        if req.confirmed:  # a second POST: the first applied it; later changes stay
+            return "confirmed"
+        stamp, reason = _stamp(now), f"confirmed double opt-in {now:%Y-%m-%d}"
+        conn.execute(
+            "INSERT INTO subscribers (email, name, language, status, reason, created_at, "
+            "updated_at) VALUES (?, ?, ?, 'active', ?, ?, ?) ON CONFLICT (email) DO UPDATE "
+            "SET name = excluded.name, language = excluded.language, status = 'active', "
+            "reason = excluded.reason, updated_at = excluded.updated_at",
+            (req.email, req.name, req.language, reason, stamp, stamp))
+        conn.execute("UPDATE optin_requests SET confirmed_at = ? WHERE public_id = ?",
+                     (stamp, public_id))
+    return "confirmed"
+
+
+def prune_optin_requests(conn: sqlite3.Connection, before: datetime) -> int:
+    """Forget requests older than their links (they hold addresses strangers typed)."""
+    with transaction(conn):
+        return conn.execute("DELETE FROM optin_requests WHERE created_at < ?",
+                            (_stamp(before),)).rowcount
+
+
+def claim_due_mail(conn: sqlite3.Connection, owner: str, now: datetime, limit: int,
+                   lease: timedelta) -> list[QueuedMail]:
+    """Claim the next `limit` due rows for `owner`, committed before any is sent.
+
+    In the same transaction: a claim whose lease ran out becomes `unknown` (the relay may
+    have the message: never resent automatically), and mail to an address that bounced or
+    complained since it was queued is `suppressed`. One UPDATE ... WHERE id IN (SELECT ...
+    LIMIT n) claims the rows; on PostgreSQL the subquery takes FOR UPDATE SKIP LOCKED.
+    """
+    stamp = _stamp(now)
+    with transaction(conn):
+        conn.execute(
+            "UPDATE mail_queue SET state = 'unknown', updated_at = ?, last_reply = 'claim "
+            "expired (crash or kill during delivery); the message may have been sent' "
+            "WHERE state = 'sending' AND claimed_at < ?", (stamp, _stamp(now - lease)))
+        conn.execute(
+            "UPDATE mail_queue SET state = 'suppressed', updated_at = ?, last_reply = "
+            "'address is ' || (SELECT status FROM subscribers s WHERE s.email = "
+            "mail_queue.email) WHERE state IN ('pending', 'deferred') AND EXISTS (SELECT 1 "
+            "FROM subscribers s WHERE s.email = mail_queue.email AND s.status IN "
+            "('bounced', 'complained'))", (stamp,))
+        rows = conn.execute(
+            "UPDATE mail_queue SET state = 'sending', attempts = attempts + 1, claimed_by = ?, "
+            "claimed_at = ?, updated_at = ? WHERE id IN (SELECT id FROM mail_queue WHERE "
+            "state IN ('pending', 'deferred') AND next_attempt_at <= ? "
+            "ORDER BY next_attempt_at, id LIMIT ?) "
+            "RETURNING id, kind, email, language, ref, attempts, first_deferred_at",
+            (owner, stamp, stamp, stamp, limit)).fetchall()
+    return sorted((QueuedMail(r[0], r[1], r[2], r[3], r[4], r[5],
+                              datetime.fromisoformat(r[6]) if r[6] else None) for r in rows),
+                  key=lambda m: m.id)
+
+
+def settle_mail(conn: sqlite3.Connection, mail_id: int, owner: str, state: str, reply: str,
+                now: datetime, *, retry_at: datetime | None = None,
+                message_id: str = "") -> bool:
+    """Record a claimed row's outcome; False if the claim was no longer ours (lease ran out)."""
+    retry = _stamp(retry_at) if retry_at else None
+    with transaction(conn):
+        return conn.execute(
+            "UPDATE mail_queue SET state = ?, last_reply = ?, updated_at = ?, "
+            "next_attempt_at = coalesce(?, next_attempt_at), first_deferred_at = "
+            "CASE WHEN ? = 'deferred' THEN coalesce(first_deferred_at, ?) "
+            "ELSE first_deferred_at END, message_id = coalesce(nullif(?, ''), message_id) "
+            "WHERE id = ? AND state = 'sending' AND claimed_by = ?",
+            (state, reply[:500], _stamp(now), retry, state, _stamp(now), message_id, mail_id,
+             owner)).rowcount == 1
+
+
+def mail_queue_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    return {r[0]: r[1] for r in conn.execute(
+        "SELECT state, count(*) FROM mail_queue GROUP BY state ORDER BY state")}

@@ -11,10 +11,10 @@ import httpx
 import pytest
 from conftest_delivery import DeliveryProject
 from smtp_server import Script, ScriptedServer
-from web_server import running_app
+from web_server import deliver_queued, running_app
 
 from newsletter.i18n import gettext_for
-from newsletter.tokens import make_confirm_token, make_token
+from newsletter.tokens import make_token
 
 NOW = "2026-11-22T10:00"
 PREFIX = "/newsletter"  # the path of base_url in the sample newsletter.toml
@@ -42,6 +42,16 @@ def subscribed(delivery_project: DeliveryProject) -> DeliveryProject:
 
 def token_for(email: str) -> str:
     return make_token("test-secret", LIST_ID, email)
+
+
+ONE_CLICK = {"List-Unsubscribe": "One-Click"}
+
+
+def confirm_link(script: Script, email: str) -> str:
+    """The confirm link in the newest confirmation mail to email (from its text part)."""
+    message = script.parsed(email)[-1]
+    text = message.get_body(("plain",)).get_content()
+    return re.search(r"https://\S+/confirm/\S+", text)[0]
 
 
 def test_one_click_post_unsubscribes_and_is_committed_before_the_200(
@@ -120,8 +130,9 @@ def test_double_opt_in_end_to_end_through_smtp(
                                  "language": "fr"})
         assert reply.status_code == 200 and "Check your inbox" in reply.text
         assert status_of(delivery_project, email) == "pending"
-        [confirmation] = smtp_script.parsed(email)
-        link = re.search(r"https://\S+/confirm/\S+", confirmation.get_body().get_content())[0]
+        assert smtp_script.messages == []  # nothing is sent inside the request
+        assert deliver_queued(delivery_project.config).sent == 1
+        link = confirm_link(smtp_script, email)
         page = httpx.get(local(origin, link))
         assert page.status_code == 200  # in French: the language the reader chose
         assert gettext_for("fr")("Confirm my subscription") in page.text
@@ -129,9 +140,12 @@ def test_double_opt_in_end_to_end_through_smtp(
         done = httpx.post(local(origin, link))
         assert done.status_code == 200 and gettext_for("fr")("You are subscribed") in done.text
     assert status_of(delivery_project, email) == "active"
+    with sqlite3.connect(delivery_project.db) as conn:
+        assert conn.execute("SELECT name, language FROM subscribers WHERE email = ?",
+                            (email,)).fetchone() == ("Nia Reader", "fr")
 
 
-def test_subscribe_form_reveals_nothing_and_does_not_mail_active_subscribers(
+def test_subscribe_form_reveals_nothing_and_mails_each_address_once_in_a_while(
         subscribed: DeliveryProject, smtp_server: ScriptedServer, smtp_script: Script) -> None:
     active = subscribed.addresses[0]
     with running_app(subscribed.config) as origin:
@@ -140,7 +154,9 @@ def test_subscribe_form_reveals_nothing_and_does_not_mail_active_subscribers(
         twice = httpx.post(f"{origin}{PREFIX}/subscribe", data={"email": "x@example.org"})
     assert known.text.replace(active, "A") == unknown.text.replace("x@example.org", "A")
     assert twice.status_code == 200
-    assert smtp_script.copies() == {"x@example.org": 1}  # not re-sent within minutes
+    deliver_queued(subscribed.config)
+    # The subscriber gets one too: a change asked through the form needs the owner's click.
+    assert smtp_script.copies() == {active: 1, "x@example.org": 1}
 
 
 def test_subscribe_form_rejects_a_bad_address_with_a_message(
@@ -151,13 +167,17 @@ def test_subscribe_form_rejects_a_bad_address_with_a_message(
     assert 'role="alert"' in reply.text and "not a valid address" in reply.text
 
 
-def test_confirm_links_expire(subscribed: DeliveryProject) -> None:
-    old = datetime.now(UTC) - timedelta(days=8)
-    token = make_confirm_token("test-secret", LIST_ID, "late@example.org", old)
+def test_confirm_links_expire(subscribed: DeliveryProject, smtp_server: ScriptedServer,
+                              smtp_script: Script) -> None:
     with running_app(subscribed.config) as origin:
-        reply = httpx.post(f"{origin}{PREFIX}/confirm/{token}")
+        httpx.post(f"{origin}{PREFIX}/subscribe", data={"email": "late@example.org"})
+    deliver_queued(subscribed.config)
+    link = confirm_link(smtp_script, "late@example.org")
+    eight_days_on = lambda: datetime.now(UTC) + timedelta(days=8)  # noqa: E731
+    with running_app(subscribed.config, clock=eight_days_on) as origin:
+        reply = httpx.post(local(origin, link))
     assert reply.status_code == 400 and "expired" in reply.text
-    assert status_of(subscribed, "late@example.org") == ""
+    assert status_of(subscribed, "late@example.org") == "pending"
 
 
 def test_an_unsubscribe_token_is_not_a_confirm_token(subscribed: DeliveryProject) -> None:
@@ -174,11 +194,11 @@ def test_key_rotation_accepts_the_previous_secret_until_its_date(
     monkeypatch.setenv("NEWSLETTER_SECRET_PREVIOUS", "old-secret")
     monkeypatch.setenv("NEWSLETTER_SECRET_PREVIOUS_UNTIL", "2000-01-01")
     with running_app(subscribed.config) as origin:
-        expired = httpx.post(f"{origin}{PREFIX}/unsubscribe/{old_token}")
+        expired = httpx.post(f"{origin}{PREFIX}/unsubscribe/{old_token}", data=ONE_CLICK)
     assert expired.status_code == 400
     monkeypatch.setenv("NEWSLETTER_SECRET_PREVIOUS_UNTIL", "2999-01-01")
     with running_app(subscribed.config) as origin:
-        accepted = httpx.post(f"{origin}{PREFIX}/unsubscribe/{old_token}")
+        accepted = httpx.post(f"{origin}{PREFIX}/unsubscribe/{old_token}", data=ONE_CLICK)
     assert accepted.status_code == 200
     assert status_of(subscribed, email) == "unsubscribed"
 
@@ -268,16 +288,19 @@ def test_serve_answers_the_archive_index_and_feeds_too(delivery_project: Deliver
 
 
 def test_a_confirm_link_does_not_resubscribe_after_a_later_unsubscribe_or_a_complaint(
-        subscribed: DeliveryProject) -> None:
+        subscribed: DeliveryProject, smtp_server: ScriptedServer, smtp_script: Script) -> None:
     left, complained = subscribed.addresses[:2]
-    issued = datetime.now(UTC) - timedelta(days=1)
-    with sqlite3.connect(subscribed.db) as conn:
-        conn.execute("UPDATE subscribers SET status = 'complained' WHERE email = ?",
-                     (complained,))
     with running_app(subscribed.config) as origin:
-        httpx.post(f"{origin}{PREFIX}/unsubscribe/{token_for(left)}")  # after the link was made
         for email in (left, complained):
-            token = make_confirm_token("test-secret", LIST_ID, email, issued)
-            assert httpx.post(f"{origin}{PREFIX}/confirm/{token}").status_code == 400
+            httpx.post(f"{origin}{PREFIX}/subscribe", data={"email": email})
+        deliver_queued(subscribed.config)
+        links = {email: confirm_link(smtp_script, email) for email in (left, complained)}
+        # After the links were made: one reader leaves, the other reports us as spam.
+        httpx.post(f"{origin}{PREFIX}/unsubscribe/{token_for(left)}", data=ONE_CLICK)
+        with sqlite3.connect(subscribed.db) as conn:
+            conn.execute("UPDATE subscribers SET status = 'complained' WHERE email = ?",
+                         (complained,))
+        for email in (left, complained):
+            assert httpx.post(local(origin, links[email])).status_code == 400
     assert status_of(subscribed, left) == "unsubscribed"
     assert status_of(subscribed, complained) == "complained"

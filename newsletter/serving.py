@@ -1,0 +1,44 @@
+"""Run the web app under waitress with limits for a public host, and the mail worker beside it."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from newsletter.config import Config
+from newsletter.mailqueue import MailQueue, QueueWorker
+from newsletter.web import MAX_BODY_BYTES, create_app
+
+# waitress on its own cannot outlast many slow clients (each holds a channel until
+# channel_timeout); the README's recipe puts a buffering proxy in front. These limits keep
+# one host's share bounded all the same.
+WAITRESS_LIMITS = {
+    "max_request_body_size": MAX_BODY_BYTES,  # larger: 413 before the body is read
+    "max_request_header_size": 16 * 1024,
+    "inbuf_overflow": 64 * 1024,  # bodies beyond this wait in a temporary file, not in memory
+    "channel_timeout": 20,  # seconds a connection may sit idle (a trickling client is idle)
+    "connection_limit": 200,  # then waitress stops accepting until some close
+    "cleanup_interval": 5,  # how often idle connections are looked for
+    "recv_bytes": 8192,
+    "backlog": 256,
+    "asyncore_use_poll": True,  # select() fails beyond 1024 file descriptors
+    "ident": "newsletter",
+    "expose_tracebacks": False,
+    "trusted_proxy": None,  # X-Forwarded-For is read only for [web] trusted_proxies
+}
+
+
+def make_server(app: Flask, host: str, port: int, *, threads: int = 4):  # noqa: ANN201
+    """The waitress server (not yet running); port 0 picks a free one."""
+    from waitress import create_server
+
+    return create_server(app, host=host, port=port, threads=threads, **WAITRESS_LIMITS)
+
+
+def serve(config: Config, host: str, port: int, *, threads: int = 4) -> None:
+    """Serve until interrupted; the mail worker finishes the message in hand, then stops."""
+    worker = QueueWorker(MailQueue(config)).start()
+    try:
+        make_server(create_app(config, on_queued=worker.notify), host, port,
+                    threads=threads).run()
+    finally:
+        worker.stop()

@@ -1,0 +1,140 @@
+"""Double opt-in: subscribe requests, their confirm links, abuse limits and who the client is."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import logging
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from newsletter import store
+from newsletter.config import Config
+from newsletter.subscribers import clean_language, clean_name, normalise_address
+
+log = logging.getLogger("newsletter.web")
+CONFIRM_DAYS = 7
+_GMAIL = ("gmail.com", "googlemail.com")
+
+
+@dataclass(frozen=True)
+class SubscribeForm:
+    """The subscribe form, validated."""
+
+    email: str
+    name: str
+    language: str
+
+
+def parse_subscribe_form(email: str, name: str, language: str,
+                         default_language: str) -> SubscribeForm:
+    """Raises ValueError with a message for the reader."""
+    return SubscribeForm(normalise_address(email[:320]), clean_name(name[:200]),
+                         clean_language(language, default_language))
+
+
+def normalise_mailbox(email: str) -> str:
+    """The mailbox an address delivers to, as the per-address cap counts it: lower-case, no
+    +tag (for every domain), and for Gmail no dots and googlemail.com as gmail.com (Gmail
+    ignores both, so "a.b+x@gmail.com" and "ab@gmail.com" are one inbox)."""
+    local, _, domain = email.lower().rpartition("@")
+    local = local.split("+", 1)[0]
+    if domain in _GMAIL:
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}"
+
+
+def client_key(peer: str, forwarded_for: str, trusted: tuple[str, ...]) -> str:
+    """Who sent the request, for the per-client limit: the TCP peer, or, when the peer is a
+    trusted proxy, the right-most X-Forwarded-For hop that is not one (hops further left
+    are whatever the client wrote). IPv6 clients count by /64, the block one host gets."""
+    networks = [ipaddress.ip_network(t, strict=False) for t in trusted]
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()] if networks else []
+    client = peer
+    while hops and _is_trusted(client, networks):
+        client = hops.pop()
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return "unparseable"
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def _is_trusted(address: str, networks: list) -> bool:  # noqa: ANN001
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in n for n in networks)
+
+
+def _mac(secret: str, list_id: str, public_id: str) -> str:
+    digest = hmac.new(secret.encode(), f"optin\0{list_id}\0{public_id}".encode(),
+                      hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def confirm_token(secret: str, list_id: str, public_id: str) -> str:
+    """The confirm link's token: the request's random id and a MAC over it (no address)."""
+    return f"{public_id}.{_mac(secret, list_id, public_id)}"
+
+
+def request_of_token(token: str, secrets_: list[str], list_id: str) -> str | None:
+    """The request id a confirm token names, if one of our secrets signed it."""
+    public_id, _, mac = token.partition(".")
+    if not (public_id and mac and token.isascii()):
+        return None
+    ok = False
+    for secret in secrets_:  # every secret compared, each in constant time
+        ok |= hmac.compare_digest(mac, _mac(secret, list_id, public_id))
+    return public_id if ok else None
+
+
+def request_subscription(conn: sqlite3.Connection, config: Config, form: SubscribeForm,
+                         client: str, now: datetime) -> str:
+    """Record the request and queue its confirmation mail when the limits allow: one
+    transaction, no mail I/O, the same work for every address. Returns the outcome, which
+    the page never shows (it says "check your inbox" whatever happened)."""
+    request = store.SubscribeRequest(
+        public_id=secrets.token_urlsafe(16), email=form.email,
+        mailbox=normalise_mailbox(form.email), name=form.name, language=form.language,
+        client=client)
+    outcome = store.record_subscribe_request(conn, request, config.web, now)
+    if outcome != "queued":
+        log.warning("subscribe request for %s from %s: no mail sent (%s)", form.email, client,
+                    _WHY[outcome])
+    return outcome
+
+
+_WHY = {
+    "suppressed": "the address bounced or complained; only an operator can re-activate it",
+    "client-limit": "over [web] per_client_per_hour",
+    "address-limit": "a confirmation went to this mailbox within [web] "
+                     "confirm_per_address_hours",
+    "global-limit": "over [web] global_per_hour",
+}
+
+
+def pending_request(conn: sqlite3.Connection, config: Config, token: str, now: datetime,
+                    secrets_: list[str]) -> tuple[str, store.OptinRequest] | None:
+    """(request id, request) for a genuine, unexpired confirm token; else None."""
+    public_id = request_of_token(token, secrets_, config.list_id)
+    if public_id is None:
+        return None
+    found = store.get_optin_request(conn, public_id, now - timedelta(days=CONFIRM_DAYS))
+    return (public_id, found) if found else None
+
+
+def confirm_request(conn: sqlite3.Connection, public_id: str, now: datetime) -> bool:
+    """Apply a request on its owner's POST; False if it must not (any longer) subscribe."""
+    outcome = store.confirm_optin_request(conn, public_id, now - timedelta(days=CONFIRM_DAYS),
+                                          now)
+    if outcome != "confirmed":
+        log.warning("confirm link not applied: %s", outcome)
+    return outcome == "confirmed"
