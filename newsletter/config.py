@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from newsletter.errors import ConfigError
+from newsletter.netguard import parse_allow_hosts
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Config:
     soft_bounce_limit: int = 3
     soft_bounce_window_days: int = 30
     web: WebSettings = field(default_factory=WebSettings)
+    allow_hosts: frozenset[str] = frozenset()  # [network]: hosts fetched despite a private IP
     bounce_address: str = ""  # [bounces] address: MAIL FROM; "" is the From address
     unsubscribe_address: str = ""  # [bounces] unsubscribe_address: the mailto; "" is the above
     verp: bool = False  # [bounces] verp: MAIL FROM is address's local part + "+" + id token
@@ -108,6 +110,7 @@ _SECTIONS: dict[str, set[str]] = {
             "trusted_proxies"},
     "bounces": {"soft_limit", "soft_window_days", "address", "unsubscribe_address", "verp",
                 "imap_move_to"},
+    "network": {"allow_hosts"},
     "translations": set(),  # [translations.LANG] tables, checked in _parse_translations
 }
 
@@ -234,6 +237,7 @@ def parse_config(data: dict, path: Path) -> Config:
         **_parse_return_path(p, bounces, sender),
         source=path,
         web=_parse_web(p, data.get("web", {})),
+        allow_hosts=_parse_allow_hosts(p, data.get("network", {})),
     )
     if p.items:
         raise ConfigError("; ".join(p.items), where=str(path))
@@ -296,6 +300,20 @@ def _parse_return_path(p: _Problems, table: dict, sender: Address) -> dict[str, 
     found["verp"] = verp
     found["imap_move_to"] = p.text(table, "imap_move_to", "bounces", required=False)
     return found
+
+
+def _parse_allow_hosts(p: _Problems, network: object) -> frozenset[str]:
+    """[network] allow_hosts: host names (or host:port) fetched although they resolve to a
+    loopback or private address, e.g. an intranet feed server."""
+    raw = network.get("allow_hosts", []) if isinstance(network, dict) else []
+    if not isinstance(raw, list) or not all(isinstance(h, str) for h in raw):
+        p.add("network.allow_hosts", 'must be a list of host names, e.g. ["feeds.intranet"]')
+        return frozenset()
+    hosts, bad = parse_allow_hosts(raw)
+    if bad:
+        p.add("network.allow_hosts", f"has entries that are not 'host' or 'host:port': "
+              f"{', '.join(repr(b) for b in bad)}")
+    return hosts
 
 
 def _parse_web(p: _Problems, raw: object) -> WebSettings:

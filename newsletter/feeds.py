@@ -1,15 +1,15 @@
-"""Fetch RSS/Atom feeds over HTTP (or from disk), parse them into FeedItems, choose items."""
+"""Fetch RSS/Atom feeds over HTTP (or from disk) and parse them into FeedItems."""
 
 from __future__ import annotations
 
 import calendar
 import re
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from xml.sax import SAXParseException
 
 import feedparser
 import httpx
@@ -18,14 +18,13 @@ from feedparser.encodings import convert_to_utf8
 from newsletter import __version__
 from newsletter.config import FeedConfig
 from newsletter.errors import FeedError
+from newsletter.netguard import NetGuard, Refused, guarded_client, open_url
 from newsletter.sanitize import clean_line, plain_text, sanitize_html
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
 SUMMARY_CHARS = 320
 _ENTITY_DECL_RE = re.compile(rb"<!ENTITY", re.IGNORECASE)
-# feedparser reports these when the declared charset was wrong; the text is still readable.
-_RECOVERABLE = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 
 
 @dataclass(frozen=True)
@@ -53,11 +52,14 @@ class Fetched:
     etag: str | None
     last_modified: str | None
     not_modified: bool = False
+    url: str = ""  # where the body came from, after redirects: the base of relative links
+    content_type: str = ""  # the HTTP Content-Type, whose charset beats the XML declaration
 
 
-def fetch(feed: FeedConfig, cached: CachedFeed | None = None, *,
-          timeout: float = 10.0, max_bytes: int = MAX_BYTES) -> Fetched:
-    """Fetch one feed's bytes: conditional GET for URLs, a plain read for local paths."""
+def fetch(feed: FeedConfig, cached: CachedFeed | None = None, *, timeout: float = 10.0,
+          max_bytes: int = MAX_BYTES, guard: NetGuard | None = None) -> Fetched:
+    """Fetch one feed's bytes: conditional GET for URLs, a plain read for local paths. Every
+    hop of a redirect must pass `guard` (by default: public addresses only)."""
     if not feed.is_remote:
         try:
             return Fetched(Path(feed.url).read_bytes(), None, None)
@@ -70,10 +72,13 @@ def fetch(feed: FeedConfig, cached: CachedFeed | None = None, *,
         headers["If-None-Match"] = cached.etag
     if cached and cached.last_modified:
         headers["If-Modified-Since"] = cached.last_modified
+    guard = guard or NetGuard()
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=True,
-                          max_redirects=MAX_REDIRECTS) as client:
-            return _get(client, feed, headers, cached, timeout, max_bytes)
+        with guarded_client(guard, timeout) as client, open_url(
+                client, guard, feed.url, headers, max_redirects=MAX_REDIRECTS) as response:
+            return _read(response, feed, cached, timeout, max_bytes)
+    except Refused as exc:
+        raise FeedError(f"not fetched: {exc}", where=f"feed {feed.name}") from exc
     except httpx.TimeoutException as exc:
         raise FeedError(f"timed out after {timeout:g} s", where=f"feed {feed.name}") from exc
     except httpx.TooManyRedirects as exc:
@@ -82,59 +87,95 @@ def fetch(feed: FeedConfig, cached: CachedFeed | None = None, *,
         raise FeedError(f"{type(exc).__name__}: {exc}", where=f"feed {feed.name}") from exc
 
 
-def _get(client: httpx.Client, feed: FeedConfig, headers: dict, cached: CachedFeed | None,
-         timeout: float, max_bytes: int) -> Fetched:
+def _read(response: httpx.Response, feed: FeedConfig, cached: CachedFeed | None,
+          timeout: float, max_bytes: int) -> Fetched:
     deadline = time.monotonic() + 3 * timeout  # a server trickling bytes must not hold us forever
-    with client.stream("GET", feed.url, headers=headers) as response:
-        if response.status_code == 304 and cached:
-            return Fetched(cached.body, cached.etag, cached.last_modified, not_modified=True)
-        if response.status_code != 200:
-            raise FeedError(f"HTTP {response.status_code} from {response.url}",
-                            where=f"feed {feed.name}")
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > max_bytes:
-            raise FeedError(f"too large ({int(declared)} bytes, limit {max_bytes})",
-                            where=f"feed {feed.name}")
-        chunks, size = [], 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > max_bytes:
-                raise FeedError(f"too large (over {max_bytes} bytes)", where=f"feed {feed.name}")
-            if time.monotonic() > deadline:
-                raise FeedError(f"too slow (over {3 * timeout:g} s)", where=f"feed {feed.name}")
-            chunks.append(chunk)
-        return Fetched(b"".join(chunks), response.headers.get("ETag"),
-                       response.headers.get("Last-Modified"))
+    if response.status_code == 304 and cached:
+        return Fetched(cached.body, cached.etag, cached.last_modified, not_modified=True,
+                       url=str(response.url))
+    if response.status_code != 200:
+        raise FeedError(f"HTTP {response.status_code} from {response.url}",
+                        where=f"feed {feed.name}")
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise FeedError(f"too large ({int(declared)} bytes, limit {max_bytes})",
+                        where=f"feed {feed.name}")
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():  # decoded: a gzip bomb counts at its unpacked size
+        size += len(chunk)
+        if size > max_bytes:
+            raise FeedError(f"too large (over {max_bytes} bytes)", where=f"feed {feed.name}")
+        if time.monotonic() > deadline:
+            raise FeedError(f"too slow (over {3 * timeout:g} s)", where=f"feed {feed.name}")
+        chunks.append(chunk)
+    return Fetched(b"".join(chunks), response.headers.get("ETag"),
+                   response.headers.get("Last-Modified"), url=str(response.url),
+                   content_type=response.headers.get("Content-Type", ""))
 
 
-def parse_feed(feed: FeedConfig, body: bytes, *,
-               content_type: str = "") -> tuple[list[FeedItem], str]:
-    """Parse feed bytes into items; returns (items, warning). Raises FeedError if unusable."""
+def self_describing(body: bytes, content_type: str) -> bytes:
+    """The body as feedparser decodes it with this Content-Type, re-encoded as UTF-8 with a
+    matching XML declaration: a copy kept for a later 304, read back without the header,
+    decodes the same (the HTTP charset wins over the declaration, RFC 7303 §3.2)."""
+    if "charset=" not in content_type.lower():
+        return body
+    return convert_to_utf8({"content-type": content_type}, body, {})
+
+
+def parse_feed(feed: FeedConfig, body: bytes, *, content_type: str = "",
+               base_url: str = "") -> tuple[list[FeedItem], str]:
+    """Parse feed bytes into items; returns (items, warning). Raises FeedError if unusable.
+
+    CONTENT_TYPE is the HTTP header (its charset is used); BASE_URL, the address the feed
+    was fetched from, resolves relative links (RFC 3986 §5.1.3).
+    """
     # Entity expansion ("billion laughs") can take gigabytes; no real feed needs it. The whole
     # body is searched, NULs removed: a long comment before the DTD, or a UTF-16/32 encoding,
     # would hide a declaration from a scan of the first bytes. feedparser also decodes
     # encodings that are not ASCII-compatible (EBCDIC, UTF-7) before parsing, so the UTF-8 it
     # will parse is searched too.
-    headers = {"content-type": content_type} if content_type else None
+    headers = {"content-type": content_type} if content_type else {}
     if _ENTITY_DECL_RE.search(body.replace(b"\x00", b"")) or _ENTITY_DECL_RE.search(
-            convert_to_utf8(dict(headers or {}), body, {})):
+            convert_to_utf8(dict(headers), body, {})):
         raise FeedError("declares XML entities; refused", where=f"feed {feed.name}")
-    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=True,
+    if base_url:
+        headers["content-location"] = base_url
+    parsed = feedparser.parse(body, response_headers=headers or None, sanitize_html=True,
                               resolve_relative_uris=True)
-    warning = ""
-    if parsed.bozo:
-        reason = str(parsed.get("bozo_exception", "malformed")).strip() or "malformed"
-        if not isinstance(parsed.get("bozo_exception"), _RECOVERABLE):
-            raise FeedError(f"malformed feed: {reason}", where=f"feed {feed.name}")
-        warning = f"feed {feed.name}: {reason}"
-    if not parsed.entries and not parsed.feed.get("title"):
-        raise FeedError("not an RSS or Atom feed", where=f"feed {feed.name}")
-    items = [item for entry in parsed.entries if (item := _to_item(feed, entry))]
-    return items, warning
+    problem = _parse_problem(parsed, has_type=bool(content_type))
+    not_xml = isinstance(parsed.get("bozo_exception"), SAXParseException)
+    if not parsed.entries and (not parsed.get("version") or not_xml):
+        # Nothing recovered: say why. A feed that is well-formed but empty is not a problem.
+        raise FeedError(f"malformed feed: {problem}" if problem else "not an RSS or Atom feed",
+                        where=f"feed {feed.name}")
+    # feedparser's lenient parser reads on past an undefined entity or a bare "&": keep what
+    # it recovered, and say so once.
+    notes = [f"{problem}; kept the {len(parsed.entries)} entries that could be read"] \
+        if problem else []
+    items = [item for entry in parsed.entries if (item := _to_item(feed, entry, base_url))]
+    unlinked = [e.get("link", "") for e in parsed.entries if not _to_item(feed, e, base_url)]
+    if unlinked:
+        notes.append(f"{len(unlinked)} item(s) dropped: no absolute http(s) link "
+                     f"(first: {clean_line(unlinked[0])[:80]!r})")
+    return items, f"feed {feed.name}: " + "; ".join(notes) if notes else ""
 
 
-def _to_item(feed: FeedConfig, entry: dict) -> FeedItem | None:
-    link = entry.get("link", "")
+def _parse_problem(parsed: feedparser.FeedParserDict, *, has_type: bool) -> str:
+    """Why feedparser flagged the document ("" when it did not)."""
+    exc = parsed.get("bozo_exception")
+    if not parsed.bozo or exc is None:
+        return ""
+    if isinstance(exc, feedparser.NonXMLContentType) and not has_type:
+        return ""  # no Content-Type at all (a base URL alone was given): nothing to report
+    if isinstance(exc, SAXParseException):
+        return f"{exc.getMessage()} at line {exc.getLineNumber()}, column {exc.getColumnNumber()}"
+    return clean_line(str(exc)) or type(exc).__name__
+
+
+def _to_item(feed: FeedConfig, entry: dict, base_url: str = "") -> FeedItem | None:
+    link = entry.get("link", "").strip()
+    if base_url and link:
+        link = urljoin(base_url, link)
     if not is_http_url(link):
         return None
     title = clean_line(plain_text(entry.get("title", ""))) or link
@@ -180,36 +221,3 @@ def shorten_html(fragment: str, limit: int = SUMMARY_CHARS) -> str:
 
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def choose_items(items: Iterable[FeedItem], feed: FeedConfig, *, start: datetime, end: datetime,
-                 seen: set[str], exclude: Iterable[str]) -> list[FeedItem]:
-    """The items of one feed for one issue: in [start, end), new, not excluded, on topic.
-
-    Only the items kept (after max_items) are added to `seen`, so an item this feed had no
-    room for can still come through another feed.
-    """
-    dropped = set(exclude) | {normalise_link(x) for x in exclude if is_http_url(x)}
-    candidates: dict[str, FeedItem] = {}
-    keys_taken: set[str] = set()
-    for item in items:
-        key = normalise_link(item.link)
-        if {item.id, key} & (seen | dropped | keys_taken):
-            continue
-        if item.published and not start <= item.published < end:
-            continue
-        if feed.keywords and not any(k in f"{item.title} {plain_text(item.summary)}".lower()
-                                     for k in feed.keywords):
-            continue
-        keys_taken.update((item.id, key))
-        candidates[item.id] = item
-    newest_first = feed.kind != "events"
-    chosen = sorted(candidates.values(), key=lambda i: i.published or end,
-                    reverse=newest_first)[: feed.max_items]
-    for item in chosen:
-        seen.update((item.id, normalise_link(item.link)))
-    return chosen
-
-
-def with_section(item: FeedItem, section: str, kind: str) -> FeedItem:
-    return replace(item, section=section, kind=kind)

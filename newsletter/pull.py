@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +12,16 @@ from newsletter import store
 from newsletter.config import Config, FeedConfig
 from newsletter.drafts import Draft
 from newsletter.errors import FeedError, InputError
-from newsletter.feeds import FeedItem, choose_items, fetch, normalise_link, parse_feed
+from newsletter.feeds import (
+    FeedItem,
+    fetch,
+    is_http_url,
+    normalise_link,
+    parse_feed,
+    self_describing,
+)
+from newsletter.netguard import NetGuard
+from newsletter.sanitize import plain_text
 from newsletter.snapshot import Snapshot, read_snapshot, snapshot_path, write_snapshot
 
 
@@ -69,9 +79,10 @@ def pull(config: Config, draft: Draft, conn: sqlite3.Connection, *, now: datetim
     seen = earlier_item_ids(draft, config.issues_dir) | store.sent_item_ids(conn, draft.issue)
     items: list[FeedItem] = []
     warnings: list[str] = []
+    guard = NetGuard(config.allow_hosts)
     for feed in selected_feeds(config, draft):
         try:
-            fetched_items, warning = _fetch_one(conn, feed, timeout)
+            fetched_items, warning = _fetch_one(conn, feed, timeout, guard)
         except FeedError as exc:
             warnings.append(str(exc))
             continue
@@ -105,11 +116,43 @@ def selected_feeds(config: Config, draft: Draft) -> list[FeedConfig]:
     return chosen
 
 
-def _fetch_one(conn: sqlite3.Connection, feed: FeedConfig,
-               timeout: float) -> tuple[list[FeedItem], str]:
+def _fetch_one(conn: sqlite3.Connection, feed: FeedConfig, timeout: float,
+               guard: NetGuard) -> tuple[list[FeedItem], str]:
     cached = store.get_feed_cache(conn, feed.url) if feed.is_remote else None
-    fetched = fetch(feed, cached, timeout=timeout)
-    items, warning = parse_feed(feed, fetched.body)
+    fetched = fetch(feed, cached, timeout=timeout, guard=guard)
+    items, warning = parse_feed(feed, fetched.body, content_type=fetched.content_type,
+                                base_url=fetched.url)
     if feed.is_remote and not fetched.not_modified and (fetched.etag or fetched.last_modified):
-        store.put_feed_cache(conn, feed.url, fetched.etag, fetched.last_modified, fetched.body)
+        # Kept without its headers: store the charset's decoding in the bytes themselves.
+        store.put_feed_cache(conn, feed.url, fetched.etag, fetched.last_modified,
+                             self_describing(fetched.body, fetched.content_type))
     return items, warning
+
+
+def choose_items(items: Iterable[FeedItem], feed: FeedConfig, *, start: datetime, end: datetime,
+                 seen: set[str], exclude: Iterable[str]) -> list[FeedItem]:
+    """The items of one feed for one issue: in [start, end), new, not excluded, on topic.
+
+    Only the items kept (after max_items) are added to `seen`, so an item this feed had no
+    room for can still come through another feed.
+    """
+    dropped = set(exclude) | {normalise_link(x) for x in exclude if is_http_url(x)}
+    candidates: dict[str, FeedItem] = {}
+    keys_taken: set[str] = set()
+    for item in items:
+        key = normalise_link(item.link)
+        if {item.id, key} & (seen | dropped | keys_taken):
+            continue
+        if item.published and not start <= item.published < end:
+            continue
+        if feed.keywords and not any(k in f"{item.title} {plain_text(item.summary)}".lower()
+                                     for k in feed.keywords):
+            continue
+        keys_taken.update((item.id, key))
+        candidates[item.id] = item
+    newest_first = feed.kind != "events"
+    chosen = sorted(candidates.values(), key=lambda i: i.published or end,
+                    reverse=newest_first)[: feed.max_items]
+    for item in chosen:
+        seen.update((item.id, normalise_link(item.link)))
+    return chosen
