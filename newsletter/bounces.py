@@ -1,52 +1,28 @@
-"""Bounces and complaints: read DSNs, other bounces and ARF reports; suppress those addresses."""
+"""Bounces and complaints: classify each report per recipient, apply it to the subscribers."""
 
 from __future__ import annotations
 
 import argparse
-import email
+import json
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
+from email.message import Message
 from functools import partial
 
 from newsletter import store
 from newsletter.cli import config_of, open_store
 from newsletter.config import Config
-from newsletter.dsn import Report, classify, report_key
+from newsletter.dsn import Report, classify, parse_report, report_key
 from newsletter.mailboxes import open_source, read_mailbox  # noqa: F401 (moved there)
+from newsletter.suppression import BounceRun, Change, apply_recipient, stamp  # noqa: F401
 from newsletter.tokens import verification_secrets, verify_token
 
-_FINAL = ("unsubscribed", "bounced", "complained")  # never downgraded or re-activated
-
-
-@dataclass(frozen=True)
-class Change:
-    email: str
-    status: str  # bounced | complained
-    why: str
-
-
-@dataclass
-class BounceRun:
-    """The tally of one run, filled in as reports are processed."""
-
-    read: int = 0
-    new: int = 0
-    already: int = 0
-    bounced: int = 0
-    complained: int = 0
-    soft: int = 0
-    ignored: int = 0
-    changes: list[Change] = field(default_factory=list)
-
-    def summary(self, seconds: float, *, dry_run: bool = False) -> str:
-        head = "bounces (dry run, nothing changed)" if dry_run else "bounces"
-        return (f"{head}: {self.read} report(s) read, {self.new} new, {self.already} already "
-                f"processed; {self.bounced} bounced, {self.complained} complained, "
-                f"{self.soft} soft recorded, {self.ignored} ignored in {seconds:.1f} s")
+_IGNORED = ("auto-reply", "delivery", "other", "unparseable")
 
 
 # --- effects: one transaction per report ---------------------------------------------------
@@ -54,31 +30,47 @@ class BounceRun:
 def process_reports(conn: sqlite3.Connection, messages: Iterable[tuple[str, bytes]],
                     config: Config, *, now: datetime | None = None, dry_run: bool = False,
                     on_warning: Callable[[str], None] = lambda line: None,
-                    on_done: Callable[[str], None] = lambda label: None) -> BounceRun:
+                    on_done: Callable[[str], None] = lambda label: None,
+                    on_report: Callable[[str, Report, tuple[str, ...]], None] | None = None,
+                    ) -> BounceRun:
     """Classify each new report and apply it with its processed_reports row, atomically;
-    on_done(label) once that is committed (or the report was known), not in a dry run."""
+    on_done(label) once that is committed (or the report was known), not in a dry run;
+    on_report(label, report, actions) for each message read (--json)."""
     now = now or datetime.now(UTC)
     read_token = partial(verify_token, verification_secrets(now), config.list_id)
     run = BounceRun()
     with _rolled_back(conn) if dry_run else nullcontext():
         for label, raw in messages:
             run.read += 1
-            message = email.message_from_bytes(raw)
-            key = report_key(message, raw)
+            key = report_key(raw)  # RFC 5322 allows two reports one Message-ID; bytes differ
             with _step(conn, dry_run):
-                if conn.execute("SELECT 1 FROM processed_reports WHERE report_key = ?",
-                                (key,)).fetchone():
+                known = already_processed(conn, key)
+                if known and on_report is None:
                     run.already += 1
+                    report, actions = Report("other"), ()
                 else:
-                    run.new += 1
-                    report = classify(message, read_token=read_token)
-                    if report.kind == "unparseable":
-                        on_warning(f"{label}: cannot read it ({report.detail}); "
-                                   "recorded as ignored")
-                    _record(conn, key, report, config, now, run)
+                    message = parse_report(raw)
+                    report = _attributed(conn, message, classify(message, read_token=read_token),
+                                         config, now)
+                    if known:
+                        run.already += 1
+                        actions = tuple("none" for _ in report.recipients)
+                    else:
+                        run.new += 1
+                        if report.kind == "unparseable":
+                            on_warning(f"{label}: cannot read it ({report.detail}); "
+                                       "recorded as ignored")
+                        actions = record_report(conn, key, report, config, now, run, label)
+            if on_report is not None:
+                on_report(label, report, actions)
             if not dry_run:
                 on_done(label)
     return run
+
+
+def already_processed(conn: sqlite3.Connection, key: str) -> bool:
+    return conn.execute("SELECT 1 FROM processed_reports WHERE report_key = ?",
+                        (key,)).fetchone() is not None
 
 
 def _step(conn: sqlite3.Connection, dry_run: bool) -> AbstractContextManager:
@@ -95,58 +87,43 @@ def _rolled_back(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute("ROLLBACK")
 
 
-def _record(conn: sqlite3.Connection, key: str, report: Report, config: Config,
-            now: datetime, run: BounceRun) -> None:
-    if report.kind in ("ignored", "unparseable"):
+def _attributed(conn: sqlite3.Connection, message: Message, report: Report, config: Config,
+                now: datetime) -> Report:
+    """A report sent to our VERP address bounces+TOKEN@ is about the token's subscriber,
+    whatever address a forwarding or rewriting MTA put in it."""
+    try:
+        from newsletter.return_address import addressed_token, verp_subscriber_id
+    except ImportError:
+        return report
+    token = addressed_token(message, config)
+    if not token or token[0] != "verp" or report.kind != "bounce":
+        return report
+    sub_id = verp_subscriber_id(token[1], verification_secrets(now), config.list_id)
+    sub = store.get_subscriber_by_id(conn, sub_id) if sub_id is not None else None
+    if sub is None or any(r.address == sub.email.lower() for r in report.recipients):
+        return report
+    failed = [r for r in report.recipients if r.klass in ("hard", "soft", "ours")]
+    return replace(report, recipients=(replace(failed[0], address=sub.email.lower()),))
+
+
+def record_report(conn: sqlite3.Connection, key: str, report: Report, config: Config,
+                  now: datetime, run: BounceRun, label: str) -> tuple[str, ...]:
+    """Apply one classified report and record its key, inside the caller's transaction.
+
+    Returns each recipient's action: suppressed, soft-recorded, reported or none.
+    """
+    if report.kind in _IGNORED or not report.recipients:
         run.ignored += 1
-        outcome = "ignored: " + ("unparseable" if report.kind == "unparseable" else report.detail)
+        actions = tuple("none" for _ in report.recipients)
+        outcome = f"ignored ({report.kind}): {report.detail}"
     else:
-        notes = [_apply(conn, key, address, report, config, now, run)
-                 for address in report.addresses]
-        outcome = f"{report.kind}: " + ", ".join(notes)
+        notes = [apply_recipient(conn, key, r, report, config, now, run)
+                 for r in report.recipients]
+        actions = tuple(action for action, _ in notes)
+        outcome = f"{report.kind}: " + ", ".join(note for _, note in notes)
     conn.execute("INSERT INTO processed_reports (report_key, processed_at, outcome) "
-                 "VALUES (?, ?, ?)", (key, _stamp(now), outcome[:1000]))
-
-
-def _apply(conn: sqlite3.Connection, key: str, address: str, report: Report, config: Config,
-           now: datetime, run: BounceRun) -> str:
-    """One address's bounce event and status change; returns its note for the outcome."""
-    sub = store.get_subscriber(conn, address)  # the column is COLLATE NOCASE
-    if sub is None:
-        return f"{address} (not a subscriber)"
-    conn.execute("INSERT INTO bounce_events (email, kind, report_key, at) VALUES (?, ?, ?, ?)",
-                 (sub.email, report.kind, key, _stamp(now)))
-    run.soft += report.kind == "soft"
-    if sub.status in _FINAL:
-        return f"{sub.email} (already {sub.status})"
-    date = now.astimezone(config.timezone).date().isoformat()
-    days, limit = config.soft_bounce_window_days, config.soft_bounce_limit
-    if report.kind == "soft":
-        count = _recent_soft(conn, sub.email, now, days)
-        if count < limit:
-            return f"{sub.email} ({count} of {limit} in {days} days)"
-        why = reason = f"{count} soft bounces in {days} days"
-    else:
-        label = "hard bounce" if report.kind == "hard" else "complaint"
-        why, reason = f"{label}: {report.detail}", f"{label} {date}: {report.detail}"
-    status = "complained" if report.kind == "complaint" else "bounced"
-    conn.execute("UPDATE subscribers SET status = ?, reason = ?, updated_at = ? WHERE email = ?",
-                 (status, reason, _stamp(now), sub.email))
-    run.changes.append(Change(sub.email, status, why))
-    run.bounced += status == "bounced"
-    run.complained += status == "complained"
-    return f"{sub.email} ({status})"
-
-
-def _recent_soft(conn: sqlite3.Connection, address: str, now: datetime, days: int) -> int:
-    return conn.execute(
-        "SELECT count(*) FROM bounce_events WHERE email = ? AND kind = 'soft' "
-        "AND at > ? AND at <= ?",
-        (address, _stamp(now - timedelta(days=days)), _stamp(now))).fetchone()[0]
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")  # as store.now_iso()
+                 "VALUES (?, ?, ?)", (key, stamp(now), f"{outcome} [{label}]"[:1000]))
+    return actions
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -156,15 +133,35 @@ def cmd_bounces(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     config = config_of(args)
+    as_json = getattr(args, "json", False)
     # A bad PATH or URL fails before the database opens; a dry run opens IMAP read-only.
     source = open_source(args.path, move_to=config.imap_move_to, read_only=args.dry_run)
     with source, open_store(config) as conn:
         run = process_reports(conn, source.messages(), config, dry_run=args.dry_run,
-                              on_warning=warn, on_done=source.mark_done)
-    for change in run.changes:
+                              on_warning=warn, on_done=source.mark_done,
+                              on_report=partial(_print_json, say) if as_json else None)
+    for change in [] if as_json else run.changes:
         say(f"{change.status}  {change.email}  {change.why}")
-    say(run.summary(time.monotonic() - started, dry_run=args.dry_run))
+    summary = run.summary(time.monotonic() - started, dry_run=args.dry_run)
+    if as_json:
+        print(summary, file=sys.stderr, flush=True)  # stdout is one JSON object per line
+    else:
+        say(summary)
     return 0
+
+
+def report_json(label: str, report: Report, actions: tuple[str, ...]) -> str:
+    """One line of --json: the message's kind and each recipient's class and action."""
+    return json.dumps({"source": label, "kind": report.kind, "recipients": [
+        {"address": r.address, "class": r.klass, "status": r.status, "diagnostic": r.diagnostic,
+         "reason": r.reason, "action": a}
+        for r, a in zip(report.recipients, actions or ("none",) * len(report.recipients),
+                        strict=False)]}, ensure_ascii=False)
+
+
+def _print_json(say: Callable[[str], None], label: str, report: Report,
+                actions: tuple[str, ...]) -> None:
+    say(report_json(label, report, actions))
 
 
 def add_bounces_arguments(cmd: argparse.ArgumentParser) -> None:
@@ -174,3 +171,5 @@ def add_bounces_arguments(cmd: argparse.ArgumentParser) -> None:
                           "NEWSLETTER_IMAP_PASSWORD)")
     cmd.add_argument("--dry-run", action="store_true",
                      help="report what would change; change nothing")
+    cmd.add_argument("--json", action="store_true",
+                     help="one JSON object per message read; the summary goes to stderr")

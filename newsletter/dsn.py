@@ -1,43 +1,73 @@
-"""Reading one bounce or complaint report (pure): RFC 3464 DSNs and other bounces via
-flufl.bounce, RFC 5965 ARF complaints; no database, no side effects."""
+"""Reading one bounce or complaint report (pure): RFC 3464 DSNs, other bounces via flufl.bounce
+and their text, RFC 5965 ARF complaints, RFC 3834 auto-replies; no database, no effects."""
 
 from __future__ import annotations
 
+import email
 import hashlib
 import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
-from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 
 from flufl.bounce import all_failures
+
+from newsletter.bounce_rules import refusal_class
+from newsletter.bounce_text import (
+    address_paragraph,
+    codes,
+    failed_addresses,
+    failure_text,
+    is_auto_reply,
+    looks_like_bounce,
+    part_text,
+)
+from newsletter.feedback import complaint, is_feedback
+from newsletter.ses_notice import ses_fields, ses_notification
 
 # flufl.bounce logs each detector it runs at INFO (the CLI's level) and a traceback when one
 # fails; a failure is reported here instead, as one warning naming the message.
 logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL + 1)
 
-_STATUS_RE = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")  # RFC 3463 enhanced status code
-_REPLY_RE = re.compile(r"\b[45]\d\d[ -][45]\.\d{1,3}\.\d{1,3}\b.*")  # "550 5.1.1 ..." in text
-_CODES_RE = re.compile(r"^[245]\d\d[ -]|(?<!\S)[245]\d\d-?\s*[245]\.\d{1,3}\.\d{1,3}\s*")
-_TOKEN_RE = re.compile(r"/unsubscribe/([\w-]+\.[\w-]+)")
+_DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")  # RFC 3464, 6533
+_FIELD_RE = re.compile(r"^([A-Za-z][\w-]*)[ \t]*:[ \t]*(.*)$")
+_ADDRESS_RE = re.compile(r"(?:\"[^\"\s]+\"|[\w.!#$%&'*+/=?^`{|}~-]+)@[\w-]+(?:\.[\w-]+)+")
+_FAILED = ("hard", "soft", "ours")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One reader named by a report. klass: hard, soft, ours, complaint or none."""
+
+    address: str  # lower case
+    klass: str
+    status: str = ""  # RFC 3463 enhanced code, "5.1.1"
+    diagnostic: str = ""  # the remote server's words, one line
+    reason: str = ""  # userunknown, mailboxfull, blocked, authfailure, ... (see bounce_rules)
 
 
 @dataclass(frozen=True)
 class Report:
-    """What one message means. kind: hard, soft, complaint, ignored or unparseable."""
+    """What one message means.
+
+    kind: bounce, complaint, unsubscribe, auto-reply, delivery, other or unparseable.
+    """
 
     kind: str
-    addresses: tuple[str, ...] = ()  # lower case
+    recipients: tuple[Recipient, ...] = ()
     detail: str = ""
 
 
-def report_key(message: Message, raw: bytes) -> str:
-    """The Message-ID, else a hash of the bytes: the same report always gets the same key."""
-    mid = message.get("Message-ID")
-    if isinstance(mid, str) and mid.strip():
-        return "".join(mid.split())
+def parse_report(raw: bytes) -> Message:
+    """The message, with CR-only and mixed line ends made LF first (RFC 5322 wants CRLF; old
+    Mac mail programs and some gateways write CR alone, which hides every DSN field)."""
+    return email.message_from_bytes(re.sub(rb"\r\n?", b"\n", raw))
+
+
+def report_key(raw: bytes) -> str:
+    """The same bytes are the same report; two reports may share a Message-ID."""
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
@@ -49,119 +79,187 @@ def classify(message: Message, *, read_token: Callable[[str], str | None] | None
     the complainant when a feedback loop redacts the recipient.
     """
     try:
-        if message.get_param("report-type", "", "content-type").lower() == "feedback-report":
-            return _complaint(message, read_token)
-        return _bounce(message)
-    except Exception as exc:  # flufl.bounce's heuristics meet hostile input; any error is data
+        if addressed := _addressed_unsubscribe(message, read_token):
+            return addressed
+        if is_feedback(message):
+            return complaint(message, read_token)
+        if blocks := dsn_blocks(message):
+            return _from_dsn(message, blocks)
+        if notice := ses_notification(message):
+            return _from_ses(notice)
+        if is_auto_reply(message) and not looks_like_bounce(message, ""):
+            return Report("auto-reply", (), "auto-reply (RFC 3834)")
+        return _from_text(message)
+    except Exception as exc:  # noqa: BLE001 - hostile input; any error is data, never a crash
         return Report("unparseable", (), f"{type(exc).__name__}: {exc}")
 
 
-def _bounce(message: Message) -> Report:
-    dsn = _dsn_fields(message)
-    if dsn and not any(action.startswith(("fail", "delay", "error")) or status[:1] in ("4", "5")
-                       for action, status, _ in dsn.values()):
-        # A success DSN (Action: delivered, relayed): flufl.bounce would go on to guess.
-        return Report("ignored", (), "delivery report without failures")
+def _addressed_unsubscribe(message: Message, read_token: Callable[[str], str | None] | None
+                           ) -> Report | None:
+    """A mail to our List-Unsubscribe mailto (RFC 2369) with the reader's signed token; a
+    token that does not verify changes nothing. VERP reports are attributed by the caller."""
+    try:
+        from newsletter.return_address import addressed_token
+    except ImportError:
+        return None
+    found = addressed_token(message)
+    if not found or found[0] != "unsubscribe":
+        return None
+    address = read_token(found[1]) if read_token else None
+    if not address:
+        return Report("other", (), "unsubscribe by mail: the token does not verify")
+    return Report("unsubscribe", (Recipient(address.lower(), "none", reason="unsubscribe"),),
+                  "unsubscribe by mail")
+
+
+# --- RFC 3464 --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Block:
+    address: str
+    action: str
+    status: str
+    diagnostic: str
+
+
+def dsn_blocks(message: Message) -> list[_Block]:
+    """The per-recipient fields of a delivery-status part (or of a text part that holds them,
+    as some gateways send); a block without an address or a reason to read it is skipped."""
+    texts = [_dsn_text(p) for p in message.walk() if p.get_content_type() in _DSN_TYPES]
+    if not texts:
+        text = failure_text(message)
+        texts = [text] if "final-recipient:" in text.lower() else []
+    blocks = [b for text in texts for b in _parse_blocks(text)]
+    return list({b.address: b for b in blocks}.values())
+
+
+def _dsn_text(part: Message) -> str:
+    if part.is_multipart():  # the email package parsed the field blocks as messages
+        return "\n\n".join("\n".join(f"{k}: {v}" for k, v in block.items())
+                           for block in part.get_payload())
+    return part_text(part)
+
+
+def _parse_blocks(text: str) -> list[_Block]:
+    blocks: list[_Block] = []
+    fields: dict[str, str] = {}
+    last = ""
+    for line in text.splitlines() + [""]:
+        if line[:1] in (" ", "\t") and line.strip() and last:  # folded (RFC 5322 2.2.3)
+            fields[last] += " " + line.strip()
+            continue
+        match = _FIELD_RE.match(line)
+        name = match.group(1).lower() if match else ""
+        if not line.strip() or (name.endswith("-recipient") and name in fields):
+            # a blank line ends a block; so does a second recipient (some gateways omit it)
+            if block := _block(fields):
+                blocks.append(block)
+            fields, last = {}, ""
+        if match:
+            fields.setdefault(name, match.group(2).strip())
+            last = name
+    return blocks
+
+
+def _block(fields: dict[str, str]) -> _Block | None:
+    recipient = fields.get("final-recipient") or fields.get("original-recipient", "")
+    address = _ADDRESS_RE.search(recipient.partition(";")[2] or recipient)
+    if not address:
+        return None
+    diagnostic = fields.get("diagnostic-code", "")
+    diagnostic = diagnostic.partition(";")[2].strip() if ";" in diagnostic[:20] else diagnostic
+    status = _status(fields.get("status", ""), diagnostic)
+    return _Block(address.group(0).lower(), fields.get("action", "").lower().split(" ")[0],
+                  status, " ".join(diagnostic.split()))
+
+
+def _status(field: str, diagnostic: str) -> str:
+    """The Status field, or the diagnostic's own code when the field is only X.0.0."""
+    status, _ = codes(field)
+    quoted, _ = codes(diagnostic)
+    if quoted and (not status or status.endswith(".0.0")) and quoted[0] == (status or quoted)[0]:
+        return quoted
+    return status
+
+
+def _from_dsn(message: Message, blocks: list[_Block]) -> Report:
+    context = ""
+    recipients = []
+    for block in blocks:
+        text = block.diagnostic
+        if not text or _weak(text):
+            context = context or failure_text(message)
+            text = " ".join(filter(None, [text, address_paragraph(context, block.address)
+                                          or (context if len(blocks) == 1 else "")]))
+        code = codes(text)[1]
+        klass, reason = refusal_class(text, status=block.status, code=code, action=block.action)
+        recipients.append(Recipient(block.address, klass, block.status,
+                                    _one_line(block.diagnostic or text), reason))
+    return _report(recipients)
+
+
+def _weak(diagnostic: str) -> bool:
+    """A diagnostic that is only codes ("550 5.0.0", "smtp; 554"): the text must decide."""
+    return len(re.sub(r"[\d.#()<>\[\]-]+", " ", diagnostic).split()) < 2
+
+
+# --- other bounces -----------------------------------------------------------------------------
+
+def _from_text(message: Message) -> Report:
     try:
         temporary, permanent = all_failures(message)
-    except Exception:  # noqa: BLE001 - flufl.bounce fails on some 8-bit fields (see tests)
-        if not dsn:
-            raise
-        # The DSN's own per-recipient fields still say who failed and how.
-        temporary = {a.encode() for a, (_, status, _) in dsn.items() if status[:1] == "4"}
-        permanent = {a.encode() for a, (_, status, _) in dsn.items() if status[:1] == "5"}
-    found: dict[str, tuple[str, str]] = {}
-    for raw, default in [(a, "soft") for a in temporary] + [(a, "hard") for a in permanent]:
-        address = raw.decode("ascii", "replace").lower()
-        _, status, diagnostic = dsn.get(address) or ("", *_text_reason(message))
-        # RFC 3463: the status class decides, not the Action (a 4.x.x "failed" is an MTA
-        # giving up on a temporary problem, such as Exchange's 4.4.7 QUEUE.Expired).
-        kind = {"5": "hard", "4": "soft"}.get(status[:1], default)
-        found[address] = (kind, _detail(status, diagnostic, kind))
-    if not found:
-        return Report("ignored", (), "not a bounce")
-    kind = "hard" if any(k == "hard" for k, _ in found.values()) else "soft"
-    chosen = sorted(a for a, (k, _) in found.items() if k == kind)
-    return Report(kind, tuple(chosen), "; ".join(dict.fromkeys(found[a][1] for a in chosen)))
+    except Exception:  # noqa: BLE001 - flufl.bounce fails on some 8-bit input; read the text
+        temporary, permanent = set(), set()
+    failed = {a.decode("ascii", "replace").lower(): "4" for a in temporary}
+    failed.update({a.decode("ascii", "replace").lower(): "5" for a in permanent})
+    text = failure_text(message)
+    if not failed and looks_like_bounce(message, text):
+        failed = {a: "" for a in failed_addresses(message, text)}
+    if not failed:
+        return Report("other", (), "not a bounce")
+    recipients = []
+    for address, default in sorted(failed.items()):
+        paragraph = address_paragraph(text, address, set(failed))
+        klass, reason, status = _text_class(paragraph or text, default)
+        if paragraph and reason in ("undefined", "onhold"):  # the reason may be further up
+            klass, reason, status = _text_class(text, default)
+        recipients.append(Recipient(address, klass, status, _one_line(paragraph or text),
+                                    reason))
+    return _report(recipients)
 
 
-def _dsn_fields(message: Message) -> dict[str, tuple[str, str, str]]:
-    """RFC 3464 per-recipient fields: address -> (action, status, diagnostic)."""
-    fields = {}
-    for part in message.walk():
-        if part.get_content_type() != "message/delivery-status" or not part.is_multipart():
-            continue
-        for block in part.get_payload()[1:]:  # the first block is about the message
-            status = _STATUS_RE.search(_field(block, "Status"))
-            diagnostic = _field(block, "Diagnostic-Code")
-            row = (_field(block, "Action").lower(), status.group(0) if status else "",
-                   diagnostic.partition(";")[2].strip() or diagnostic)
-            for name in ("Original-Recipient", "Final-Recipient"):
-                address = _field(block, name).partition(";")[2].strip(" <>").lower()
-                if address:
-                    fields[address] = row
-    return fields
+def _text_class(text: str, default: str) -> tuple[str, str, str]:
+    status, code = codes(text)
+    if not status and not code:
+        code = {"4": 450, "5": 550}.get(default, 0)
+    klass, reason = refusal_class(text, status=status, code=code)
+    return klass, reason, status
 
 
-def _text_reason(message: Message) -> tuple[str, str]:
-    """(status, reply) from the first SMTP reply quoted in a non-standard bounce's text."""
-    for part in message.walk():
-        if part.get_content_maintype() == "message":
-            break  # the returned original follows; its text says nothing about the failure
-        if part.get_content_type() == "text/plain":
-            text = (part.get_payload(decode=True) or b"").decode("ascii", "replace")
-            if match := _REPLY_RE.search(text):
-                return _STATUS_RE.search(match.group(0)).group(0), match.group(0).strip()
-    return "", ""
+def _from_ses(notice: dict) -> Report:
+    kind, rows = ses_fields(notice)
+    if kind == "complaint":
+        return Report("complaint", tuple(Recipient(a.lower(), "complaint", reason="feedback")
+                                         for a, *_ in rows if "@" in a), "Amazon SES complaint")
+    recipients = []
+    for address, action, status, diagnostic in rows:
+        text = diagnostic.partition(";")[2].strip() if ";" in diagnostic[:20] else diagnostic
+        klass, reason = refusal_class(text, status=status, code=codes(text)[1], action=action)
+        recipients.append(Recipient(address.lower(), klass, status, _one_line(text), reason))
+    return _report(recipients)
 
 
-def _detail(status: str, diagnostic: str, kind: str) -> str:
-    """'5.1.1 <a@x>: Recipient address rejected: ...': reply codes folded into one status."""
-    text = _CODES_RE.sub(" ", diagnostic).strip()
-    text = text.removeprefix(status).strip() if status else text
-    detail = " ".join(f"{status} {text}".split())
-    return detail[:300] or ("permanent failure" if kind == "hard" else "temporary failure")
+def _report(recipients: list[Recipient]) -> Report:
+    failed = [r for r in recipients if r.klass in _FAILED]
+    kind = "bounce" if failed else "delivery"
+    shown = failed or recipients
+    detail = "; ".join(dict.fromkeys(f"{r.klass} {r.reason}" for r in shown))
+    return Report(kind, tuple(recipients), detail)
 
 
-def _complaint(message: Message, read_token: Callable[[str], str | None] | None) -> Report:
-    """RFC 5965 ARF: Original-Rcpt-To, else our unsubscribe token, else the original's To."""
-    report = next((p.get_payload(0) for p in message.walk()
-                   if p.get_content_type() == "message/feedback-report" and p.is_multipart()),
-                  Message())
-    feedback_type = _field(report, "Feedback-Type").lower()
-    if feedback_type != "abuse":
-        return Report("ignored", (), f"feedback-type {feedback_type or 'missing'}")
-    original = _original_headers(message)
-    token = _TOKEN_RE.search(_field(original, "List-Unsubscribe"))
-    candidates = [
-        _addresses(report.get_all("Original-Rcpt-To", [])),
-        [read_token(token.group(1))] if token and read_token else [],
-        _addresses(original.get_all("To", [])),
-    ]
-    found = next((c for c in candidates if any(c)), [])
-    agent = (_field(report, "User-Agent") or _field(report, "Reporting-MTA")
-             or _field(message, "From"))
-    detail = f"abuse report from {agent}"
-    if not found:
-        return Report("ignored", (), f"{detail} names no recipient")
-    return Report("complaint", tuple(sorted({a.lower() for a in found if a})), detail)
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
 
 
-def _original_headers(message: Message) -> Message:
-    """The complained-about message's headers: message/rfc822 or text/rfc822-headers."""
-    for part in message.walk():
-        if part.get_content_type() == "message/rfc822" and part.is_multipart():
-            return part.get_payload(0)
-        if part.get_content_type() == "text/rfc822-headers":
-            return BytesHeaderParser().parsebytes(part.get_payload(decode=True) or b"")
-    return Message()
-
-
-def _addresses(values: list) -> list[str]:
+def addresses(values: list) -> list[str]:
     return [addr for _, addr in getaddresses([str(v) for v in values]) if "@" in addr]
-
-
-def _field(block: Message, name: str) -> str:
-    return " ".join(str(block.get(name, "")).split())  # unfolded; str() of an 8-bit Header
-
-

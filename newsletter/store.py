@@ -137,6 +137,26 @@ _MIGRATIONS = [
     );
     CREATE INDEX mail_queue_due ON mail_queue (state, next_attempt_at);
     """,
+    # bounce classes: 'ours' (sender-side refusals, never a reader's fault) and 'unsubscribe'
+    # events with their reason and remote domain; the table is rebuilt to widen its CHECK.
+    # processed_reports keys are now sha256 of the bytes; old Message-ID keys never match one.
+    """
+    CREATE TABLE bounce_events_v7 (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL COLLATE NOCASE,
+        kind TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'ours', 'complaint', 'unsubscribe')),
+        report_key TEXT NOT NULL,
+        at TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        domain TEXT NOT NULL DEFAULT ''
+    );
+    INSERT INTO bounce_events_v7 (id, email, kind, report_key, at)
+        SELECT id, email, kind, report_key, at FROM bounce_events;
+    DROP TABLE bounce_events;
+    ALTER TABLE bounce_events_v7 RENAME TO bounce_events;
+    CREATE INDEX bounce_events_by_email ON bounce_events (email, kind, at);
+    CREATE INDEX bounce_events_by_time ON bounce_events (at, kind);
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -531,3 +551,9 @@ def settle_mail(conn: sqlite3.Connection, mail_id: int, owner: str, state: str, 
 def mail_queue_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return {r[0]: r[1] for r in conn.execute(
         "SELECT state, count(*) FROM mail_queue GROUP BY state ORDER BY state")}
+
+
+def get_subscriber_by_id(conn: sqlite3.Connection, subscriber_id: int) -> Subscriber | None:
+    row = conn.execute(f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE id = ?",
+                       (subscriber_id,)).fetchone()
+    return _subscriber(row) if row else None

@@ -1,0 +1,145 @@
+"""The human-readable side of a bounce (pure): its failure text, per-address paragraphs,
+reply and enhanced codes, and whether a message is an auto-reply (RFC 3834)."""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+
+STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")  # RFC 3463 enhanced status code
+_REPLY_RE = re.compile(r"(?<![\d.])([45]\d\d)(?:[ -]|$)(?![\d.]*%)")  # RFC 5321 reply code
+# Where a bounce starts quoting the returned message: its text says nothing about the failure.
+_ORIGINAL_RE = re.compile(
+    r"^\s*(?:-+ ?(?:below this line is a copy of the message|this is a copy of the message|"
+    r"(?:the )?original message|(?:un)?sent message|returned message|begin (?:of )?(?:original|"
+    r"returned) message|message headers|(?:the )?header of the original message)|below this "
+    r"line is a copy of the message|original message (?:follows|headers? follows?)|(?:un)?sent "
+    r"message follows|message headers follow|a copy of the original message (?:follows|is "
+    r"attached)|the header of the original message|content-type: (?:message/rfc822|"
+    r"text/rfc822-headers)|original message:?\s*$)",
+    re.IGNORECASE | re.MULTILINE)
+_AUTO_SUBJECT = re.compile(
+    r"^(?:auto(?:matic)?[ -]?(?:reply|response|antwort|respuesta)|auto:|out of (?:the )?office|"
+    r"away from|away until|on vacation|vacation|abwesen|r[ée]ponse automatique|"
+    r"absence|risposta automatica|automatisch antwoord|fuera de la oficina)", re.IGNORECASE)
+
+
+def part_text(part: Message) -> str:
+    """The decoded text of one non-multipart part; never raises on a bad charset."""
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        payload = str(part.get_payload()).encode("utf-8", "replace")
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset, "replace")
+    except LookupError:  # an unknown charset name (unicode-1-1-utf-7, x-unknown, ...)
+        return payload.decode("utf-8", "replace")
+
+
+def failure_text(message: Message) -> str:
+    """The text a bounce gives about the failure: its text parts before the returned copy."""
+    texts = []
+    for part in message.walk():
+        kind = part.get_content_type()
+        if kind in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers"):
+            break  # the returned original follows
+        if part.get_content_maintype() == "text" and kind != "text/html" or (
+                kind == "text/html" and not texts):
+            text = part_text(part)
+            if kind == "text/html":
+                text = re.sub(r"<[^>]*>", " ", text)
+            texts.append(text)
+    text = "\n".join(texts)
+    if match := _ORIGINAL_RE.search(text):
+        text = text[:match.start()]
+    return text
+
+
+def address_paragraph(text: str, address: str, others: set[str] = frozenset()) -> str:
+    """The lines about one failed address: its line and what follows up to a blank line.
+
+    qmail ("<a@b>:" then the reply), Exim ("  a@b" then indented lines), Sendmail ("... a@b")
+    and most others put the reason right after the address.
+    """
+    lines = text.splitlines()
+    low = address.lower()
+    for i, line in enumerate(lines):
+        if low in line.lower():
+            block = [line]
+            for follow in lines[i + 1:]:
+                if not follow.strip() and len(block) > 1:
+                    break
+                if low not in follow.lower() and any(o in follow.lower() for o in others):
+                    break  # the next failed address's paragraph
+                block.append(follow)
+            paragraph = "\n".join(block)
+            if len(paragraph.replace(address, "").split()) >= 3:
+                return paragraph
+    return ""
+
+
+def codes(text: str) -> tuple[str, int]:
+    """(enhanced status, reply code) quoted in a diagnostic: the most specific status."""
+    found = [m.group(0) for m in STATUS_RE.finditer(text)
+             if m.group(1) in "45" or m.group(0).startswith("2.")]
+    status = next((s for s in found if not s.endswith(".0.0")), found[0] if found else "")
+    reply = _REPLY_RE.search(text)
+    code = int(reply.group(1)) if reply else 0
+    if status and code and str(code)[0] != status[0]:
+        code = 0  # "550 ... (#4.4.1)": the two disagree; the enhanced code is more precise
+    return status, code
+
+
+def is_auto_reply(message: Message) -> bool:
+    """RFC 3834 Auto-Submitted: auto-replied, the common X- headers, or a vacation subject."""
+    auto = str(message.get("Auto-Submitted", "")).lower()
+    if auto.startswith("auto-replied"):
+        return True
+    if any(message.get(h) for h in ("X-Autoreply", "X-Autorespond", "X-Vacation")):
+        return True
+    if str(message.get("Precedence", "")).lower() == "auto_reply":
+        return True
+    return bool(_AUTO_SUBJECT.search(str(message.get("Subject", "")).strip()))
+
+
+_DAEMON_RE = re.compile(r"mailer-daemon|postmaster|mail ?delivery|mdaemon|bounce|"
+                        r"mail administrator|system administrator|nobody@", re.IGNORECASE)
+_BOUNCE_SUBJECT = re.compile(
+    r"undeliver|undelivered|delivery (?:status|failure|failed|notification|report|problem)|"
+    r"returned mail|failure notice|mail delivery|could not be delivered|not delivered|"
+    r"delivery has failed|rejected|non remis|unzustellbar|nondeliverable|mail system error|"
+    r"permanent error|returned to sender|message status|warning: could not send|"
+    r"nicht zugestellt|error sending|delivery error|failed delivery|bounce", re.IGNORECASE)
+_BOUNCE_TEXT = re.compile(
+    r"(?:could not|couldn't|cannot|can't|was not|wasn't) be(?:en)? delivered|undeliverable|"
+    r"delivery (?:has |to the following recipients? )?failed|permanent (?:fatal )?errors?|"
+    r"following address(?:\(?es\)?)? failed|unable to deliver|delivery status notification|"
+    r"mail delivery (?:failed|subsystem|system)|returned mail|not be delivered",
+    re.IGNORECASE)
+_SENDER_CONTEXT = re.compile(r"(?:mail from|envelope-from|sender|from):?\s*<?$", re.IGNORECASE)
+_EMAIL_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def looks_like_bounce(message: Message, text: str) -> bool:
+    """From a mailer daemon or postmaster, a subject that says delivery failed, or a failure
+    text that says so in the words delivery agents use."""
+    sender = f"{message.get('From', '')} {message.get('Return-Path', '')}"
+    return bool(_DAEMON_RE.search(sender) or message.get("Return-Path", "x").strip() == "<>"
+                or _BOUNCE_SUBJECT.search(str(message.get("Subject", "")))
+                or _BOUNCE_TEXT.search(text[:3000]))
+
+
+def failed_addresses(message: Message, text: str) -> list[str]:
+    """Addresses a non-standard bounce names in its failure text, in order: not the report's
+    own From/To, not a daemon's, not the envelope sender ("MAIL From:<...>")."""
+    own = {a.lower() for a in _EMAIL_RE.findall(f"{message.get('From', '')} "
+                                                 f"{message.get('To', '')}")}
+    found: list[str] = []
+    for match in _EMAIL_RE.finditer(text):
+        address = match.group(0).lower().rstrip(".")
+        before = text[max(0, match.start() - 20):match.start()]
+        if (address in own or _DAEMON_RE.search(address.partition("@")[0])
+                or _SENDER_CONTEXT.search(before.rstrip(" <")) or address in found):
+            continue
+        found.append(address)
+    return found
