@@ -10,7 +10,7 @@ from pathlib import Path
 import markdown
 
 from newsletter.drafts import Draft, content_hash
-from newsletter.personalise import KNOWN, unknown_placeholders
+from newsletter.personalise import KNOWN, placeholder_lookalikes
 from newsletter.render import Edition
 from newsletter.snapshot import snapshot_path
 
@@ -71,8 +71,14 @@ def check_issue(draft: Draft, edition: Edition, *, item_count: int) -> list[Prob
         line_text = raw[match.start():].split("\n", 1)[0]
         add("error", line_text, f"template syntax {match.group()!r} is sent literally: drafts "
             "are never templates")
-    for placeholder in unknown_placeholders(raw):
-        add("error", placeholder, f"unknown placeholder {placeholder} (known: {', '.join(KNOWN)})")
+    # Per-reader values go only where the template puts them; look-alikes are sent broken.
+    for line_no, text in placeholder_lookalikes(raw):
+        problems.append(Problem("error", f"{draft.path}:{line_no}", f"{text} is never filled "
+                                "in: a draft cannot place a reader's name or link (the "
+                                "template does); it is sent as text"))
+    for line_no, text in placeholder_lookalikes(snap_raw):
+        problems.append(Problem("warning", f"{snap_file}:{line_no}", f"{text} in a feed item is "
+                                "sent as text, never filled in with a reader's name or link"))
     parser = _Links()
     parser.feed(edition.html)
     for line_no, (severity, message) in _stripped_constructs(raw):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import secrets
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -13,20 +14,49 @@ NAME = "__NL_NAME__"
 UNSUBSCRIBE_URL = "__NL_UNSUBSCRIBE_URL__"
 KNOWN = (NAME, UNSUBSCRIBE_URL)
 PLACEHOLDER_RE = re.compile(r"__NL_[A-Z0-9_]+__")
+# Only the exact slots are filled: a longer look-alike next to a slot cannot swallow it.
+_SLOT_RE = re.compile("|".join(re.escape(k) for k in KNOWN))
+# What draft and feed text may not carry: "__NL_" in any case. A zero-width space between
+# the underscores keeps the text readable and makes it no slot, whatever decodes it later.
+_LOOKALIKE_RE = re.compile(r"_(?=_nl_)", re.IGNORECASE)
+PLACEHOLDER_LIKE_RE = re.compile(r"__nl_\w*", re.IGNORECASE)
+_BREAK = "_\u200b"
 
 
 @dataclass(frozen=True)
 class Placeholders:
-    """What templates see as `recipient`: the placeholder strings, filled in per message."""
+    """What templates see as `recipient`: the slot markers, filled in per message."""
 
     name: str = NAME
     unsubscribe_url: str = UNSUBSCRIBE_URL
+
+    @classmethod
+    def for_one_render(cls) -> Placeholders:
+        """Markers with a fresh random nonce: no draft or feed text can know or spell them,
+        so after rendering, only the template's own slots carry them (see seal_slots)."""
+        nonce = secrets.token_hex(16).upper()
+        return cls(f"__NL_NAME_{nonce}__", f"__NL_UNSUBSCRIBE_URL_{nonce}__")
 
 
 @dataclass(frozen=True)
 class Recipient:
     name: str
     unsubscribe_url: str
+
+
+def neutralise(text: str) -> str:
+    """Draft or feed text with every placeholder look-alike broken: it can never be a slot."""
+    return _LOOKALIKE_RE.sub(_BREAK, text)
+
+
+def seal_slots(rendered: str, markers: Placeholders) -> str:
+    """The rendered edition with the one-render markers turned into the canonical slots and
+    everything else that looks like a slot neutralised: whatever the draft, the feeds, the
+    config or the CSS inliner put into the text, only the template's slots are filled."""
+    slots = {markers.name: NAME, markers.unsubscribe_url: UNSUBSCRIBE_URL}
+    pieces = re.split(f"({re.escape(markers.name)}|{re.escape(markers.unsubscribe_url)})",
+                      rendered)
+    return "".join(slots.get(piece) or neutralise(piece) for piece in pieces)
 
 
 def safe_url(url: str) -> str:
@@ -39,14 +69,20 @@ def personalise_html(template: str, recipient: Recipient, fallback_name: str) ->
         NAME: html.escape(recipient.name or fallback_name),
         UNSUBSCRIBE_URL: html.escape(safe_url(recipient.unsubscribe_url)),
     }
-    return PLACEHOLDER_RE.sub(lambda m: values.get(m.group(), m.group()), template)
+    return _SLOT_RE.sub(lambda m: values[m.group()], template)
 
 
 def personalise_text(template: str, recipient: Recipient, fallback_name: str) -> str:
     values = {NAME: recipient.name or fallback_name,
               UNSUBSCRIBE_URL: safe_url(recipient.unsubscribe_url)}
-    return PLACEHOLDER_RE.sub(lambda m: values.get(m.group(), m.group()), template)
+    return _SLOT_RE.sub(lambda m: values[m.group()], template)
 
 
 def unknown_placeholders(text: str) -> list[str]:
     return sorted({m for m in PLACEHOLDER_RE.findall(text) if m not in KNOWN})
+
+
+def placeholder_lookalikes(text: str) -> list[tuple[int, str]]:
+    """(line number, text) of every placeholder look-alike: drafts may carry none."""
+    return [(text.count("\n", 0, m.start()) + 1, m.group())
+            for m in PLACEHOLDER_LIKE_RE.finditer(text)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from newsletter.errors import InputError
 from newsletter.feeds import FeedItem
 from newsletter.i18n import babel_locale, direction, gettext_for, translations
 from newsletter.inline import break_lines, inline_css
-from newsletter.personalise import Placeholders
+from newsletter.personalise import Placeholders, neutralise, seal_slots
 from newsletter.textify import html_to_text
 
 
@@ -64,7 +64,9 @@ def view_online_url(config: Config, issue: str, language: str) -> str:
 
 def render_edition(config: Config, draft: Draft, items: tuple[FeedItem, ...]) -> Edition:
     """Render HTML and text for one draft and its snapshot items; inline CSS once."""
-    context = _context(config, draft, items)
+    markers = Placeholders.for_one_render()
+    context = _context(config, _neutral_draft(draft), tuple(map(_neutral_item, items)))
+    context["recipient"] = markers
     env = make_environment(config.templates_dir, draft.language)
     try:
         html = env.get_template("email.html.j2").render(context)
@@ -74,9 +76,24 @@ def render_edition(config: Config, draft: Draft, items: tuple[FeedItem, ...]) ->
                          where=_template_location(exc, config.templates_dir)) from exc
     return Edition(
         issue=draft.issue, language=draft.language, subject=draft.subject,
-        preheader=draft.preheader, html=break_lines(inline_css(html)), text=_tidy_text(text),
-        fallback_name=context["fallback_name"],
+        preheader=draft.preheader, html=seal_slots(break_lines(inline_css(html)), markers),
+        text=seal_slots(_tidy_text(text), markers), fallback_name=context["fallback_name"],
     )
+
+
+# Draft and feed text can never fill a per-recipient slot: look-alikes are broken before
+# rendering, and after inlining only the markers of this one render become slots.
+def _neutral_draft(draft: Draft) -> Draft:
+    sections = tuple(replace(s, title=neutralise(s.title), html=neutralise(s.html))
+                     for s in draft.sections)
+    return replace(draft, subject=neutralise(draft.subject),
+                   preheader=neutralise(draft.preheader), sections=sections)
+
+
+def _neutral_item(item: FeedItem) -> FeedItem:
+    return replace(item, title=neutralise(item.title), link=neutralise(item.link),
+                   summary=neutralise(item.summary), feed=neutralise(item.feed),
+                   section=neutralise(item.section))
 
 
 def _template_location(exc: jinja2.TemplateError, templates_dir: Path) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from newsletter.check import check_issue
 from newsletter.render import render_edition
 from newsletter.snapshot import read_snapshot
@@ -62,15 +64,28 @@ def test_relative_image_is_an_error_on_its_line(project):
     assert problems == [f"DRAFT:{line}: error: image 'img/logo.png' is not an absolute http(s) URL"]
 
 
-def test_unknown_placeholder_is_an_error_naming_the_known_ones(project):
+def test_placeholder_like_text_is_an_error_on_its_line(project):
     problems = check(project, GOOD_BODY + "\nHello __NL_FIRSTNAME__!\n")
     line = line_of(project, "__NL_FIRSTNAME__")
-    assert problems == [f"DRAFT:{line}: error: unknown placeholder __NL_FIRSTNAME__ "
-                        "(known: __NL_NAME__, __NL_UNSUBSCRIBE_URL__)"]
+    assert problems == [f"DRAFT:{line}: error: __NL_FIRSTNAME__ is never filled in: a draft "
+                        "cannot place a reader's name or link (the template does); it is "
+                        "sent as text"]
 
 
-def test_known_placeholder_in_a_draft_is_fine(project):
-    assert check(project, GOOD_BODY + "\nHello __NL_NAME__!\n") == []
+@pytest.mark.parametrize("text", ["__NL_NAME__", "__NL_UNSUBSCRIBE_URL__", "__nl_name__"])
+def test_a_real_slot_name_in_a_draft_is_an_error_too(project, text):
+    """Only the template fills slots: a draft that tries is told so, at its line."""
+    problems = check(project, GOOD_BODY + f"\nHello {text}!\n")
+    assert problems == [f"DRAFT:{line_of(project, text)}: error: {text} is never filled in: "
+                        "a draft cannot place a reader's name or link (the template does); "
+                        "it is sent as text"]
+
+
+def test_a_placeholder_in_the_subject_is_reported_at_its_front_matter_line(project):
+    problems = check(project, GOOD_BODY, subject="Hi __NL_NAME__")
+    assert problems == [f"DRAFT:{line_of(project, 'subject:')}: error: __NL_NAME__ is never "
+                        "filled in: a draft cannot place a reader's name or link (the template "
+                        "does); it is sent as text"]
 
 
 def test_template_syntax_in_a_draft_is_an_error_on_its_line(project):
