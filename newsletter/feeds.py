@@ -135,14 +135,24 @@ def parse_feed(feed: FeedConfig, body: bytes, *, content_type: str = "",
     # encodings that are not ASCII-compatible (EBCDIC, UTF-7) before parsing, so the UTF-8 it
     # will parse is searched too.
     headers = {"content-type": content_type} if content_type else {}
-    if _ENTITY_DECL_RE.search(body.replace(b"\x00", b"")) or _ENTITY_DECL_RE.search(
-            convert_to_utf8(dict(headers), body, {})):
+    decoded: dict = {}
+    utf8 = convert_to_utf8(dict(headers), body, decoded)
+    if _ENTITY_DECL_RE.search(body.replace(b"\x00", b"")) or _ENTITY_DECL_RE.search(utf8):
         raise FeedError("declares XML entities; refused", where=f"feed {feed.name}")
+    repaired = 0
+    if decoded.get("encoding"):
+        fixed, repaired = _escape_bare_ampersands(utf8)
+        if repaired:  # parse the repaired UTF-8 copy, so the header must now say UTF-8
+            body = fixed
+            headers = {"content-type": _CHARSET_RE.sub("", content_type) + "; charset=utf-8"} \
+                if content_type else {}
     if base_url:
         headers["content-location"] = base_url
     parsed = feedparser.parse(body, response_headers=headers or None, sanitize_html=True,
                               resolve_relative_uris=True)
     problem = _parse_problem(parsed, has_type=bool(content_type))
+    if repaired:
+        problem = "; ".join(filter(None, [f"{repaired} bare '&' read as '&amp;'", problem]))
     not_xml = isinstance(parsed.get("bozo_exception"), SAXParseException)
     if not parsed.entries and (not parsed.get("version") or not_xml):
         # Nothing recovered: say why. A feed that is well-formed but empty is not a problem.
@@ -158,6 +168,25 @@ def parse_feed(feed: FeedConfig, body: bytes, *, content_type: str = "",
         notes.append(f"{len(unlinked)} item(s) dropped: no absolute http(s) link "
                      f"(first: {clean_line(unlinked[0])[:80]!r})")
     return items, f"feed {feed.name}: " + "; ".join(notes) if notes else ""
+
+
+# A "&" that starts no entity or character reference (XML 1.0 §4.1): "R&D", "Q&A".
+_BARE_AMP_RE = re.compile(rb"&(?!(?:[A-Za-z_:][\w.:-]*|#[0-9]+|#x[0-9A-Fa-f]+);)")
+_VERBATIM_RE = re.compile(rb"<!\[CDATA\[.*?\]\]>|<!--.*?-->", re.DOTALL)
+_CHARSET_RE = re.compile(r";\s*charset\s*=[^;]*", re.IGNORECASE)
+
+
+def _escape_bare_ampersands(document: bytes) -> tuple[bytes, int]:
+    """Bare ampersands outside CDATA sections and comments escaped, and how many there were.
+    An expat parse stops at the first one and feedparser's lenient fallback reads "R&D tax"
+    as "R&D; tax"; escaped, the document is well-formed and reads as its author meant."""
+    out, count, last = [], 0, 0
+    for verbatim in _VERBATIM_RE.finditer(document):
+        fixed, n = _BARE_AMP_RE.subn(b"&amp;", document[last:verbatim.start()])
+        out += [fixed, verbatim.group()]
+        count, last = count + n, verbatim.end()
+    fixed, n = _BARE_AMP_RE.subn(b"&amp;", document[last:])
+    return b"".join([*out, fixed]), count + n
 
 
 def _parse_problem(parsed: feedparser.FeedParserDict, *, has_type: bool) -> str:

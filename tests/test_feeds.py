@@ -411,3 +411,118 @@ def test_max_items_from_config_applies_when_pulling(project, rss):
     url = project.server.route("/news.xml", rss([item(n) for n in range(1, 6)]))
     result = pull_project(project, project.feed_table("news", url, "News", max_items=2))
     assert [i.id for i in result.snapshot.items] == ["news-1", "news-2"]
+
+
+# --- feeds as the world writes them, served over HTTP ------------------------------------------
+
+
+def lying_declaration(body: bytes, encoding: str) -> bytes:
+    """BODY re-encoded in ENCODING, its XML declaration still claiming ISO-8859-1."""
+    return body.decode("utf-8").replace('encoding="UTF-8"', 'encoding="ISO-8859-1"') \
+        .encode(encoding)
+
+
+@pytest.mark.parametrize(("encoding", "title", "summary"), [
+    ("gb2312", "知识产权新闻", "中小企业的商标"),
+    ("windows-1251", "Патентные новости", "Товарные знаки для МСП"),
+])
+def test_the_charset_in_the_http_content_type_wins_over_the_xml_declaration(
+        project, rss, encoding, title, summary):
+    body = lying_declaration(rss([item(1, title=title, description=f"<p>{summary}</p>")]),
+                             encoding)
+    url = project.server.route("/news.xml", body, etag='"c1"', headers={
+        "Content-Type": f"application/rss+xml; charset={encoding}"})
+    first = pull_project(project, project.feed_table("news", url, "News"))
+    assert [(i.title, i.summary) for i in first.snapshot.items] == [(title, f"<p>{summary}</p>")]
+    # The second pull gets a 304 and uses the stored copy, which has no Content-Type header.
+    second = pull_project(project, project.feed_table("news", url, "News"))
+    assert project.server.requests_for("/news.xml")[1].headers["if-none-match"] == '"c1"'
+    assert [i.title for i in second.snapshot.items] == [title]
+    assert first.warnings == second.warnings == ()
+
+
+def test_an_undefined_entity_or_a_bare_ampersand_keeps_every_entry_with_one_warning(project, rss):
+    body = rss([item(1, title="Don&rsquo;t miss the fee cut"), item(2, title="R&D tax relief"),
+                item(3)])
+    body = body.replace(b"&amp;rsquo;", b"&rsquo;").replace(b"R&amp;D", b"R&D")
+    url = project.server.route("/news.xml", body)
+    result = pull_project(project, project.feed_table("news", url, "News"))
+    assert [i.title for i in result.snapshot.items] == [
+        "Don\u2019t miss the fee cut", "R&D tax relief", "Item 3"]
+    (warning,) = result.warnings
+    assert warning.startswith("feed news: 1 bare '&' read as '&amp;'; undefined entity at line ")
+    assert warning.endswith("; kept the 3 entries that could be read")
+
+
+def test_entity_declarations_are_still_refused_when_served(project, rss):
+    body = rss([item(1, title="&lol2;")], prolog=BILLION_LAUGHS).replace(b"&amp;lol2;", b"&lol2;")
+    url = project.server.route("/news.xml", body)
+    result = pull_project(project, project.feed_table("news", url, "News"))
+    assert result.warnings == ("feed news: declares XML entities; refused",)
+    assert result.snapshot.items == ()
+
+
+def test_relative_links_resolve_against_the_address_the_feed_came_from(project, rss):
+    body = rss([item(1, link="/news/2026/fees", description=(
+                    '<p><a href="more.html">More</a> <img src="img/chart.png" alt="Chart"></p>')),
+                item(2, link="2026/clinic"), item(3, link="javascript:alert(1)")])
+    final = project.server.route("/feeds/v2/news.xml", body)
+    old = project.server.route("/news-old.xml", status=301,
+                               headers={"Location": "/feeds/v2/news.xml"})
+    result = pull_project(project, project.feed_table("news", old, "News"))
+    origin = final.removesuffix("/feeds/v2/news.xml")
+    first, second = result.snapshot.items
+    assert first.link == f"{origin}/news/2026/fees"
+    assert f'<a href="{origin}/feeds/v2/more.html">More</a>' in first.summary
+    assert f'src="{origin}/feeds/v2/img/chart.png"' in first.summary
+    assert second.link == f"{origin}/feeds/v2/2026/clinic"
+    assert result.warnings == ("feed news: 1 item(s) dropped: no absolute http(s) link "
+                               "(first: 'javascript:alert(1)')",)
+
+
+@pytest.mark.parametrize("body", [
+    b'<?xml version="1.0"?><rss version="2.0"><channel></channel></rss>',
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>Quiet</title></channel></rss>',
+    b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><id>tag:x,2026:e</id>'
+    b"<updated>2026-11-01T00:00:00Z</updated></feed>",
+])
+def test_a_well_formed_feed_without_entries_gives_no_items_and_no_warning(project, rss, body):
+    empty = project.server.route("/empty.xml", body, headers={"Content-Type": "application/xml"})
+    good = project.server.route("/good.xml", rss([item(1)]))
+    result = pull_project(project, project.feed_table("empty", empty, "Empty"),
+                          project.feed_table("good", good, "Good"))
+    assert result.warnings == ()
+    assert [i.id for i in result.snapshot.items] == ["news-1"]
+
+
+def test_a_truncated_feed_keeps_the_entries_before_the_cut_with_a_warning(project, rss):
+    whole = rss([item(1), item(2)])
+    url = project.server.route("/news.xml", whole[: whole.rindex(b"<item>") + 20])
+    result = pull_project(project, project.feed_table("news", url, "News"))
+    assert [i.id for i in result.snapshot.items] == ["news-1"]
+    (warning,) = result.warnings
+    assert warning.startswith("feed news: ") and "kept the 2 entries that could be read" in warning
+
+
+def test_a_feed_redirecting_to_a_loopback_address_adds_nothing_to_the_snapshot(project, rss):
+    """Only localhost is allowed: the redirect to 127.0.0.1 (not allowed) is refused."""
+    port = project.server.httpd.server_address[1]
+    internal = project.server.route("/internal.xml", rss([item(1, title="Internal secret")]))
+    project.server.route("/news.xml", status=302, headers={"Location": internal})
+    public = project.server.route("/other.xml", rss([item(2)]))
+    project.write_config(project.feed_table("news", f"http://localhost:{port}/news.xml", "News")
+                         + project.feed_table("other", public, "Other"))
+    text = project.config_path.read_text(encoding="utf-8")
+    project.config_path.write_text(text.replace(
+        'allow_hosts = ["127.0.0.1"]', f'allow_hosts = ["localhost:{port}", "127.0.0.1:1"]'),
+        encoding="utf-8")
+    project.server.routes["/other.xml"].headers = {}
+    project.draft()
+    with project.connect() as conn:
+        result = pull(project.config(), project.load_draft(), conn, now=NOW, timeout=0.5)
+    assert result.warnings == (f"feed news: not fetched: {internal}: a loopback address; allow "
+                               "it in newsletter.toml [network] allow_hosts",
+                               f"feed other: not fetched: {public}: a loopback address; allow "
+                               "it in newsletter.toml [network] allow_hosts")
+    assert result.snapshot.items == ()
+    assert project.server.requests_for("/internal.xml") == []
