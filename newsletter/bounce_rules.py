@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from newsletter.bounce_text import codes
 from newsletter.sender_rules import SENDER_RULES, normalise, sender_status_reason
 
 _rule = re.compile
@@ -48,7 +49,9 @@ _DEAD = (
         r"rcpthosts|user not (?:found|known|active|exist)|address .{0,40}no longer (?:valid|"
         r"in use)|wrong or no longer valid|undeliverable address|email account that you tried "
         r"to reach does not exist|unroutable recipient|recipient (?:rejected|refused)|"
-        r"recipient address rejected: access denied|no valid recipients")),
+        r"recipient address rejected: access denied|recipient address rejected\.?$|"
+        r"no valid recipients|user doesn'?t have (?:a|an) "
+        r".{0,30}account")),
     ("hostunknown", _rule(
         r"host (?:or domain name )?(?:is )?unknown|unknown host|host or domain name not found|"
         r"domain (?:name )?(?:does not exist|not found|unknown|is not reachable|must exist|"
@@ -62,8 +65,8 @@ _DEAD = (
         r"discontinued|archived recipient|no longer accepts mail|temporarily inactive|"
         r"email account that you tried to reach is (?:disabled|inactive)|temporary locked")),
     ("notaccept", _rule(
-        r"does not accept (?:any )?mail|null ?mx|mail receiving disabled|not accepting (?:any )?"
-        r"mail|no mx record|accepts no mail|no smtp service")),
+        r"does not accept (?:any )?mail|null ?mx|mail receiving disabled|(?:host|domain|server) "
+        r"(?:is )?not accepting (?:any )?mail|no mx record|accepts no mail|no smtp service")),
 )
 _TRANSIENT = (
     ("expired", _rule(
@@ -72,8 +75,9 @@ _TRANSIENT = (
         r"has been delayed|did not respond|not reachable within|delivery attempts will "
         r"continue|not been collected|unable to deliver message after multiple")),
     ("networkerror", _rule(
-        r"no route to host|(?:host|network) (?:is )?unreachable|connection (?:refused|reset|"
-        r"dropped|closed|lost)|name server|\bdns\b|lookup fail|host not found|mail loop|"
+        r"no route to host|(?:host|network) (?:is )?(?:unreachable|not reachable)|"
+        r"connection (?:refused|reset|dropped|closed|lost)|name server|\bdns\b|lookup fail|"
+        r"host not found|mail loop|"
         r"routing loop|forwarding loop|too many hops|hop count|loops? back|unable to connect|"
         r"could not connect|cannot connect|connect to .{0,60} failed|unrouteable mail domain")),
     ("systemfull", _rule(r"mail system full|system storage|insufficient system")),
@@ -110,6 +114,7 @@ _CLASS = {
     "mailererror": "soft", "onhold": "soft", "undefined": "soft", "feedback": "complaint",
     "delivered": "none", "delayed": "none", "vacation": "none",
 }
+_QUOTED_REPLY = _rule(r"[45]\d\d[ -]'?(?=[45]\.\d{1,3}\.\d{1,3}\b)")
 _TRANSCRIPT = _rule(r">>> (mail from|rcpt to|data|ehlo|helo)\b(?:(?!>>> ).)*?<<< [45]\d\d")
 _COMMAND = _rule(r"(?:after|in reply to|for|response to|did not like our) (?:the )?(mail from|"
                  r"rcpt to|data|end of data|helo|ehlo|connect|initial connection|greeting|"
@@ -125,7 +130,8 @@ def refusal_class(diagnostic: str, *, status: str = "", code: int = 0, action: s
     if action == "delayed":  # RFC 3464 2.3.3: still being retried, the end is yet to come
         return "none", "delayed"
     text = normalise(diagnostic)
-    reason = _text_reason(text, status) or _status_reason(status)
+    reason = _command_reason(text) or _remote_reason(text) or _text_reason(text, status) \
+        or _status_reason(status)
     temporary = status.startswith("4.") or (not status and 400 <= code < 500)
     if not reason:
         reason = "undefined" if temporary or status or code or text else "onhold"
@@ -135,14 +141,14 @@ def refusal_class(diagnostic: str, *, status: str = "", code: int = 0, action: s
 def _text_reason(text: str, status: str) -> str:
     if not text:
         return ""
+    if status[1:] == ".2.3":  # RFC 3463 X.2.3: the mailbox's own size limit, not the system's
+        return "exceedlimit"
     if (reason := _sender(text, ("badreputation",))) or _RATE.search(text):
         return reason or "toomanyconn"
     if _FULL.search(text):
         return "mailboxfull"
     if reason := _sender(text, ("authfailure", "norelaying")) or sender_status_reason(status):
         return reason
-    if reason := _command_reason(text):
-        return _sender(text) or reason
     for name, pattern in _DEAD:
         if pattern.search(text):
             return name
@@ -172,9 +178,22 @@ def _status_reason(status: str) -> str:
 def _command_reason(text: str) -> str:
     """A refusal before RCPT (connect, HELO, MAIL FROM) is about us, never the address."""
     match = _COMMAND.search(text) or _TRANSCRIPT.search(text)
-    if match and match.group(1) not in ("rcpt to", "data", "end of data"):
-        return "blocked"
-    return ""
+    if not match or match.group(1) in ("rcpt to", "data", "end of data"):
+        return ""
+    if _RATE.search(text):
+        return "toomanyconn"
+    return _sender(text) or "blocked"
+
+
+def _remote_reason(text: str) -> str:
+    """The remote server's own reply ("... said: 550 5.7.1 ...", "error 550-'5.7.1 ...'")
+    decides over the words of the MTA that relays it."""
+    starts = [m.start() for m in _QUOTED_REPLY.finditer(text)]
+    if not starts or starts[-1] == 0:
+        return ""
+    inner = text[starts[-1]:]
+    status = codes(inner)[0]
+    return _text_reason(inner, status) or _status_reason(status)
 
 
 def _class_of(reason: str, temporary: bool) -> str:

@@ -4,6 +4,7 @@ reply and enhanced codes, and whether a message is an auto-reply (RFC 3834)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from email.message import Message
 
 STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")  # RFC 3463 enhanced status code
@@ -16,7 +17,7 @@ _ORIGINAL_RE = re.compile(
     r"line is a copy of the message|original message (?:follows|headers? follows?)|(?:un)?sent "
     r"message follows|message headers follow|a copy of the original message (?:follows|is "
     r"attached)|the header of the original message|content-type: (?:message/rfc822|"
-    r"text/rfc822-headers)|original message:?\s*$)",
+    r"text/rfc822-headers)|original message:?\s*$|(?:received|return-path|dkim-signature):)",
     re.IGNORECASE | re.MULTILINE)
 _AUTO_SUBJECT = re.compile(
     r"^(?:auto(?:matic)?[ -]?(?:reply|response|antwort|respuesta)|auto:|out of (?:the )?office|"
@@ -36,8 +37,39 @@ def part_text(part: Message) -> str:
         return payload.decode("utf-8", "replace")
 
 
+def own_parts(message: Message) -> Iterator[Message]:
+    """The report's parts, not those of a returned original (which may be a report itself)."""
+    yield message
+    if message.get_content_type() in ("message/rfc822", "message/global"):
+        return
+    if message.is_multipart():
+        for part in message.get_payload():
+            if isinstance(part, Message):
+                yield from own_parts(part)
+
+
 def failure_text(message: Message) -> str:
     """The text a bounce gives about the failure: its text parts before the returned copy."""
+    return _split_text(message)[0]
+
+
+def returned_recipient(message: Message) -> str:
+    """The one To address of the returned original (attached, or quoted after the text)."""
+    for part in own_parts(message):
+        kind = part.get_content_type()
+        if kind == "message/rfc822" and part.is_multipart():
+            values = part.get_payload(0).get_all("To", [])
+            break
+        if kind in ("text/rfc822-headers", "message/rfc822-headers"):
+            values = re.findall(r"(?im)^to:(.*)$", part_text(part))
+            break
+    else:
+        values = re.findall(r"(?im)^to:(.*)$", _split_text(message)[1])
+    found = {a.lower() for a in _EMAIL_RE.findall(" ".join(str(v) for v in values))}
+    return found.pop() if len(found) == 1 else ""
+
+
+def _split_text(message: Message) -> tuple[str, str]:
     texts = []
     for part in message.walk():
         kind = part.get_content_type()
@@ -51,8 +83,8 @@ def failure_text(message: Message) -> str:
             texts.append(text)
     text = "\n".join(texts)
     if match := _ORIGINAL_RE.search(text):
-        text = text[:match.start()]
-    return text
+        return text[:match.start()], text[match.start():]
+    return text, ""
 
 
 def address_paragraph(text: str, address: str, others: set[str] = frozenset()) -> str:
@@ -66,11 +98,18 @@ def address_paragraph(text: str, address: str, others: set[str] = frozenset()) -
     for i, line in enumerate(lines):
         if low in line.lower():
             block = [line]
+            # "550 <a@b>... User unknown" says it all on its line (Sendmail): only lines
+            # indented under it continue it; "<a@b>:" or "  a@b" alone has its reason below.
+            said = (len(line.lower().replace(low, " ").split()) >= 3
+                    and not line.lstrip().startswith(">>>"))  # a transcript's command line
+            indent = len(line) - len(line.lstrip())
             for follow in lines[i + 1:]:
                 if not follow.strip() and len(block) > 1:
                     break
                 if low not in follow.lower() and any(o in follow.lower() for o in others):
                     break  # the next failed address's paragraph
+                if said and follow.strip() and len(follow) - len(follow.lstrip()) <= indent:
+                    break
                 block.append(follow)
             paragraph = "\n".join(block)
             if len(paragraph.replace(address, "").split()) >= 3:
@@ -116,7 +155,10 @@ _BOUNCE_TEXT = re.compile(
     r"following address(?:\(?es\)?)? failed|unable to deliver|delivery status notification|"
     r"mail delivery (?:failed|subsystem|system)|returned mail|not be delivered",
     re.IGNORECASE)
-_SENDER_CONTEXT = re.compile(r"(?:mail from|envelope-from|sender|from):?\s*<?$", re.IGNORECASE)
+_HEADER_LINE = re.compile(r"^\s*(?:from|return-path|sender|reply-to|message-id|in-reply-to|"
+                          r"references|errors-to|x-[\w-]+)\s*:", re.IGNORECASE)
+_SENDER_CONTEXT = re.compile(r"(?:mail from|envelope-from|sender|from):?\s*<?$|contact\b.{0,40}$",
+                             re.IGNORECASE)
 _EMAIL_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 
 
@@ -132,14 +174,17 @@ def looks_like_bounce(message: Message, text: str) -> bool:
 def failed_addresses(message: Message, text: str) -> list[str]:
     """Addresses a non-standard bounce names in its failure text, in order: not the report's
     own From/To, not a daemon's, not the envelope sender ("MAIL From:<...>")."""
+    text = "\n".join(line for line in text.splitlines() if not _HEADER_LINE.match(line))
     own = {a.lower() for a in _EMAIL_RE.findall(f"{message.get('From', '')} "
                                                  f"{message.get('To', '')}")}
     found: list[str] = []
+    excluded: set[str] = set()
     for match in _EMAIL_RE.finditer(text):
         address = match.group(0).lower().rstrip(".")
-        before = text[max(0, match.start() - 20):match.start()]
+        before = text[max(0, match.start() - 50):match.start()]
         if (address in own or _DAEMON_RE.search(address.partition("@")[0])
-                or _SENDER_CONTEXT.search(before.rstrip(" <")) or address in found):
-            continue
-        found.append(address)
-    return found
+                or _SENDER_CONTEXT.search(before.rstrip(" <"))):
+            excluded.add(address)
+        elif address not in found:
+            found.append(address)
+    return [a for a in found if a not in excluded]

@@ -22,7 +22,9 @@ from newsletter.bounce_text import (
     failure_text,
     is_auto_reply,
     looks_like_bounce,
+    own_parts,
     part_text,
+    returned_recipient,
 )
 from newsletter.feedback import complaint, is_feedback
 from newsletter.ses_notice import ses_fields, ses_notification
@@ -125,7 +127,10 @@ class _Block:
 def dsn_blocks(message: Message) -> list[_Block]:
     """The per-recipient fields of a delivery-status part (or of a text part that holds them,
     as some gateways send); a block without an address or a reason to read it is skipped."""
-    texts = [_dsn_text(p) for p in message.walk() if p.get_content_type() in _DSN_TYPES]
+    texts = [_dsn_text(p) for p in own_parts(message) if p.get_content_type() in _DSN_TYPES]
+    if not texts and looks_like_bounce(message, ""):
+        # A gateway that wraps the real report as its attachment (message/rfc822)
+        texts = [_dsn_text(p) for p in message.walk() if p.get_content_type() in _DSN_TYPES]
     if not texts:
         text = failure_text(message)
         texts = [text] if "final-recipient:" in text.lower() else []
@@ -213,15 +218,23 @@ def _from_text(message: Message) -> Report:
     failed = {a.decode("ascii", "replace").lower(): "4" for a in temporary}
     failed.update({a.decode("ascii", "replace").lower(): "5" for a in permanent})
     text = failure_text(message)
-    if not failed and looks_like_bounce(message, text):
-        failed = {a: "" for a in failed_addresses(message, text)}
+    bounce = looks_like_bounce(message, text)
+    named = failed_addresses(message, text) if bounce else []
+    if bounce and not named and not failed and (original := returned_recipient(message)):
+        named = [original]  # a bounce that names nobody is about its returned original
+    if named and not set(named) & set(failed):
+        failed = {a: "" for a in named}  # flufl.bounce guessed from the returned copy
+    elif named:
+        failed = {a: d for a, d in failed.items() if a in named}
+    failed = {a: d for a, d in failed.items() if _ADDRESS_RE.fullmatch(a)}
     if not failed:
         return Report("other", (), "not a bounce")
     recipients = []
     for address, default in sorted(failed.items()):
         paragraph = address_paragraph(text, address, set(failed))
         klass, reason, status = _text_class(paragraph or text, default)
-        if paragraph and reason in ("undefined", "onhold"):  # the reason may be further up
+        if paragraph and reason in ("undefined", "onhold") and len(failed) == 1:
+            # the reason may be further up (a transcript before the address, a summary)
             klass, reason, status = _text_class(text, default)
         recipients.append(Recipient(address, klass, status, _one_line(paragraph or text),
                                     reason))

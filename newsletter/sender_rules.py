@@ -62,7 +62,8 @@ SENDER_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"(?:ip|host|client)", r"your (?:ip|server|host) (?:address )?(?:has been|was|is) "
         r"(?:temporarily )?(?:blocked|rejected|throttled|deferred)",
         r"connections? (?:not accepted|refused|will not be accepted) from",
-        r"service refused", r"you are not allowed to", r"not authorized to send")),
+        r"service refused", r"you are not allowed to", r"not authorized to send",
+        r"not accepting (?:connections|messages from|mail from)", r"network not allowed")),
     ("norelaying", _rule(
         r"relay(?:ing)? (?:access )?(?:denied|not permitted|prohibited|not allowed)",
         r"no relaying", r"unable to relay", r"relaying mail to", r"not (?:a|an open) "
@@ -92,7 +93,8 @@ SENDER_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"mime (?:complexity|headers?)", r"improperly-formatted", r"base64 encoding",
         r"too many received", r"message (?:header|content) (?:is )?(?:invalid|malformed)",
         r"invalid (?:mime|header)", r"rfc ?5322", r"rfc ?2822", r"not (?:rfc|rfc-)?compliant",
-        r"syntax error in (?:header|message)", r"message-id", r"bare (?:lf|linefeed|cr)")),
+        r"syntax error in (?:header|message)", r"message-id (?:header )?(?:is )?(?:missing|"
+        r"invalid|required)", r"bare (?:lf|linefeed|cr)")),
     ("securityerror", _rule(
         r"authentication (?:required|failure|failed|credentials)", r"must authenticate",
         r"unauthenticated", r"starttls", r"tls (?:is )?required", r"encryption required",
