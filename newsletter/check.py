@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import markdown
 
 from newsletter.drafts import Draft, content_hash
+from newsletter.netguard import Resolver, local_name_reason, private_only_hosts, system_resolver
 from newsletter.personalise import KNOWN, placeholder_lookalikes
 from newsletter.render import Edition
 from newsletter.snapshot import snapshot_path
@@ -44,7 +47,8 @@ class _Links(HTMLParser):
             self.images.append((a.get("src") or "", a.get("alt")))
 
 
-def check_issue(draft: Draft, edition: Edition, *, item_count: int) -> list[Problem]:
+def check_issue(draft: Draft, edition: Edition, *, item_count: int,
+                resolve: Resolver = system_resolver) -> list[Problem]:
     """Problems in the rendered edition, pointed back at the draft line where possible."""
     raw = draft.path.read_text(encoding="utf-8-sig") if draft.path.exists() else ""
     # A link or image that is not in the draft came from a feed item: point at the snapshot,
@@ -93,6 +97,8 @@ def check_issue(draft: Draft, edition: Edition, *, item_count: int) -> list[Prob
             add("error", src, f"image {src!r} has no alt text")
         if not src.startswith(("https://", "http://")):
             add("error", src, f"image {src!r} is not an absolute http(s) URL")
+    for severity, url, message in _unreachable(parser, raw + snap_raw, resolve):
+        add(severity, url, message)
     size = len(edition.html.encode("utf-8"))
     if size > HTML_LIMIT_BYTES:
         add("error", "", f"HTML is {size / 1024:.0f} KB after inlining; Gmail clips messages "
@@ -100,6 +106,32 @@ def check_issue(draft: Draft, edition: Edition, *, item_count: int) -> list[Prob
     if item_count == 0:
         add("warning", "feeds:", "no feed items: run `newsletter pull` or check the feeds")
     return problems
+
+
+def _unreachable(parser: _Links, sources: str,
+                 resolve: Resolver) -> list[tuple[str, str, str]]:
+    """Images (errors) and links (warnings) from the draft or its feed items whose host readers
+    cannot reach: a private or loopback address, a local-only name, or a name whose every DNS
+    answer is private. The template's own links (base_url) are the config's business."""
+    def host(url: str) -> str:
+        try:
+            return urlsplit(url).hostname or ""
+        except ValueError:
+            return ""
+
+    urls = [("error", "image", src) for src, _ in parser.images] + \
+        [("warning", "link", href) for href in parser.links]
+    urls = [(s, k, u) for s, k, u in urls if host(u) and u.startswith(("http://", "https://"))
+            and (u in sources or html.escape(u) in sources)]
+    private = private_only_hosts({host(u) for _, _, u in urls}, resolve)
+    found, seen = [], set()
+    for severity, kind, url in urls:
+        reason = local_name_reason(host(url)) or private.get(host(url), "")
+        if reason and url not in seen:
+            seen.add(url)
+            found.append((severity, url, f"{kind} {url!r} is on {host(url)}, {reason}: "
+                          "subscribers cannot reach it"))
+    return found
 
 
 _REMOVED_TAG_RE = re.compile(r"<(script|iframe|form|object|embed|style|svg|input|button)\b",

@@ -191,3 +191,73 @@ def test_a_numeric_spelling_of_the_allowed_address_is_not_allowed(feed_server):
         fetch(feed(f"http://2130706433:{port}/f.xml"), timeout=0.5,
               guard=NetGuard(frozenset({"127.0.0.1"})))
     assert feed_server.requests == []
+
+
+# --- `check`: images and links readers cannot reach --------------------------------------------
+
+UNREACHABLE_BODY = """\
+Welcome to the test issue.
+
+![The fee chart](http://192.168.1.20/chart.png)
+
+Read [the wiki](https://wiki.corp.internal/fees) and [the printer page](http://printer.local/).
+
+![Our logo](http://localhost:8080/logo.png) [the intranet](http://intranet/start)
+
+[Shared files](https://files.acme-corp.example.com/doc) and [the guide](https://files.acme.net/g).
+
+[Fine](https://ipbusiness.example.org/guide) ![A public chart](https://ipbusiness.example.org/c.png)
+"""
+
+
+def check_draft(project, body: str, answers: dict[str, list[str]]) -> list[str]:
+    from newsletter.check import check_issue
+    from newsletter.render import render_edition
+    from newsletter.snapshot import read_snapshot
+
+    project.copy_sample_issue()
+    path = project.draft(body=body)
+    draft = project.load_draft()
+    items = read_snapshot(project.issues / "2026-11.items.yaml").items
+    edition = render_edition(project.config(), draft, items)
+    problems = check_issue(draft, edition, item_count=len(items), resolve=resolver(answers))
+    return [str(p).replace(str(path), "DRAFT") for p in problems]
+
+
+def test_check_reports_images_and_links_on_hosts_readers_cannot_reach_at_their_lines(project):
+    problems = check_draft(project, UNREACHABLE_BODY, {"files.acme.net": ["10.20.0.7"]})
+    text = (project.issues / "2026-11.md").read_text(encoding="utf-8")
+    assert text.splitlines()[9].startswith("![The fee chart]")  # line 10: the front matter is 7
+    assert problems == [
+        "DRAFT:10: error: image 'http://192.168.1.20/chart.png' is on 192.168.1.20, a private "
+        "address: subscribers cannot reach it",
+        "DRAFT:14: error: image 'http://localhost:8080/logo.png' is on localhost, a name only "
+        "the local network knows: subscribers cannot reach it",
+        "DRAFT:12: warning: link 'https://wiki.corp.internal/fees' is on wiki.corp.internal, a "
+        "name only the local network knows: subscribers cannot reach it",
+        "DRAFT:12: warning: link 'http://printer.local/' is on printer.local, a name only the "
+        "local network knows: subscribers cannot reach it",
+        "DRAFT:14: warning: link 'http://intranet/start' is on intranet, a single-label name, "
+        "which the public DNS does not answer: subscribers cannot reach it",
+        "DRAFT:16: warning: link 'https://files.acme.net/g' is on files.acme.net, it resolves "
+        "only to a private address: subscribers cannot reach it",
+    ]
+
+
+def test_a_host_with_one_public_answer_is_not_reported(project):
+    body = "Hello.\n\n[The guide](https://files.acme.net/g)\n"
+    assert check_draft(project, body, {"files.acme.net": ["10.20.0.7", "93.184.215.14"]}) == []
+
+
+def test_a_feed_items_private_image_is_an_error_at_its_snapshot_line(project):
+    project.copy_sample_issue()
+    snapshot = project.issues / "2026-11.items.yaml"
+    text = snapshot.read_text(encoding="utf-8").replace(
+        "Sessions run every second Thursday;",
+        '<img src="http://10.0.0.5/clinic.png" alt="Clinic"> Sessions run every second Thursday;')
+    snapshot.write_text(text, encoding="utf-8")
+    result = project.cli("check", "2026-11")
+    line = text[:text.index("http://10.0.0.5/clinic.png")].count("\n") + 1
+    assert result.code == 1
+    assert f"{snapshot}:{line}: error: image 'http://10.0.0.5/clinic.png' is on 10.0.0.5, a " \
+        "private address: subscribers cannot reach it" in result.out.splitlines()
