@@ -82,9 +82,9 @@ def mailbox_name(name: str) -> str:
         else:
             pending.append(char)
     flush()
+    if any(c < " " or c == "\x7f" for c in name):
+        raise InputError(f"IMAP mailbox name {name!r} contains a control character")
     text = "".join(out)
-    if any(c in text for c in '\r\n\0'):
-        raise InputError(f"IMAP mailbox name {name!r} contains a line break")
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
