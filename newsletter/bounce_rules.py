@@ -133,6 +133,8 @@ def refusal_class(diagnostic: str, *, status: str = "", code: int = 0, action: s
     reason = _command_reason(text) or _remote_reason(text) or _text_reason(text, status) \
         or _status_reason(status)
     temporary = status.startswith("4.") or (not status and 400 <= code < 500)
+    if not reason and _command(text) in ("data", "end of data"):
+        reason = "contenterror"  # refused after DATA for no reason about the address: content
     if not reason:
         reason = "undefined" if temporary or status or code or text else "onhold"
     return _class_of(reason, temporary), reason
@@ -147,7 +149,8 @@ def _text_reason(text: str, status: str) -> str:
         return reason or "toomanyconn"
     if _FULL.search(text):
         return "mailboxfull"
-    if reason := _sender(text, ("authfailure", "norelaying")) or sender_status_reason(status):
+    if reason := _sender(text, ("authfailure", "requireptr", "norelaying")) or \
+            sender_status_reason(status):
         return reason
     for name, pattern in _DEAD:
         if pattern.search(text):
@@ -175,10 +178,15 @@ def _status_reason(status: str) -> str:
     return ""
 
 
+def _command(text: str) -> str:
+    """The SMTP command the refusal answered, as the bounce quotes it ('' if it does not)."""
+    match = _COMMAND.search(text) or _TRANSCRIPT.search(text)
+    return match.group(1) if match else ""
+
+
 def _command_reason(text: str) -> str:
     """A refusal before RCPT (connect, HELO, MAIL FROM) is about us, never the address."""
-    match = _COMMAND.search(text) or _TRANSCRIPT.search(text)
-    if not match or match.group(1) in ("rcpt to", "data", "end of data"):
+    if _command(text) in ("", "rcpt to", "data", "end of data"):
         return ""
     if _RATE.search(text):
         return "toomanyconn"
