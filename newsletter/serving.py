@@ -23,7 +23,10 @@ WAITRESS_LIMITS = {
     "asyncore_use_poll": True,  # select() fails beyond 1024 file descriptors
     "ident": "newsletter",
     "expose_tracebacks": False,
-    "trusted_proxy": None,  # X-Forwarded-For is read only for [web] trusted_proxies
+    # X-Forwarded-For reaches the app, which believes it only from [web] trusted_proxies
+    # (web_optin.client_key); waitress's own trusted_proxy takes a single address.
+    "trusted_proxy": None,
+    "clear_untrusted_proxy_headers": False,
 }
 
 

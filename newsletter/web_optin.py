@@ -61,7 +61,9 @@ def client_key(peer: str, forwarded_for: str, trusted: tuple[str, ...]) -> str:
         address = ipaddress.ip_address(client)
     except ValueError:
         return "unparseable"
-    if address.version == 6:
+    if address.version == 6 and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if address.version == 6 and not address.is_loopback:
         return str(ipaddress.ip_network(f"{address}/64", strict=False))
     return str(address)
 

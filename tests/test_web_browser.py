@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from conftest_delivery import DeliveryProject
 from smtp_server import Script, ScriptedServer
-from web_server import running_app
+from web_server import deliver_queued, running_app
 
 from newsletter.browser import open_browser
 from newsletter.i18n import gettext_for
@@ -31,10 +31,13 @@ def test_subscribe_then_confirm_in_a_real_browser(
         page.get_by_role("button", name="Subscribe").click()
         page.wait_for_load_state()
         assert "Check your inbox" in page.content()
+        assert deliver_queued(delivery_project.config).sent == 1
         [confirmation] = smtp_script.parsed(email)
-        link = re.search(r"https://\S+/confirm/\S+", confirmation.get_body().get_content())[0]
+        text = confirmation.get_body(("plain",)).get_content()
+        link = re.search(r"https://\S+/confirm/\S+", text)[0]
         page.goto(origin + urlsplit(link).path)
         fr = gettext_for("fr")  # the reader chose French: the confirm page speaks it
+        assert "Bea Browser" in page.content()  # what the click will apply, shown first
         page.get_by_role("button", name=fr("Confirm my subscription")).click()
         page.wait_for_load_state()
         assert fr("You are subscribed") in page.content()
