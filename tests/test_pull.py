@@ -17,6 +17,45 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE_SNAPSHOT = REPO / "issues" / "2026-11.items.yaml"
 
 
+@pytest.fixture
+def project(project):  # noqa: ANN001, ANN201
+    """The conftest project with its feed server allowed, as an operator allows an intranet
+    host: [network] allow_hosts = ["127.0.0.1"]."""
+    def allow_local() -> None:
+        text = project.config_path.read_text(encoding="utf-8")
+        if "[network]" not in text:
+            project.config_path.write_text(text + '\n[network]\nallow_hosts = ["127.0.0.1"]\n',
+                                           encoding="utf-8")
+
+    write_config = project.write_config
+
+    def write_allowing_local(feeds: str) -> Path:
+        path = write_config(feeds)
+        allow_local()
+        return path
+
+    project.write_config = write_allowing_local
+    allow_local()
+    return project
+
+
+def test_without_the_allowlist_a_feed_on_loopback_is_refused_and_the_pull_goes_on(project):
+    text = project.config_path.read_text(encoding="utf-8")
+    project.config_path.write_text(text.replace('allow_hosts = ["127.0.0.1"]', "allow_hosts = []"),
+                                   encoding="utf-8")
+    sample_draft(project)
+    result = project.cli("pull", "2026-11", "--now", "2026-11-22T12:00")
+    assert result.code == 0
+    news, events = project.server.url("/news.xml"), project.server.url("/events.xml")
+    assert result.err == (
+        f"newsletter: warning: feed news: not fetched: {news}: a loopback address; allow it in "
+        "newsletter.toml [network] allow_hosts\n"
+        f"newsletter: warning: feed events: not fetched: {events}: a loopback address; allow "
+        "it in newsletter.toml [network] allow_hosts\n")
+    assert "pulled 0 items for 2026-11" in result.out
+    assert project.server.requests == []
+
+
 def sample_draft(project) -> Path:
     path = project.issues / "2026-11.md"
     shutil.copy(REPO / "issues" / "2026-11.md", path)
