@@ -8,7 +8,7 @@ NL     := $(BIN)/newsletter
 ISSUE  ?= $(shell ls issues 2>/dev/null | grep -E '^[0-9]{4}-[0-9]{2}\.md$$' | sort | tail -n 1 | cut -c1-7)
 
 .DEFAULT_GOAL := help
-.PHONY: help new pull build check send status serve test faults bench messages archive lint golden clean
+.PHONY: help new pull build check send status serve test faults bench messages archive lint lint-email golden clean node-tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -18,6 +18,15 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $(STAMP)
+
+# axe-core and doiuse-email for the email checks (package.json); skipped where npm is missing.
+node_modules/.installed-stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+node-tools:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory node_modules/.installed-stamp; \
+	else echo "npm not found: the email lint and axe-core tests will be skipped"; fi
 
 new: $(STAMP) ## start next month's draft from issues/_template.md (NEXT=YYYY-MM for another)
 	$(NL) new $(NEXT)
@@ -40,7 +49,7 @@ status: $(STAMP) ## ledger counts by state; failed and unknown addresses
 serve: $(STAMP) ## run the web app on HOST:PORT (needs NEWSLETTER_SECRET; SERVE_FLAGS=--dev to try it)
 	$(NL) serve --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8080) $(SERVE_FLAGS)
 
-test: $(STAMP) ## run the test suite (browser tests need Debian's chromium)
+test: $(STAMP) node-tools ## run the test suite (browser tests need Debian's chromium)
 	$(BIN)/python -m pytest -q
 
 faults: $(STAMP) ## the fault suite in its long form, ending with the table of cases
@@ -60,6 +69,12 @@ messages: $(STAMP) ## extract the strings to translate and update newsletter/loc
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check newsletter tests
+
+lint-email: $(STAMP) node-tools ## build every edition of ISSUE and lint its HTML against caniemail data
+	@set -e; files=""; for f in issues/$(ISSUE).md issues/$(ISSUE).*.md; do \
+	  case $$f in *.items.yaml|*'*'*) continue;; esac; \
+	  ed=$$(basename $$f .md); $(NL) build $$ed --out build/$$ed >/dev/null; files="$$files build/$$ed/email.html"; \
+	done; node tools/lint-email.mjs templates/email-features.json $$files
 
 golden: $(STAMP) ## refresh the golden files of the rendered sample issue after a deliberate change
 	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_render.py -k golden

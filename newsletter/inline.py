@@ -23,6 +23,9 @@ def inline_css(html: str) -> str:
         disable_validation=True,
         cssutils_logging_level=logging.CRITICAL,
         cache_css_parsing=False,
+        # Width and height attributes are written in the templates (Outlook reads only those);
+        # premailer would copy CSS values into them, e.g. an invalid height="auto" on images.
+        disable_basic_attributes=["width", "height"],
     ).transform(pretty_print=False)
 
 

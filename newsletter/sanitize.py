@@ -46,7 +46,39 @@ def sanitize_html(fragment: str, *, absolute_only: bool = False) -> str:
         # An image whose relative or data: URL was dropped would show as a broken box (and fail
         # `check`, which wants every image absolute): drop the element with its URL.
         cleaned = _IMG_RE.sub(lambda m: m.group() if ' src="' in m.group() else "", cleaned)
-    return cleaned
+    return _accessible_tables(_IMG_RE.sub(_sized_image, cleaned))
+
+
+# The email's content column: 600 px less the 32 px padding on each side.
+CONTENT_WIDTH = 536
+_ATTR_RE = re.compile(r'\s([a-z-]+)="([^"]*)"')
+_EMPTY_TH_RE = re.compile(r"<th\b([^>]*)>(\s*)</th>")
+_TH_RE = re.compile(r"<th\b")
+_THEAD_RE = re.compile(r"(<thead\b.*?</thead>)", re.DOTALL)
+
+
+def _sized_image(match: re.Match[str]) -> str:
+    """Every image gets a numeric width no wider than the column (Outlook ignores CSS
+    max-width and shows an image without one at its full size), and no height: the CSS
+    height:auto keeps the aspect ratio wherever max-width shrinks it."""
+    attrs = dict(_ATTR_RE.findall(match.group()))
+    width = attrs.pop("width", "")
+    attrs.pop("height", None)
+    number = int(width) if width.isdigit() else 0
+    attrs["width"] = str(number if 0 < number <= CONTENT_WIDTH else CONTENT_WIDTH)
+    # width:100% with a max-width in px: a percentage gives the image no minimum width, so a
+    # table cell around it can still shrink to a 320 px phone (a width alone would hold it).
+    attrs["style"] = f"width:100%; max-width:{attrs['width']}px; height:auto"
+    return "<img" + "".join(f' {k}="{v}"' for k, v in attrs.items()) + ">"
+
+
+def _accessible_tables(fragment: str) -> str:
+    """Header cells say what they head (scope, WCAG 1.3.1); an empty header cell, as in a
+    Markdown table's top-left corner, is a data cell (axe: empty-table-header)."""
+    fragment = _EMPTY_TH_RE.sub(r"<td\1>\2</td>", fragment)
+    parts = _THEAD_RE.split(fragment)
+    return "".join(_TH_RE.sub('<th scope="col"', part) if part.startswith("<thead")
+                   else _TH_RE.sub('<th scope="row"', part) for part in parts)
 
 
 def _absolute_urls_only(tag: str, attribute: str, value: str) -> str | None:

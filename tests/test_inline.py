@@ -31,8 +31,15 @@ def test_styles_are_inlined_on_the_elements_they_select():
     html = inline_css(page())
     assert html.count('<p style="color:#333; margin:0 0 14px 0">') == 2
     assert re.search(r'<a href="[^"]*" style="color:#0b3d6b">Unsubscribe</a>', html)
-    # premailer also writes the width attribute, for clients that ignore inline CSS (Outlook)
-    assert '<table class="container" style="width:600px" width="600">' in html
+    # width and height attributes come from the templates only: premailer copying CSS into
+    # them wrote an invalid height="auto" on every image
+    assert '<table class="container" style="width:600px">' in html
+
+
+def test_css_sizes_are_not_copied_into_width_and_height_attributes():
+    html = inline_css('<html><head><style>img { width: 100%; height: auto; }</style></head>'
+                      '<body><img src="https://e.org/a.png" width="536"></body></html>')
+    assert 'width="536"' in html and 'height="auto"' not in html and 'width="100%"' not in html
 
 
 def test_media_block_survives_with_important():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from newsletter.sanitize import clean_line, plain_text, sanitize_html
@@ -39,7 +41,8 @@ def test_safe_links_and_images_survive():
                          '<img src="https://example.org/i.png" alt="Logo" width="100"></p>')
     assert '<a href="https://example.org/a" title="A">a</a>' in html
     assert '<a href="mailto:team@example.org">mail</a>' in html
-    assert '<img src="https://example.org/i.png" alt="Logo" width="100">' in html
+    assert ('<img src="https://example.org/i.png" alt="Logo" width="100" '
+            'style="width:100%; max-width:100px; height:auto">') in html
 
 
 def test_no_rel_attribute_is_added_to_links():
@@ -52,7 +55,7 @@ def test_table_cells_keep_text_align_and_nothing_else_of_their_style():
                          'background:url(https://evil.example/t.gif)">x</td>'
                          '<th style="text-align:right" align="left">y</th></tr></table>')
     assert '<td style="text-align:center">x</td>' in html
-    assert '<th style="text-align:right" align="left">y</th>' in html
+    assert '<th scope="row" style="text-align:right" align="left">y</th>' in html
     assert "color" not in html and "evil" not in html
 
 
@@ -72,7 +75,8 @@ def test_an_image_whose_url_was_dropped_is_dropped_whole():
     html = sanitize_html('<p>a<img src="/x.png" alt="relative"><img src="data:image/png;base64,AA"'
                          ' alt="inline">b<img src="https://example.org/ok.png" alt="kept"></p>',
                          absolute_only=True)
-    assert html == '<p>ab<img src="https://example.org/ok.png" alt="kept"></p>'
+    assert html == ('<p>ab<img src="https://example.org/ok.png" alt="kept" width="536" '
+                    'style="width:100%; max-width:536px; height:auto"></p>')
 
 
 def test_plain_text_drops_tags_and_their_script_content_and_decodes_entities():
@@ -82,3 +86,21 @@ def test_plain_text_drops_tags_and_their_script_content_and_decodes_entities():
 
 def test_clean_line_removes_control_and_bidi_override_characters():
     assert clean_line("  Invoice\u202efdp.exe\r\nnext\x00 ") == "Invoice fdp.exe  next"
+
+
+def test_every_image_gets_a_numeric_width_within_the_column_and_no_height():
+    html = sanitize_html('<img src="https://e.org/a.png" alt="a">'
+                         '<img src="https://e.org/b.png" alt="b" width="120" height="80">'
+                         '<img src="https://e.org/c.png" alt="c" width="50%" height="auto">'
+                         '<img src="https://e.org/d.png" alt="d" width="900">')
+    widths = re.findall(r'<img [^>]*width="([^"]*)"', html)
+    assert widths == ["536", "120", "536", "536"]  # Outlook ignores max-width: never wider
+    assert "height=" not in html
+
+
+def test_header_cells_carry_a_scope_and_an_empty_header_cell_becomes_a_data_cell():
+    html = sanitize_html("<table><thead><tr><th></th><th>Fees</th></tr></thead>"
+                         "<tbody><tr><th>Madrid</th><td>1</td></tr></tbody></table>")
+    assert "<thead><tr><td></td><th scope=\"col\">Fees</th></tr></thead>" in html
+    assert '<th scope="row">Madrid</th>' in html
+    assert "<th></th>" not in html
