@@ -172,8 +172,9 @@ class _GuardedTransport(httpx.HTTPTransport):
     """httpx's own transport (exception mapping, streaming) over the guarded backend."""
 
     def __init__(self, guard: NetGuard) -> None:
-        super().__init__(trust_env=False)
-        # No proxy from the environment: behind a proxy the address reached is not ours to see.
+        # super().__init__ is skipped: it would only build a pool that this one replaces. No
+        # proxy from the environment either: behind a proxy the address reached is not ours
+        # to check.
         self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(trust_env=False),
             network_backend=_GuardedBackend(guard))
