@@ -71,6 +71,7 @@ class Config:
     soft_bounce_window_days: int = 30
     web: WebSettings = field(default_factory=WebSettings)
     allow_hosts: frozenset[str] = frozenset()  # [network]: hosts fetched despite a private IP
+    webhook_sns_topics: tuple[str, ...] = ()  # [webhooks] sns_topics: SNS TopicArns we accept
     bounce_address: str = ""  # [bounces] address: MAIL FROM; "" is the From address
     unsubscribe_address: str = ""  # [bounces] unsubscribe_address: the mailto; "" is the above
     verp: bool = False  # [bounces] verp: MAIL FROM is address's local part + "+" + id token
@@ -111,6 +112,7 @@ _SECTIONS: dict[str, set[str]] = {
     "bounces": {"soft_limit", "soft_window_days", "address", "unsubscribe_address", "verp",
                 "imap_move_to"},
     "network": {"allow_hosts"},
+    "webhooks": {"sns_topics"},
     "translations": set(),  # [translations.LANG] tables, checked in _parse_translations
 }
 
@@ -238,6 +240,7 @@ def parse_config(data: dict, path: Path) -> Config:
         source=path,
         web=_parse_web(p, data.get("web", {})),
         allow_hosts=_parse_allow_hosts(p, data.get("network", {})),
+        webhook_sns_topics=_parse_sns_topics(p, data.get("webhooks", {})),
     )
     if p.items:
         raise ConfigError("; ".join(p.items), where=str(path))
@@ -341,6 +344,23 @@ def _parse_web(p: _Problems, raw: object) -> WebSettings:
                                  minimum=1, integer=True),
         trusted_proxies=tuple(proxies),
     )
+
+
+_SNS_TOPIC_RE = re.compile(r"arn:aws:sns:[a-z]{2}(?:-[a-z]+)+-\d{1,2}:\d{12}:[A-Za-z0-9_-]{1,256}")
+
+
+def _parse_sns_topics(p: _Problems, webhooks: object) -> tuple[str, ...]:
+    """[webhooks] sns_topics: the only SNS TopicArns whose messages the SES webhook accepts."""
+    raw = webhooks.get("sns_topics", []) if isinstance(webhooks, dict) else []
+    if not isinstance(raw, list) or not all(isinstance(t, str) for t in raw):
+        p.add("webhooks.sns_topics", 'must be a list of TopicArns, e.g. '
+              '["arn:aws:sns:us-east-1:123456789012:ses-bounces"]')
+        return ()
+    for topic in raw:
+        if not _SNS_TOPIC_RE.fullmatch(topic):
+            p.add("webhooks.sns_topics", f"has {topic[:100]!r}, not an SNS TopicArn "
+                  "(arn:aws:sns:REGION:ACCOUNT:NAME)")
+    return tuple(raw)
 
 
 def _parse_sender(p: _Problems, nl: dict) -> Address:

@@ -62,6 +62,9 @@ def _register_blueprints(app: Flask, config: Config, prefix: str) -> None:
     """Other parts of serve mount here (provider webhooks). A blueprint that takes bodies
     larger than a form sets app.extensions["newsletter.body_limits"][bp.name] = N (at most
     MAX_BODY_BYTES, waitress's own cap)."""
+    from newsletter.webhooks import register_webhooks  # only when serving: SNS, crypto
+
+    register_webhooks(app, config)  # /webhooks/<secret>/...; absent without the secret
 
 
 def _install_hooks(app: Flask, config: Config) -> None:
