@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from newsletter import store
+from newsletter import safe_files, store
 from newsletter.check import check_editions, check_issue
 from newsletter.cli import config_of, open_store, parse_now
 from newsletter.compose import compose
@@ -60,7 +60,7 @@ def cmd_new(args: argparse.Namespace) -> int:
         text = template.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise InputError("no draft template", where=str(template)) from exc
-    path.write_text(text.replace("SEND_AT", f"{issue}-01T09:00"), encoding="utf-8")
+    safe_files.write_text(path, text.replace("SEND_AT", f"{issue}-01T09:00"), root=config.root)
     say(f"created {path} from {template.name}: write it, then `newsletter pull {issue}`")
     return 0
 

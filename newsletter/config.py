@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from newsletter.errors import ConfigError
+from newsletter.headers import header_text_problem
 from newsletter.netguard import parse_allow_hosts
 
 
@@ -249,8 +250,6 @@ def parse_config(data: dict, path: Path) -> Config:
 
 # Header-bound values: RFC 2047 encoded words or control characters here would be decoded or
 # refused only when the first message is built, after the edition is frozen (see message.py).
-_ENCODED_WORD_RE = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
-_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _ADDR_SPEC_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+")
 _LIST_ID_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+")
 _URL_RE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+;=%]+")
@@ -267,10 +266,8 @@ def _check_header_values(p: _Problems, nl: dict) -> None:
         value = nl.get(key)
         if not isinstance(value, str) or not value.strip() or "\r" in value or "\n" in value:
             continue
-        if _CONTROL_RE.search(value):
-            p.add(f"newsletter.{key}", "contains a control character")
-        elif _ENCODED_WORD_RE.search(value):
-            p.add(f"newsletter.{key}", "contains an RFC 2047 encoded word (=?...?=)")
+        if problem := header_text_problem(value):  # the one rule for header text
+            p.add(f"newsletter.{key}", problem)
         elif key in shapes and not shapes[key][0].fullmatch(value.strip()):
             p.add(f"newsletter.{key}", shapes[key][1])
 

@@ -13,6 +13,7 @@ import markdown
 import yaml
 
 from newsletter.errors import DraftError, InputError
+from newsletter.headers import header_text_problem
 from newsletter.sanitize import plain_text, sanitize_html
 
 ISSUE_RE = re.compile(r"^(?P<year>\d{4})-(?P<month>0[1-9]|1[0-2])$")
@@ -151,7 +152,7 @@ def _check_fields(meta: dict, lines: dict[str, int], problems: list[str],
             problem(key, "must be a list of names or links")
         elif expected is str and ("\n" in value.strip() or "\r" in value):
             problem(key, "must be on one line")
-        elif key in _INBOX_LINES and (trouble := _inbox_line_problem(value)):
+        elif key in _INBOX_LINES and (trouble := header_text_problem(value)):
             problem(key, trouble)
         else:
             fields[key] = value.strip() if expected is str else value
@@ -172,24 +173,9 @@ def _check_fields(meta: dict, lines: dict[str, int], problems: list[str],
 
 
 # The subject is a header and the preheader the line an inbox shows after it. Refused here,
-# with the draft's file and line, rather than when the first message is built (message.py
-# refuses these too, but only after the edition is frozen).
+# with the draft's file and line, by the same rule message.py applies (newsletter.headers),
+# rather than when the first message is built, after the edition is frozen.
 _INBOX_LINES = ("subject", "preheader")
-_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
-# Bidi embeddings, overrides and isolates make text read differently from its characters
-# (CVE-2021-42574, "Trojan Source"); right-to-left text needs none of them.
-_BIDI_RE = re.compile("[\u202a-\u202e\u2066-\u2069]")
-_ENCODED_WORD_RE = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
-
-
-def _inbox_line_problem(value: str) -> str:
-    if match := _CONTROL_RE.search(value):
-        return f"contains a control character (U+{ord(match.group()):04X})"
-    if match := _BIDI_RE.search(value):
-        return f"contains a bidi control character (U+{ord(match.group()):04X})"
-    if _ENCODED_WORD_RE.search(value):
-        return "contains an RFC 2047 encoded word (=?...?=); write the text itself"
-    return ""
 
 
 def parse_send_at(value: str, timezone: ZoneInfo) -> datetime:

@@ -11,6 +11,7 @@ from email.header import Header
 from email.utils import format_datetime, formataddr
 
 from newsletter.errors import InputError
+from newsletter.headers import check_header_text  # the one gate for header text
 from newsletter.personalise import (
     PLACEHOLDER_RE,
     Recipient,
@@ -20,9 +21,6 @@ from newsletter.personalise import (
 from newsletter.render import Edition
 
 CRLF = "\r\n"
-# "=?charset?q?...?=": an input carrying an encoded word could smuggle CR/LF past our checks
-# once a client decodes it (RFC 2047 section 5 forbids encoded words in addr-specs anyway).
-_ENCODED_WORD_RE = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 
 
 @dataclass(frozen=True)
@@ -62,25 +60,6 @@ def message_id(issue: str, email: str, domain: str) -> str:
     """Deterministic per issue and subscriber, so a resend is recognisable as the same message."""
     digest = hashlib.sha256(f"{issue}\0{email.lower()}".encode()).hexdigest()[:32]
     return f"<{issue}.{digest}@{domain}>"
-
-
-_LINE_BREAK_RE = re.compile("[\r\n\x00\x85\u2028\u2029]")
-_CONTROL_RE = re.compile("[\x01-\x08\x0b-\x1f\x7f]")
-
-
-def check_header_text(value: str, what: str) -> str:
-    """Refuse CR, LF, NUL and encoded-word tricks in anything bound for a header."""
-    # NEL, LS and PS too: str.splitlines() breaks on them, and so does email.header, which
-    # would silently turn them into folds.
-    if _LINE_BREAK_RE.search(value):
-        raise InputError(f"{what} contains a line break or NUL: {value[:60]!r}")
-    # Other C0 controls and DEL: no header syntax allows them, encoded or not (the parser
-    # flags a NonPrintableDefect); TAB is whitespace and stays.
-    if _CONTROL_RE.search(value):
-        raise InputError(f"{what} contains a control character: {value[:60]!r}")
-    if _ENCODED_WORD_RE.search(value):
-        raise InputError(f"{what} contains an RFC 2047 encoded word: {value[:60]!r}")
-    return value
 
 
 _ATOMS_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")  # RFC 5322 atext and spaces

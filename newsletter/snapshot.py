@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from newsletter import safe_files
 from newsletter.errors import InputError
 from newsletter.feeds import FeedItem, is_http_url, shorten_html
 from newsletter.sanitize import clean_line, sanitize_html
@@ -32,8 +33,10 @@ def snapshot_path(draft_path: Path) -> Path:
     return draft_path.with_name(draft_path.name.removesuffix(".md") + ".items.yaml")
 
 
-def write_snapshot(path: Path, snap: Snapshot) -> None:
-    """Write atomically (temp file + rename) so a crash never leaves half a snapshot."""
+def write_snapshot(path: Path, snap: Snapshot, *, root: Path | None = None) -> None:
+    """Write atomically (temp file + rename) so a crash never leaves half a snapshot, and
+    never through a symbolic link at or above it inside root (default: the folder that holds
+    issues/, the project)."""
     data = {
         "issue": snap.issue,
         "pulled_at": _iso(snap.pulled_at),
@@ -47,9 +50,7 @@ def write_snapshot(path: Path, snap: Snapshot) -> None:
     }
     text = _HEADER.format(issue=snap.issue, pulled=_iso(snap.pulled_at)) + yaml.safe_dump(
         data, allow_unicode=True, sort_keys=False, width=100)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    safe_files.write_text(path, text, root=path.parent.parent if root is None else root)
 
 
 def read_snapshot(path: Path) -> Snapshot:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -169,6 +170,7 @@ def connect(path: Path) -> sqlite3.Connection:
     """Open (creating or migrating) the database; WAL so readers never block the sender."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _create_owner_only(path)
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
@@ -178,6 +180,13 @@ def connect(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise NewsletterError(f"database: {exc}", where=str(path)) from exc
     return conn
+
+
+def _create_owner_only(path: Path) -> None:
+    """Create a new database file 0600: it holds personal data. SQLite gives the -wal and
+    -shm files it makes beside it the database's own permissions (os_unix.c,
+    findCreateFileMode), so they are owner-only too. An existing file keeps its mode."""
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))  # no-op if there
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
@@ -314,35 +323,6 @@ def update_profile(conn: sqlite3.Connection, email: str, name: str, language: st
     with transaction(conn):
         conn.execute("UPDATE subscribers SET name = ?, language = ?, updated_at = ? "
                      "WHERE email = ?", (name, language, now_iso(), email))
-
-
-def mark_confirm_sent(conn: sqlite3.Connection, email: str, name: str, language: str,
-                      now: datetime, gap: timedelta) -> bool:
-    """Record that a confirmation email goes out now; False if one went out less than `gap` ago.
-
-    A new address is stored as `pending` (not sent to) until it confirms.
-    """
-    stamp = now.astimezone(UTC).isoformat()
-    with transaction(conn):
-        row = conn.execute("SELECT confirm_sent_at FROM subscribers WHERE email = ?",
-                           (email,)).fetchone()
-        if row is None:
-            conn.execute(
-                "INSERT INTO subscribers (email, name, language, tags, status, created_at, "
-                "updated_at, confirm_sent_at) VALUES (?, ?, ?, '', 'pending', ?, ?, ?)",
-                (email, name, language, stamp, stamp, stamp))
-            return True
-        last = row[0]
-        if last and now - datetime.fromisoformat(last) < gap:
-            return False
-        conn.execute("UPDATE subscribers SET confirm_sent_at = ?, name = ?, language = ? "
-                     "WHERE email = ?", (stamp, name, language, email))
-    return True
-
-
-def clear_confirm_sent(conn: sqlite3.Connection, email: str) -> None:
-    with transaction(conn):
-        conn.execute("UPDATE subscribers SET confirm_sent_at = NULL WHERE email = ?", (email,))
 
 
 def imported_digest(conn: sqlite3.Connection, path: str) -> str:

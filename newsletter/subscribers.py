@@ -5,17 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
+from newsletter import safe_files
 from newsletter.errors import InputError
+from newsletter.headers import clean_header_text, header_text_problem
 from newsletter.sanitize import clean_line
 
 _LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
-_ENCODED_WORD_RE = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 _FORMULA_START = ("=", "+", "-", "@")
 _COLUMNS = {
     "email": ("email", "e-mail", "email address", "e-mail address", "mail"),
@@ -69,12 +70,11 @@ def normalise_address(raw: str) -> str:
 
 
 def clean_name(raw: str) -> str:
-    """One line, no control or bidi characters, no RFC 2047 encoded words, bounded length."""
-    if _ENCODED_WORD_RE.search(raw):
-        raise ValueError("name contains an RFC 2047 encoded word (=?...?=)")
-    name = " ".join(clean_line(raw).split())
-    if name[:1] == "'" and name[1:2] in _FORMULA_START:
-        name = name[1:]  # undo export_cell's guard, so an export imports back unchanged
+    """Header-safe text (newsletter.headers: one line, no control, bidi or invisible
+    characters, no RFC 2047 encoded words), bounded length."""
+    name = clean_header_text(unguard_cell(raw))
+    if problem := header_text_problem(name):
+        raise ValueError(f"name {problem}")
     if len(name) > MAX_NAME:
         raise ValueError(f"name is longer than {MAX_NAME} characters")
     return name
@@ -90,7 +90,7 @@ def clean_language(raw: str, default: str) -> str:
 
 
 def clean_tags(raw: str) -> tuple[str, ...]:
-    tags = (clean_line(t).strip().lower() for t in re.split(r"[;,|]", raw))
+    tags = (clean_line(t).strip().lower() for t in re.split(r"[;,|]", unguard_cell(raw)))
     return tuple(sorted({t for t in tags if t}))
 
 
@@ -194,6 +194,47 @@ def _map_columns(path: Path, header: list[str]) -> dict[str, int]:
     return columns
 
 
+# CSV injection: a spreadsheet runs a cell as a formula when it starts with = + - @ (or their
+# full-width forms, or TAB or CR), and a spreadsheet that splits on ";" or TAB (Excel's
+# default in much of Europe) starts a new cell after any ",", ";", TAB or line break inside
+# ours. A single quote there makes it text; one more quote goes before quotes already there,
+# so that import takes exactly one away and an export imports back unchanged.
+_TRIGGERS = "=+\\-@\t\r\uff1d\uff0b\uff0d\uff20"
+_GUARD_RE = re.compile(f"(^|[,;\t\r\n])([ \"]*)(?='*[{_TRIGGERS}])")
+_UNGUARD_RE = re.compile(f"(^|[,;\t\r\n])([ \"]*)'(?='*[{_TRIGGERS}])")
+EXPORT_COLUMNS = ("email", "name", "language", "tags", "status", "reason")
+
+
 def export_cell(value: str) -> str:
-    """Neutralise spreadsheet formulas (CSV injection) when the file is opened in Excel."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    """value, safe to open in a spreadsheet whatever the separator it splits on."""
+    return _GUARD_RE.sub(r"\1\2'", value)
+
+
+def unguard_cell(value: str) -> str:
+    """What export_cell was given: its guard quotes taken away again."""
+    return _UNGUARD_RE.sub(r"\1\2", value)
+
+
+def export_rows(subscribers: Iterable[Subscriber]) -> Iterator[list[str]]:
+    """The header, then one guarded row per subscriber."""
+    yield list(EXPORT_COLUMNS)
+    for sub in subscribers:
+        yield [export_cell(v) for v in (sub.email, sub.name, sub.language, ";".join(sub.tags),
+                                        sub.status, sub.reason)]
+
+
+def write_export(path: Path, subscribers: Iterable[Subscriber], *, root: Path) -> int:
+    """Write the list to path: every cell quoted and guarded, owner-only (0600: personal
+    data), never through a symbolic link (safe_files). Returns the number of subscribers."""
+    count = 0
+
+    def lines() -> Iterator[bytes]:  # streamed: memory stays flat in the size of the list
+        nonlocal count
+        for number, row in enumerate(export_rows(subscribers)):
+            line = io.StringIO(newline="")
+            csv.writer(line, quoting=csv.QUOTE_ALL).writerow(row)
+            count = number
+            yield line.getvalue().encode("utf-8")
+
+    safe_files.write_chunks(path, lines(), root=root, mode=0o600)
+    return count

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from newsletter import store
 from newsletter.cli import main
@@ -430,3 +432,83 @@ def test_an_exported_file_imports_again_without_changing_anything(tmp_path, cfg,
     assert run(cfg, "import", str(out)) == 0
 
     assert capsys.readouterr().out.splitlines()[-1] == "imported: 0 new, 0 updated, 0 rejected"
+
+
+# --- export: no cell is a formula, whatever the separator -------------------------------------
+
+TRIGGERS = tuple("=+-@\t\r＝＋－＠")
+HOSTILE = [
+    Subscriber("bob@example.org", "Bob;=1+1", "en", ("=cmd", "news")),
+    Subscriber("eve@example.org", "x,@SUM(A1:A9)", "fr", ("+c", "b")),
+    Subscriber("ann@example.org", "Ann;\"=HYPERLINK(\"http://evil.example\")", "en"),
+    Subscriber("zed@example.org", "＝1+1;－2", "de", ("＠x",)),
+    Subscriber("olga@example.org", "'=already quoted; '-twice", "en"),
+    Subscriber("max@example.org", "+41 44 123 45 67", "en", (), "unsubscribed",
+               "550 5.1.1 no such user;-bounced"),
+]
+
+
+def _naive_fields(data: str) -> Iterator[str]:
+    """Every field a spreadsheet that splits on , or ; or TAB (ignoring quotes) would see."""
+    for separator in (",", ";", "\t"):
+        for line in data.replace("\r", "\n").split("\n"):
+            yield from line.split(separator)
+
+
+def test_no_exported_field_starts_a_formula_under_any_separator(tmp_path):
+    from newsletter.subscribers import write_export
+
+    out = tmp_path / "export.csv"
+    assert write_export(out, HOSTILE, root=tmp_path) == len(HOSTILE)
+
+    data = out.read_text(encoding="utf-8")
+    fields = list(_naive_fields(data))
+    assert len(fields) > 6 * (len(HOSTILE) + 1)
+    bad = [f for f in fields if f.lstrip(' "').startswith(TRIGGERS)]
+    assert bad == []
+    # every cell is quoted: a spreadsheet that does parse quotes sees whole cells
+    for line in data.strip("\r\n").split("\r\n"):
+        assert line.startswith('"') and line.endswith('"') and line.count('","') >= 5
+
+
+def test_an_export_imports_back_to_the_same_names_and_tags(tmp_path):
+    from newsletter.subscribers import write_export
+
+    out = tmp_path / "export.csv"
+    write_export(out, HOSTILE, root=tmp_path)
+
+    parsed = read_csv(out)
+
+    assert parsed.rejected == ()
+    back = {s.email: (s.name, s.language, s.tags) for s in parsed.subscribers}
+    assert back == {s.email: (s.name, s.language, s.tags) for s in HOSTILE}
+
+
+def test_the_export_file_is_owner_only_and_never_written_through_a_link(tmp_path):
+    import os
+    import stat
+
+    from newsletter.safe_files import LinkRefused
+    from newsletter.subscribers import write_export
+
+    out = tmp_path / "export.csv"
+    write_export(out, HOSTILE, root=tmp_path)
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    link = tmp_path / "planted.csv"
+    link.symlink_to(victim)
+    with pytest.raises(LinkRefused):
+        write_export(link, HOSTILE, root=tmp_path)
+    assert victim.read_text() == "keep\n"
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=st.text(alphabet=st.sampled_from("=+-@\t\r\n,;\"' ＝＋－＠ab")
+                     | st.characters(blacklist_categories=("Cs",)), max_size=30))
+def test_a_guarded_cell_is_never_a_formula_and_unguards_to_itself(value):
+    from newsletter.subscribers import export_cell, unguard_cell
+
+    guarded = export_cell(value)
+    assert unguard_cell(guarded) == value
+    assert not any(f.lstrip(' "').startswith(TRIGGERS) for f in _naive_fields(guarded))
