@@ -19,16 +19,20 @@ from newsletter.errors import ConfigError, InputError
 
 KINDS = ("rsa", "ed25519")
 # Signed when present. The first eight are what DESIGN.md promises receivers; the rest are the
-# RFC 6376 section 5.4.1 recommendations that build_message writes.
+# RFC 6376 section 5.4.1 recommendations that build_message writes (Cc it never writes: see
+# OVERSIGNED_HEADERS).
 SIGNED_HEADERS = (
     b"from", b"to", b"subject", b"date", b"message-id", b"list-id", b"list-unsubscribe",
-    b"list-unsubscribe-post", b"reply-to", b"mime-version", b"content-type", b"content-language",
+    b"list-unsubscribe-post", b"reply-to", b"cc", b"mime-version", b"content-type",
+    b"content-language",
 )
-# Over-signed: named once more in h= than they occur, so a second From or Subject added in
-# transit breaks the signature (RFC 6376 section 8.15). Those are the two fields a reader sees
-# and DMARC aligns on, and clients disagree on which copy they show. The name is listed twice
-# in h=; the extra entry matches nothing now (a null string), but would match an added copy.
-OVERSIGNED_HEADERS = (b"from", b"subject")
+# Over-signed, all of them: each name is listed in h= once more than it occurs, so a copy added
+# in transit breaks the signature (RFC 6376 section 8.15). Verifiers take the bottom-most copy
+# while clients may show the top one, and every one of these is shown or acted on: From and
+# Subject are read, To/Date/Message-ID/Reply-To shape the reply, List-Unsubscribe(-Post) is
+# what a one-click POST goes to, Content-Type decides what is rendered. A field the message
+# lacks (Cc) is listed once, as a null string, so none can be added.
+OVERSIGNED_HEADERS = SIGNED_HEADERS
 # RFC 8301 section 3.2: verifiers ignore RSA keys under 1024 bits; new keys get 2048.
 MIN_RSA_BITS, NEW_RSA_BITS = 1024, (2048, 4096)
 
@@ -71,7 +75,7 @@ class DkimSigner:
         if not sep:
             raise InputError("cannot DKIM-sign the message: no blank line after the header")
         fields = _header_fields(head + b"\r\n")
-        signed = _choose(fields, SIGNED_HEADERS + OVERSIGNED_HEADERS)
+        signed = _choose(fields, SIGNED_HEADERS)
         tags = [
             b"v=1", b"a=" + self.algorithm, b"c=relaxed/relaxed",
             b"d=" + self.domain.encode("ascii"), b"s=" + self.selector.encode("ascii"),
@@ -125,13 +129,14 @@ def _header_fields(head: bytes) -> list[tuple[bytes, bytes]]:
 
 def _choose(fields: list[tuple[bytes, bytes]],
             names: tuple[bytes, ...]) -> list[tuple[bytes, bytes]]:
-    """RFC 6376 5.4.2: each name takes that field's instances from the bottom up; a name with
-    none left (an over-signed one) is still listed in h= and signs as a null string."""
-    left = {name: [f for n, f in fields if n == name] for name in set(names)}
+    """RFC 6376 5.4.2: each name takes that field's instances from the bottom up, then, when
+    over-signed, one more entry that matches nothing and signs as a null string (8.15)."""
     chosen = []
     for name in names:
-        if left[name] or name in OVERSIGNED_HEADERS:
-            chosen.append((name, left[name].pop() if left[name] else b""))
+        instances = [f for n, f in fields if n == name]
+        chosen += [(name, f) for f in reversed(instances)]
+        if name in OVERSIGNED_HEADERS:
+            chosen.append((name, b""))
     return chosen
 
 
