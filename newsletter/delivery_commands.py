@@ -98,7 +98,10 @@ class Progress:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
     from newsletter import ledger
+    from newsletter.suppression import month_summary
 
     config = config_of(args)
     issue = args.issue.partition(".")[0] if args.issue else None
@@ -106,8 +109,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         check_issue_id(issue)
     with open_store(config) as conn:
         counts = ledger.counts(conn, issue)
+        bounces = month_summary(conn, datetime.now(UTC), config.timezone)
         if not counts:
             say(f"no sends recorded{' for ' + issue if issue else ''}")
+            if bounces:
+                say(bounces)
             return 0
         for name, states in counts.items():
             total = sum(states.values())
@@ -121,6 +127,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                     "(no edition in their language)")
             for row in ledger.problem_rows(conn, name):
                 say(f"  {row['state']:8} {row['email']}  {row['last_reply']}")
+    if bounces:
+        say(bounces)
     return 0
 
 
@@ -258,6 +266,7 @@ COMMANDS = {
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from newsletter.send import Transports
     from newsletter.serving import serve
 
     config = config_of(args)
@@ -267,6 +276,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          "for trying it out on this machine only)")
     say(f"serving {config.name} at http://{args.host}:{args.port}"
         f"{urlsplit(config.base_url).path or '/'} (public address {config.base_url}); Ctrl-C stops")
+    say(f"confirmation mail goes out through {Transports(config).description}; "
+        "failures are logged here")
     serve(config, args.host, args.port, threads=args.threads)
     return 0
 

@@ -41,7 +41,8 @@ SENDER_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"\bvirus", r"malware", r"potentially executable attachment",
         r"infected", r"malicious")),
     ("spamdetected", _rule(
-        r"\bspam", r"unsolicited", r"\bjunk\b", r"bulk (?:e-?mail|mail|advertising)",
+        r"\bspam(?!haus|cop|rats)", r"unsolicited", r"\bjunk\b",
+        r"bulk (?:e-?mail|mail|advertising)",
         r"content filter", r"message filtered", r"spamassassin", r"spam ?score",
         r"mail content denied", r"message content rejected", r"unacceptable content",
         r"rejecting (?:banned|mail) content", r"blacklisted url", r"uribl",

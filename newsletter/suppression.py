@@ -7,7 +7,7 @@ import re
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from newsletter import store
 from newsletter.config import Config
@@ -133,3 +133,24 @@ def stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")  # as store.now_iso()
 
 
+
+
+def month_summary(conn: sqlite3.Connection, now: datetime, zone: tzinfo) -> str:
+    """`status`: this month's events, '' when there are none.
+
+    "bounces this month: 3 hard, 5 soft, 1 complaints, 37 refused for sender reasons
+    (37 at example.com: authfailure)"
+    """
+    local = now.astimezone(zone)
+    start = stamp(local.replace(day=1, hour=0, minute=0, second=0, microsecond=0))
+    counts = dict(conn.execute("SELECT kind, count(*) FROM bounce_events WHERE at >= ? "
+                               "GROUP BY kind", (start,)).fetchall())
+    if not counts:
+        return ""
+    top = conn.execute("SELECT reason, domain, count(*) AS n FROM bounce_events "
+                       "WHERE kind = 'ours' AND at >= ? GROUP BY reason, domain "
+                       "ORDER BY n DESC, domain LIMIT 3", (start,)).fetchall()
+    why = "; ".join(f"{n} at {domain or '?'}: {reason or 'policy'}" for reason, domain, n in top)
+    return (f"bounces this month: {counts.get('hard', 0)} hard, {counts.get('soft', 0)} soft, "
+            f"{counts.get('complaint', 0)} complaints, {counts.get('ours', 0)} refused for "
+            f"sender reasons" + (f" ({why})" if why else ""))

@@ -24,8 +24,8 @@ from newsletter.bounces import (
     read_mailbox,
     record_report,
 )
-from newsletter.dsn import Recipient, Report, classify, parse_report, report_key
 from newsletter.config import Config, load_config
+from newsletter.dsn import Recipient, Report, classify, parse_report, report_key
 from newsletter.errors import InputError
 from newsletter.subscribers import Subscriber
 from newsletter.tokens import DEV_SECRET, make_token, verify_token
@@ -457,3 +457,189 @@ def test_a_bad_path_exits_2_through_the_cli(config: Config, tmp_path: Path,
     code = main(["--config", str(config.source), "bounces", str(tmp_path / "nowhere")])
     assert code == 2
     assert f"newsletter: {tmp_path / 'nowhere'}: not a Maildir" in capsys.readouterr().err
+
+
+# --- five classes: what each does ------------------------------------------------------------
+
+def blocked_bounce(message_id: str = "blocked-1@relay.example.org") -> bytes:
+    """Our IP on a blocklist: the reader's address is fine."""
+    data = re.sub(rb"Recipient address\s+rejected: User unknown in virtual\s+mailbox table",
+                  b"Client host [192.0.2.9] blocked using zen.spamhaus.org",
+                  raw("postfix_user_unknown.eml")).replace(b"5.1.1", b"5.7.1")
+    return with_message_id(data, message_id)
+
+
+def test_a_sender_side_refusal_never_touches_the_reader(conn: sqlite3.Connection,
+                                                        config: Config, tmp_path: Path) -> None:
+    subscribe(conn, "ann.lee@example.com")
+    result = run(conn, config, make_maildir(tmp_path, [blocked_bounce()]))
+
+    assert status_of(conn, "ann.lee@example.com") == ("active", "")
+    assert (result.ours, result.bounced, result.soft, result.changes) == (1, 0, 0, [])
+    assert [r[2:] for r in conn.execute("SELECT id, email, kind, reason, domain "
+                                        "FROM bounce_events")] == [
+        ("ours", "blocked", "example.com")]
+    assert "1 refused for sender reasons (1 at example.com: blocked)" in result.summary(0.1)
+
+
+def test_status_shows_this_months_classes_with_the_top_sender_reasons(
+        conn: sqlite3.Connection, config: Config, tmp_path: Path,
+        capsys: pytest.CaptureFixture) -> None:
+    from newsletter.delivery_commands import cmd_status
+
+    subscribe(conn, *EVERYONE)
+    now = datetime.now(UTC)
+    messages = all_fixtures() + [blocked_bounce("b1@x"), blocked_bounce("b2@x")]
+    run(conn, config, make_maildir(tmp_path, messages), now=now)
+
+    assert cmd_status(argparse.Namespace(config=config.source, issue=None)) == 0
+    out = capsys.readouterr().out
+    assert ("bounces this month: 5 hard, 2 soft, 2 complaints, 2 refused for sender reasons "
+            "(2 at example.com: blocked)") in out.splitlines()
+
+
+def test_two_reports_sharing_a_message_id_are_both_processed(
+        conn: sqlite3.Connection, config: Config, tmp_path: Path) -> None:
+    subscribe(conn, "ann.lee@example.com", "bob.martin@example.org")
+    first = raw("postfix_user_unknown.eml")
+    second = first.replace(b"Ann.Lee@example.com", b"bob.martin@example.org").replace(
+        b"ann.lee@example.com", b"bob.martin@example.org")
+    assert parse(first)["Message-ID"] == parse(second)["Message-ID"]
+
+    result = run(conn, config, make_maildir(tmp_path, [first, second]))
+
+    assert (result.new, result.already, result.bounced) == (2, 0, 2)
+    assert status_of(conn, "bob.martin@example.org")[0] == "bounced"
+
+
+def test_on_done_follows_each_commit_and_never_a_dry_run(conn: sqlite3.Connection,
+                                                         config: Config) -> None:
+    done: list[str] = []
+    messages = [("one", raw("postfix_user_unknown.eml")), ("two", raw("arf_abuse.eml")),
+                ("one again", raw("postfix_user_unknown.eml"))]
+
+    def seen(label: str) -> None:  # committed: another connection sees the row already
+        other = store.connect(config.store_path)
+        count = other.execute("SELECT count(*) FROM processed_reports").fetchone()[0]
+        done.append(f"{label}:{count}")
+        other.close()
+
+    process_reports(conn, messages, config, now=NOW, dry_run=True, on_done=seen)
+    assert done == []
+    process_reports(conn, messages, config, now=NOW, on_done=seen)
+    assert done == ["one:1", "two:2", "one again:2"]
+
+
+def test_record_report_applies_a_report_built_elsewhere(conn: sqlite3.Connection,
+                                                        config: Config) -> None:
+    # The webhooks' path: a provider's payload becomes a Report; the key is theirs.
+    subscribe(conn, "ann.lee@example.com", "erin.k@example.org")
+    report = Report("bounce", (Recipient("ann.lee@example.com", "hard", "5.1.1", "No such user",
+                                         "userunknown"),
+                               Recipient("erin.k@example.org", "soft", "4.2.2", "Mailbox full",
+                                         "mailboxfull"),
+                               Recipient("nobody@example.net", "ours", "5.7.1", "Blocked",
+                                         "blocked")))
+    result = BounceRun()
+    with store.transaction(conn):
+        assert not already_processed(conn, "ses:abc")
+        actions = record_report(conn, "ses:abc", report, config, NOW, result, "webhook ses")
+    assert actions == ("suppressed", "soft-recorded", "reported")
+    assert already_processed(conn, "ses:abc")
+    assert status_of(conn, "ann.lee@example.com") == (
+        "bounced", "hard bounce 2026-11-22: 5.1.1 No such user")
+    assert outcomes(conn) == {"bounce: ann.lee@example.com (bounced), erin.k@example.org "
+                              "(1 of 3 in 30 days), nobody@example.net (refused for sender "
+                              "reasons: blocked)"}
+
+
+def test_json_prints_one_object_per_message_and_the_summary_on_stderr(
+        conn: sqlite3.Connection, config: Config, tmp_path: Path,
+        capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    subscribe(conn, *EVERYONE)
+    maildir = make_maildir(tmp_path, [raw("postfix_user_unknown.eml"), blocked_bounce(),
+                                      raw("out_of_office.eml")])
+
+    assert cmd_bounces(namespace(config, maildir, as_json=True)) == 0
+
+    out, err = capsys.readouterr()
+    objects = [json.loads(line) for line in out.splitlines()]
+    by_kind = {o["kind"]: o for o in objects}
+    assert len(objects) == 3 and set(by_kind) == {"bounce", "auto-reply"}
+    hard = next(o for o in objects if o["recipients"][0]["class"] == "hard")
+    assert hard["recipients"] == [{
+        "address": "ann.lee@example.com", "class": "hard", "status": "5.1.1",
+        "diagnostic": "550 5.1.1 <Ann.Lee@example.com>: Recipient address rejected: User "
+                      "unknown in virtual mailbox table", "reason": "userunknown",
+        "action": "suppressed"}]
+    assert hard["source"]  # the message's label from its source (a Maildir key here)
+    ours = next(o for o in objects if o["recipients"] and o["recipients"][0]["class"] == "ours")
+    assert ours["recipients"][0]["action"] == "reported"
+    assert by_kind["auto-reply"]["recipients"] == []
+    assert err.startswith("bounces: 3 report(s) read, 3 new")
+
+
+# --- the return path's own addresses -----------------------------------------------------------
+
+def test_an_unsubscribe_by_mail_with_a_genuine_token_unsubscribes(
+        conn: sqlite3.Connection, config: Config, tmp_path: Path) -> None:
+    from newsletter.tokens import secret_from_env
+
+    subscribe(conn, "henry.p@example.org", "grace.h@example.com")
+    secret = secret_from_env()[0]
+
+    def request(email: str, key: str) -> bytes:
+        token = make_token(key, LIST_ID, email)
+        return (f"From: {email}\nTo: newsletter@ipbusiness.example.org\n"
+                f"Subject: unsubscribe {token}\nMessage-ID: <{email}@mail>\n\n").encode()
+
+    result = run(conn, config, make_maildir(tmp_path, [
+        request("henry.p@example.org", secret), request("grace.h@example.com", "forged")]))
+
+    assert status_of(conn, "henry.p@example.org") == ("unsubscribed", "unsubscribe by mail")
+    assert status_of(conn, "grace.h@example.com") == ("active", "")  # the token is not ours
+    assert (result.unsubscribed, result.ignored) == (1, 1)
+
+
+def test_a_report_to_our_verp_address_is_about_that_subscriber(
+        conn: sqlite3.Connection, config: Config, tmp_path: Path) -> None:
+    from newsletter.tokens import make_id_token, secret_from_env
+
+    subscribe(conn, "ann.lee@example.com")
+    sub = store.get_subscriber(conn, "ann.lee@example.com")
+    token = make_id_token(secret_from_env()[0], LIST_ID, sub.id)
+    # A forwarder rewrote the recipient: the DSN names an address we never mailed.
+    data = raw("postfix_user_unknown.eml").replace(b"Ann.Lee@example.com", b"ann@forward.example")
+    data = data.replace(b"ann.lee@example.com", b"ann@forward.example")
+    data = f"Delivered-To: newsletter+{token}@ipbusiness.example.org\n".encode() + data
+
+    run(conn, config, make_maildir(tmp_path, [data]))
+
+    assert status_of(conn, "ann.lee@example.com")[0] == "bounced"
+
+
+# --- the schema ------------------------------------------------------------------------------
+
+def test_old_bounce_rows_survive_the_migration_and_old_keys_are_harmless(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    for statement in ";".join(store._MIGRATIONS[:6]).split(";"):
+        if statement.strip():
+            old.execute(statement)
+    old.execute("INSERT INTO bounce_events (email, kind, report_key, at) VALUES "
+                "('ann.lee@example.com', 'soft', '<x@y>', '2026-11-01T00:00:00+00:00')")
+    message_id = parse(raw("postfix_user_unknown.eml"))["Message-ID"]
+    old.execute("INSERT INTO processed_reports VALUES (?, '2026-11-01', 'hard: old')",
+                ("".join(message_id.split()),))
+    old.execute("PRAGMA user_version = 6")
+    old.commit()
+    old.close()
+
+    conn = store.connect(path)
+    assert [tuple(r) for r in conn.execute("SELECT email, kind, reason, domain "
+                                           "FROM bounce_events")] == [
+        ("ann.lee@example.com", "soft", "", "")]
+    assert not already_processed(conn, report_key(raw("postfix_user_unknown.eml")))
+    conn.close()

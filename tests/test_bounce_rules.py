@@ -1,0 +1,147 @@
+"""Hand-made reports in wordings the corpus does not hold: the rules, not the samples, decide."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+import pytest
+
+from newsletter.bounce_rules import refusal_class
+from newsletter.dsn import classify, parse_report
+from newsletter.sender_rules import is_sender_refusal
+
+READER = "reader@example.net"
+
+
+def dsn(action: str, status: str, diagnostic: str, *, text: str = "") -> bytes:
+    """An RFC 3464 report for READER, as a Postfix or Exchange relay writes one."""
+    fields = [f"Final-Recipient: rfc822; {READER}", f"Action: {action}", f"Status: {status}"]
+    if diagnostic:
+        fields.append(f"Diagnostic-Code: smtp; {diagnostic}")
+    return (
+        "From: MAILER-DAEMON@relay.example.org (Mail Delivery System)\n"
+        "To: bounces@news.example.org\nSubject: Undelivered Mail Returned to Sender\n"
+        "MIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n'
+        f"--b\nContent-Type: text/plain\n\n{text or 'Your message could not be delivered.'}\n"
+        "--b\nContent-Type: message/delivery-status\n\n"
+        "Reporting-MTA: dns; relay.example.org\n\n" + "\n".join(fields) + "\n\n"
+        "--b\nContent-Type: text/rfc822-headers\n\n"
+        f"From: news@news.example.org\nTo: {READER}\nSubject: November\n\n--b--\n"
+    ).encode()
+
+
+def one(data: bytes) -> tuple[str, str]:
+    report = classify(parse_report(data))
+    assert [r.address for r in report.recipients] == [READER]
+    return report.recipients[0].klass, report.recipients[0].reason
+
+
+@pytest.mark.parametrize(("action", "status", "diagnostic", "klass"), [
+    ("failed", "5.1.1", "550 5.1.1 <reader@example.net>: Recipient address rejected: User "
+     "unknown in local recipient table", "hard"),
+    ("failed", "5.1.2", "550 5.1.2 Host or domain name not found. Name service error for "
+     "name=example.net type=MX", "hard"),
+    ("failed", "5.0.0", "550 Requested action not taken: mailbox unavailable (account closed)",
+     "hard"),
+    ("failed", "5.7.1", "550 5.7.1 <reader@example.net>: Recipient address rejected: user "
+     "does not exist here", "hard"),  # 5.7.x, yet the address is dead: the text decides
+    ("failed", "5.2.2", "552 5.2.2 Quota exceeded (mailbox for user is full)", "soft"),
+    ("failed", "5.0.0", "552 Requested mail action aborted: mailbox is over quota", "soft"),
+    ("failed", "4.4.7", "Delivery expired (message too old) 'timeout'", "soft"),
+    ("failed", "4.7.0", "421 4.7.0 Try again later, closing connection (rate limited)",
+     "soft"),
+    ("failed", "5.7.1", "554 5.7.1 Service unavailable; Client host [192.0.2.9] blocked using "
+     "zen.spamhaus.org", "ours"),
+    ("failed", "5.7.26", "550 5.7.26 This mail has been blocked because the sender is "
+     "unauthenticated. Gmail requires all senders to authenticate with SPF or DKIM.", "ours"),
+    ("failed", "5.7.1", "550 5.7.1 Unfortunately, messages from [192.0.2.9] weren't sent. "
+     "Please contact your Internet service provider since part of their network is on our "
+     "block list (S3140)", "ours"),
+    ("failed", "5.7.509", "550 5.7.509 Access denied, sending domain example.org does not pass "
+     "DMARC verification and has a DMARC policy of reject", "ours"),
+    ("failed", "5.7.1", "554 5.7.1 Message rejected as spam by Content Filtering", "ours"),
+    ("failed", "5.7.1", "554 5.7.1 <reader@example.net>: Relay access denied", "ours"),
+    ("failed", "5.3.4", "552 5.3.4 Message size exceeds fixed limit", "ours"),
+    # RFC 3464 2.3.3: a warning; the message is still queued
+    ("delayed", "4.4.1", "connect to mx.example.net[192.0.2.7]:25: Connection timed out",
+     "none"),
+    ("delivered", "2.0.0", "250 2.0.0 OK queued as 4Lq9Dd", "none"),
+    ("relayed", "2.0.0", "", "none"),
+])
+def test_a_dsn_is_classed_by_its_fields_and_words(action: str, status: str, diagnostic: str,
+                                                   klass: str) -> None:
+    assert one(dsn(action, status, diagnostic))[0] == klass
+
+
+def test_a_dsn_without_a_diagnostic_is_classed_by_its_text() -> None:
+    text = "Delivery to reader@example.net failed: the recipient's mailbox is full."
+    assert one(dsn("failed", "5.0.0", "", text=text)) == ("soft", "mailboxfull")
+
+
+def text_bounce(body: str, subject: str = "failure notice") -> bytes:
+    return (f"From: MAILER-DAEMON@mx.example.org\nTo: bounces@news.example.org\n"
+            f"Subject: {subject}\n\n{body}\n--- Below this line is a copy of the message.\n\n"
+            f"From: news@news.example.org\nTo: {READER}\nSubject: November\n\nHello\n"
+            ).encode()
+
+
+@pytest.mark.parametrize(("body", "klass"), [
+    # qmail: the address, then the remote's words
+    (f"Hi. This is the qmail-send program at mx.example.org.\n\n<{READER}>:\n"
+     "192.0.2.8 does not like recipient.\nRemote host said: 550 5.1.1 No such user here\n"
+     "Giving up on 192.0.2.8.\n", "hard"),
+    # Exim: refused at MAIL FROM, so the refusal is about us whatever it says
+    (f"A message that you sent could not be delivered to one or more of its\nrecipients. "
+     f"This is a permanent error. The following address(es) failed:\n\n  {READER}\n"
+     "    SMTP error from remote mail server after MAIL FROM:<bounces@news.example.org> "
+     "SIZE=1234:\n    550 5.7.1 Sender rejected: SPF check failed\n", "ours"),
+    # Sendmail: one line per address
+    (f"   ----- The following addresses had permanent fatal errors -----\n<{READER}>\n"
+     "    (reason: 552 5.2.2 Mailbox over quota)\n", "soft"),
+])
+def test_a_bounce_without_a_dsn_is_classed_by_the_paragraph_about_the_address(
+        body: str, klass: str) -> None:
+    assert one(text_bounce(body))[0] == klass
+
+
+def test_an_auto_reply_is_not_a_bounce() -> None:
+    message = EmailMessage()
+    message["From"] = READER
+    message["To"] = "news@news.example.org"
+    message["Subject"] = "Automatic reply: November"
+    message["Auto-Submitted"] = "auto-replied"  # RFC 3834 5.2
+    message.set_content("I am out of the office until Monday; your mail will not be "
+                        "delivered to anyone else.")
+    report = classify(parse_report(message.as_bytes()))
+    assert (report.kind, report.recipients) == ("auto-reply", ())
+
+
+def test_an_ordinary_letter_mentioning_failures_is_not_a_bounce() -> None:
+    data = (f"From: {READER}\nTo: news@news.example.org\nSubject: Re: November\n\n"
+            "Hi, my colleague alice@example.com says your last issue could not be "
+            "opened on her phone. User unknown problem?\n").encode()
+    report = classify(parse_report(data))
+    assert report.kind == "other" and report.recipients == ()
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00\xff" * 50, b"Content-Type: multipart/report;\n\n--",
+                                  b"From: x\n\n" + b"=" * 10000])
+def test_hostile_bytes_never_raise(data: bytes) -> None:
+    assert classify(parse_report(data)).kind in ("other", "unparseable", "bounce")
+
+
+@pytest.mark.parametrize(("code", "text", "stops"), [
+    (550, "550 5.7.1 Client host [192.0.2.9] blocked using zen.spamhaus.org", True),
+    (550, "550 5.7.26 Unauthenticated email from example.org is not accepted due to "
+     "domain's DMARC policy", True),
+    (554, "554 Message rejected: spam content", True),
+    # 5.7.x, but about the reader's address: a hard bounce, never a reason to stop the run
+    (550, "550 5.7.1 <reader@example.net>: Recipient address rejected: User unknown", False),
+    (550, "550 5.1.1 No such user", False),
+    (450, "450 4.7.1 Client host rejected: blocked", False),  # 4xx: deferred, not a stop
+])
+def test_send_and_bounces_share_the_sender_side_rules(code: int, text: str,
+                                                      stops: bool) -> None:
+    assert is_sender_refusal(code, text) is stops
+    assert (refusal_class(text, code=code)[0] == "ours") is (stops or code < 500)
