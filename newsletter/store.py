@@ -325,35 +325,6 @@ def update_profile(conn: sqlite3.Connection, email: str, name: str, language: st
                      "WHERE email = ?", (name, language, now_iso(), email))
 
 
-def mark_confirm_sent(conn: sqlite3.Connection, email: str, name: str, language: str,
-                      now: datetime, gap: timedelta) -> bool:
-    """Record that a confirmation email goes out now; False if one went out less than `gap` ago.
-
-    A new address is stored as `pending` (not sent to) until it confirms.
-    """
-    stamp = now.astimezone(UTC).isoformat()
-    with transaction(conn):
-        row = conn.execute("SELECT confirm_sent_at FROM subscribers WHERE email = ?",
-                           (email,)).fetchone()
-        if row is None:
-            conn.execute(
-                "INSERT INTO subscribers (email, name, language, tags, status, created_at, "
-                "updated_at, confirm_sent_at) VALUES (?, ?, ?, '', 'pending', ?, ?, ?)",
-                (email, name, language, stamp, stamp, stamp))
-            return True
-        last = row[0]
-        if last and now - datetime.fromisoformat(last) < gap:
-            return False
-        conn.execute("UPDATE subscribers SET confirm_sent_at = ?, name = ?, language = ? "
-                     "WHERE email = ?", (stamp, name, language, email))
-    return True
-
-
-def clear_confirm_sent(conn: sqlite3.Connection, email: str) -> None:
-    with transaction(conn):
-        conn.execute("UPDATE subscribers SET confirm_sent_at = NULL WHERE email = ?", (email,))
-
-
 def imported_digest(conn: sqlite3.Connection, path: str) -> str:
     row = conn.execute("SELECT sha256 FROM imported_files WHERE path = ?", (path,)).fetchone()
     return row[0] if row else ""

@@ -355,3 +355,17 @@ def test_serve_limits_what_one_connection_can_hold() -> None:
         assert adj.cleanup_interval <= 10 and WAITRESS_LIMITS["trusted_proxy"] is None
     finally:
         server.close()
+
+
+def test_bad_web_settings_are_named_with_their_key(subscribed: DeliveryProject) -> None:
+    from newsletter.config import load_config
+    from newsletter.errors import ConfigError
+
+    web_settings(subscribed, per_client_per_hour=0, global_per_hour="'many'",
+                 trusted_proxies=["10.0.0.0/8", "proxy.example"])
+    with pytest.raises(ConfigError) as caught:
+        load_config(subscribed.config)
+    message = str(caught.value)
+    assert "'web.per_client_per_hour' must be a whole number of at least 1" in message
+    assert "'web.global_per_hour'" in message
+    assert "'web.trusted_proxies' has 'proxy.example'" in message and "10.0.0.0" not in message
