@@ -69,3 +69,28 @@ def test_arabic_pages_are_right_to_left_in_a_real_browser(
     assert layout["gapRight"] < layout["gapLeft"]  # the title starts at the right edge
     assert layout["width"] <= 375
     assert (tmp_path / "subscribe-ar.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("language", ["en", "ar"])
+def test_the_confirmation_mail_fits_a_phone_and_follows_the_readers_direction(
+        chromium: Path, delivery_project: DeliveryProject, smtp_server: ScriptedServer,
+        smtp_script: Script, tmp_path: Path, language: str) -> None:
+    import httpx
+
+    email = f"{language}.reader@example.org"
+    with running_app(delivery_project.config) as origin:
+        httpx.post(f"{origin}/newsletter/subscribe", data={"email": email, "language": language})
+    assert deliver_queued(delivery_project.config).sent == 1
+    [confirmation] = smtp_script.parsed(email)
+    html = confirmation.get_body(("html",)).get_content()
+    with open_browser() as browser:
+        page = browser.new_page(viewport={"width": 375, "height": 800})
+        page.route("**/*", lambda route: route.abort())  # the mail is self-contained
+        page.set_content(html)
+        layout = page.evaluate("""() => ({
+            dir: getComputedStyle(document.querySelector('.block')).direction,
+            width: document.documentElement.scrollWidth,
+            link: document.querySelector('a[href*="/confirm/"]').getBoundingClientRect().width})""")
+        page.screenshot(path=str(tmp_path / f"confirmation-{language}.png"), full_page=True)
+    assert layout["dir"] == ("rtl" if language == "ar" else "ltr")
+    assert layout["width"] <= 375 and layout["link"] > 0
