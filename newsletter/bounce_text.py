@@ -75,8 +75,9 @@ def _split_text(message: Message) -> tuple[str, str]:
         kind = part.get_content_type()
         if kind in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers"):
             break  # the returned original follows
-        if part.get_content_maintype() == "text" and kind != "text/html" or (
-                kind == "text/html" and not texts):
+        defective = part.get_content_maintype() == "multipart" and not part.is_multipart()
+        if part.get_content_maintype() == "text" and kind != "text/html" or defective or (
+                kind == "text/html" and not texts):  # defective: its boundary is not found
             text = part_text(part)
             if kind == "text/html":
                 text = re.sub(r"<[^>]*>", " ", text)
@@ -160,6 +161,8 @@ _HEADER_LINE = re.compile(r"^\s*(?:from|return-path|sender|reply-to|message-id|i
 _SENDER_CONTEXT = re.compile(r"(?:mail from|envelope-from|sender|from):?\s*<?$|contact\b.{0,40}$",
                              re.IGNORECASE)
 _EMAIL_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# An address as a report names it; a quoted local part ("a..b"@example.org) is kept whole.
+ADDRESS_RE = re.compile(r"(?:\"[^\"\s]+\"|[\w.!#$%&'*+/=?^`{|}~-]+)@[\w-]+(?:\.[\w-]+)+")
 
 
 def looks_like_bounce(message: Message, text: str) -> bool:

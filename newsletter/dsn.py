@@ -10,24 +10,24 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
-from email.utils import getaddresses
 
-from flufl.bounce import all_failures
-
+from newsletter.bounce_report import Recipient, Report, make_report, one_line
 from newsletter.bounce_rules import refusal_class
 from newsletter.bounce_text import (
+    ADDRESS_RE,
     address_paragraph,
     codes,
-    failed_addresses,
     failure_text,
     is_auto_reply,
     looks_like_bounce,
     own_parts,
     part_text,
-    returned_recipient,
 )
 from newsletter.feedback import complaint, is_feedback
-from newsletter.ses_notice import ses_fields, ses_notification
+from newsletter.ses_notice import ses_notification
+from newsletter.text_bounces import from_ses, from_text
+
+__all__ = ["Recipient", "Report", "classify", "parse_report", "report_key"]
 
 # flufl.bounce logs each detector it runs at INFO (the CLI's level) and a traceback when one
 # fails; a failure is reported here instead, as one warning naming the message.
@@ -35,31 +35,6 @@ logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL + 1)
 
 _DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")  # RFC 3464, 6533
 _FIELD_RE = re.compile(r"^([A-Za-z][\w-]*)[ \t]*:[ \t]*(.*)$")
-_ADDRESS_RE = re.compile(r"(?:\"[^\"\s]+\"|[\w.!#$%&'*+/=?^`{|}~-]+)@[\w-]+(?:\.[\w-]+)+")
-_FAILED = ("hard", "soft", "ours")
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """One reader named by a report. klass: hard, soft, ours, complaint or none."""
-
-    address: str  # lower case
-    klass: str
-    status: str = ""  # RFC 3463 enhanced code, "5.1.1"
-    diagnostic: str = ""  # the remote server's words, one line
-    reason: str = ""  # userunknown, mailboxfull, blocked, authfailure, ... (see bounce_rules)
-
-
-@dataclass(frozen=True)
-class Report:
-    """What one message means.
-
-    kind: bounce, complaint, unsubscribe, auto-reply, delivery, other or unparseable.
-    """
-
-    kind: str
-    recipients: tuple[Recipient, ...] = ()
-    detail: str = ""
 
 
 def parse_report(raw: bytes) -> Message:
@@ -88,10 +63,10 @@ def classify(message: Message, *, read_token: Callable[[str], str | None] | None
         if blocks := dsn_blocks(message):
             return _from_dsn(message, blocks)
         if notice := ses_notification(message):
-            return _from_ses(notice)
+            return from_ses(notice)
         if is_auto_reply(message) and not looks_like_bounce(message, ""):
             return Report("auto-reply", (), "auto-reply (RFC 3834)")
-        return _from_text(message)
+        return from_text(message)
     except Exception as exc:  # noqa: BLE001 - hostile input; any error is data, never a crash
         return Report("unparseable", (), f"{type(exc).__name__}: {exc}")
 
@@ -168,7 +143,7 @@ def _parse_blocks(text: str) -> list[_Block]:
 
 def _block(fields: dict[str, str]) -> _Block | None:
     recipient = fields.get("final-recipient") or fields.get("original-recipient", "")
-    address = _ADDRESS_RE.search(recipient.partition(";")[2] or recipient)
+    address = ADDRESS_RE.search(recipient.partition(";")[2] or recipient)
     if not address:
         return None
     diagnostic = fields.get("diagnostic-code", "")
@@ -199,80 +174,10 @@ def _from_dsn(message: Message, blocks: list[_Block]) -> Report:
         code = codes(text)[1]
         klass, reason = refusal_class(text, status=block.status, code=code, action=block.action)
         recipients.append(Recipient(block.address, klass, block.status,
-                                    _one_line(block.diagnostic or text), reason))
-    return _report(recipients)
+                                    one_line(block.diagnostic or text), reason))
+    return make_report(recipients)
 
 
 def _weak(diagnostic: str) -> bool:
     """A diagnostic that is only codes ("550 5.0.0", "smtp; 554"): the text must decide."""
     return len(re.sub(r"[\d.#()<>\[\]-]+", " ", diagnostic).split()) < 2
-
-
-# --- other bounces -----------------------------------------------------------------------------
-
-def _from_text(message: Message) -> Report:
-    try:
-        temporary, permanent = all_failures(message)
-    except Exception:  # noqa: BLE001 - flufl.bounce fails on some 8-bit input; read the text
-        temporary, permanent = set(), set()
-    failed = {a.decode("ascii", "replace").lower(): "4" for a in temporary}
-    failed.update({a.decode("ascii", "replace").lower(): "5" for a in permanent})
-    text = failure_text(message)
-    bounce = looks_like_bounce(message, text)
-    named = failed_addresses(message, text) if bounce else []
-    if bounce and not named and not failed and (original := returned_recipient(message)):
-        named = [original]  # a bounce that names nobody is about its returned original
-    if named and not set(named) & set(failed):
-        failed = {a: "" for a in named}  # flufl.bounce guessed from the returned copy
-    elif named:
-        failed = {a: d for a, d in failed.items() if a in named}
-    failed = {a: d for a, d in failed.items() if _ADDRESS_RE.fullmatch(a)}
-    if not failed:
-        return Report("other", (), "not a bounce")
-    recipients = []
-    for address, default in sorted(failed.items()):
-        paragraph = address_paragraph(text, address, set(failed))
-        klass, reason, status = _text_class(paragraph or text, default)
-        if paragraph and reason in ("undefined", "onhold") and len(failed) == 1:
-            # the reason may be further up (a transcript before the address, a summary)
-            klass, reason, status = _text_class(text, default)
-        recipients.append(Recipient(address, klass, status, _one_line(paragraph or text),
-                                    reason))
-    return _report(recipients)
-
-
-def _text_class(text: str, default: str) -> tuple[str, str, str]:
-    status, code = codes(text)
-    if not status and not code:
-        code = {"4": 450, "5": 550}.get(default, 0)
-    klass, reason = refusal_class(text, status=status, code=code)
-    return klass, reason, status
-
-
-def _from_ses(notice: dict) -> Report:
-    kind, rows = ses_fields(notice)
-    if kind == "complaint":
-        return Report("complaint", tuple(Recipient(a.lower(), "complaint", reason="feedback")
-                                         for a, *_ in rows if "@" in a), "Amazon SES complaint")
-    recipients = []
-    for address, action, status, diagnostic in rows:
-        text = diagnostic.partition(";")[2].strip() if ";" in diagnostic[:20] else diagnostic
-        klass, reason = refusal_class(text, status=status, code=codes(text)[1], action=action)
-        recipients.append(Recipient(address.lower(), klass, status, _one_line(text), reason))
-    return _report(recipients)
-
-
-def _report(recipients: list[Recipient]) -> Report:
-    failed = [r for r in recipients if r.klass in _FAILED]
-    kind = "bounce" if failed else "delivery"
-    shown = failed or recipients
-    detail = "; ".join(dict.fromkeys(f"{r.klass} {r.reason}" for r in shown))
-    return Report(kind, tuple(recipients), detail)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:300]
-
-
-def addresses(values: list) -> list[str]:
-    return [addr for _, addr in getaddresses([str(v) for v in values]) if "@" in addr]

@@ -9,6 +9,8 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 
+from newsletter.bounce_report import Recipient, Report
+
 _TOKEN_RE = re.compile(r"/unsubscribe/([\w-]+\.[\w-]+)")
 # RFC 5965 3.5 / RFC 6650 feedback types that are a reader's complaint; "not-spam" is the
 # opposite, and "auth-failure" (RFC 6591, DMARC forensics) is about our signing, not a reader.
@@ -24,10 +26,8 @@ def is_feedback(message: Message) -> bool:
     return _is_jmrp(message) or _is_apple_opt_out(message)
 
 
-def complaint(message: Message, read_token: Callable[[str], str | None] | None):  # noqa: ANN201
-    """The Report of a complaint (dsn.Report; imported late: dsn imports this module)."""
-    from newsletter.dsn import Recipient, Report
-
+def complaint(message: Message, read_token: Callable[[str], str | None] | None) -> Report:
+    """The Report of a complaint: who complained, and through which feedback loop."""
     report = _feedback_fields(message)
     feedback_type = _field(report, "Feedback-Type").lower() or (
         "opt-out" if _is_apple_opt_out(message) else "abuse")
