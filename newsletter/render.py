@@ -18,6 +18,7 @@ from newsletter.i18n import babel_locale, direction, gettext_for, translations
 from newsletter.inline import break_lines, inline_css
 from newsletter.personalise import Placeholders, neutralise, seal_slots
 from newsletter.textify import html_to_text
+from newsletter.textwidth import hanging, underline
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ def make_environment(templates_dir: Path, language: str = "en") -> jinja2.Enviro
     )
     env.install_gettext_translations(translations(language), newstyle=True)
     env.filters["text"] = html_to_text
+    env.filters["hanging"] = hanging  # plain-text lines by display width (CJK is 2 columns)
+    env.filters["underline"] = underline
     return env
 
 

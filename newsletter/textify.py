@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-import textwrap
 from html.parser import HTMLParser
+
+from newsletter.textwidth import display_width, hanging, pad, wrap
 
 WIDTH = 72
 _BLOCKS = {"p", "div", "table", "tr", "ul", "ol", "blockquote", "pre", "h1", "h2", "h3", "h4"}
@@ -21,6 +22,7 @@ class _TextWriter(HTMLParser):
         self.prefix = ""
         self.heading = ""
         self.cells: list[str] = []
+        self.rows: list[list[str]] = []
         self.quote = 0
         self.pre = 0
 
@@ -61,8 +63,12 @@ class _TextWriter(HTMLParser):
             self.cells[-1] = " ".join("".join(self.line).split())
             self.line = []
         elif tag == "tr":
-            self.blocks.append(" | ".join(self.cells))
+            self.rows.append(self.cells)
             self.cells = []
+        elif tag == "table":
+            self.flush()
+            self.blocks.extend(table_lines(self.rows, self.width))
+            self.rows = []
         elif tag in ("ul", "ol") and self.lists:
             self.flush()
             self.lists.pop()
@@ -99,7 +105,7 @@ class _TextWriter(HTMLParser):
         if self.heading:
             title = " ".join(text.split())
             rule = "=" if self.heading in ("h1", "h2") else "-"
-            self.blocks.append(f"{title}\n{rule * min(len(title), self.width)}")
+            self.blocks.append(f"{title}\n{rule * min(display_width(title), self.width)}")
             self.heading = ""
             return
         quote = "> " * self.quote
@@ -108,8 +114,7 @@ class _TextWriter(HTMLParser):
             if not part.strip():
                 continue
             indent = " " * len(self.prefix)
-            lines = textwrap.wrap(" ".join(part.split()), self.width - len(quote) - len(indent),
-                                  break_long_words=False, break_on_hyphens=False)
+            lines = wrap(part, self.width - len(quote) - len(indent))
             block += [quote + self.prefix + lines[0]] + [quote + indent + ln for ln in lines[1:]]
             self.prefix = " " * len(self.prefix) if self.prefix else ""
         if block:
@@ -129,6 +134,27 @@ def html_to_text(fragment: str, width: int = WIDTH) -> str:
         table_row = out and " | " in block and " | " in out[-1]
         out.append(("\n" if tight or table_row else "\n\n") + block if out else block)
     return "".join(out).strip()
+
+
+def table_lines(rows: list[list[str]], width: int) -> list[str]:
+    """Rows with their columns aligned by display width ("a | b"); a table too wide for a
+    line is written one cell per line under its header instead, so nothing runs past WIDTH."""
+    rows = [row for row in rows if any(cell for cell in row)]
+    if not rows:
+        return []
+    columns = max(len(row) for row in rows)
+    rows = [row + [""] * (columns - len(row)) for row in rows]
+    widths = [max(display_width(row[i]) for row in rows) for i in range(columns)]
+    if sum(widths) + 3 * (columns - 1) <= width:
+        return [" | ".join(pad(cell, widths[i]) for i, cell in enumerate(row)).rstrip()
+                for row in rows]
+    header, body = rows[0], rows[1:] or [rows[0]]
+    stacked = []
+    for row in body:
+        lines = [f"{header[i]}: {cell}" if header[i] and body is not rows else cell
+                 for i, cell in enumerate(row) if cell]
+        stacked.append("\n".join(hanging(text, width) for text in lines))
+    return stacked
 
 
 def _is_list_line(block: str) -> bool:

@@ -187,3 +187,21 @@ def luminance(css: str) -> float:
 def contrast(a: str, b: str) -> float:
     la, lb = sorted((luminance(a), luminance(b)), reverse=True)
     return (la + 0.05) / (lb + 0.05)
+
+
+def sample_text(language: str) -> str:
+    config = load_config(REPO / "newsletter.toml")
+    suffix = "" if language == config.default_language else f".{language}"
+    draft = load_draft(REPO / "issues" / f"2026-11{suffix}.md", timezone=config.timezone,
+                       default_language=config.default_language)
+    snapshot = read_snapshot(REPO / "issues" / f"2026-11{suffix}.items.yaml")
+    return render_edition(config, draft, snapshot.items).text
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_plain_text_lines_fit_78_columns_except_long_urls(language):
+    from newsletter.textwidth import display_width
+
+    long_lines = [line for line in sample_text(language).splitlines()
+                  if display_width(line) > 78 and "://" not in line]
+    assert long_lines == []

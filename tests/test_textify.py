@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from newsletter.textify import html_to_text
+from newsletter.textwidth import display_width
 
 
 def test_headings_are_underlined():
@@ -61,10 +62,43 @@ def test_quotes_code_images_tables_and_rules():
         "[Three bottles]"
     assert html_to_text("<table><tr><th>Route</th><th>Cost</th></tr>"
                         "<tr><td>National</td><td>1,800 EUR</td></tr></table>") == \
-        "Route | Cost\nNational | 1,800 EUR"
+        "Route    | Cost\nNational | 1,800 EUR"
     assert html_to_text("<p>a</p><hr><p>b</p>") == "a\n\n" + "-" * 20 + "\n\nb"
 
 
 def test_entities_are_decoded_and_no_tags_remain():
     text = html_to_text("<p>Fish &amp; chips &lt;3 <b>bold</b> <span>span</span></p>")
     assert text == "Fish & chips <3 bold span"
+
+
+def test_table_columns_align_by_display_width_with_wide_characters():
+    text = html_to_text("<table><tr><th>路线</th><th>费用</th></tr>"
+                        "<tr><td>National</td><td>1,800 EUR</td></tr></table>")
+    assert text == "路线     | 费用\nNational | 1,800 EUR"  # 路线 is four columns wide
+    first, second = text.split("\n")
+    assert display_width(first.split("|")[0]) == display_width(second.split("|")[0])
+
+
+def test_a_table_too_wide_for_a_line_is_written_cell_by_cell_under_its_header():
+    row = "".join(f"<td>{'word ' * 6}{i}</td>" for i in range(4))
+    head = "".join(f"<th>Column {i}</th>" for i in range(4))
+    text = html_to_text(f"<table><tr>{head}</tr><tr>{row}</tr></table>")
+    assert text.splitlines()[0] == "Column 0: word word word word word word 0"
+    assert all(display_width(line) <= 72 for line in text.splitlines())
+
+
+def test_chinese_text_wraps_between_characters_within_the_width():
+    sentence = "中小企业可以通过注册商标来保护自己的品牌，并在出口之前做好准备。"
+    text = html_to_text("<p>" + sentence * 4 + "</p>")
+    lines = text.splitlines()
+    assert len(lines) > 1
+    assert all(display_width(line) <= 72 for line in lines)
+    assert not any(line.startswith(("，", "。")) for line in lines)  # no closing mark first
+    assert "".join(lines) == sentence * 4
+
+
+def test_mixed_latin_and_chinese_keeps_latin_words_whole():
+    sentence = "请访问 WIPO 网站 https://www.wipo.int/sme/ 了解更多。"
+    text = html_to_text("<p>" + sentence * 5 + "</p>")
+    assert all(display_width(line) <= 72 or "https://" in line for line in text.splitlines())
+    assert text.count("https://www.wipo.int/sme/") == 5
