@@ -150,9 +150,14 @@ def test_a_redirect_to_loopback_is_refused_before_it_is_requested(feed_server):
 def test_a_redirect_to_a_metadata_address_is_refused(feed_server):
     feed_server.route("/feed.xml", status=301,
                       headers={"Location": "http://169.254.169.254/latest/meta-data/"})
-    guard = NetGuard(frozenset({"127.0.0.1"}))
+    # Should the guard ever let it through, the stand-in DNS sends the connection to the
+    # feed server, never to 169.254.169.254: only 127.0.0.1 may be contacted.
+    dns = resolver({"127.0.0.1": ["127.0.0.1"], "169.254.169.254": ["127.0.0.1"]})
+    guard = NetGuard(frozenset({"127.0.0.1"}), resolve=dns)
     with pytest.raises(FeedError, match="a cloud metadata address"):
         fetch(feed(feed_server.url("/feed.xml")), timeout=0.5, guard=guard)
+    assert dns.asked == ["127.0.0.1"]
+    assert [r.path for r in feed_server.requests] == ["/feed.xml"]
 
 
 def test_the_connection_goes_to_the_address_that_was_checked(feed_server):
