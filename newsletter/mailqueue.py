@@ -36,6 +36,7 @@ LEASE = timedelta(minutes=10)
 FIRST_RETRY = timedelta(minutes=1)
 MAX_RETRY_GAP = timedelta(hours=1)
 RETRY_PERIOD = timedelta(hours=24)  # a confirm link a day late is still worth sending
+KEEP_SETTLED = timedelta(days=30)  # then a settled row (and the address in it) is deleted
 _STATE_OF = {"sent": "sent", "failed": "failed", "unknown": "unknown", "deferred": "deferred",
              "retry": "deferred", "policy": "deferred"}
 
@@ -82,7 +83,8 @@ class MailQueue:
 
     def _prune(self, conn: sqlite3.Connection, now: datetime) -> None:
         if self._pruned_at is None or now - self._pruned_at > timedelta(hours=1):
-            store.prune_optin_requests(conn, now - timedelta(days=CONFIRM_DAYS + 1))
+            store.prune_web_records(conn, now - timedelta(days=CONFIRM_DAYS + 1),
+                                    now - KEEP_SETTLED)
             self._pruned_at = now
 
     def _deliver(self, conn: sqlite3.Connection, claimed: list[store.QueuedMail]) -> Counter:

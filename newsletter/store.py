@@ -472,11 +472,15 @@ def confirm_optin_request(conn: sqlite3.Connection, public_id: str, not_before: 
     return "confirmed"
 
 
-def prune_optin_requests(conn: sqlite3.Connection, before: datetime) -> int:
-    """Forget requests older than their links (they hold addresses strangers typed)."""
+def prune_web_records(conn: sqlite3.Connection, requests_before: datetime,
+                      mail_before: datetime) -> int:
+    """Forget subscribe requests older than their links and settled queue rows older than
+    mail_before: both hold addresses that strangers may have typed."""
     with transaction(conn):
         return conn.execute("DELETE FROM optin_requests WHERE created_at < ?",
-                            (_stamp(before),)).rowcount
+                            (_stamp(requests_before),)).rowcount + conn.execute(
+            "DELETE FROM mail_queue WHERE state NOT IN ('pending', 'sending', 'deferred') "
+            "AND updated_at < ?", (_stamp(mail_before),)).rowcount
 
 
 def claim_due_mail(conn: sqlite3.Connection, owner: str, now: datetime, limit: int,

@@ -225,3 +225,17 @@ def test_the_worker_thread_of_serve_delivers_through_smtp(
             time.sleep(0.05)
     assert smtp_script.copies() == {"ana@example.org": 1}
     assert rows(delivery_project)["ana@example.org"][0] == "sent"
+
+
+def test_old_requests_and_settled_mail_are_forgotten(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer,
+        smtp_script: Script) -> None:
+    queue_confirmation(delivery_project, "ana@example.org")
+    clock = Clock()
+    queue = queue_for(delivery_project, clock)
+    assert queue.run_once().sent == 1
+    clock.now = T0 + timedelta(days=31)
+    queue_for(delivery_project, clock).run_once()
+    with sqlite3.connect(delivery_project.db) as conn:
+        assert conn.execute("SELECT count(*) FROM optin_requests").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM mail_queue").fetchone()[0] == 0
