@@ -130,7 +130,7 @@ def local_fetcher(server: CertServer) -> sns.CertificateFetcher:
     with server.ca.cert_pem.tempfile() as ca_file:
         context = ssl.create_default_context(cafile=ca_file)
     return sns.CertificateFetcher(allowed=lambda url: url.startswith(server.origin + "/"),
-                                  verify=context)
+                                  verify=context, timeout=30)  # a loaded test machine
 
 
 def string_to_sign(fields: dict) -> bytes:
@@ -186,7 +186,7 @@ def serving(project: DeliveryProject, **hook_options: object) -> Iterator[str]:
         yield f"http://127.0.0.1:{server.effective_port}{PREFIX}/webhooks/{SECRET}"
     finally:
         server.trigger.pull_trigger(lambda: [c.close() for c in list(server._map.values())])
-        thread.join(timeout=5)
+        thread.join(timeout=15)
         server.task_dispatcher.shutdown()
 
 
@@ -219,7 +219,7 @@ def post_json(url: str, payload: dict | str | bytes, **kwargs: object) -> httpx.
     body = payload if isinstance(payload, bytes) else (
         payload if isinstance(payload, str) else json.dumps(payload)).encode()
     headers = {"Content-Type": "application/json", **kwargs.pop("headers", {})}
-    return httpx.post(url, content=body, headers=headers, **kwargs)
+    return httpx.post(url, content=body, headers=headers, timeout=30, **kwargs)
 
 
 ALL_ACTIVE = dict.fromkeys(READERS, "active")
@@ -227,14 +227,18 @@ ALL_ACTIVE = dict.fromkeys(READERS, "active")
 
 # --- Amazon SES through SNS ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("version", ["1", "2"])
+@pytest.mark.parametrize("version, subject", [("1", True), ("2", True), ("2", False)])
 def test_ses_bounce_with_dsn_over_sns_suppresses_only_the_bounced_reader(
         project: DeliveryProject, cert_server: CertServer, signing_key: tuple,
-        version: str) -> None:
-    message = ses_over_sns(sample("ses-bounce-with-dsn.json"), signing_key[0],
-                           cert_server.cert_url, version=version)
+        version: str, subject: bool) -> None:
+    """SignatureVersion 1 (SHA1withRSA) and 2 (SHA256withRSA); Subject is signed if present."""
+    envelope = sample_json("sns-notification.json")
+    envelope["Message"] = sample("ses-bounce-with-dsn.json")
+    if not subject:
+        del envelope["Subject"]
+    message = signed(envelope, signing_key[0], cert_server.cert_url, version)
     with serving(project, fetcher=local_fetcher(cert_server)) as hooks:
-        reply = httpx.post(f"{hooks}/ses", content=json.dumps(message),
+        reply = httpx.post(f"{hooks}/ses", content=json.dumps(message), timeout=30,
                            headers={"Content-Type": "text/plain; charset=UTF-8"})
     assert reply.status_code == 200, reply.text
     assert statuses(project) == {**ALL_ACTIVE, "jane@example.com": "bounced"}
@@ -565,7 +569,7 @@ def test_a_short_secret_is_refused(project: DeliveryProject) -> None:
 def test_only_post_is_answered(project: DeliveryProject, method: str) -> None:
     with serving(project) as hooks:
         reply = httpx.request(method, f"{hooks}/postmark", content=sample("postmark-bounce.json"),
-                              headers={"Content-Type": "application/json"})
+                              headers={"Content-Type": "application/json"}, timeout=30)
     assert reply.status_code == 405 and statuses(project) == ALL_ACTIVE
 
 
@@ -595,7 +599,7 @@ def test_malformed_and_unknown_payloads_change_nothing(project: DeliveryProject,
                                                        body: str | bytes, content_type: str,
                                                        status: int) -> None:
     with serving(project) as hooks:
-        reply = httpx.post(f"{hooks}/postmark", content=body,
+        reply = httpx.post(f"{hooks}/postmark", content=body, timeout=30,
                            headers={"Content-Type": content_type})
     assert reply.status_code == status
     assert statuses(project) == ALL_ACTIVE and events(project) == 0
@@ -701,3 +705,24 @@ def test_report_from_ses_json_reads_the_mailbox_copy_and_ignores_strangers() -> 
                      {"notificationType": "Bounce", "bounce": {"bounceType": "Permanent"}},
                      {"eventType": "Open", "mail": {}}):
         assert report_from_ses_json(stranger) is None
+
+
+def test_ses_event_publishing_uses_event_type() -> None:
+    notice = sample_json("ses-bounce-with-dsn.json")
+    notice["eventType"] = notice.pop("notificationType")
+    assert classes_of(ses_report(notice)) == [("jane@example.com", "hard")]
+
+
+@pytest.mark.parametrize("topics, problem", [
+    ('"arn:aws:sns:us-west-2:123456789012:MyTopic"', "must be a list"),
+    ('["arn:aws:sqs:us-west-2:123456789012:MyQueue"]', "not an SNS TopicArn"),
+    ('["arn:aws:sns:us-west-2:1234:MyTopic"]', "not an SNS TopicArn"),
+])
+def test_config_names_a_bad_sns_topic(delivery_project: DeliveryProject, topics: str,
+                                      problem: str) -> None:
+    from newsletter.errors import ConfigError
+
+    with delivery_project.config.open("a", encoding="utf-8") as f:
+        f.write(f"\n[webhooks]\nsns_topics = {topics}\n")
+    with pytest.raises(ConfigError, match=rf"webhooks\.sns_topics.*{problem}"):
+        load_config(delivery_project.config)
