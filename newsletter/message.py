@@ -31,7 +31,7 @@ class Envelope:
     sender_addr: str
     reply_to: str
     list_id: str  # "Name <list.id>"
-    list_unsubscribe_mailto: str
+    list_unsubscribe_mailto: str  # without a reader's token: for samples (build, preview)
     domain: str
 
 
@@ -41,17 +41,19 @@ class Personal:
     name: str
     unsubscribe_url: str
     message_id: str
+    unsubscribe_mailto: str = ""  # the reader's own (return_address.ReturnPaths.mailto)
 
 
 def make_envelope(name: str, sender_name: str, sender_addr: str, reply_to: str,
-                  list_id: str) -> Envelope:
+                  list_id: str, *, unsubscribe_address: str = "") -> Envelope:
     domain = sender_addr.rsplit("@", 1)[1]
     return Envelope(
         sender=encode_address(sender_name, sender_addr),
         sender_addr=sender_addr,
         reply_to=reply_to,
         list_id=f"{encode_phrase(name)} <{list_id}>",
-        list_unsubscribe_mailto=f"mailto:{reply_to or sender_addr}?subject=unsubscribe",
+        list_unsubscribe_mailto=(f"mailto:{unsubscribe_address or reply_to or sender_addr}"
+                                 "?subject=unsubscribe"),
         domain=domain,
     )
 
@@ -159,7 +161,8 @@ def _fill(lines: tuple[bytes | str, ...], personalise, recipient: Recipient,  # 
 
 def assemble(prepared: Prepared, env: Envelope, who: Personal, when: datetime) -> bytes:
     """One recipient's message: personal headers, then the prepared parts with values filled."""
-    if any(c in who.unsubscribe_url for c in "\r\n <>,"):
+    mailto = who.unsubscribe_mailto or env.list_unsubscribe_mailto
+    if any(c in who.unsubscribe_url + mailto for c in "\r\n <>,"):
         raise InputError(f"unsubscribe URL for {who.email} is not header-safe")
     edition, boundary = prepared.edition, prepared.boundary.encode("ascii")
     recipient = Recipient(who.name, who.unsubscribe_url)
@@ -170,7 +173,7 @@ def assemble(prepared: Prepared, env: Envelope, who: Personal, when: datetime) -
         f"Message-ID: {who.message_id}",
         # RFC 8058: one-click needs the https URL and the List-Unsubscribe-Post header;
         # the URL is written whole, never folded or encoded, so clients can use it as is.
-        f"List-Unsubscribe: <{who.unsubscribe_url}>, <{env.list_unsubscribe_mailto}>",
+        f"List-Unsubscribe: <{who.unsubscribe_url}>, <{mailto}>",
     ]).encode("ascii")
     return b"\r\n".join([
         personal, prepared.static_head, b"",

@@ -31,6 +31,7 @@ from newsletter.message import (
     prepare,
 )
 from newsletter.plan import Plan, plan_run, translations_of
+from newsletter.return_address import ReturnPaths, unsubscribe_address
 from newsletter.subscribers import Subscriber, read_csv
 from newsletter.tokens import make_token, secret_from_env
 from newsletter.transport import MaildirTransport, SmtpTransport, parse_smtp_url
@@ -97,7 +98,8 @@ class Transports:
 
 def envelope_for(config: Config) -> Envelope:
     return make_envelope(config.name, config.sender.display_name, config.sender.addr_spec,
-                         config.reply_to, config.list_id)
+                         config.reply_to, config.list_id,
+                         unsubscribe_address=unsubscribe_address(config))
 
 
 def unsubscribe_url_maker(config: Config, secret: str) -> Callable[[str], str]:
@@ -175,7 +177,7 @@ def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options
     tally = Tally()
     job = Job(config.store_path, prepared, envelope,
               unsubscribe_url_maker(config, secret), clock,
-              RateLimiter(config.rate_per_second), tally, signer)
+              RateLimiter(config.rate_per_second), tally, signer, ReturnPaths(config, secret))
     with _stop_on_sigterm(tally):
         run_deliveries(job, issues, pool, on_progress=lambda t: on_progress(t, total))
     crash_point("summary")
@@ -261,6 +263,7 @@ def _dry_run(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
     """Render every message that would go out now; send nothing and write nothing (no
     snapshot, no import, no recovery). Issues the real run would refuse are named."""
     envelope, url_of = envelope_for(config), unsubscribe_url_maker(config, secret)
+    paths = ReturnPaths(config, secret)
     count, size, refused = 0, 0, []
     for draft in plan.to_freeze:
         translations, _ = translations_of(config, draft)
@@ -278,7 +281,8 @@ def _dry_run(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
                                                         draft.language)]
             mid = message_id(edition.issue, sub.email, envelope.domain)
             size += len(build_message(edition, envelope, Personal(
-                sub.email, sub.name, url_of(sub.email), mid), clock.now()))
+                sub.email, sub.name, url_of(sub.email), mid, paths.mailto(sub.email)),
+                clock.now()))
             count += 1
     count += ledger.count_due(conn, list(plan.open_issues), clock.now())
     issues = [d.issue for d in plan.to_freeze if d.issue not in refused] + list(plan.open_issues)
@@ -320,6 +324,7 @@ def _test_send(config: Config, now: datetime, options: SendOptions, transports: 
     finally:
         conn.close()
     envelope, url_of = envelope_for(config), unsubscribe_url_maker(config, secret)
+    paths = ReturnPaths(config, secret)
     transport = transports.make()
     sent = failed = 0
     problems: list[str] = []
@@ -327,11 +332,12 @@ def _test_send(config: Config, now: datetime, options: SendOptions, transports: 
         transport.open()
         for addr in options.test_addresses:
             mid = message_id(f"test-{datetime.now(UTC):%Y%m%d%H%M%S%f}", addr, envelope.domain)
-            data = build_message(edition, envelope, Personal(addr, "", url_of(addr), mid),
+            data = build_message(edition, envelope, Personal(addr, "", url_of(addr), mid,
+                                                             paths.mailto(addr)),
                                  datetime.now(UTC), subject=TEST_PREFIX + edition.subject)
             if signer is not None:
                 data = signer.sign(data)
-            outcome = transport.send(envelope.sender_addr, addr, data)
+            outcome = transport.send(paths.envelope_sender(), addr, data)
             sent += outcome.kind == "sent"
             if outcome.kind != "sent":
                 failed += 1

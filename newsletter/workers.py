@@ -20,6 +20,7 @@ from newsletter.dkim import DkimSigner
 from newsletter.errors import DeliveryError, InputError
 from newsletter.faults import crash_point
 from newsletter.message import Envelope, Personal, Prepared, assemble, message_id
+from newsletter.return_address import ReturnPaths
 from newsletter.transport import Outcome
 
 POLICY_STREAK = 5  # this many 5.7.x replies in a row means "we" are blocked, not the subscribers
@@ -97,6 +98,7 @@ class Job:
     limiter: RateLimiter
     tally: Tally
     signer: DkimSigner | None = None
+    return_paths: ReturnPaths | None = None  # None: the envelope's sender and mailto for all
 
 
 @dataclass(frozen=True)
@@ -153,9 +155,12 @@ def _count(job: Job, done: _Done | None, state: str) -> None:
 def _attempt(job: Job, transport, d: ledger.Delivery) -> _Done:  # noqa: ANN001
     """Build and send one message; the outcome is recorded by the caller."""
     mid = message_id(d.issue, d.email, job.envelope.domain)
+    paths = job.return_paths
     try:
+        mailto = paths.mailto(d.email) if paths else ""
+        sender = paths.envelope_sender(d.subscriber_id) if paths else job.envelope.sender_addr
         data = assemble(job.prepared[(d.issue, d.language)], job.envelope,
-                        Personal(d.email, d.name, job.unsubscribe_url(d.email), mid),
+                        Personal(d.email, d.name, job.unsubscribe_url(d.email), mid, mailto),
                         job.clock.now())
         if job.signer is not None:
             data = job.signer.sign(data)
@@ -165,7 +170,7 @@ def _attempt(job: Job, transport, d: ledger.Delivery) -> _Done:  # noqa: ANN001
     for _ in range(RETRIES_PER_RUN):
         job.limiter.wait()
         try:
-            outcome = transport.send(job.envelope.sender_addr, d.email, data)
+            outcome = transport.send(sender, d.email, data)  # per message: VERP
         except DeliveryError as exc:  # says nothing about the subscriber: stop, leave pending
             job.tally.stop(str(exc))
             return _Done(ledger.Settle(d, "pending", f"not attempted: {exc}"))
