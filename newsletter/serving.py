@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 from flask import Flask
 
 from newsletter.config import Config
@@ -38,10 +40,16 @@ def make_server(app: Flask, host: str, port: int, *, threads: int = 4):  # noqa:
 
 
 def serve(config: Config, host: str, port: int, *, threads: int = 4) -> None:
-    """Serve until interrupted; the mail worker finishes the message in hand, then stops."""
+    """Serve until interrupted (Ctrl-C or SIGTERM); the mail worker finishes the message in
+    hand, then stops, so a stop never leaves a row `sending`."""
     worker = QueueWorker(MailQueue(config)).start()
+    signal.signal(signal.SIGTERM, _interrupt)  # waitress stops cleanly on KeyboardInterrupt
     try:
         make_server(create_app(config, on_queued=worker.notify), host, port,
                     threads=threads).run()
     finally:
         worker.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

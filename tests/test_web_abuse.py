@@ -369,3 +369,9 @@ def test_bad_web_settings_are_named_with_their_key(subscribed: DeliveryProject) 
     assert "'web.per_client_per_hour' must be a whole number of at least 1" in message
     assert "'web.global_per_hour'" in message
     assert "'web.trusted_proxies' has 'proxy.example'" in message and "10.0.0.0" not in message
+
+
+def test_serve_stops_cleanly_on_sigterm(subscribed: DeliveryProject) -> None:
+    with serve_process(subscribed) as (proc, _port):
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0  # the mail worker was stopped, not killed
