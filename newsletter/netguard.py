@@ -6,12 +6,13 @@ import ipaddress
 import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
 import httpx
+import idna
 
 from newsletter.errors import NewsletterError
 
@@ -68,7 +69,11 @@ def system_resolver(host: str, port: int) -> list[str]:
 
 
 def _host_key(host: str, port: int | None = None) -> str:
+    """A host as httpx connects to it (lower case, no final dot, IDNA A-label) [and port]."""
     host = host.lower().rstrip(".")
+    if not host.isascii():
+        with suppress(idna.IDNAError):  # if it has no A-label, httpx refuses the URL itself
+            host = idna.encode(host, uts46=True).decode("ascii")
     return host if port is None else f"{host}:{port}"
 
 
@@ -110,7 +115,8 @@ class NetGuard:
         if name in METADATA_HOSTS:
             raise Refused("a cloud metadata host", where=url)
         if name == "localhost" or name.endswith(".localhost"):  # RFC 6761 §6.3
-            raise Refused("a loopback address (localhost)", where=url)
+            raise Refused("a loopback address (localhost); allow it in newsletter.toml "
+                          "[network] allow_hosts", where=url)
         try:
             reason = classify(ipaddress.ip_address(name))
         except ValueError:

@@ -98,6 +98,11 @@ def test_allow_hosts_matches_the_exact_name_with_or_without_the_port():
     assert not guard.allows("other.intranet", 443)
 
 
+def test_an_allowed_unicode_name_matches_the_a_label_httpx_connects_to():
+    hosts, _ = parse_allow_hosts(["Bücher.Intranet"])
+    assert NetGuard(hosts).allows("xn--bcher-kva.intranet", 443)
+
+
 def test_allow_hosts_in_the_config_is_checked(project):
     from newsletter.config import load_config
 
