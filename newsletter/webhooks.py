@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, request
 
 from newsletter import sns, store
+from newsletter.bounces import BounceRun, already_processed, record_report
 from newsletter.config import Config
 from newsletter.errors import ConfigError
 from newsletter.webhook_payloads import (
@@ -156,8 +157,6 @@ class _Hooks:
     def _apply(self, provider: str, signed: bytes, report: object) -> Response:
         if report is None:
             return _answer(200, "ignored: not an event we act on")
-        from newsletter.bounces import BounceRun, already_processed, record_report
-
         key = "sha256:" + hashlib.sha256(signed).hexdigest()
         run = BounceRun()
         conn = store.connect(self.config.store_path)
