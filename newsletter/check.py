@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import markdown
 
+from newsletter.a11y import reading_problems
 from newsletter.drafts import Draft, content_hash
 from newsletter.netguard import Resolver, local_name_reason, private_only_hosts, system_resolver
 from newsletter.personalise import KNOWN, placeholder_lookalikes
@@ -99,6 +100,8 @@ def check_issue(draft: Draft, edition: Edition, *, item_count: int,
             add("error", src, f"image {src!r} is not an absolute http(s) URL")
     for severity, url, message in _unreachable(parser, raw + snap_raw, resolve):
         add(severity, url, message)
+    for severity, needle, message in reading_problems(edition.html):
+        add(severity, needle, message)
     size = len(edition.html.encode("utf-8"))
     if size > HTML_LIMIT_BYTES:
         add("error", "", f"HTML is {size / 1024:.0f} KB after inlining; Gmail clips messages "
