@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from newsletter.bounce_text import codes
+from newsletter.provider_codes import microsoft_status_reason, provider_reason
 from newsletter.sender_rules import SENDER_RULES, normalise, sender_status_reason
 
 _rule = re.compile
@@ -26,7 +27,8 @@ _FULL = _rule(r"mailbox (?:is )?(?:\S+ )?full|full mailbox|mail ?(?:box|folder|d
               r"insufficient (?:disk|storage) ?space|not (?:sufficient|enough) (?:disk )?space|"
               r"no space left|too many messages (?:on|in)|space has been used up|boite du "
               r"destinataire pleine|exceeds allowed size|would exceed (?:the )?(?:maximum|quota)|"
-              r"too much mail data|account is (?:over|full)|has exceeded (?:his|her|their|the) "
+              r"too much mail data|account is (?:over|full)|receiving limits|mailbox size limit|"
+              r"has exceeded (?:his|her|their|the) "
               r"(?:quota|storage)|user has exceeded")
 # The address is dead: RFC 3463 X.1.1, X.1.2, X.1.6 and the wordings servers use for them.
 _DEAD = (
@@ -50,6 +52,12 @@ _DEAD = (
         r"in use)|wrong or no longer valid|undeliverable address|email account that you tried "
         r"to reach does not exist|unroutable recipient|recipient (?:rejected|refused)|"
         r"recipient address rejected: access denied|recipient address rejected\.?$|"
+        r"^(?:\S+ )?address rejected\.?$|bad (?:address|recipient)|can'?t accept user|"
+        r"rejected recipients|not an active address|no mail ?box available|account "
+        r"unavailable|invalid-recipient|userunknown|recipient (?:is )?not local|recipient "
+        r"unknown|envelope recipient has been denied|recipients? (?:was|were) undeliverable|"
+        r"email name is not found|badrecipientto|missing home directory|unknown virtual user|"
+        r"nicht gefunden|<[^<>\s]+> not found|in name directory|user \([^)]*\) unknown|"
         r"no valid recipients|user doesn'?t have (?:a|an) "
         r".{0,30}account")),
     ("hostunknown", _rule(
@@ -63,9 +71,12 @@ _DEAD = (
         r"disabled|locked|closed|expired|frozen)|mailbox (?:is )?(?:disabled|inactive|frozen|"
         r"locked|closed)|disabled (?:account|mailbox|user)|(?:user|account) (?:is )?terminated|"
         r"discontinued|archived recipient|no longer accepts mail|temporarily inactive|"
-        r"email account that you tried to reach is (?:disabled|inactive)|temporary locked")),
+        r"email account that you tried to reach is (?:disabled|inactive)|temporary locked|"
+        r"suspend the service|(?:user|domain|account|mailbox) is disabled|(?:recipient|user) "
+        r"(?:account )?is blocked|compte du destinataire est bloque")),
     ("notaccept", _rule(
-        r"does not accept (?:any )?mail|null ?mx|mail receiving disabled|(?:host|domain|server) "
+        r"does not accept (?:any )?mail(?! from)|null ?mx|mail receiving disabled|"
+        r"(?:host|domain|server) "
         r"(?:is )?not accepting (?:any )?mail|no mx record|accepts no mail|no smtp service")),
 )
 _TRANSIENT = (
@@ -111,7 +122,8 @@ _CLASS = {
     "userunknown": "hard", "hostunknown": "hard", "hasmoved": "hard", "notaccept": "hard",
     "suspend": "hard", "mailboxfull": "soft", "exceedlimit": "soft", "expired": "soft",
     "networkerror": "soft", "toomanyconn": "soft", "systemerror": "soft", "systemfull": "soft",
-    "mailererror": "soft", "onhold": "soft", "undefined": "soft", "feedback": "complaint",
+    "mailererror": "soft", "onhold": "soft", "undefined": "soft", "speeding": "soft",
+    "feedback": "complaint",
     "delivered": "none", "delayed": "none", "vacation": "none",
 }
 _QUOTED_REPLY = _rule(r"[45]\d\d[ -]'?(?=[45]\.\d{1,3}\.\d{1,3}\b)")
@@ -130,8 +142,8 @@ def refusal_class(diagnostic: str, *, status: str = "", code: int = 0, action: s
     if action == "delayed":  # RFC 3464 2.3.3: still being retried, the end is yet to come
         return "none", "delayed"
     text = normalise(diagnostic)
-    reason = _command_reason(text) or _remote_reason(text) or _text_reason(text, status) \
-        or _status_reason(status)
+    reason = (provider_reason(text) or microsoft_status_reason(status) or _command_reason(text)
+              or _remote_reason(text) or _text_reason(text, status) or _status_reason(status))
     temporary = status.startswith("4.") or (not status and 400 <= code < 500)
     if not reason and _command(text) in ("data", "end of data"):
         reason = "contenterror"  # refused after DATA for no reason about the address: content

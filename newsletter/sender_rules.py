@@ -28,6 +28,7 @@ SENDER_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"authentication requirements defined for the sender", r"not allowed to send (?:mail )?"
         r"from .{0,80}per (?:it'?s|its) spf", r"spf\.pobox\.com",
         r"unauthenticated email (?:from|is not accepted)", r"authentication checks? failed",
+        r"\bspf\b",
         r"5\.7\.2[0-69]\b")),
     ("requireptr", _rule(
         r"reverse dns", r"\bptr[- ]record", r"\bptr resource record", r"\brdns\b",
@@ -64,10 +65,18 @@ SENDER_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"(?:temporarily )?(?:blocked|rejected|throttled|deferred)",
         r"connections? (?:not accepted|refused|will not be accepted) from",
         r"service refused", r"you are not allowed to", r"not authorized to send",
-        r"not accepting (?:connections|messages from|mail from)", r"network not allowed")),
+        r"not accepting (?:connections|messages from|mail from)", r"network not allowed",
+        r"\b(?:ip|server|host|sender)\b.{0,40}\bis blocked\b", r"(?:blocked|refused) - see",
+        r"\b5\d\d blocked\b",
+        r"bad (?:sender )?ip", r"ip profile", r"\bgo away\b", r"invalid ip for sending",
+        r"not allowed to send mail from", r"no access from mail server", r"not passed "
+        r"validation", r"server access forbidden", r"to submit messages to this e-mail system",
+        r"unwanted messages", r"requires confirmation", r"confirm this mail server",
+        r"\bip\b.{0,30}has been rejected")),
     ("norelaying", _rule(
         r"relay(?:ing)? (?:access )?(?:denied|not permitted|prohibited|not allowed)",
-        r"no relaying", r"unable to relay", r"relaying mail to", r"not (?:a|an open) "
+        r"no relaying", r"unable to relay", r"insecure mail relay", r"relaying mail to",
+        r"not (?:a|an open) "
         r"(?:gateway|relay)", r"as a relay", r"relay through this", r"configured to relay",
         r"not (?:in my list of )?allowed rcpthosts", r"we don'?t handle mail for",
         r"not local host", r"requires authentication when attempting to send to a non-local")),
@@ -83,12 +92,15 @@ SENDER_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"address (?:is )?not verified", r"email address is not verified",
         r"sending this from a different address", r"backscatter", r"senderfilter",
         r"provide a valid from", r"not a registered gateway user", r"permission to post",
+        r"administrative prohibition", r"purported responsible address", r"emetteur invalide",
+        r"third-party dsns", r"fully qualified email address required",
+        r"does not accept mail from",
         r"access denied \(sender", r"groups\.google\.com")),
     ("policyviolation", _rule(
         r"polic(?:y|ies)", r"prohibited", r"not permitted", r"organi[sz]ation(?:al)? "
         r"(?:settings|policy)", r"illegal attachment", r"attachments? (?:are|is) not",
         r"mass mailer", r"closed mailing list", r"captcha", r"protocol violation",
-        r"header error", r"header are not accepted")),
+        r"header error", r"header are not accepted", r"containing (?:images|attachments)")),
     ("contenterror", _rule(
         r"duplicate header", r"header size exceeds", r"8-bit data in message header",
         r"mime (?:complexity|headers?)", r"improperly-formatted", r"base64 encoding",

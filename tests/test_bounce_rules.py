@@ -63,6 +63,15 @@ def one(data: bytes) -> tuple[str, str]:
     ("failed", "5.7.1", "554 5.7.1 Message rejected as spam by Content Filtering", "ours"),
     ("failed", "5.7.1", "554 5.7.1 <reader@example.net>: Relay access denied", "ours"),
     ("failed", "5.3.4", "552 5.3.4 Message size exceeds fixed limit", "ours"),
+    # providers' own codes say more than the enhanced code beside them
+    ("failed", "5.5.0", "550 5.5.0 Le compte du destinataire est bloque. The recipient account "
+     "is blocked. LPN007_426", "hard"),
+    ("failed", "5.1.1", "552 5.1.1 Boite du destinataire pleine. Recipient overquota. OFR_417 "
+     "[417]", "soft"),
+    ("failed", "5.0.0", "554 Connection refused. This IP address is listed on the Spamhaus "
+     "Block List (SBL). IB104", "ours"),
+    ("failed", "5.0.0", "554 5.0.0 Your mail was rejected, see AUP#CXBL", "ours"),
+    ("failed", "5.7.606", "550 5.7.606 Access denied, banned sending IP [192.0.2.9]", "ours"),
     # RFC 3464 2.3.3: a warning; the message is still queued
     ("delayed", "4.4.1", "connect to mx.example.net[192.0.2.7]:25: Connection timed out",
      "none"),
