@@ -13,6 +13,7 @@ import markdown
 
 from newsletter.a11y import reading_problems
 from newsletter.drafts import Draft, content_hash
+from newsletter.ledger import edition_language
 from newsletter.netguard import Resolver, local_name_reason, private_only_hosts, system_resolver
 from newsletter.personalise import KNOWN, placeholder_lookalikes
 from newsletter.render import Edition
@@ -185,9 +186,14 @@ def check_editions(draft: Draft, default_language: str, subscriber_languages: di
     translation older than the default edition it was made from."""
     problems = []
     if draft.language == default_language:
+        available = {default_language} | {
+            p.name.split(".")[1].lower() for p in draft.path.parent.glob(f"{draft.issue}.*.md")
+            if p.name.count(".") == 2}
         for language, count in sorted(subscriber_languages.items()):
-            edition = draft.path.with_name(f"{draft.issue}.{language}.md")
-            if language != default_language and not edition.exists():
+            # The same rule as send (ar-EG reads the ar edition), so the two never disagree.
+            chosen = edition_language(language, available, default_language)
+            edition = draft.path.with_name(f"{draft.issue}.{language.split('-')[0]}.md")
+            if chosen == default_language and language.split("-")[0] != default_language:
                 problems.append(Problem("warning", str(draft.path), (
                     f"no '{language}' edition ({edition.name}): {count} active subscriber(s) "
                     f"in '{language}' will get the '{default_language}' edition")))
