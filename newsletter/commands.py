@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
 from newsletter import safe_files, store
-from newsletter.check import check_editions, check_issue
+from newsletter.check import Problem, check_editions, check_issue
 from newsletter.cli import config_of, open_store, parse_now
 from newsletter.compose import compose
 from newsletter.config import Config
+from newsletter.deliverability import unsigned_bulk_warning
 from newsletter.drafts import check_issue_id, draft_path, load_draft
 from newsletter.errors import DraftError, InputError
 from newsletter.preview import SAMPLE_EMAIL, write_preview
@@ -151,6 +153,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                            item_count=len(composed.snapshot.items))
     problems += check_editions(composed.draft, config.default_language, languages,
                                draft_path(config.issues_dir, composed.draft.issue))
+    if unsigned := unsigned_bulk_warning(config, bool(os.environ.get("NEWSLETTER_SMTP_URL"))):
+        problems.append(Problem("warning", str(config.root / "newsletter.toml"), unsigned))
     for problem in problems:
         print(problem)
     errors = sum(p.severity == "error" for p in problems)

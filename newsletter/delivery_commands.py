@@ -18,6 +18,7 @@ from newsletter.tokens import secret_from_env
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    from newsletter.deliverability import unsigned_bulk_warning
     from newsletter.send import SendOptions, Transports, outbox_hint, send
     from newsletter.subscribers import normalise_address
 
@@ -39,6 +40,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     if not tests and not args.dry_run and config.subscriber_files:  # editors edit CSV
         _import_files(config, config.subscriber_files, quiet=True)
     transports = Transports(config)
+    if (unsigned := unsigned_bulk_warning(config, transports.is_smtp)) and not args.to:
+        warn(unsigned)
     progress = Progress()
     try:
         report = send(config, now, SendOptions(draft, args.dry_run, args.resend_unknown,

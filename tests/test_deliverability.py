@@ -1,0 +1,35 @@
+"""send and check say when bulk mail would go out over SMTP without a DKIM signature."""
+
+from __future__ import annotations
+
+from conftest_delivery import make_delivery_project
+from smtp_server import Script, ScriptedServer
+
+NOW = "2026-11-03T09:00:00+01:00"
+
+
+def test_send_over_smtp_without_dkim_warns_how_to_set_it_up(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NEWSLETTER_SECRET", "s")
+    project = make_delivery_project(tmp_path / "nl", 2)
+    with ScriptedServer(Script()) as server:
+        monkeypatch.setenv("NEWSLETTER_SMTP_URL", server.url)
+        assert project.cli("send", "--now", NOW) == 0
+    err = capsys.readouterr().err
+    assert "no [dkim] section in newsletter.toml" in err and "newsletter dkim keygen" in err
+
+
+def test_the_maildir_needs_no_signature_and_gets_no_warning(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NEWSLETTER_SECRET", "s")
+    monkeypatch.delenv("NEWSLETTER_SMTP_URL", raising=False)
+    project = make_delivery_project(tmp_path / "nl", 2)
+    assert project.cli("send", "--now", NOW) == 0
+    captured = capsys.readouterr()
+    assert "[dkim]" not in captured.err + captured.out
+
+
+def test_check_warns_about_unsigned_smtp_mail(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NEWSLETTER_SMTP_URL", "smtp://127.0.0.1:2525")
+    project = make_delivery_project(tmp_path / "nl", 0)
+    project.cli("check", "2026-11")
+    out = capsys.readouterr().out
+    assert "newsletter.toml: warning: no [dkim] section" in out
