@@ -194,17 +194,24 @@ class ImapSource:
         if self.read_only or uid not in self.uids:
             return
         # Flag first: if the move fails, the keyword alone keeps a rerun from redoing it.
-        self._uid("STORE", uid, "+FLAGS.SILENT", f"({self.flag})")
+        typ, data = self._uid("STORE", uid, "+FLAGS.SILENT", f"({self.flag})", check=False)
+        if typ != "OK" and self.flag == KEYWORD:
+            # "\*" in PERMANENTFLAGS is a promise some servers break (Dovecot with
+            # mail_max_keyword_length too short says NO [CANNOT]): \Seen from here on.
+            self.flag = "\\Seen"
+            typ, data = self._uid("STORE", uid, "+FLAGS.SILENT", "(\\Seen)", check=False)
+        if typ != "OK":
+            raise self._fail(f"UID STORE refused: {_text(data)}")
         if self.move_to:
             verb = "MOVE" if self.can_move else "COPY"  # COPY keeps the flagged original
             self._uid(verb, uid, mailbox_name(self.move_to))
 
-    def _uid(self, command: str, *args: str) -> tuple[str, list]:
+    def _uid(self, command: str, *args: str, check: bool = True) -> tuple[str, list]:
         try:
             typ, data = self._session().uid(command, *args)
         except (OSError, imaplib.IMAP4.error) as exc:
             raise self._fail(f"UID {command} failed: {_text(exc)}") from exc
-        if typ != "OK":
+        if check and typ != "OK":
             raise self._fail(f"UID {command} refused: {_text(data)}")
         return typ, data
 
@@ -220,8 +227,9 @@ class ImapSource:
 
 def _text(value: object) -> str:
     """A server's words or an exception as one short line (imaplib hands over bytes)."""
-    if isinstance(value, BaseException):
-        value = value.args[0] if value.args else type(value).__name__
+    if isinstance(value, BaseException):  # imaplib's errors carry the server's bytes
+        one = value.args[0] if len(value.args) == 1 else None
+        value = one if isinstance(one, bytes | str) else (str(value) or type(value).__name__)
     if isinstance(value, list | tuple):
         value = b" ".join(v if isinstance(v, bytes) else str(v).encode() for v in value if v)
     if isinstance(value, bytes):

@@ -95,7 +95,7 @@ def _has_user(name: str) -> bool:
 class Dovecot:
     """dovecot -F -c CONF in a temp folder, a child of the test process."""
 
-    def __init__(self, ca: trustme.CA) -> None:
+    def __init__(self, ca: trustme.CA, extra: str = "") -> None:
         # Not pytest's tmp_path: under root that is mode 0700, and the mail processes run
         # as the dovecot user, which must reach its mail folder.
         self.root = Path(tempfile.mkdtemp(prefix="newsletter-dovecot-"))
@@ -104,7 +104,7 @@ class Dovecot:
         self.conf = self.root / "dovecot.conf"
         accounts = _accounts()
         self.conf.write_text(_CONFIG.format(root=self.root, imap_port=self.imap_port,
-                                            imaps_port=self.imaps_port, **accounts))
+                                            imaps_port=self.imaps_port, **accounts) + extra)
         (self.root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
         (self.root / "passwd").chmod(0o644)  # read by the auth worker (the dovecot user)
         cert = ca.issue_cert("127.0.0.1", "localhost")

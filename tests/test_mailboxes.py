@@ -11,7 +11,15 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from imap_server import PASSWORD, USER, Dovecot, dovecot, imap_ca, trusted  # noqa: F401
+from imap_server import (  # noqa: F401
+    PASSWORD,
+    USER,
+    Dovecot,
+    dovecot,
+    dovecot_or_skip,
+    imap_ca,
+    trusted,
+)
 
 from newsletter.errors import InputError, NewsletterError
 from newsletter.imap_mailbox import KEYWORD, ImapSource, mailbox_name, parse_imap_url
@@ -219,6 +227,21 @@ def test_without_move_a_copy_goes_to_the_processed_mailbox_and_the_original_stay
     assert read_all(dovecot.url(), move_to="Processed") == []
 
 
+def test_a_server_that_refuses_our_keyword_gets_seen_instead(
+        imap_ca, imap_env: None) -> None:  # noqa: ANN001, F811
+    dovecot_or_skip()
+    server = Dovecot(imap_ca, extra="mail_max_keyword_length = 0\n")  # still announces \\*
+    try:
+        server.start()
+        server.append(note(1), note(2))
+        with open_source(server.url()) as source:
+            for label, _ in source.messages():
+                source.mark_done(label)
+        assert server.flags() == {1: {"\\Seen"}, 2: {"\\Seen"}}
+    finally:
+        server.stop()
+
+
 def test_a_read_only_run_flags_nothing(dovecot: Dovecot, imap_env: None) -> None:  # noqa: F811
     dovecot.append(note(1))
     with open_source(dovecot.url(), read_only=True) as source:
@@ -255,7 +278,8 @@ def test_imap_failures_are_one_line_errors_naming_the_server(
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
-    assert "cannot connect" in failure(f"imaps://{USER}@127.0.0.1:{closed}/INBOX")
+    assert re.search(r"cannot connect: \[Errno \d+\] Connection refused",
+                     failure(f"imaps://{USER}@127.0.0.1:{closed}/INBOX"))
     monkeypatch.setenv("NEWSLETTER_IMAP_PASSWORD", "wrong")
     assert re.search(r"login refused for bounces: .*[Aa]uthentication failed",
                      failure(dovecot.url()))
