@@ -149,6 +149,8 @@ def refusal_class(diagnostic: str, *, status: str = "", code: int = 0, action: s
         reason = "contenterror"  # refused after DATA for no reason about the address: content
     if not reason:
         reason = "undefined" if temporary or status or code or text else "onhold"
+    if reason == "userunknown" and action == "failed":
+        temporary = False  # the MTA retried for days and was told "no such user" each time
     return _class_of(reason, temporary), reason
 
 

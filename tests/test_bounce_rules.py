@@ -72,6 +72,11 @@ def one(data: bytes) -> tuple[str, str]:
      "Block List (SBL). IB104", "ours"),
     ("failed", "5.0.0", "554 5.0.0 Your mail was rejected, see AUP#CXBL", "ours"),
     ("failed", "5.7.606", "550 5.7.606 Access denied, banned sending IP [192.0.2.9]", "ours"),
+    # "failed" after days of 450 "user unknown": the MTA was told the same each time
+    ("failed", "4.1.1", "450 4.1.1 <reader@example.net>: Recipient address rejected: User "
+     "unknown in virtual alias table", "hard"),
+    ("failed", "4.4.0", "DNS Error: DNS type 'mx' lookup of example.net responded with code "
+     "SERVFAIL", "soft"),
     # RFC 3464 2.3.3: a warning; the message is still queued
     ("delayed", "4.4.1", "connect to mx.example.net[192.0.2.7]:25: Connection timed out",
      "none"),
@@ -112,6 +117,12 @@ def text_bounce(body: str, subject: str = "failure notice") -> bytes:
 def test_a_bounce_without_a_dsn_is_classed_by_the_paragraph_about_the_address(
         body: str, klass: str) -> None:
     assert one(text_bounce(body))[0] == klass
+
+
+def test_a_temporary_user_unknown_without_a_final_action_is_soft() -> None:
+    # RFC 5321 4.2.1: 4yz is transient; one such reply may be a directory that failed
+    assert refusal_class("450 4.1.1 <reader@example.net>: Recipient address rejected: User "
+                         "unknown", status="4.1.1", code=450) == ("soft", "userunknown")
 
 
 def test_an_auto_reply_is_not_a_bounce() -> None:
