@@ -4,10 +4,12 @@ a passwd-file user, TLS with a trustme certificate, no system service touched.""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import imaplib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -65,6 +67,13 @@ service imap-login {{
 """
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the test process dies (killed by a timeout, Ctrl-C twice),
+    so no Dovecot outlives its test run (Linux prctl PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -119,7 +128,8 @@ class Dovecot:
         with (self.root / "stderr.log").open("wb") as err:
             self.process = subprocess.Popen(["dovecot", "-F", "-c", str(self.conf)],
                                             stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.DEVNULL, stderr=err)
+                                            stdout=subprocess.DEVNULL, stderr=err,
+                                            preexec_fn=_die_with_parent)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and self.process.poll() is None:
             with contextlib.suppress(OSError), socket.create_connection(
