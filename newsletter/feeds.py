@@ -160,10 +160,12 @@ def parse_feed(feed: FeedConfig, body: bytes, *, content_type: str = "",
                         where=f"feed {feed.name}")
     # feedparser's lenient parser reads on past an undefined entity or a bare "&": keep what
     # it recovered, and say so once.
-    notes = [f"{problem}; kept the {len(parsed.entries)} entries that could be read"] \
-        if problem else []
-    items = [item for entry in parsed.entries if (item := _to_item(feed, entry, base_url))]
-    unlinked = [e.get("link", "") for e in parsed.entries if not _to_item(feed, e, base_url)]
+    count = len(parsed.entries)
+    kept = f"; kept the {count} {'entry' if count == 1 else 'entries'} that could be read"
+    notes = [problem + (kept if not_xml else "")] if problem else []
+    converted = [(entry, _to_item(feed, entry, base_url)) for entry in parsed.entries]
+    items = [item for _, item in converted if item]
+    unlinked = [entry.get("link", "") for entry, item in converted if not item]
     if unlinked:
         notes.append(f"{len(unlinked)} item(s) dropped: no absolute http(s) link "
                      f"(first: {clean_line(unlinked[0])[:80]!r})")
