@@ -230,6 +230,7 @@ def test_replying_to_the_list_unsubscribe_mailto_unsubscribes_through_bounces(
     use_bounces_settings(delivery_project, 'address = "bounces@ipbusiness.example.org"')
     assert delivery_project.cli("send", "--now", NOW) == 0
     reader = delivery_project.addresses[2]
+    assert {sender for sender, _, _ in recorder.envelopes} == {f"bounces@{DOMAIN}"}  # no VERP
     [(_, _, data)] = [e for e in recorder.envelopes if e[1] == reader]
     header = email.message_from_bytes(data)["List-Unsubscribe"]
     [mailto] = [u.strip("<>") for u in header.split(", ") if u.startswith("<mailto:")]
