@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -18,6 +19,7 @@ from newsletter.netguard import Resolver, local_name_reason, private_only_hosts,
 from newsletter.personalise import KNOWN, placeholder_lookalikes
 from newsletter.render import Edition
 from newsletter.snapshot import snapshot_path
+from newsletter.translate import read_sidecar, sidecar_path, stale_sections
 
 GMAIL_CLIP_BYTES = 102 * 1024
 HTML_LIMIT_BYTES = 100 * 1024  # a margin below Gmail's clip for headers and personal values
@@ -200,6 +202,8 @@ def check_editions(draft: Draft, default_language: str, subscriber_languages: di
         return problems
     if not default_draft.exists():
         return [Problem("error", str(draft.path), f"no default edition {default_draft.name}")]
+    if draft.translated_sections:
+        return _stale_section_problems(draft, default_draft)
     current = content_hash(default_draft)
     if not draft.translated_from:
         problems.append(Problem("warning", str(draft.path), (
@@ -209,4 +213,31 @@ def check_editions(draft: Draft, default_language: str, subscriber_languages: di
         problems.append(Problem("warning", str(draft.path), (
             f"older than {default_draft.name} (translated from {draft.translated_from}, it is "
             f"now {current}): update the translation, then set translated_from: \"{current}\"")))
+    return problems
+
+
+def _stale_section_problems(draft: Draft, default_draft: Path) -> list[Problem]:
+    """One warning per section of the default edition changed since it was translated, with
+    a short diff when the sidecar (translate.sidecar_path) still holds the old text."""
+    raw = draft.path.read_text(encoding="utf-8-sig")
+    where = _locate(draft.path, raw, "translated_from:")
+    body = default_draft.read_text(encoding="utf-8-sig").replace("\r\n", "\n")
+    body = body.split("\n---", 1)[1] if "\n---" in body else body
+    problems = []
+    for s in stale_sections(dict(draft.translated_sections), body, read_sidecar(draft.path)):
+        key = json.dumps(s.key, ensure_ascii=False)
+        if not s.now:
+            text = (f"section {key} is no longer in {default_draft.name}: remove it from the "
+                    f"translation and from translated_from")
+        elif not s.was:
+            text = (f"section {key} is new in {default_draft.name}: translate it, then add "
+                    f"{key}: \"{s.now}\" to translated_from")
+        else:
+            text = (f"section {key} of {default_draft.name} changed since it was translated "
+                    f"({s.was} -> {s.now}): update it, then set {key}: \"{s.now}\" in "
+                    f"translated_from")
+        if s.was and s.now and not s.diff:
+            text += " (the text it was translated from is not in " \
+                    f"{sidecar_path(draft.path).name}, so no diff)"
+        problems.append(Problem("warning", where, "\n    ".join((text, *s.diff))))
     return problems

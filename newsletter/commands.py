@@ -53,6 +53,8 @@ def cmd_new(args: argparse.Namespace) -> int:
     config = config_of(args)
     now = parse_now(args.now, config).astimezone(config.timezone)
     issue = args.issue or next_month(now)
+    if "." in issue:
+        return _new_translation(config, issue)
     check_issue_id(issue)
     path = draft_path(config.issues_dir, issue)
     template = config.issues_dir / "_template.md"
@@ -64,6 +66,17 @@ def cmd_new(args: argparse.Namespace) -> int:
         raise InputError("no draft template", where=str(template)) from exc
     safe_files.write_text(path, text.replace("SEND_AT", f"{issue}-01T09:00"), root=config.root)
     say(f"created {path} from {template.name}: write it, then `newsletter pull {issue}`")
+    return 0
+
+
+def _new_translation(config: Config, issue: str) -> int:
+    from newsletter.translate import new_translation
+
+    base, _, language = issue.partition(".")
+    path = new_translation(config.issues_dir, base, language.lower(), config.default_language,
+                           root=config.root)
+    say(f"created {path} from {base}.md (status draft, translated_from set per section): "
+        f"translate it, then `newsletter check {base}.{language.lower()}`")
     return 0
 
 
@@ -163,7 +176,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _add_new(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("issue", nargs="?", metavar="ISSUE", help="YYYY-MM (default: next month)")
+    cmd.add_argument("issue", nargs="?", metavar="ISSUE",
+                     help="YYYY-MM (default: next month), or YYYY-MM.LANG: a translation of "
+                          "the default edition")
     cmd.add_argument("--now", help="the clock, ISO 8601 (for testing)")
 
 

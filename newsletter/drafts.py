@@ -47,7 +47,9 @@ class Draft:
     exclude: tuple[str, ...]
     sections: tuple[Section, ...]
     body: str  # the Markdown source, kept for `check`
-    translated_from: str = ""
+    translated_from: str = ""  # the old form: one content_hash of the default's body
+    # The new form: (section key, version) per section of the default edition (translate.py).
+    translated_sections: tuple[tuple[str, str], ...] = ()
 
 
 class _StringTimestamps(yaml.SafeLoader):
@@ -103,6 +105,7 @@ def load_draft(path: Path, *, timezone: ZoneInfo, default_language: str = "en") 
         sections=split_sections(body),
         body=body,
         translated_from=fields.get("translated_from", ""),
+        translated_sections=fields.get("translated_sections", ()),
     )
     if problems:
         raise DraftError(str(path), problems)
@@ -145,6 +148,8 @@ def _check_fields(meta: dict, lines: dict[str, int], problems: list[str],
             problem(str(key), f"is not a known key (known: {', '.join(_FIELDS)})")
         elif value is None and key in ("preheader", "send_at", "translated_from"):
             continue
+        elif key == "translated_from" and isinstance(value, dict):
+            _check_translated_sections(value, problem, fields)
         elif not isinstance(value, expected):
             problem(key, f"must be {'a list' if expected is list else 'text'}, "
                          f"not {type(value).__name__}")
@@ -170,6 +175,23 @@ def _check_fields(meta: dict, lines: dict[str, int], problems: list[str],
             problem("send_at", f"must be an ISO 8601 date or date-time, not {fields['send_at']!r}")
             del fields["send_at"]
     return fields
+
+
+_VERSION_RE = re.compile(r"^[0-9a-f]{12}$")
+
+
+def _check_translated_sections(value: dict, problem, fields: dict) -> None:  # noqa: ANN001
+    """translated_from as a mapping: section key (the default's heading, or intro) -> the
+    12-hex-digit version of that section it was translated from (newsletter.translate)."""
+    pairs = []
+    for key, version in value.items():
+        if not isinstance(key, str) or not isinstance(version, str) \
+                or not _VERSION_RE.match(version):
+            problem("translated_from", f"entry {key!r}: must map a section heading to the "
+                                       "12 hex digits `check` printed for it")
+            return
+        pairs.append((key, version))
+    fields["translated_sections"] = tuple(pairs)
 
 
 # The subject is a header and the preheader the line an inbox shows after it. Refused here,

@@ -1,0 +1,202 @@
+"""Translations of the default edition: make one, and tell which of its sections are stale."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from newsletter import safe_files
+from newsletter.drafts import _FENCE_RE, _HEADING_RE, _split_front_matter, check_issue_id
+from newsletter.errors import InputError
+
+INTRO = "intro"  # the key of the text before the first heading
+_LANG_RE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z]{2,4})?$")
+_TOP_KEY_RE = re.compile(r"^(?P<key>[A-Za-z_][\w-]*)\s*:")
+DIFF_LINES = 8  # a reminder of what changed, not a review tool
+
+
+@dataclass(frozen=True)
+class SourceSection:
+    key: str  # INTRO, or the heading's text (made unique with " (2)", " (3)")
+    text: str  # the Markdown of the section, its heading line included, stripped
+
+    @property
+    def version(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class StaleSection:
+    key: str
+    was: str  # the version translated ("" for a section added since)
+    now: str  # the version in the default edition ("" for a section removed since)
+    diff: tuple[str, ...]  # a few unified-diff lines, when the old text is known
+
+
+def source_sections(body: str) -> tuple[SourceSection, ...]:
+    """The default edition's body cut where drafts.split_sections cuts it (same patterns),
+    each keyed by its heading so that moving a section does not make it stale."""
+    chunks: list[tuple[str, list[str]]] = [("", [])]
+    fenced = False
+    for line in body.split("\n"):
+        if _FENCE_RE.match(line):
+            fenced = not fenced
+        heading = None if fenced else _HEADING_RE.match(line)
+        if heading:
+            chunks.append((heading["title"], [line]))
+        else:
+            chunks[-1][1].append(line)
+    sections, seen = [], {}
+    for title, lines in chunks:
+        text = "\n".join(lines).strip()
+        if not text:
+            continue
+        key = title or INTRO
+        seen[key] = seen.get(key, 0) + 1
+        sections.append(SourceSection(key if seen[key] == 1 else f"{key} ({seen[key]})", text))
+    return tuple(sections)
+
+
+def versions(sections: tuple[SourceSection, ...]) -> dict[str, str]:
+    return {s.key: s.version for s in sections}
+
+
+def sidecar_path(translation: Path) -> Path:
+    """issues/2026-11.fr.md -> issues/2026-11.fr.source.yaml: the default's text it was made
+    from, kept beside it (and in git with it) so `check` can show what changed since."""
+    return translation.with_name(translation.name.removesuffix(".md") + ".source.yaml")
+
+
+def write_sidecar(translation: Path, default: Path, sections: tuple[SourceSection, ...], *,
+                  root: Path) -> Path:
+    path = sidecar_path(translation)
+    data = {"source": default.name, "sections": {s.key: s.text for s in sections}}
+    text = (f"# The text of {default.name} that {translation.name} was translated from, one\n"
+            "# entry per section (written by `newsletter new` and `newsletter translate import`).\n"
+            "# `newsletter check` diffs it against today's text; do not edit it by hand.\n")
+    text += yaml.dump(data, Dumper=_BlockDumper, allow_unicode=True, sort_keys=False,
+                      width=1000)
+    safe_files.write_text(path, text, root=root)
+    return path
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line text as YAML literal blocks, so the sidecar reads like the draft."""
+
+
+_BlockDumper.add_representer(str, lambda dumper, value: dumper.represent_scalar(
+    "tag:yaml.org,2002:str", value, style="|" if "\n" in value else None))
+
+
+def read_sidecar(translation: Path) -> dict[str, str]:
+    """Section key -> old text; {} when missing or unreadable (check then shows no diff)."""
+    try:
+        data = yaml.safe_load(sidecar_path(translation).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    sections = data.get("sections") if isinstance(data, dict) else None
+    if not isinstance(sections, dict):
+        return {}
+    return {str(k): v for k, v in sections.items() if isinstance(v, str)}
+
+
+def stale_sections(translated_from: dict[str, str], default_body: str,
+                   old_text: dict[str, str]) -> list[StaleSection]:
+    """Sections of the default edition changed, added or removed since the translation."""
+    current = {s.key: s for s in source_sections(default_body)}
+    stale = []
+    for key, section in current.items():
+        was = translated_from.get(key, "")
+        if was != section.version:
+            old = old_text.get(key, "")
+            known = bool(old) and SourceSection(key, old).version == was
+            stale.append(StaleSection(key, was, section.version,
+                                      short_diff(old, section.text) if known else ()))
+    stale += [StaleSection(key, was, "", ()) for key, was in translated_from.items()
+              if key not in current]
+    return stale
+
+
+def short_diff(old: str, new: str, limit: int = DIFF_LINES) -> tuple[str, ...]:
+    """A unified diff by sentence, so that a typo shows one sentence, not a paragraph."""
+    lines = list(difflib.unified_diff(_sentences(old), _sentences(new), lineterm="", n=0))[2:]
+    lines = [line for line in lines if not line.startswith("@@")]
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"... ({len(lines) - limit} more lines)"]
+    return tuple(lines)
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?:;。！？])\s+|\n+", text) if s.strip()]
+
+
+def new_translation(issues_dir: Path, issue: str, language: str, default_language: str, *,
+                    root: Path) -> Path:
+    """Copy the default edition to ISSUE.LANG.md as a draft translated from today's text."""
+    check_issue_id(issue)
+    if not _LANG_RE.match(language):
+        raise InputError(f"language must look like fr or pt-BR, not {language!r}")
+    if language == default_language:
+        raise InputError(f"'{language}' is the default language: `newsletter new {issue}`")
+    default = issues_dir / f"{issue}.md"
+    target = issues_dir / f"{issue}.{language}.md"
+    if target.exists():
+        raise InputError("already exists; edit it, or delete it to start again", where=str(target))
+    try:
+        raw = default.read_bytes().decode("utf-8-sig").replace("\r\n", "\n")
+    except FileNotFoundError as exc:
+        raise InputError(f"no default edition to translate (`newsletter new {issue}`)",
+                         where=str(default)) from exc
+    header, body = split_draft(default, raw)
+    sections = source_sections(body)
+    header = set_front_keys(header, {"status": "draft",
+                                     "translated_from": front_versions(versions(sections))})
+    safe_files.write_text(target, f"---\n{header}---\n\n{body}", root=root)
+    write_sidecar(target, default, sections, root=root)
+    return target
+
+
+def split_draft(path: Path, raw: str) -> tuple[str, str]:
+    """(front matter lines ending in a newline, body); the draft's own checks apply."""
+    _split_front_matter(path, raw)  # refuses a draft without valid front matter, with its line
+    end = re.search(r"^---[ \t]*$", raw[4:], re.MULTILINE)
+    header = raw[4:4 + end.start()]  # type: ignore[union-attr]
+    return header if header.endswith("\n") else header + "\n", raw[4 + end.end():].lstrip("\n")
+
+
+def front_versions(versions_: dict[str, str]) -> str:
+    """translated_from as a YAML block mapping; keys quoted (headings may hold ': ' or '#')."""
+    return "\n" + "".join(f"  {json.dumps(k, ensure_ascii=False)}: \"{v}\"\n"
+                          for k, v in versions_.items())
+
+
+def set_front_keys(header: str, values: dict[str, str]) -> str:
+    """Replace (or append) top-level keys of YAML front matter, leaving every other line as
+    the editor wrote it. A value starting with a newline is a block (written as is)."""
+    out: list[str] = []
+    skipping = False
+    done: set[str] = set()
+    for line in header.splitlines(keepends=True):
+        match = _TOP_KEY_RE.match(line)
+        if match or not line[:1].isspace():
+            skipping = False
+        if match and match["key"] in values:
+            out.append(_front_line(match["key"], values[match["key"]]))
+            done.add(match["key"])
+            skipping = True
+        elif not skipping:
+            out.append(line)
+    out += [_front_line(k, v) for k, v in values.items() if k not in done]
+    return "".join(out)
+
+
+def _front_line(key: str, value: str) -> str:
+    if value.startswith("\n"):
+        return f"{key}:{value}"
+    return f"{key}: {json.dumps(value, ensure_ascii=False)}\n"
