@@ -8,8 +8,9 @@ import unicodedata
 from newsletter.errors import InputError
 
 # CR and LF end a header (RFC 5322 2.2); NEL, LS and PS do for str.splitlines() and for
-# email.header, which would turn them into folds. Other controls (C0 but TAB, DEL, C1) have
-# no place in any header, encoded or not (the parser flags a NonPrintableDefect).
+# email.header, which would turn them into folds. Other controls (C0, DEL, C1) have no place
+# in a name or subject, encoded or not (the parser flags a NonPrintableDefect); even TAB,
+# which is header whitespace but reaches readers as a space or not at all.
 _LINE_SEPARATORS = frozenset("\x85\u2028\u2029")
 # Bidi embeddings, overrides, isolates and marks make text read differently from its
 # characters (CVE-2021-42574, "Trojan Source"); right-to-left text needs none of them.
@@ -37,8 +38,8 @@ def header_text_problem(value: str) -> str:
 
 def _char_problem(ch: str) -> str:
     category = unicodedata.category(ch)
-    if (category == "Cc" and ch != "\t") or ch in _LINE_SEPARATORS:
-        return "a control character"  # TAB is header whitespace (RFC 5322 3.2.2)
+    if category == "Cc" or ch in _LINE_SEPARATORS:
+        return "a control character"
     if ch in _BIDI:
         return "a bidi control character"
     if category == "Cf" and ch not in _JOINERS:

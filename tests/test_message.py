@@ -167,7 +167,6 @@ def test_from_reply_to_and_list_id_come_from_the_envelope(env):
     "Doe, Jane",
     'Tom & "Jerry" <x>',
     "O'Brien (Sales) <boss@example.org>",
-    "Ann\tLee",
     "",
 ])
 def test_the_to_header_holds_exactly_one_address_and_the_display_name(env, name):
@@ -176,7 +175,7 @@ def test_the_to_header_holds_exactly_one_address_and_the_display_name(env, name)
 
     (to,) = msg["To"].addresses
     assert to.addr_spec == "zoe.mueller@example.org"
-    assert to.display_name == (name if name != "Ann\tLee" else "Ann Lee")  # WSP is WSP
+    assert to.display_name == name
     assert rfc2047_display_name(raw_header(data, "To")) == name
     assert all_defects(msg) == []
 
@@ -340,7 +339,8 @@ def test_an_encoded_word_in_the_name_or_subject_is_refused(env, trick):
     assert str(by_subject.value).startswith("subject contains an RFC 2047 encoded word")
 
 
-@pytest.mark.parametrize("control", ["\x01", "\x07", "\x0b", "\x0c", "\x1b", "\x1f", "\x7f"])
+@pytest.mark.parametrize("control", ["\t", "\x01", "\x07", "\x0b", "\x0c", "\x1b", "\x1f",
+                                     "\x7f", "\x90"])
 def test_other_control_characters_in_headers_are_refused(env, control):
     with pytest.raises(InputError, match="name of .* contains a control character"):
         build(env, f"Ann{control}Lee")
@@ -365,9 +365,9 @@ TEXT_NO_BREAKS = st.text(
     st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00")
     | st.sampled_from("\x90\u202e\u200b\ufeff\u2066\u061c\u200c\u200d\t"),
 ).filter(lambda s: "=?" not in s)
-# Refused rather than encoded: controls (C0 but TAB, DEL, C1), line separators, and the
+# Refused rather than encoded: controls (C0, DEL, C1), line separators, and the
 # invisible formatting characters (bidi controls, zero-width spaces, BOM; the joiners stay).
-CONTROLS = {chr(c) for c in [*range(32), *range(0x7f, 0xa0)] if chr(c) != "\t"}
+CONTROLS = {chr(c) for c in [*range(32), *range(0x7f, 0xa0)]}
 LINE_SEPARATORS = {"\x85", "\u2028", "\u2029"}
 
 
