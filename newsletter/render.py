@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from newsletter.config import Config
 from newsletter.drafts import Draft
 from newsletter.errors import InputError
 from newsletter.feeds import FeedItem
-from newsletter.i18n import babel_locale, direction, gettext_for, translations
+from newsletter.i18n import LANGUAGES, babel_locale, direction, gettext_for, translations
 from newsletter.inline import break_lines, inline_css
 from newsletter.personalise import Placeholders, neutralise, seal_slots
 from newsletter.textify import html_to_text
@@ -133,6 +134,7 @@ def _context(config: Config, draft: Draft, items: tuple[FeedItem, ...]) -> dict:
         "sections": [{"title": s.title, "html": Markup(s.html)} for s in sections],
         "feed_sections": group_items(items),
         "view_online_url": view_online_url(config, draft.issue, language),
+        "also_in": _also_in(config, draft.issue, language),
         "recipient": Placeholders(),
         # TRANSLATORS: stands in for the name in "Dear %(name)s," when a subscriber has none.
         "fallback_name": _("reader"),
@@ -140,6 +142,33 @@ def _context(config: Config, draft: Draft, items: tuple[FeedItem, ...]) -> dict:
         "organisation": config.text_in("organisation", language),
         "format_date": lambda moment: _format_day(moment, language),
     }
+
+
+# The order the publisher lists its six languages in (alphabetical by their English names).
+_LANGUAGE_ORDER = ("ar", "zh", "en", "fr", "ru", "es")
+_STATUS_RE = re.compile(r"^status:\s*['\"]?(\w+)", re.MULTILINE)
+
+
+def _also_in(config: Config, issue: str, language: str) -> list[dict[str, str]]:
+    """The issue's other ready editions, each by its own name and with its web page: "Also
+    in: العربية · Français". A draft edition is not listed (its page would not exist)."""
+    found = {config.default_language: config.issues_dir / f"{issue}.md"}
+    for path in config.issues_dir.glob(f"{issue}.*.md"):
+        if path.name.count(".") == 2:
+            found[path.name.split(".")[1]] = path
+    editions = []
+    for lang, path in found.items():
+        try:
+            front = path.read_text(encoding="utf-8-sig").split("\n---", 2)[:2]
+        except (OSError, UnicodeDecodeError):
+            continue
+        status = _STATUS_RE.search("\n".join(front))
+        if lang != language and status and status.group(1) == "ready":
+            editions.append({"lang": lang, "dir": direction(lang),
+                             "name": LANGUAGES.get(lang, lang),
+                             "url": view_online_url(config, issue, lang)})
+    rank = {lang: i for i, lang in enumerate(_LANGUAGE_ORDER)}
+    return sorted(editions, key=lambda e: (rank.get(e["lang"], 99), e["lang"]))
 
 
 def _reason(config: Config, language: str, _) -> str:  # noqa: ANN001

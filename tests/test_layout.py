@@ -205,3 +205,35 @@ def test_plain_text_lines_fit_78_columns_except_long_urls(language):
     long_lines = [line for line in sample_text(language).splitlines()
                   if display_width(line) > 78 and "://" not in line]
     assert long_lines == []
+
+
+def test_each_edition_links_the_other_ready_editions_by_their_own_names():
+    html = sample_html("fr")
+    also = re.search(r'<td class="also-in".*?</td>', html, re.DOTALL).group()
+    assert re.findall(r'lang="(\w+)"[^>]*>([^<]+)</a>', also) == [("ar", "العربية"),
+                                                                 ("en", "English")]
+    assert "Aussi en :" in also
+    assert "https://ipbusiness.example.org/newsletter/issues/2026-11/ar" in also
+    assert "Aussi en :\n  العربية: https://ipbusiness.example.org/newsletter/issues/2026-11/ar" \
+        in sample_text("fr")
+
+
+def test_a_draft_edition_is_not_listed(tmp_path, monkeypatch):
+    import shutil as sh
+
+    from newsletter.config import load_config as load
+
+    for name in ("newsletter.toml",):
+        sh.copy(REPO / name, tmp_path / name)
+    sh.copytree(REPO / "templates", tmp_path / "templates")
+    sh.copytree(REPO / "issues", tmp_path / "issues")
+    fr = tmp_path / "issues" / "2026-11.fr.md"
+    fr.write_text(fr.read_text(encoding="utf-8").replace("status: ready", "status: draft", 1),
+                  encoding="utf-8")
+    config = load(tmp_path / "newsletter.toml")
+    draft = load_draft(tmp_path / "issues" / "2026-11.md", timezone=config.timezone,
+                       default_language=config.default_language)
+    items = read_snapshot(tmp_path / "issues" / "2026-11.items.yaml").items
+    html = render_edition(config, draft, items).html
+    also = re.search(r'<td class="also-in".*?</td>', html, re.DOTALL).group()
+    assert 'lang="ar"' in also and 'lang="fr"' not in also
