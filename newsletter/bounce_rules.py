@@ -118,6 +118,8 @@ _STATUS_REASON = {
     "4.4.3": "systemerror", "5.4.3": "systemerror", "5.3.0": "systemerror",
     "5.5.3": "toomanyconn", "4.5.3": "toomanyconn",
 }
+# A reason is stated in a few lines; a longer "diagnostic" is hostile or a quoted message.
+_MAX_TEXT = 4000
 _CLASS = {
     "userunknown": "hard", "hostunknown": "hard", "hasmoved": "hard", "notaccept": "hard",
     "suspend": "hard", "mailboxfull": "soft", "exceedlimit": "soft", "expired": "soft",
@@ -141,7 +143,7 @@ def refusal_class(diagnostic: str, *, status: str = "", code: int = 0, action: s
         return "none", "delivered"
     if action == "delayed":  # RFC 3464 2.3.3: still being retried, the end is yet to come
         return "none", "delayed"
-    text = normalise(diagnostic)
+    text = normalise(diagnostic[:_MAX_TEXT])
     reason = (provider_reason(text) or microsoft_status_reason(status) or _command_reason(text)
               or _remote_reason(text) or _text_reason(text, status) or _status_reason(status))
     temporary = status.startswith("4.") or (not status and 400 <= code < 500)

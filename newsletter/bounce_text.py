@@ -7,6 +7,9 @@ import re
 from collections.abc import Iterator
 from email.message import Message
 
+# The human-readable part of a report is a few KB; past this it is hostile or a quoted copy.
+MAX_TEXT = 64 * 1024
+MAX_ADDRESSES = 200
 STATUS_RE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")  # RFC 3463 enhanced status code
 _REPLY_RE = re.compile(r"(?<![\d.])([45]\d\d)(?:[ -]|$)(?![\d.]*%)")  # RFC 5321 reply code
 # Where a bounce starts quoting the returned message: its text says nothing about the failure.
@@ -82,7 +85,7 @@ def _split_text(message: Message) -> tuple[str, str]:
             if kind == "text/html":
                 text = re.sub(r"<[^>]*>", " ", text)
             texts.append(text)
-    text = "\n".join(texts)
+    text = "\n".join(texts)[:MAX_TEXT]
     if match := _ORIGINAL_RE.search(text):
         return text[:match.start()], text[match.start():]
     return text, ""
@@ -180,7 +183,7 @@ def failed_addresses(message: Message, text: str) -> list[str]:
     text = "\n".join(line for line in text.splitlines() if not _HEADER_LINE.match(line))
     own = {a.lower() for a in _EMAIL_RE.findall(f"{message.get('From', '')} "
                                                  f"{message.get('To', '')}")}
-    found: list[str] = []
+    found: dict[str, None] = {}
     excluded: set[str] = set()
     for match in _EMAIL_RE.finditer(text):
         address = match.group(0).lower().rstrip(".")
@@ -188,6 +191,6 @@ def failed_addresses(message: Message, text: str) -> list[str]:
         if (address in own or _DAEMON_RE.search(address.partition("@")[0])
                 or _SENDER_CONTEXT.search(before.rstrip(" <"))):
             excluded.add(address)
-        elif address not in found:
-            found.append(address)
+        elif len(found) < MAX_ADDRESSES:
+            found[address] = None
     return [a for a in found if a not in excluded]

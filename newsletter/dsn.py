@@ -15,6 +15,8 @@ from newsletter.bounce_report import Recipient, Report, make_report, one_line
 from newsletter.bounce_rules import refusal_class
 from newsletter.bounce_text import (
     ADDRESS_RE,
+    MAX_ADDRESSES,
+    MAX_TEXT,
     address_paragraph,
     codes,
     failure_text,
@@ -115,9 +117,11 @@ def dsn_blocks(message: Message) -> list[_Block]:
 
 def _dsn_text(part: Message) -> str:
     if part.is_multipart():  # the email package parsed the field blocks as messages
-        return "\n\n".join("\n".join(f"{k}: {v}" for k, v in block.items())
-                           for block in part.get_payload())
-    return part_text(part)
+        text = "\n\n".join("\n".join(f"{k}: {v}" for k, v in block.items())
+                           for block in part.get_payload()[:MAX_ADDRESSES])
+    else:
+        text = part_text(part)
+    return text[:MAX_TEXT]
 
 
 def _parse_blocks(text: str) -> list[_Block]:

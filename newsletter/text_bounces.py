@@ -3,6 +3,7 @@ addresses, the paragraph about each gives its reason; Amazon SES notifications s
 
 from __future__ import annotations
 
+import contextlib
 from email.message import Message
 
 from flufl.bounce import all_failures
@@ -20,12 +21,17 @@ from newsletter.bounce_text import (
 )
 from newsletter.ses_notice import ses_fields
 
+# flufl.bounce scans every line with dozens of patterns: ~3 s per MB. A larger message (a
+# bounce returning a big attachment, or a hostile one) is read by our own rules alone.
+_FLUFL_MAX_BYTES = 512 * 1024
+
 
 def from_text(message: Message) -> Report:
-    try:
-        temporary, permanent = all_failures(message)
-    except Exception:  # noqa: BLE001 - flufl.bounce fails on some 8-bit input; read the text
-        temporary, permanent = set(), set()
+    temporary, permanent = set(), set()
+    if _size(message) <= _FLUFL_MAX_BYTES:
+        # flufl.bounce fails on some 8-bit input; our own rules read the text then
+        with contextlib.suppress(Exception):
+            temporary, permanent = all_failures(message)
     failed = {a.decode("ascii", "replace").lower(): "4" for a in temporary}
     failed.update({a.decode("ascii", "replace").lower(): "5" for a in permanent})
     text = failure_text(message)
@@ -73,3 +79,6 @@ def from_ses(notice: dict) -> Report:
     return make_report(recipients)
 
 
+def _size(message: Message) -> int:
+    return sum(len(part.get_payload()) for part in message.walk()
+               if not part.is_multipart() and isinstance(part.get_payload(), str))

@@ -165,3 +165,16 @@ def test_send_and_bounces_share_the_sender_side_rules(code: int, text: str,
                                                       stops: bool) -> None:
     assert is_sender_refusal(code, text) is stops
     assert (refusal_class(text, code=code)[0] == "ours") is (stops or code < 500)
+
+
+def test_a_huge_hostile_report_is_read_in_bounded_time() -> None:
+    import time
+
+    line = ">>> MAIL FROM:<a@b.example> " + "x@y.example user " * 20 + "\n"
+    huge = (f"From: MAILER-DAEMON@mx.example.org\nSubject: Undelivered Mail\n\n"
+            f"{line * 20000}").encode()  # 5 MB of addresses and transcript
+    diagnostic = dsn("failed", "5.0.0", "a " * 2_000_000)  # a 4 MB "diagnostic"
+    started = time.monotonic()
+    for data in (huge, diagnostic):
+        assert classify(parse_report(data)).kind == "bounce"
+    assert time.monotonic() - started < 5  # was minutes: flufl.bounce and every rule ran on it
