@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -157,6 +158,20 @@ _MIGRATIONS = [
     ALTER TABLE bounce_events_v7 RENAME TO bounce_events;
     CREATE INDEX bounce_events_by_email ON bounce_events (email, kind, at);
     CREATE INDEX bounce_events_by_time ON bounce_events (at, kind);
+    """,
+    # the translation memory: one row per (languages, source text); `translate import`
+    # stores each unit, `translate export` pre-fills identical sources (newsletter.xliff).
+    """
+    CREATE TABLE translation_memory (
+        source_language TEXT NOT NULL,
+        target_language TEXT NOT NULL,
+        source_hash TEXT NOT NULL,
+        source_text TEXT NOT NULL,
+        target_text TEXT NOT NULL,
+        issue TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (source_language, target_language, source_hash)
+    )
     """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -541,3 +556,37 @@ def get_subscriber_by_id(conn: sqlite3.Connection, subscriber_id: int) -> Subscr
     row = conn.execute(f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE id = ?",
                        (subscriber_id,)).fetchone()
     return _subscriber(row) if row else None
+
+
+def _source_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def remember_translations(conn: sqlite3.Connection, source_language: str,
+                          target_language: str, issue: str,
+                          pairs: Iterable[tuple[str, str]]) -> int:
+    """Store (source, target) units; a later translation of the same source replaces it."""
+    rows = [(source_language, target_language, _source_hash(src), src, trg, issue, now_iso())
+            for src, trg in pairs]
+    with transaction(conn):
+        conn.executemany(
+            "INSERT INTO translation_memory (source_language, target_language, source_hash, "
+            "source_text, target_text, issue, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (source_language, target_language, source_hash) DO UPDATE SET "
+            "target_text = excluded.target_text, issue = excluded.issue, "
+            "updated_at = excluded.updated_at", rows)
+    return len(rows)
+
+
+def recall_translations(conn: sqlite3.Connection, source_language: str, target_language: str,
+                        sources: Iterable[str]) -> dict[str, str]:
+    """source -> target for each source the memory holds (compared in full, not by hash)."""
+    found = {}
+    for src in set(sources):
+        row = conn.execute(
+            "SELECT source_text, target_text FROM translation_memory WHERE source_language = ? "
+            "AND target_language = ? AND source_hash = ?",
+            (source_language, target_language, _source_hash(src))).fetchone()
+        if row and row[0] == src:
+            found[src] = row[1]
+    return found
