@@ -181,6 +181,7 @@ _ID_MAC_BYTES = 12
 _ID_BYTES = 8
 
 
+@lru_cache(maxsize=64)
 def _id_key(secret: str, list_id: str) -> bytes:
     return hmac.new(secret.encode(), f"id-token\0{list_id}".encode(), hashlib.sha256).digest()
 
