@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 FAILED = ("hard", "soft", "ours")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ def make_report(recipients: list[Recipient]) -> Report:
 
 
 def one_line(text: str) -> str:
-    return " ".join(text.split())[:300]
+    """A remote server's words made safe to print and store: one line, no control characters
+    (an ESC in a hostile diagnostic would reach the operator's terminal), 300 at most."""
+    return " ".join(_CONTROLS.sub(" ", text).split())[:300]
 
 

@@ -165,7 +165,8 @@ _SENDER_CONTEXT = re.compile(r"(?:mail from|envelope-from|sender|from):?\s*<?$|c
                              re.IGNORECASE)
 _EMAIL_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # An address as a report names it; a quoted local part ("a..b"@example.org) is kept whole.
-ADDRESS_RE = re.compile(r"(?:\"[^\"\s]+\"|[\w.!#$%&'*+/=?^`{|}~-]+)@[\w-]+(?:\.[\w-]+)+")
+ADDRESS_RE = re.compile(r"(?:\"[^\"\s\x00-\x1f\x7f]+\"|[\w.!#$%&'*+/=?^`{|}~-]+)"
+                        r"@[\w-]+(?:\.[\w-]+)+")
 
 
 def looks_like_bounce(message: Message, text: str) -> bool:

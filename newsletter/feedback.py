@@ -9,7 +9,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 
-from newsletter.bounce_report import Recipient, Report
+from newsletter.bounce_report import Recipient, Report, one_line
 
 _TOKEN_RE = re.compile(r"/unsubscribe/([\w-]+\.[\w-]+)")
 # RFC 5965 3.5 / RFC 6650 feedback types that are a reader's complaint; "not-spam" is the
@@ -36,8 +36,9 @@ def complaint(message: Message, read_token: Callable[[str], str | None] | None) 
     found = _complainants(message, report, read_token)
     if feedback_type not in _COMPLAINT_TYPES:
         recipients = tuple(Recipient(a, "none", reason="feedback") for a in found)
-        return Report("other", recipients, f"feedback-type {feedback_type}")
-    detail = f"{'opt-out' if feedback_type == 'opt-out' else 'abuse report'} from {agent}"
+        return Report("other", recipients, one_line(f"feedback-type {feedback_type}"))
+    detail = one_line(f"{'opt-out' if feedback_type == 'opt-out' else 'abuse report'} from "
+                      f"{agent}")
     if not found:
         return Report("complaint", (), f"{detail} names no recipient")
     return Report("complaint", tuple(Recipient(a, "complaint", diagnostic=detail,

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from newsletter import store
+from newsletter.bounce_report import Recipient, Report, one_line
 from newsletter.config import Config
-from newsletter.dsn import Recipient, Report
 
 # "550 5.1.1 ", "550-5.1.1 ": the reply code and enhanced status quoted in a diagnostic
 _CODES_RE = re.compile(r"^[245]\d\d[ -]|(?<!\S)[245]\d\d-?\s*[245]\.\d{1,3}\.\d{1,3}\s*")
@@ -113,7 +113,7 @@ def _detail(recipient: Recipient) -> str:
     """'5.1.1 <a@x>: Recipient address rejected: ...': reply codes folded into one status."""
     text = _CODES_RE.sub(" ", recipient.diagnostic).strip()
     text = text.removeprefix(recipient.status).strip() if recipient.status else text
-    return " ".join(f"{recipient.status} {text}".split())[:300] or recipient.reason
+    return one_line(f"{recipient.status} {text}") or recipient.reason
 
 
 def _event(conn: sqlite3.Connection, email: str, kind: str, key: str, now: datetime,

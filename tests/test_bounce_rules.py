@@ -178,3 +178,9 @@ def test_a_huge_hostile_report_is_read_in_bounded_time() -> None:
     for data in (huge, diagnostic):
         assert classify(parse_report(data)).kind == "bounce"
     assert time.monotonic() - started < 5  # was minutes: flufl.bounce and every rule ran on it
+
+
+def test_a_diagnostic_never_carries_control_characters_to_the_terminal() -> None:
+    report = classify(parse_report(dsn("failed", "5.1.1", "550 5.1.1 \x1b]0;owned\x07 User "
+                                                          "unknown\x1b[2J")))
+    assert report.recipients[0].diagnostic == "550 5.1.1 ]0;owned User unknown [2J"
