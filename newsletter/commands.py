@@ -214,6 +214,7 @@ def _register_optional_commands() -> None:
     from newsletter.archive import add_archive_arguments, cmd_archive
     from newsletter.bounces import add_bounces_arguments, cmd_bounces
     from newsletter.dkimkeys import add_dkim_arguments, cmd_dkim
+    from newsletter.xliff_commands import add_translate_arguments, cmd_translate
 
     COMMANDS.update(delivery_commands.COMMANDS)
     COMMANDS["bounces"] = (cmd_bounces, "read bounces and complaints from a Maildir or mbox "
@@ -222,6 +223,8 @@ def _register_optional_commands() -> None:
                            "site with Atom feeds (public/)", add_archive_arguments)
     COMMANDS["dkim"] = (cmd_dkim, "make a DKIM key pair and print the DNS record to publish",
                         add_dkim_arguments)
+    COMMANDS["translate"] = (cmd_translate, "XLIFF 2.0 for translators: export ISSUE --lang L, "
+                             "import FILE", add_translate_arguments)
 
 
 _register_optional_commands()
