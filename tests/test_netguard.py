@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 import pytest
 
@@ -103,12 +104,18 @@ def test_an_allowed_unicode_name_matches_the_a_label_httpx_connects_to():
     assert NetGuard(hosts).allows("xn--bcher-kva.intranet", 443)
 
 
+def set_allow_hosts(project, value: str) -> None:  # noqa: ANN001
+    """The project's [network] table is exactly `allow_hosts = VALUE`."""
+    text = re.sub(r"(?m)^(\[network\]|allow_hosts = .*)\n", "",
+                  project.config_path.read_text(encoding="utf-8"))
+    project.config_path.write_text(f"{text}\n[network]\nallow_hosts = {value}\n",
+                                   encoding="utf-8")
+
+
 def test_allow_hosts_in_the_config_is_checked(project):
     from newsletter.config import load_config
 
-    text = project.config_path.read_text(encoding="utf-8")
-    project.config_path.write_text(
-        text + '\n[network]\nallow_hosts = ["ok.intranet", "a b/c", "x@y"]\n', encoding="utf-8")
+    set_allow_hosts(project, '["ok.intranet", "a b/c", "x@y"]')
     with pytest.raises(ConfigError) as info:
         load_config(project.config_path)
     assert str(info.value) == (f"{project.config_path}: 'network.allow_hosts' has entries that "
@@ -118,10 +125,7 @@ def test_allow_hosts_in_the_config_is_checked(project):
 def test_allow_hosts_are_read_from_the_config(project):
     from newsletter.config import load_config
 
-    text = project.config_path.read_text(encoding="utf-8")
-    project.config_path.write_text(
-        text + '\n[network]\nallow_hosts = ["Feeds.Intranet", "127.0.0.1:8080"]\n',
-        encoding="utf-8")
+    set_allow_hosts(project, '["Feeds.Intranet", "127.0.0.1:8080"]')
     assert load_config(project.config_path).allow_hosts == {"feeds.intranet", "127.0.0.1:8080"}
 
 
