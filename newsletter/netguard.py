@@ -145,14 +145,6 @@ class NetGuard:
                               "newsletter.toml [network] allow_hosts", where=f"{host}:{port}")
         return found
 
-    def permits(self, url: str) -> bool:
-        """True when URL passes the checks, its host's addresses included."""
-        try:
-            self.addresses(*self.check_url(url))
-        except (Refused, httpcore.ConnectError):
-            return False
-        return True
-
 
 class _GuardedBackend(httpcore.SyncBackend):
     """Resolves and checks at connect time and connects to the very address it checked, so a
@@ -255,8 +247,7 @@ def private_only_hosts(hosts: set[str], resolve: Resolver = system_resolver, *,
     """The hosts whose every DNS answer is a non-public address, with the reason. Looked up in
     parallel within TIMEOUT; a name that does not resolve in time is not reported."""
     names = sorted(h for h in hosts if not local_name_reason(h)
-                   and not ("." + _host_key(h)).endswith(_EXAMPLE_SUFFIXES)
-                   and not _is_ip(h))
+                   and not ("." + _host_key(h)).endswith(_EXAMPLE_SUFFIXES))
     if not names:
         return {}
     pool = ThreadPoolExecutor(max_workers=min(8, len(names)))
@@ -270,11 +261,3 @@ def private_only_hosts(hosts: set[str], resolve: Resolver = system_resolver, *,
             if "" not in reasons:
                 found[futures[future]] = f"it resolves only to {sorted(reasons)[0]}"
     return found
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(_host_key(host))
-    except ValueError:
-        return False
-    return True

@@ -190,7 +190,7 @@ def test_a_name_that_resolves_to_loopback_is_refused_at_connect_time(feed_server
     feed_server.route("/f.xml", RSS)
     answers = {"feeds.example.test": ["93.184.215.14"]}
     guard = NetGuard(resolve=resolver(answers))
-    assert guard.permits(f"http://feeds.example.test:{port}/f.xml")
+    assert guard.addresses("feeds.example.test", port) == ["93.184.215.14"]  # no connection
     answers["feeds.example.test"] = ["127.0.0.1"]
     with pytest.raises(FeedError, match=r"feeds.example.test resolves to 127\.0\.0\.1, a "
                                         "loopback address"):
