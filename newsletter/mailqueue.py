@@ -112,11 +112,13 @@ class MailQueue:
             data = build_confirmation(self.config, mail.email, mail.language, link,
                                       self.unsubscribe_url(mail.email), self.clock(), mid,
                                       self.signer)
+        except Exception as exc:  # a template or header problem: nothing was sent, no retry helps
+            log.exception("confirmation mail to %s cannot be built", mail.email)
+            return Outcome("failed", 0, f"cannot build the message: {exc}"), mid
+        try:
             return transport.send(self.config.sender.addr_spec, mail.email, data), mid
         except DeliveryError as exc:  # nothing reached the relay (it went away, disk full)
             return Outcome("deferred", 0, str(exc)), mid
-        except NewsletterError as exc:  # the message itself cannot be built: no retry helps
-            return Outcome("failed", 0, str(exc)), mid
 
     def _settle(self, conn: sqlite3.Connection, mail: store.QueuedMail, outcome: Outcome,
                 message_id: str = "") -> str:

@@ -239,3 +239,16 @@ def test_old_requests_and_settled_mail_are_forgotten(
     with sqlite3.connect(delivery_project.db) as conn:
         assert conn.execute("SELECT count(*) FROM optin_requests").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM mail_queue").fetchone()[0] == 0
+
+
+def test_a_message_that_cannot_be_built_fails_at_once_and_says_why(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer, smtp_script: Script,
+        caplog: pytest.LogCaptureFixture) -> None:
+    template = delivery_project.root / "templates" / "confirm.txt.j2"
+    template.write_text("{{ no_such_value }}\n", encoding="utf-8")
+    queue_confirmation(delivery_project, "ana@example.org")
+    with caplog.at_level(logging.ERROR, logger="newsletter.mailqueue"):
+        assert queue_for(delivery_project, Clock()).run_once().failed == 1
+    state, _, reply, _, _ = rows(delivery_project)["ana@example.org"]
+    assert state == "failed" and "no_such_value" in reply  # not left `sending`
+    assert "cannot be built" in caplog.text and smtp_script.messages == []
