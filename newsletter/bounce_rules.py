@@ -20,7 +20,8 @@ _rule = re.compile
 _RATE = _rule(r"too many (?:connections|concurrent|smtp sessions|errors|recipients|messages "
               r"from)|rate limit|throttl|try again slower|max(?:imum)? (?:emails|messages|"
               r"sending rate) per|sending rate|trop de connexions|connection limit|"
-              r"receiving mail at a rate|exceeded the max emails")
+              r"receiving mail at a rate|exceeded the max emails|rate limited|too many sessions?|"
+              r"connection \S+ limit|message threshold exceeded")
 _FULL = _rule(r"mailbox (?:is )?(?:\S+ )?full|full mailbox|mail ?(?:box|folder|drop) "
               r"(?:size )?(?:is )?(?:full|over|exceed)|over ?quota|quota (?:exceeded|violation|"
               r"full|exceed)|exceeded (?:\S+ )?(?:storage|quota)|(?:disk|storage|mailbox) quota|"

@@ -105,7 +105,8 @@ SENDER_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"duplicate header", r"header size exceeds", r"8-bit data in message header",
         r"mime (?:complexity|headers?)", r"improperly-formatted", r"base64 encoding",
         r"too many received", r"message (?:header|content) (?:is )?(?:invalid|malformed)",
-        r"invalid (?:mime|header)", r"rfc ?5322", r"rfc ?2822", r"not (?:rfc|rfc-)?compliant",
+        r"invalid (?:mime|header)", r"rfc ?5322", r"rfc ?2822", r"rfcmessagenoncompliant",
+        r"\bmultiple \S+(?: \S+)? headers?\b", r"not (?:rfc|rfc-)?compliant",
         r"syntax error in (?:header|message)", r"message-id (?:header )?(?:is )?(?:missing|"
         r"invalid|required)", r"bare (?:lf|linefeed|cr)")),
     ("securityerror", _rule(
@@ -115,7 +116,9 @@ SENDER_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("mesgtoobig", _rule(
         r"message (?:is )?too (?:big|large)", r"message size exceeds", r"size limit",
         r"exceeds (?:the )?(?:fixed |maximum )+(?:message )?size", r"too large for",
-        r"message length exceeds", r"5\.3\.4\b")),
+        r"message length exceeds", r"message (?:file )?too big", r"size exceeds (?:fixed|"
+        r"maximum)", r"maximum (?:inbound|incoming) message size", r"line limit exceeded",
+        r"taille limite", r"5\.3\.4\b")),
     ("syntaxerror", _rule(
         r"improper (?:sequence|command)", r"bad sequence", r"command (?:unrecognized|not "
         r"recognized|not implemented)", r"unrecognized command", r"syntax error")),
