@@ -12,7 +12,8 @@ from urllib.parse import quote
 # where Jinja-style "{{ x }}" would be percent-encoded (see tests/test_inline.py).
 NAME = "__NL_NAME__"
 UNSUBSCRIBE_URL = "__NL_UNSUBSCRIBE_URL__"
-KNOWN = (NAME, UNSUBSCRIBE_URL)
+PREFERENCES_URL = "__NL_PREFERENCES_URL__"
+KNOWN = (NAME, UNSUBSCRIBE_URL, PREFERENCES_URL)
 PLACEHOLDER_RE = re.compile(r"__NL_[A-Z0-9_]+__")
 # Only the exact slots are filled: a longer look-alike next to a slot cannot swallow it.
 _SLOT_RE = re.compile("|".join(re.escape(k) for k in KNOWN))
@@ -29,19 +30,27 @@ class Placeholders:
 
     name: str = NAME
     unsubscribe_url: str = UNSUBSCRIBE_URL
+    preferences_url: str = PREFERENCES_URL
 
     @classmethod
     def for_one_render(cls) -> Placeholders:
         """Markers with a fresh random nonce: no draft or feed text can know or spell them,
         so after rendering, only the template's own slots carry them (see seal_slots)."""
         nonce = secrets.token_hex(16).upper()
-        return cls(f"__NL_NAME_{nonce}__", f"__NL_UNSUBSCRIBE_URL_{nonce}__")
+        return cls(f"__NL_NAME_{nonce}__", f"__NL_UNSUBSCRIBE_URL_{nonce}__",
+                   f"__NL_PREFERENCES_URL_{nonce}__")
 
 
 @dataclass(frozen=True)
 class Recipient:
     name: str
     unsubscribe_url: str
+
+    @property
+    def preferences_url(self) -> str:
+        """The reader's preferences page: the same token as the unsubscribe link, so a message
+        needs no second per-reader value (web.py answers both routes with it)."""
+        return self.unsubscribe_url.replace("/unsubscribe/", "/preferences/", 1)
 
 
 def neutralise(text: str) -> str:
@@ -53,9 +62,9 @@ def seal_slots(rendered: str, markers: Placeholders) -> str:
     """The rendered edition with the one-render markers turned into the canonical slots and
     everything else that looks like a slot neutralised: whatever the draft, the feeds, the
     config or the CSS inliner put into the text, only the template's slots are filled."""
-    slots = {markers.name: NAME, markers.unsubscribe_url: UNSUBSCRIBE_URL}
-    pieces = re.split(f"({re.escape(markers.name)}|{re.escape(markers.unsubscribe_url)})",
-                      rendered)
+    slots = {markers.name: NAME, markers.unsubscribe_url: UNSUBSCRIBE_URL,
+             markers.preferences_url: PREFERENCES_URL}
+    pieces = re.split("(" + "|".join(map(re.escape, slots)) + ")", rendered)
     return "".join(slots.get(piece) or neutralise(piece) for piece in pieces)
 
 
@@ -68,13 +77,15 @@ def personalise_html(template: str, recipient: Recipient, fallback_name: str) ->
     values = {
         NAME: html.escape(recipient.name or fallback_name),
         UNSUBSCRIBE_URL: html.escape(safe_url(recipient.unsubscribe_url)),
+        PREFERENCES_URL: html.escape(safe_url(recipient.preferences_url)),
     }
     return _SLOT_RE.sub(lambda m: values[m.group()], template)
 
 
 def personalise_text(template: str, recipient: Recipient, fallback_name: str) -> str:
     values = {NAME: recipient.name or fallback_name,
-              UNSUBSCRIBE_URL: safe_url(recipient.unsubscribe_url)}
+              UNSUBSCRIBE_URL: safe_url(recipient.unsubscribe_url),
+              PREFERENCES_URL: safe_url(recipient.preferences_url)}
     return _SLOT_RE.sub(lambda m: values[m.group()], template)
 
 

@@ -33,3 +33,25 @@ def test_check_warns_about_unsigned_smtp_mail(tmp_path, monkeypatch, capsys):
     project.cli("check", "2026-11")
     out = capsys.readouterr().out
     assert "newsletter.toml: warning: no [dkim] section" in out
+
+
+def test_the_footer_links_each_reader_to_their_own_preferences_page(tmp_path, monkeypatch):
+    import email
+    import re
+    from email import policy
+
+    monkeypatch.setenv("NEWSLETTER_SECRET", "s")
+    project = make_delivery_project(tmp_path / "nl", 2)
+    script = Script()
+    with ScriptedServer(script) as server:
+        monkeypatch.setenv("NEWSLETTER_SMTP_URL", server.url)
+        assert project.cli("send", "--now", NOW) == 0
+    assert len(script.messages) == 2
+    for _rcpt, data in script.messages:
+        message = email.message_from_bytes(data, policy=policy.default)
+        unsubscribe = re.search(r"<(https://[^>]+/unsubscribe/[^>]+)>",
+                                message["List-Unsubscribe"]).group(1)
+        preferences = unsubscribe.replace("/unsubscribe/", "/preferences/")
+        html = message.get_body(("html",)).get_content()
+        text = message.get_body(("plain",)).get_content()
+        assert f'href="{preferences}"' in html and f"preferences: {preferences}" in text
