@@ -143,7 +143,10 @@ def split_document(subject: str, preheader: str, body: str) -> Document:
     if preheader:
         out.add("preheader", "preheader", INTRO, preheader, inline=False)
     out.skeleton.clear()  # the front matter is not part of the body skeleton
-    for number, section in enumerate(source_sections(body)):
+    sections = source_sections(body)
+    first = 0 if sections and sections[0].key == INTRO and not \
+        sections[0].text.startswith("#") else 1  # s0 is the introduction, if any
+    for number, section in enumerate(sections, first):
         _blocks(out, f"s{number}", section.key, section.text.split("\n"))
         out.skeleton.append("\n")
     return Document(tuple(out.units), tuple(out.skeleton))

@@ -18,7 +18,7 @@ MAX_BYTES = 8 * 1024 * 1024  # a month's issue is a few dozen KB
 _Q = f"{{{NS}}}"
 _SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 _STRUCTURE = {_Q + t for t in ("xliff", "file", "unit", "notes", "originalData", "segment")}
-_NUMBER_RE = re.compile(r"\d+(?:[.,'\u00a0\u202f\u2009]\d+|\s\d{3}(?!\d))*")
+_NUMBER_RE = re.compile(r"\d+(?:[.,'\u00a0\u202f\u2009\u066b\u066c]\d+|\s\d{3}(?!\d))*")
 _URL_RE = re.compile(r"(?:https?://|mailto:|www\.)[^\s<>\"')\]]+", re.IGNORECASE)
 _BLOCK_START_RE = re.compile(r"^\s*(?:#{1,6}\s|>|[-*+]\s|\d{1,9}[.)]\s|\|)")
 ET.register_namespace("", NS)
