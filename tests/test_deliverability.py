@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest_delivery import make_delivery_project
 from smtp_server import Script, ScriptedServer
 
-NOW = "2026-11-03T09:00:00+01:00"
+NOW = "2026-11-22T10:00"
 
 
 def test_send_over_smtp_without_dkim_warns_how_to_set_it_up(tmp_path, monkeypatch, capsys):
@@ -14,6 +14,7 @@ def test_send_over_smtp_without_dkim_warns_how_to_set_it_up(tmp_path, monkeypatc
     with ScriptedServer(Script()) as server:
         monkeypatch.setenv("NEWSLETTER_SMTP_URL", server.url)
         assert project.cli("send", "--now", NOW) == 0
+    assert len(server.script.messages) == 2
     err = capsys.readouterr().err
     assert "no [dkim] section in newsletter.toml" in err and "newsletter dkim keygen" in err
 
@@ -24,6 +25,7 @@ def test_the_maildir_needs_no_signature_and_gets_no_warning(tmp_path, monkeypatc
     project = make_delivery_project(tmp_path / "nl", 2)
     assert project.cli("send", "--now", NOW) == 0
     captured = capsys.readouterr()
+    assert "sent 2" in captured.out
     assert "[dkim]" not in captured.err + captured.out
 
 
