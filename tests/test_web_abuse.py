@@ -107,14 +107,16 @@ def test_a_post_without_the_one_click_body_only_shows_the_button(
 # --- request bodies are capped ----------------------------------------------------------------
 
 @contextmanager
-def serve_process(project: DeliveryProject) -> Iterator[tuple[subprocess.Popen, int]]:
-    """`newsletter serve` itself, in its own process, so its memory can be read."""
+def serve_process(project: DeliveryProject, smtp_url: str = "",
+                  log: Path | None = None) -> Iterator[tuple[subprocess.Popen, int]]:
+    """`newsletter serve` itself, in its own process, so its memory and log can be read."""
     port = free_port()
-    env = {**os.environ, "NEWSLETTER_SECRET": "test-secret"}
-    env.pop("NEWSLETTER_SMTP_URL", None)
+    env = {**os.environ, "NEWSLETTER_SECRET": "test-secret", "NEWSLETTER_SMTP_URL": smtp_url}
+    if not smtp_url:
+        env.pop("NEWSLETTER_SMTP_URL")
+    output = log.open("wb") if log else subprocess.DEVNULL
     proc = subprocess.Popen([str(NEWSLETTER_SCRIPT), "--config", str(project.config), "serve",
-                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                             "--port", str(port)], env=env, stdout=output, stderr=output)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -127,6 +129,8 @@ def serve_process(project: DeliveryProject) -> Iterator[tuple[subprocess.Popen, 
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if log:
+            output.close()
 
 
 def rss_kb(pid: int) -> int:
@@ -375,3 +379,21 @@ def test_serve_stops_cleanly_on_sigterm(subscribed: DeliveryProject) -> None:
     with serve_process(subscribed) as (proc, _port):
         proc.terminate()
         assert proc.wait(timeout=10) == 0  # the mail worker was stopped, not killed
+
+
+def test_serve_delivers_the_confirmation_and_logs_a_refusal_where_the_operator_sees_it(
+        subscribed: DeliveryProject, smtp_server: ScriptedServer, smtp_script: Script,
+        tmp_path: Path) -> None:
+    smtp_script.rcpt["gone@example.org"] = ["550 5.1.1 no such user"]
+    log = tmp_path / "serve.log"
+    with serve_process(subscribed, smtp_server.url, log) as (_proc, port):
+        for email in ("gone@example.org", "here@example.org"):
+            assert httpx.post(f"http://127.0.0.1:{port}{PREFIX}/subscribe",
+                              data={"email": email}).status_code == 200
+        deadline = time.monotonic() + 15
+        while "here@example.org sent" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    text = log.read_text()
+    assert "confirmation mail goes out through smtp://127.0.0.1" in text
+    assert "confirmation mail to gone@example.org failed: 550 5.1.1 no such user" in text
+    assert smtp_script.copies() == {"here@example.org": 1}
