@@ -15,8 +15,7 @@ from newsletter.inline import break_lines, inline_css
 from newsletter.message import Personal, build_message
 from newsletter.render import Edition, make_environment
 from newsletter.send import envelope_for
-
-CONFIRM_DAYS = 7
+from newsletter.web_optin import CONFIRM_DAYS
 
 
 def confirmation_subject(config: Config, language: str) -> str:

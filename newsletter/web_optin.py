@@ -68,7 +68,8 @@ def client_key(peer: str, forwarded_for: str, trusted: tuple[str, ...]) -> str:
     return str(address)
 
 
-def _is_trusted(address: str, networks: list) -> bool:  # noqa: ANN001
+def _is_trusted(address: str,
+                networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
