@@ -489,11 +489,18 @@ def confirm_optin_request(conn: sqlite3.Connection, public_id: str, not_before: 
 
 def prune_web_records(conn: sqlite3.Connection, requests_before: datetime,
                       mail_before: datetime) -> int:
-    """Forget subscribe requests older than their links and settled queue rows older than
-    mail_before: both hold addresses that strangers may have typed."""
+    """Forget subscribe requests older than their links, the `pending` addresses nobody
+    confirmed, and settled queue rows older than mail_before: all hold addresses that
+    strangers may have typed. A bounce or complaint is kept (it is no longer `pending`)."""
     with transaction(conn):
-        return conn.execute("DELETE FROM optin_requests WHERE created_at < ?",
-                            (_stamp(requests_before),)).rowcount + conn.execute(
+        gone = conn.execute("DELETE FROM optin_requests WHERE created_at < ?",
+                            (_stamp(requests_before),)).rowcount
+        gone += conn.execute(
+            "DELETE FROM subscribers WHERE status = 'pending' AND updated_at < ? AND NOT EXISTS "
+            "(SELECT 1 FROM optin_requests r WHERE r.email = subscribers.email) AND NOT EXISTS "
+            "(SELECT 1 FROM deliveries d WHERE d.subscriber_id = subscribers.id)",
+            (_stamp(requests_before),)).rowcount
+        return gone + conn.execute(
             "DELETE FROM mail_queue WHERE state NOT IN ('pending', 'sending', 'deferred') "
             "AND updated_at < ?", (_stamp(mail_before),)).rowcount
 

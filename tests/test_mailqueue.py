@@ -227,18 +227,28 @@ def test_the_worker_thread_of_serve_delivers_through_smtp(
     assert rows(delivery_project)["ana@example.org"][0] == "sent"
 
 
-def test_old_requests_and_settled_mail_are_forgotten(
+def test_old_requests_unconfirmed_addresses_and_settled_mail_are_forgotten(
         delivery_project: DeliveryProject, smtp_server: ScriptedServer,
         smtp_script: Script) -> None:
-    queue_confirmation(delivery_project, "ana@example.org")
+    for address in ("ana@example.org", "bea@example.org", "cy@example.org"):
+        queue_confirmation(delivery_project, address)
     clock = Clock()
-    queue = queue_for(delivery_project, clock)
-    assert queue.run_once().sent == 1
+    assert queue_for(delivery_project, clock).run_once().sent == 3
+    conn = store.connect(delivery_project.db)
+    try:
+        assert store.confirm_optin_request(conn, "id-bea@example.org", T0, T0) == "confirmed"
+    finally:
+        conn.close()
+    with sqlite3.connect(delivery_project.db) as conn:  # cy's confirmation bounced
+        conn.execute("UPDATE subscribers SET status = 'bounced' WHERE email = 'cy@example.org'")
     clock.now = T0 + timedelta(days=31)
     queue_for(delivery_project, clock).run_once()
     with sqlite3.connect(delivery_project.db) as conn:
         assert conn.execute("SELECT count(*) FROM optin_requests").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM mail_queue").fetchone()[0] == 0
+        left = dict(conn.execute("SELECT email, status FROM subscribers WHERE email IN "
+                                 "('ana@example.org', 'bea@example.org', 'cy@example.org')"))
+    assert left == {"bea@example.org": "active", "cy@example.org": "bounced"}
 
 
 def test_a_message_that_cannot_be_built_fails_at_once_and_says_why(
