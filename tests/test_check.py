@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -101,8 +102,18 @@ def test_html_over_100_kb_after_inlining_is_an_error(project):
     problems = check(project, body)
     assert len(problems) == 1
     assert problems[0].startswith("DRAFT: error: HTML is ")
-    assert problems[0].endswith(" KB after inlining; Gmail clips messages over 102 KB "
+    assert " KB after inlining, " in problems[0]
+    assert problems[0].endswith(" KB on the wire; Gmail clips messages over 102 KB "
                                 "(keep it under 100 KB)")
+
+
+def test_html_under_100_kb_that_is_over_it_on_the_wire_is_an_error(project):
+    paragraph = "الملكية الفكرية للشركات الصغيرة، بكلمات بسيطة وواضحة. " * 20
+    body = GOOD_BODY + "\n" + "\n\n".join([paragraph] * 38)
+    problems = check(project, body)
+    assert len(problems) == 1, problems
+    html_kb, wire_kb = map(int, re.findall(r"(\d+) KB", problems[0])[:2])
+    assert html_kb < 100 < wire_kb  # base64 of Arabic text is a third larger than its UTF-8
 
 
 def test_every_problem_is_reported_at_once_with_warnings(project):

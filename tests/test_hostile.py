@@ -296,7 +296,7 @@ def test_a_huge_draft_is_reported_over_the_gmail_clip_and_not_sent(
            f"check {check.code}, cron send {cron.code}", copies(delivery, server.script))
     assert check.code == 1
     assert f"{draft}: error: HTML is " in check.out
-    assert "KB after inlining; Gmail clips messages over 102 KB" in check.out
+    assert "KB on the wire; Gmail clips messages over 102 KB" in check.out
     assert cron.code == 1 and refused(cron, draft, "not sent: 1 error(s); first: ", "HTML is ")
     assert_nothing_sent(delivery, server.script)
 
