@@ -59,9 +59,9 @@ def check_header_text(value: str, what: str) -> str:
 
 def clean_header_text(value: str) -> str:
     """Text from outsiders (a CSV, the web form) made header-safe where that is meaningful:
-    controls and line breaks become spaces, invisible formatting characters go, whitespace
-    is folded. Encoded words are left for check_header_text to refuse: a name that spells
-    one is not a name to guess at."""
+    controls and line breaks become spaces, invisible formatting characters go, runs of
+    whitespace become one space. Encoded words are left for check_header_text to refuse:
+    a name that spells one is not a name to guess at."""
     kept = []
     for ch in value:
         reason = _char_problem(ch)
@@ -69,4 +69,8 @@ def clean_header_text(value: str) -> str:
             kept.append(ch)
         elif reason in ("a control character", "a lone surrogate"):
             kept.append(" ")
-    return " ".join("".join(kept).split())
+    # A run of whitespace becomes one space; a lone no-break or ideographic space stays.
+    return _WHITESPACE_RUN_RE.sub(" ", "".join(kept)).strip()
+
+
+_WHITESPACE_RUN_RE = re.compile(r"\s{2,}")  # controls are spaces by now

@@ -77,6 +77,8 @@ def test_real_names_and_subjects_pass_unchanged(text):
 def test_cleaning_makes_spaces_of_controls_and_drops_invisible_characters():
     assert clean_header_text(" Ann\tLee\r\nBcc:\x00x \u202eevil\u202c\u200b ") == \
         "Ann Lee Bcc: x evil"
+    assert clean_header_text("Jean\u00a0Dupont  \u3000 Li\u3000Wei") == \
+        "Jean\u00a0Dupont Li\u3000Wei"  # a lone no-break or ideographic space is kept
     assert clean_header_text("=?utf-8?q?x?=") == "=?utf-8?q?x?="  # left for the check
 
 
@@ -149,7 +151,7 @@ def _phrase(value: str) -> str:
 def test_any_text_is_refused_everywhere_or_is_exactly_the_header(text: str) -> None:
     """Config (name), draft (subject), the list (a CSV or web-form name) and message agree:
     refused by all, or written so that a client reads exactly it, with no new header line."""
-    assume(text == text.strip() and "  " not in text)
+    assume(text == text.strip() and not re.search(r"\s\s", text))
     accepted = header_text_problem(text) == ""
     with tempfile.TemporaryDirectory() as folder:
         config_ok, _ = _config_accepts(text, Path(folder))

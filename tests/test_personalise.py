@@ -105,12 +105,14 @@ def _assert_only_template_slots(message, name: str) -> None:  # noqa: ANN001
     assert name not in message["Subject"]
     for part in (text, html):
         assert part.count(name) == 1  # the greeting, nothing else
-        assert part.count(token) == 1  # the footer's unsubscribe link, nothing else
+        assert part.count(token) == 2  # the footer's unsubscribe and preferences links only
         assert part.count(EVIL) >= 2  # the planted links are there, carrying no token
     for href in re.findall(r'href="([^"]*)"', html):
         if href.startswith(EVIL):
             assert token not in href and name not in href, href
     assert f'href="{unsubscribe}"' in html and f"Unsubscribe: {unsubscribe}" in text
+    preferences = unsubscribe.replace("/unsubscribe/", "/preferences/")
+    assert f'href="{preferences}"' in html and f": {preferences}" in text
 
 
 def test_a_message_delivered_over_smtp_fills_no_slot_a_feed_item_planted(
