@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import shlex
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -225,19 +226,20 @@ def _stale_section_problems(draft: Draft, default_draft: Path) -> list[Problem]:
     where = _locate(draft.path, raw, "translated_from:")
     body = default_draft.read_text(encoding="utf-8-sig").replace("\r\n", "\n")
     body = body.split("\n---", 1)[1] if "\n---" in body else body
+    edition = draft.path.name.removesuffix(".md")
     problems = []
     for s in stale_sections(dict(draft.translated_sections), body, read_sidecar(draft.path)):
         key = json.dumps(s.key, ensure_ascii=False)
         if not s.now:
             text = (f"section {key} is no longer in {default_draft.name}: remove it from the "
-                    f"translation and from translated_from")
+                    f"translation, then `newsletter translate done {edition}`")
         elif not s.was:
-            text = (f"section {key} is new in {default_draft.name}: translate it, then add "
-                    f"{key}: \"{s.now}\" to translated_from")
+            text = (f"section {key} is new in {default_draft.name}: translate it, then "
+                    f"`newsletter translate done {edition} {shlex.quote(s.key)}`")
         else:
             text = (f"section {key} of {default_draft.name} changed since it was translated "
-                    f"({s.was} -> {s.now}): update it, then set {key}: \"{s.now}\" in "
-                    f"translated_from")
+                    f"({s.was} -> {s.now}): update it, then "
+                    f"`newsletter translate done {edition} {shlex.quote(s.key)}`")
         if s.was and s.now and not s.diff:
             text += " (the text it was translated from is not in " \
                     f"{sidecar_path(draft.path).name}, so no diff)"

@@ -16,7 +16,7 @@ from newsletter.drafts import _FENCE_RE, _HEADING_RE, _split_front_matter, check
 from newsletter.errors import InputError
 
 INTRO = "intro"  # the key of the text before the first heading
-_LANG_RE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z]{2,4})?$")
+LANG_RE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z]{2,4})?$")
 _TOP_KEY_RE = re.compile(r"^(?P<key>[A-Za-z_][\w-]*)\s*:")
 DIFF_LINES = 8  # a reminder of what changed, not a review tool
 
@@ -73,10 +73,10 @@ def sidecar_path(translation: Path) -> Path:
     return translation.with_name(translation.name.removesuffix(".md") + ".source.yaml")
 
 
-def write_sidecar(translation: Path, default: Path, sections: tuple[SourceSection, ...], *,
+def write_sidecar(translation: Path, default: Path, texts: dict[str, str], *,
                   root: Path) -> Path:
     path = sidecar_path(translation)
-    data = {"source": default.name, "sections": {s.key: s.text for s in sections}}
+    data = {"source": default.name, "sections": texts}
     text = (f"# The text of {default.name} that {translation.name} was translated from, one\n"
             "# entry per section (written by `newsletter new` and `newsletter translate import`).\n"
             "# `newsletter check` diffs it against today's text; do not edit it by hand.\n")
@@ -140,7 +140,7 @@ def new_translation(issues_dir: Path, issue: str, language: str, default_languag
                     root: Path) -> Path:
     """Copy the default edition to ISSUE.LANG.md as a draft translated from today's text."""
     check_issue_id(issue)
-    if not _LANG_RE.match(language):
+    if not LANG_RE.match(language):
         raise InputError(f"language must look like fr or pt-BR, not {language!r}")
     if language == default_language:
         raise InputError(f"'{language}' is the default language: `newsletter new {issue}`")
@@ -158,8 +158,35 @@ def new_translation(issues_dir: Path, issue: str, language: str, default_languag
     header = set_front_keys(header, {"status": "draft",
                                      "translated_from": front_versions(versions(sections))})
     safe_files.write_text(target, f"---\n{header}---\n\n{body}", root=root)
-    write_sidecar(target, default, sections, root=root)
+    write_sidecar(target, default, {s.key: s.text for s in sections}, root=root)
     return target
+
+
+def mark_translated(translation: Path, default: Path, keys: list[str], *,
+                    root: Path) -> list[str]:
+    """Record that the translation follows today's text of these sections of the default
+    (all of them when none are named): their versions in translated_from, their text in the
+    sidecar. Returns the keys marked."""
+    raw = translation.read_bytes().decode("utf-8-sig").replace("\r\n", "\n")
+    header, body = split_draft(translation, raw)
+    old = (yaml.safe_load(header) or {}).get("translated_from")
+    old = old if isinstance(old, dict) else {}
+    current = {s.key: s for s in source_sections(split_draft(default, default.read_text(
+        encoding="utf-8-sig").replace("\r\n", "\n"))[1])}
+    if unknown := [k for k in keys if k not in current]:
+        raise InputError(f"no section {unknown[0]!r} in {default.name} (sections: "
+                         f"{', '.join(current)})", where=str(translation))
+    chosen = keys or list(current)
+    texts = read_sidecar(translation)
+    mapping = {k: str(old[k]) for k in current if k in old}
+    for key in chosen:
+        mapping[key], texts[key] = current[key].version, current[key].text
+    mapping = {k: mapping[k] for k in current if k in mapping}  # the default's order
+    texts = {k: texts[k] for k in current if k in texts}
+    header = set_front_keys(header, {"translated_from": front_versions(mapping)})
+    safe_files.write_text(translation, f"---\n{header}---\n\n{body}", root=root)
+    write_sidecar(translation, default, texts, root=root)
+    return chosen
 
 
 def split_draft(path: Path, raw: str) -> tuple[str, str]:

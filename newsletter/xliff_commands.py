@@ -16,8 +16,9 @@ from newsletter.errors import DraftError, InputError
 from newsletter.headers import header_text_problem
 from newsletter.segments import Document, plain_text, render_body, split_document
 from newsletter.translate import (
-    _LANG_RE,
+    LANG_RE,
     front_versions,
+    mark_translated,
     set_front_keys,
     source_sections,
     split_draft,
@@ -53,7 +54,7 @@ def _default_edition(config: Config, issue: str) -> tuple[Path, Document, str]:
 
 def export_issue(config: Config, conn: sqlite3.Connection, issue: str, language: str,
                  out: Path | None) -> Exported:
-    if not _LANG_RE.match(language) or language == config.default_language:
+    if not LANG_RE.match(language) or language == config.default_language:
         raise InputError(f"--lang must be a language other than {config.default_language!r} "
                          f"(fr, zh, pt-BR), not {language!r}")
     path, doc, _ = _default_edition(config, issue)
@@ -93,7 +94,7 @@ def import_file(config: Config, conn: sqlite3.Connection, file: Path, *,
     fields["translated_from"] = front_versions(versions(sections))
     text = f"---\n{set_front_keys(header, fields)}---\n\n{render_body(doc, targets)}"
     safe_files.write_text(target, text, root=config.root)
-    write_sidecar(target, path, sections, root=config.root)
+    write_sidecar(target, path, {s.key: s.text for s in sections}, root=config.root)
     units = {u.id: u for u in doc.units}
     store.remember_translations(conn, config.default_language, language, issue,
                                 [(inline_xml(units[k].content), inline_xml(v))
@@ -108,7 +109,7 @@ def _file_languages(config: Config, xliff: XliffFile, file: Path) -> tuple[str, 
         problems.append(f"srcLang is {xliff.source_language!r}, not the default language "
                         f"{config.default_language!r}")
     language = xliff.target_language
-    if not _LANG_RE.match(language) or language == config.default_language:
+    if not LANG_RE.match(language) or language == config.default_language:
         problems.append(f"trgLang {language!r} is not a translation language (fr, zh, pt-BR)")
     match = re.fullmatch(r"(\d{4}-\d{2})\.md", xliff.original)
     if not match or not ISSUE_RE.match(match[1]):
@@ -144,6 +145,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
     config = config_of(args)
     with open_store(config) as conn:
+        if args.action == "done":
+            return _cmd_done(config, args.edition, args.sections, say)
         if args.action == "export":
             done = export_issue(config, conn, args.issue, args.lang.lower(),
                                 Path(args.out) if args.out else None)
@@ -157,8 +160,23 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_done(config: Config, edition: str, sections: list[str], say) -> int:  # noqa: ANN001
+    issue, _, language = edition.removesuffix(".md").partition(".")
+    if not ISSUE_RE.match(issue) or not LANG_RE.match(language):
+        raise InputError(f"name a translation as YYYY-MM.LANG (2026-11.fr), not {edition!r}")
+    path = config.issues_dir / f"{issue}.{language}.md"
+    if not path.exists():
+        raise InputError(f"no such translation (`newsletter new {issue}.{language}`)",
+                         where=str(path))
+    marked = mark_translated(path, config.issues_dir / f"{issue}.md", sections,
+                             root=config.root)
+    say(f"{path}: translated_from now follows today's {issue}.md for {len(marked)} "
+        f"section(s): {', '.join(marked)}")
+    return 0
+
+
 def add_translate_arguments(cmd: argparse.ArgumentParser) -> None:
-    actions = cmd.add_subparsers(dest="action", required=True, metavar="export|import")
+    actions = cmd.add_subparsers(dest="action", required=True, metavar="export|import|done")
     export = actions.add_parser("export", help="write ISSUE's text as XLIFF 2.0 for a translator")
     export.add_argument("issue", metavar="ISSUE", help="YYYY-MM, the default edition")
     export.add_argument("--lang", required=True, help="the target language (fr, zh, ...)")
@@ -166,3 +184,8 @@ def add_translate_arguments(cmd: argparse.ArgumentParser) -> None:
     imp = actions.add_parser("import", help="write ISSUE.LANG.md from a translated XLIFF file")
     imp.add_argument("file", metavar="FILE", help="the translated .xlf file")
     imp.add_argument("--force", action="store_true", help="replace an existing ISSUE.LANG.md")
+    done = actions.add_parser("done", help="record that ISSUE.LANG follows today's default "
+                                           "edition in these sections (default: all)")
+    done.add_argument("edition", metavar="ISSUE.LANG", help="the translation, e.g. 2026-11.fr")
+    done.add_argument("sections", metavar="SECTION", nargs="*",
+                      help="section headings of the default edition, as `check` names them")

@@ -93,13 +93,34 @@ def test_check_names_only_the_section_that_changed_with_a_short_diff(
     assert "changed since" not in out and "1 warning(s)" in out
 
 
+def test_translate_done_records_a_section_and_keeps_its_text_for_the_next_diff(
+        project: DeliveryProject, capsys) -> None:
+    assert project.cli("new", "2026-11.de") == 0
+    edit_default(project, "six employees", "seven employees")
+    _, out = check(project, capsys, "2026-11.de")
+    assert ("`newsletter translate done 2026-11.de 'Case study: one valley, one shared "
+            "mark'`") in out
+    assert project.cli("translate", "done", "2026-11.de",
+                       "Case study: one valley, one shared mark") == 0
+    assert "for 1 section(s): Case study" in capsys.readouterr().out
+    edit_default(project, "seven employees", "eight employees")
+    _, out = check(project, capsys, "2026-11.de")
+    assert "    -Casa Verdello is a family olive-oil producer with 14 hectares of groves and " \
+           "seven employees." in out  # the diff starts from the text marked done
+    assert project.cli("translate", "done", "2026-11.de", "No such section") == 2
+    assert "no section 'No such section' in 2026-11.md" in capsys.readouterr().err
+
+
 def test_added_and_removed_sections_are_named(project: DeliveryProject, capsys) -> None:
     assert project.cli("new", "2026-11.de") == 0
     edit_default(project, "## Free tools", "## Resources")
     _, out = check(project, capsys, "2026-11.de")
-    assert 'section "Resources" is new in 2026-11.md: translate it, then add "Resources": "' \
-        in out
+    assert ('section "Resources" is new in 2026-11.md: translate it, then '
+            '`newsletter translate done 2026-11.de Resources`') in out
     assert 'section "Free tools" is no longer in 2026-11.md' in out
+    assert project.cli("translate", "done", "2026-11.de") == 0
+    _, out = check(project, capsys, "2026-11.de")
+    assert "Resources" not in out and "Free tools" not in out and "1 warning(s)" in out
 
 
 def test_without_the_sidecar_check_still_names_the_section_but_shows_no_diff(
