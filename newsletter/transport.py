@@ -248,7 +248,9 @@ class MaildirTransport:
             self.open()
         assert self.box is not None
         try:
-            key = self.box.add(data)  # written to tmp/, then renamed into new/: atomic
+            # A Maildir holds local line ends (LF): mutt and others show CRLF files with "^M".
+            # Written to tmp/, then renamed into new/: atomic.
+            key = self.box.add(data.replace(b"\r\n", b"\n"))
         except OSError as exc:
             raise DeliveryError(f"cannot write a message: {exc}", where=str(self.path)) from exc
         return Outcome("sent", 250, f"250 saved as {key}")

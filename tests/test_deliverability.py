@@ -57,3 +57,20 @@ def test_the_footer_links_each_reader_to_their_own_preferences_page(tmp_path, mo
         html = message.get_body(("html",)).get_content()
         text = message.get_body(("plain",)).get_content()
         assert f'href="{preferences}"' in html and f"preferences: {preferences}" in text
+
+
+def test_the_outbox_maildir_holds_local_line_ends_that_parse_back(tmp_path, monkeypatch):
+    import email
+    from email import policy
+
+    monkeypatch.setenv("NEWSLETTER_SECRET", "s")
+    monkeypatch.delenv("NEWSLETTER_SMTP_URL", raising=False)
+    project = make_delivery_project(tmp_path / "nl", 2)
+    assert project.cli("send", "--now", NOW) == 0
+    files = list((project.root / "outbox" / "new").iterdir())
+    assert len(files) == 2
+    for path in files:
+        raw = path.read_bytes()
+        assert b"\r" not in raw  # mutt shows CR as ^M
+        parsed = email.message_from_bytes(raw, policy=policy.default)
+        assert not parsed.defects and parsed.get_body(("plain",)).get_content()
