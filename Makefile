@@ -40,7 +40,7 @@ build: $(STAMP) ## write build/ISSUE/: email.html, email.txt, sample.eml, screen
 check: $(STAMP) ## report every problem with the issue (exit 1 on errors)
 	$(NL) check $(ISSUE)
 
-send: $(STAMP) ## import subscribers/*.csv, then send every due issue (safe to run any time)
+send: $(STAMP) ## import the CSV files listed in newsletter.toml, then send every due issue (safe any time)
 	$(NL) send
 
 status: $(STAMP) ## ledger counts by state; failed and unknown addresses

@@ -286,10 +286,15 @@ def _dry_run(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
             count += 1
     count += ledger.count_due(conn, list(plan.open_issues), clock.now())
     issues = [d.issue for d in plan.to_freeze if d.issue not in refused] + list(plan.open_issues)
-    note = (f"dry run: would send {count} message(s) for {', '.join(issues) or 'nothing'}"
-            f" via {transports.description}"
-            + (f", {size / count / 1024:.1f} KB each" if count and size else "")
-            + (f"; would refuse {', '.join(refused)} (run `newsletter check`)" if refused else ""))
+    if count:
+        note = (f"dry run: would send {count} message(s) for {', '.join(issues)}"
+                f" via {transports.description}"
+                + (f", {size / count / 1024:.1f} KB each" if size else ""))
+    else:
+        note = "dry run: would send nothing now" + (
+            f"; waiting: {', '.join(plan.waiting)}" if plan.waiting else "")
+    if refused:
+        note += f"; would refuse {', '.join(refused)} (run `newsletter check`)"
     return SendReport(seconds=time.monotonic() - started, note=note,
                       transport=transports.description, problems=tuple(
                           f"{issue}: would not be sent: check reports errors" for issue in refused))

@@ -74,3 +74,12 @@ def test_the_outbox_maildir_holds_local_line_ends_that_parse_back(tmp_path, monk
         assert b"\r" not in raw  # mutt shows CR as ^M
         parsed = email.message_from_bytes(raw, policy=policy.default)
         assert not parsed.defects and parsed.get_body(("plain",)).get_content()
+
+
+def test_a_dry_run_before_the_send_time_says_what_is_waiting(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NEWSLETTER_SECRET", "s")
+    project = make_delivery_project(tmp_path / "nl", 2)
+    assert project.cli("send", "--dry-run", "--now", "2026-11-01T09:00") == 0
+    out = capsys.readouterr().out
+    assert "dry run: would send nothing now; waiting: 2026-11 at 2026-11-05 09:00" in out
+    assert "for nothing" not in out
