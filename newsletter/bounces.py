@@ -15,11 +15,13 @@ from email.message import Message
 from functools import partial
 
 from newsletter import store
+from newsletter.bounce_report import FAILED
 from newsletter.cli import config_of, open_store
 from newsletter.config import Config
 from newsletter.dsn import Report, classify, parse_report, report_key
 from newsletter.mailboxes import open_source, read_mailbox  # noqa: F401 (moved there)
 from newsletter.suppression import BounceRun, Change, apply_recipient, stamp  # noqa: F401
+from newsletter.text_bounces import bounce_for
 from newsletter.tokens import verification_secrets, verify_token
 
 _IGNORED = ("auto-reply", "delivery", "other", "unparseable")
@@ -96,14 +98,17 @@ def _attributed(conn: sqlite3.Connection, message: Message, report: Report, conf
     except ImportError:
         return report
     token = addressed_token(message, config)
-    if not token or token[0] != "verp" or report.kind != "bounce":
+    if not token or token[0] != "verp" or report.kind not in ("bounce", "other"):
         return report
     sub_id = verp_subscriber_id(token[1], verification_secrets(now), config.list_id)
     sub = store.get_subscriber_by_id(conn, sub_id) if sub_id is not None else None
     if sub is None or any(r.address == sub.email.lower() for r in report.recipients):
         return report
-    failed = [r for r in report.recipients if r.klass in ("hard", "soft", "ours")]
-    return replace(report, recipients=(replace(failed[0], address=sub.email.lower()),))
+    failed = [r for r in report.recipients if r.klass in FAILED]
+    if failed:
+        return replace(report, recipients=(replace(failed[0], address=sub.email.lower()),))
+    # A bounce that names no address at all: its text is about the one VERP recipient.
+    return bounce_for(message, sub.email.lower()) or report
 
 
 def record_report(conn: sqlite3.Connection, key: str, report: Report, config: Config,

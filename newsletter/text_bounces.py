@@ -58,6 +58,16 @@ def from_text(message: Message) -> Report:
     return make_report(recipients)
 
 
+def bounce_for(message: Message, address: str) -> Report | None:
+    """The report of a bounce that names no address, read as about `address` (a VERP
+    recipient); None when the message does not look like a bounce at all."""
+    text = failure_text(message)
+    if not looks_like_bounce(message, text):
+        return None
+    klass, reason, status = _text_class(text, "")
+    return make_report([Recipient(address, klass, status, one_line(text), reason)])
+
+
 def _text_class(text: str, default: str) -> tuple[str, str, str]:
     status, code = codes(text)
     if not status and not code:
