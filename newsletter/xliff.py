@@ -20,7 +20,8 @@ _SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 _STRUCTURE = {_Q + t for t in ("xliff", "file", "unit", "notes", "originalData", "segment")}
 _NUMBER_RE = re.compile(r"\d+(?:[.,'\u00a0\u202f\u2009\u066b\u066c]\d+|\s\d{3}(?!\d))*")
 _URL_RE = re.compile(r"(?:https?://|mailto:|www\.)[^\s<>\"')\]]+", re.IGNORECASE)
-_BLOCK_START_RE = re.compile(r"^\s*(?:#{1,6}\s|>|[-*+]\s|\d{1,9}[.)]\s|\|)")
+_BLOCK_START_RE = re.compile(r"^\s*(?:#{1,6}\s|>|[-*+]\s|\d{1,9}[.)]\s|\||([-=_*])\1\1)")
+_TEMPLATE_RE = re.compile(r"\{\{|\{%|\{#")  # check refuses these in drafts too
 ET.register_namespace("", NS)
 
 
@@ -139,7 +140,7 @@ def _write_unit(file: ET.Element, unit: Unit, remembered: str | None) -> None:
 def parse_fragment(text: str) -> tuple:
     """Inline XML (as stored in the memory) back to nodes."""
     element = SafeET.fromstring(f'<t xmlns="{NS}">{text}</t>', forbid_dtd=True)
-    return _nodes(element, "memory")
+    return _nodes(element, "translation memory", "")
 
 
 def read_xliff(data: bytes, where: str) -> XliffFile:
@@ -166,30 +167,41 @@ def read_xliff(data: bytes, where: str) -> XliffFile:
                                      f"not {len(parts)} (do not split units)"])
         source, target = parts[0].find(_Q + "source"), parts[0].find(_Q + "target")
         uid = unit.get("id") or ""
-        segments.append(Segment(uid, _nodes(source, uid) if source is not None else (),
-                                _nodes(target, uid) if target is not None else None,
-                                parts[0].get("state", "")))
+        segments.append(Segment(uid, _nodes(source, where, uid) if source is not None else (),
+                                _trim(_nodes(target, where, uid)) if target is not None
+                                else None, parts[0].get("state", "")))
     return XliffFile(root.get("srcLang", ""), root.get("trgLang", ""),
                      files[0].get("original", ""), tuple(segments))
 
 
-def _nodes(element: ET.Element, uid: str) -> tuple:
+def _nodes(element: ET.Element, where: str, uid: str) -> tuple:
     nodes: list = [element.text] if element.text else []
     for child in element:
         tag = child.tag.removeprefix(_Q)
         if tag == "pc":
-            nodes.append(Span(child.get("id", ""), _nodes(child, uid)))
+            nodes.append(Span(child.get("id", ""), _nodes(child, where, uid)))
         elif tag == "ph":
             nodes.append(Ph(child.get("id", "")))
         elif tag == "mrk":  # an annotation (comment, term, translate="no"): its text counts
-            nodes.extend(_nodes(child, uid))
+            nodes.extend(_nodes(child, where, uid))
         elif tag == "cp" and re.fullmatch(r"[0-9A-Fa-f]{1,6}", child.get("hex", "")):
             nodes.append(chr(int(child.get("hex"), 16)))
         else:
-            raise DraftError(uid, [f"<{tag}> is not supported inside a segment (use <pc>/<ph>)"])
+            raise DraftError(where, [f"unit {uid}: <{tag}> is not supported inside a segment "
+                                     "(use <pc>/<ph>)"])
         if child.tail:
             nodes.append(child.tail)
     return tuple(nodes)
+
+
+def _trim(nodes: tuple) -> tuple:
+    """Without leading and trailing white space: four spaces first would make Markdown code."""
+    items = list(nodes)
+    if items and isinstance(items[0], str):
+        items[0] = items[0].lstrip()
+    if items and isinstance(items[-1], str):
+        items[-1] = items[-1].rstrip()
+    return tuple(i for i in items if i != "")
 
 
 def target_problems(unit: Unit, target: tuple | None) -> list[str]:
@@ -213,6 +225,9 @@ def target_problems(unit: Unit, target: tuple | None) -> list[str]:
             problems.append(f"unit {unit.id}: markup differs: {match.group()!r} in the "
                             "target is Markdown or HTML that the source does not have")
             break
+    if _TEMPLATE_RE.search(text) and not _TEMPLATE_RE.search(plain_text(unit.content)):
+        problems.append(f"unit {unit.id}: markup differs: template syntax "
+                        f"{_TEMPLATE_RE.search(text).group()!r} in the target")
     if "\n" in text.strip() or "\r" in text:
         problems.append(f"unit {unit.id}: a line break is not allowed in the target")
     elif _BLOCK_START_RE.match(text) and not _BLOCK_START_RE.match(plain_text(unit.content)):

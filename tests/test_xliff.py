@@ -268,3 +268,28 @@ def test_bad_arguments_are_one_line_errors(project: DeliveryProject, capsys) -> 
     assert project.cli("translate", "import", str(project.root / "junk.xlf")) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "not well-formed XML" in err
+
+
+def test_targets_that_would_change_the_markdown_are_refused_and_spaces_are_trimmed(
+        project: DeliveryProject, capsys) -> None:
+    xlf = export(project, capsys)
+    targets = sample_units("2026-11.fr.md")
+    targets["s0.p1"] = ("Bonjour {{ name }}.",)
+    targets["s1.p2"] = ("---",)
+    targets["s1.p1"] = ("        " + targets["s1.p1"][0] + "   ",)  # would be a code block
+    fill_with_toolkit(xlf, targets)
+    lines = refused(project, capsys, xlf)
+    assert any("unit s0.p1: markup differs: template syntax '{{' in the target" in line
+               for line in lines)
+    assert any("unit s1.p2: markup differs: the target starts like" in line for line in lines)
+    assert len(lines) == 2, lines
+    xlf.write_text(xlf.read_text(encoding="utf-8").replace(
+        "<target>Bonjour {{ name }}.</target>", "<target>Bonjour <sc id=\"9\"/>.</target>"),
+        encoding="utf-8")
+    assert project.cli("translate", "import", str(xlf)) == 2
+    assert f"{xlf}: unit s0.p1: <sc> is not supported" in capsys.readouterr().err
+    xlf = export(project, capsys)
+    fill_with_toolkit(xlf, {**sample_units("2026-11.fr.md"), "s1.p1": targets["s1.p1"]})
+    assert project.cli("translate", "import", str(xlf)) == 0, capsys.readouterr().err
+    written = (project.root / "issues" / "2026-11.fr.md").read_text(encoding="utf-8")
+    assert "\n\nVos droits de marque" in written and "        Vos" not in written
