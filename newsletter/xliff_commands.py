@@ -25,7 +25,8 @@ from newsletter.translate import (
     versions,
     write_sidecar,
 )
-from newsletter.xliff import XliffFile, inline_xml, read_xliff, target_problems, write_xliff
+from newsletter.xliff import XliffFile, inline_xml, read_xliff, write_xliff
+from newsletter.xliff_checks import target_problems
 
 
 @dataclass(frozen=True)
