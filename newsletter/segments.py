@@ -57,7 +57,7 @@ class Document:
     skeleton: tuple  # str | Slot, in order: the body with each unit's text taken out
 
 
-_INLINE_RE = re.compile(
+INLINE_RE = re.compile(
     r"(?P<image>!\[(?P<alt>[^\[\]]*)\]\((?P<isrc>[^()\s]+(?:\s+\"[^\"]*\")?)\))"
     r"|(?P<link>\[(?P<ltext>[^\[\]]*(?:!\[[^\[\]]*\]\([^()]*\))?[^\[\]]*)\]"
     r"\((?P<href><[^>]*>|[^()\s]+(?:\s+\"[^\"]*\")?)\))"
@@ -99,7 +99,7 @@ def parse_inline(text: str, codes: list[Code], uid: str) -> tuple:
     """Markdown inline text to nodes; each piece of markup becomes a Code (appended)."""
     nodes: list = []
     pos = 0
-    for match in _INLINE_RE.finditer(text):
+    for match in INLINE_RE.finditer(text):
         if match.start() > pos:
             nodes.append(text[pos:match.start()])
         pos = match.end()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from newsletter.segments import _INLINE_RE, Code, Ph, Span, Unit, plain_text
+from newsletter.segments import INLINE_RE, Code, Ph, Span, Unit, plain_text
 
 _NUMBER_RE = re.compile(r"\d+(?:[.,'\u00a0\u202f\u2009\u066b\u066c]\d+|\s\d{3}(?!\d))*")
 _URL_RE = re.compile(r"(?:https?://|mailto:|www\.)[^\s<>\"')\]]+", re.IGNORECASE)
@@ -30,7 +30,7 @@ def target_problems(unit: Unit, target: tuple | None) -> list[str]:
                             f"{', '.join(found(plain_text(unit.content))) or 'none'}, "
                             f"the target {', '.join(found(text)) or 'none'}")
     for piece in _texts(target):
-        if match := _INLINE_RE.search(piece):
+        if match := INLINE_RE.search(piece):
             problems.append(f"unit {unit.id}: markup differs: {match.group()!r} in the "
                             "target is Markdown or HTML that the source does not have")
             break
