@@ -293,3 +293,46 @@ def test_targets_that_would_change_the_markdown_are_refused_and_spaces_are_trimm
     assert project.cli("translate", "import", str(xlf)) == 0, capsys.readouterr().err
     written = (project.root / "issues" / "2026-11.fr.md").read_text(encoding="utf-8")
     assert "\n\nVos droits de marque" in written and "        Vos" not in written
+
+
+RICH_BODY = """Intro with `code`, an *italic* word, a \\*literal star\\* and <https://example.org/a>.
+
+## Notes
+
+### A smaller heading
+
+> A quoted line
+> that goes on.
+
+1. First, see ![a logo](https://example.org/logo.png) here.
+2. Second [link **bold**](https://example.org/b "title").
+   - nested item
+
+```
+## not a heading, not translated
+```
+
+<div>raw block</div>
+
+---
+
+| Left | Right |
+|:-----|------:|
+| a \\| b | _c_ |
+"""
+
+
+def test_richer_markdown_survives_the_unit_split_and_codes_are_where_expected() -> None:
+    doc = split_document("S", "", RICH_BODY)
+    from newsletter.segments import render_body
+
+    assert render_body(doc, {u.id: u.content for u in doc.units}) == \
+        RICH_BODY.replace("> A quoted line\n> that goes on.", "> A quoted line that goes on.")
+    units = {u.id: u for u in doc.units}
+    assert [c.type for c in units["s0.p1"].codes] == ["other", "fmt", "other", "other", "other"]
+    assert units["s1.li1"].codes[0].alt_unit == "s1.li1.alt1"
+    assert units["s1.li1.alt1"].content == ("a logo",)
+    assert units["s1.li2"].codes[0].end == '](https://example.org/b "title")'
+    assert "s1.li3" in units and "s1.h2" in units and "s1.q1" in units
+    assert not any("not a heading" in str(u.content) or "raw block" in str(u.content)
+                   for u in doc.units)
