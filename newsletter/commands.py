@@ -223,8 +223,9 @@ def _register_optional_commands() -> None:
                            "site with Atom feeds (public/)", add_archive_arguments)
     COMMANDS["dkim"] = (cmd_dkim, "make a DKIM key pair and print the DNS record to publish",
                         add_dkim_arguments)
-    COMMANDS["translate"] = (cmd_translate, "XLIFF 2.0 for translators: export ISSUE --lang L, "
-                             "import FILE", add_translate_arguments)
+    COMMANDS["translate"] = (cmd_translate, "XLIFF 2.0 for translators (export ISSUE --lang L, "
+                             "import FILE); done ISSUE.LANG: a translation is up to date",
+                             add_translate_arguments)
 
 
 _register_optional_commands()
