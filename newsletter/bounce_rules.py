@@ -142,8 +142,12 @@ def refusal_class(diagnostic: str, *, status: str = "", code: int = 0, action: s
     action = action.lower()
     if action in ("delivered", "relayed", "expanded") or status.startswith("2."):
         return "none", "delivered"
-    if action == "delayed":  # RFC 3464 2.3.3: still being retried, the end is yet to come
-        return "none", "delayed"
+    if action == "delayed":
+        # RFC 3464 2.3.3: still being retried. The address is alive and this message could
+        # not be taken yet: soft, as sisimai and the corpus class it; suppression.py records
+        # it but never counts a warning toward the soft limit (one slow message sends two or
+        # three of them, then its final report, which does count).
+        return "soft", "delayed"
     text = normalise(diagnostic[:_MAX_TEXT])
     reason = (provider_reason(text) or microsoft_status_reason(status) or _command_reason(text)
               or _remote_reason(text) or _text_reason(text, status) or _status_reason(status))

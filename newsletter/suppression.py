@@ -76,6 +76,8 @@ def apply_recipient(conn: sqlite3.Connection, key: str, recipient: Recipient, re
         action = "soft-recorded" if kind == "soft" else "none"
         return action, f"{sub.email} (already {sub.status})"
     change = _change(conn, sub.email, kind, recipient, report, config, now)
+    if change is None and recipient.reason == "delayed":
+        return "soft-recorded", f"{sub.email} (a delay warning: not counted toward the limit)"
     if change is None:
         count = _recent_soft(conn, sub.email, now, config.soft_bounce_window_days)
         return "soft-recorded", (f"{sub.email} ({count} of {config.soft_bounce_limit} in "
@@ -97,6 +99,8 @@ def _change(conn: sqlite3.Connection, email: str, kind: str, recipient: Recipien
     days, limit = config.soft_bounce_window_days, config.soft_bounce_limit
     if kind == "unsubscribe":
         return "unsubscribed", "unsubscribe by mail", "unsubscribe by mail"
+    if kind == "soft" and recipient.reason == "delayed":
+        return None  # a warning: the final report of the same message is what counts
     if kind == "soft":
         count = _recent_soft(conn, email, now, days)
         if count < limit:
@@ -125,7 +129,7 @@ def _event(conn: sqlite3.Connection, email: str, kind: str, key: str, now: datet
 def _recent_soft(conn: sqlite3.Connection, address: str, now: datetime, days: int) -> int:
     return conn.execute(
         "SELECT count(*) FROM bounce_events WHERE email = ? AND kind = 'soft' "
-        "AND at > ? AND at <= ?",
+        "AND reason != 'delayed' AND at > ? AND at <= ?",
         (address, stamp(now - timedelta(days=days)), stamp(now))).fetchone()[0]
 
 

@@ -77,9 +77,9 @@ def one(data: bytes) -> tuple[str, str]:
      "unknown in virtual alias table", "hard"),
     ("failed", "4.4.0", "DNS Error: DNS type 'mx' lookup of example.net responded with code "
      "SERVFAIL", "soft"),
-    # RFC 3464 2.3.3: a warning; the message is still queued
+    # RFC 3464 2.3.3: a warning; the message is still queued (soft, never counted)
     ("delayed", "4.4.1", "connect to mx.example.net[192.0.2.7]:25: Connection timed out",
-     "none"),
+     "soft"),
     ("delivered", "2.0.0", "250 2.0.0 OK queued as 4Lq9Dd", "none"),
     ("relayed", "2.0.0", "", "none"),
 ])

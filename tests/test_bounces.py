@@ -53,7 +53,7 @@ soft_window_days = 30
 """
 HARD = ["ann.lee@example.com", "bob.martin@example.org", "carol.white@example.net",
         "dave.ng@example.com", "jules.v@example.com"]
-SOFT = ["erin.k@example.org", "ivan.r@example.net"]  # erin.k's report only warns (delayed)
+SOFT = ["erin.k@example.org", "ivan.r@example.net"]  # erin.k: a delay warning, then a failure
 COMPLAINED = ["frank.o@example.net", "grace.h@example.com"]
 EVERYONE = HARD + SOFT + COMPLAINED + ["henry.p@example.org"]
 
@@ -147,8 +147,8 @@ def namespace(config: Config, path: Path, *, dry_run: bool = False,
      "RESOLVER.ADR.RecipientNotFound; Recipient carol.white@example.net not found"),
     ("gmail_no_such_user.eml", "bounce", [("dave.ng@example.com", "hard")],
      "The email account that you tried to reach does not exist"),
-    # RFC 3464 2.3.3 "delayed": a warning, still being retried; the end is yet to come
-    ("postfix_mailbox_full_delayed.eml", "delivery", [("erin.k@example.org", "none")],
+    # RFC 3464 2.3.3 "delayed": a warning, still being retried: soft, never counted (below)
+    ("postfix_mailbox_full_delayed.eml", "bounce", [("erin.k@example.org", "soft")],
      "Mailbox full"),
     ("postfix_mailbox_full_failed.eml", "bounce", [("erin.k@example.org", "soft")],
      "Mailbox full"),
@@ -242,7 +242,7 @@ def test_a_maildir_suppresses_the_right_addresses(conn: sqlite3.Connection, conf
     result = run(conn, config, make_maildir(tmp_path, all_fixtures()), on_warning=warnings.append)
 
     assert (result.read, result.new, result.already) == (11, 11, 0)
-    assert (result.bounced, result.complained, result.soft, result.ignored) == (5, 2, 2, 2)
+    assert (result.bounced, result.complained, result.soft, result.ignored) == (5, 2, 3, 1)
     for address in HARD:
         status, reason = status_of(conn, address)
         assert status == "bounced"
@@ -259,7 +259,7 @@ def test_a_maildir_suppresses_the_right_addresses(conn: sqlite3.Connection, conf
             "bounce: erin.k@example.org (1 of 3 in 30 days)",
             "complaint: frank.o@example.net (complained)",
             "ignored (auto-reply): auto-reply (RFC 3834)",
-            "ignored (delivery): none delayed",
+            "bounce: erin.k@example.org (a delay warning: not counted toward the limit)",
             "bounce: jules.v@example.com (bounced)"} <= outcomes(conn)
     assert {c.email for c in result.changes} == set(HARD + COMPLAINED)
 
@@ -287,7 +287,7 @@ def test_an_mbox_works_like_a_maildir(conn: sqlite3.Connection, config: Config,
                                       tmp_path: Path) -> None:
     subscribe(conn, *EVERYONE)
     result = run(conn, config, make_mbox(tmp_path, all_fixtures()))
-    assert (result.read, result.bounced, result.complained, result.soft) == (11, 5, 2, 2)
+    assert (result.read, result.bounced, result.complained, result.soft) == (11, 5, 2, 3)
     assert status_of(conn, "bob.martin@example.org")[0] == "bounced"
 
 
@@ -405,8 +405,8 @@ def test_the_command_prints_each_change_then_one_summary(
         in lines
     assert len(lines) == 8
     assert re.fullmatch(r"bounces: 11 report\(s\) read, 11 new, 0 already processed; 5 bounced, "
-                        r"2 complained, 2 soft recorded, 0 refused for sender reasons, "
-                        r"2 ignored in \d+\.\d s", lines[-1])
+                        r"2 complained, 3 soft recorded, 0 refused for sender reasons, "
+                        r"1 ignored in \d+\.\d s", lines[-1])
     assert "warning:" not in err
 
     assert cmd_bounces(namespace(config, maildir)) == 0
@@ -494,7 +494,7 @@ def test_status_shows_this_months_classes_with_the_top_sender_reasons(
 
     assert cmd_status(argparse.Namespace(config=config.source, issue=None)) == 0
     out = capsys.readouterr().out
-    assert ("bounces this month: 5 hard, 2 soft, 2 complaints, 2 refused for sender reasons "
+    assert ("bounces this month: 5 hard, 3 soft, 2 complaints, 2 refused for sender reasons "
             "(2 at example.com: blocked)") in out.splitlines()
 
 
@@ -643,3 +643,13 @@ def test_old_bounce_rows_survive_the_migration_and_old_keys_are_harmless(tmp_pat
         ("ann.lee@example.com", "soft", "", "")]
     assert not already_processed(conn, report_key(raw("postfix_user_unknown.eml")))
     conn.close()
+
+
+def test_delay_warnings_are_soft_but_never_suppress_however_many(
+        conn: sqlite3.Connection, config: Config, tmp_path: Path) -> None:
+    subscribe(conn, "erin.k@example.org")
+    warnings = [with_message_id(raw("postfix_mailbox_full_delayed.eml"), f"w{i}@relay.example")
+                for i in range(5)]
+    result = run(conn, config, make_maildir(tmp_path, warnings))
+    assert (result.new, result.soft, result.bounced) == (5, 5, 0)
+    assert status_of(conn, "erin.k@example.org") == ("active", "")
