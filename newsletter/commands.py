@@ -124,7 +124,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else config.root / "build" / composed.draft.path.stem
     url_of = unsubscribe_url_maker(config, secret_from_env()[0])
     files = write_preview(edition, envelope_for(config), url_of(SAMPLE_EMAIL), out,
-                          screenshots=not args.no_screenshots)
+                          screenshots=not args.no_screenshots, allow_hosts=config.allow_hosts)
     for f in files.files:
         say(f"  {f}  {f.stat().st_size / 1024:.1f} KB")
     if files.note:
@@ -217,8 +217,8 @@ def _register_optional_commands() -> None:
     from newsletter.xliff_commands import add_translate_arguments, cmd_translate
 
     COMMANDS.update(delivery_commands.COMMANDS)
-    COMMANDS["bounces"] = (cmd_bounces, "read bounces and complaints from a Maildir or mbox "
-                           "file; suppress those addresses", add_bounces_arguments)
+    COMMANDS["bounces"] = (cmd_bounces, "read bounces, complaints and unsubscribe mail from a "
+                           "Maildir, mbox, folder of .eml or IMAP mailbox", add_bounces_arguments)
     COMMANDS["archive"] = (cmd_archive, "write the public archive: every sent issue as a static "
                            "site with Atom feeds (public/)", add_archive_arguments)
     COMMANDS["dkim"] = (cmd_dkim, "make a DKIM key pair and print the DNS record to publish",

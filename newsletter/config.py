@@ -70,13 +70,13 @@ class Config:
     translations: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()  # lang -> key -> text
     soft_bounce_limit: int = 3
     soft_bounce_window_days: int = 30
-    web: WebSettings = field(default_factory=WebSettings)
-    allow_hosts: frozenset[str] = frozenset()  # [network]: hosts fetched despite a private IP
-    webhook_sns_topics: tuple[str, ...] = ()  # [webhooks] sns_topics: SNS TopicArns we accept
     bounce_address: str = ""  # [bounces] address: MAIL FROM; "" is the From address
     unsubscribe_address: str = ""  # [bounces] unsubscribe_address: the mailto; "" is the above
     verp: bool = False  # [bounces] verp: MAIL FROM is address's local part + "+" + id token
     imap_move_to: str = ""  # [bounces] imap_move_to: where processed IMAP messages go
+    web: WebSettings = field(default_factory=WebSettings)
+    allow_hosts: frozenset[str] = frozenset()  # [network]: hosts fetched despite a private IP
+    webhook_sns_topics: tuple[str, ...] = ()  # [webhooks] sns_topics: SNS TopicArns we accept
     source: Path = field(default=Path("newsletter.toml"))
 
     @property
@@ -108,10 +108,10 @@ _SECTIONS: dict[str, set[str]] = {
     "store": {"path"},
     "delivery": {"connections", "rate_per_second"},
     "dkim": {"selector", "domain", "key_file"},
-    "web": {"confirm_per_address_hours", "per_client_per_hour", "global_per_hour",
-            "trusted_proxies"},
     "bounces": {"soft_limit", "soft_window_days", "address", "unsubscribe_address", "verp",
                 "imap_move_to"},
+    "web": {"confirm_per_address_hours", "per_client_per_hour", "global_per_hour",
+            "trusted_proxies"},
     "network": {"allow_hosts"},
     "webhooks": {"sns_topics"},
     "translations": set(),  # [translations.LANG] tables, checked in _parse_translations
@@ -272,6 +272,33 @@ def _check_header_values(p: _Problems, nl: dict) -> None:
             p.add(f"newsletter.{key}", shapes[key][1])
 
 
+def _parse_web(p: _Problems, raw: object) -> WebSettings:
+    """[web] limits; trusted_proxies are IP addresses or networks (CIDR)."""
+    import ipaddress
+
+    table = raw if isinstance(raw, dict) else {}
+    proxies = table.get("trusted_proxies", [])
+    if not isinstance(proxies, list) or not all(isinstance(x, str) for x in proxies):
+        p.add("web.trusted_proxies", "must be a list of IP addresses or networks")
+        proxies = []
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            p.add("web.trusted_proxies", f"has {proxy!r}, not an IP address or network")
+    defaults = WebSettings()
+    return WebSettings(
+        confirm_per_address_hours=p.number(table, "confirm_per_address_hours", "web",
+                                           defaults.confirm_per_address_hours, minimum=0,
+                                           integer=True),
+        per_client_per_hour=p.number(table, "per_client_per_hour", "web",
+                                     defaults.per_client_per_hour, minimum=1, integer=True),
+        global_per_hour=p.number(table, "global_per_hour", "web", defaults.global_per_hour,
+                                 minimum=1, integer=True),
+        trusted_proxies=tuple(proxies),
+    )
+
+
 # RFC 5321 4.5.3.1.1: a local part has at most 64 octets; VERP adds "+" and a 32-character
 # id token (newsletter.tokens.make_id_token) to the bounce address's own local part.
 _VERP_LOCAL_MAX = 64 - 1 - 32
@@ -314,33 +341,6 @@ def _parse_allow_hosts(p: _Problems, network: object) -> frozenset[str]:
         p.add("network.allow_hosts", f"has entries that are not 'host' or 'host:port': "
               f"{', '.join(repr(b) for b in bad)}")
     return hosts
-
-
-def _parse_web(p: _Problems, raw: object) -> WebSettings:
-    """[web] limits; trusted_proxies are IP addresses or networks (CIDR)."""
-    import ipaddress
-
-    table = raw if isinstance(raw, dict) else {}
-    proxies = table.get("trusted_proxies", [])
-    if not isinstance(proxies, list) or not all(isinstance(x, str) for x in proxies):
-        p.add("web.trusted_proxies", "must be a list of IP addresses or networks")
-        proxies = []
-    for proxy in proxies:
-        try:
-            ipaddress.ip_network(proxy, strict=False)
-        except ValueError:
-            p.add("web.trusted_proxies", f"has {proxy!r}, not an IP address or network")
-    defaults = WebSettings()
-    return WebSettings(
-        confirm_per_address_hours=p.number(table, "confirm_per_address_hours", "web",
-                                           defaults.confirm_per_address_hours, minimum=0,
-                                           integer=True),
-        per_client_per_hour=p.number(table, "per_client_per_hour", "web",
-                                     defaults.per_client_per_hour, minimum=1, integer=True),
-        global_per_hour=p.number(table, "global_per_hour", "web", defaults.global_per_hour,
-                                 minimum=1, integer=True),
-        trusted_proxies=tuple(proxies),
-    )
 
 
 _SNS_TOPIC_RE = re.compile(r"arn:aws:sns:[a-z]{2}(?:-[a-z]+)+-\d{1,2}:\d{12}:[A-Za-z0-9_-]{1,256}")

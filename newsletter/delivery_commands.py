@@ -167,7 +167,7 @@ def _import_files(config: Config, files, *, quiet: bool = False) -> tuple[int, i
 
 def cmd_subscribers(args: argparse.Namespace) -> int:
     from newsletter import store
-    from newsletter.subscribers import STATUSES, export_cell, make_subscriber
+    from newsletter.subscribers import STATUSES, make_subscriber
 
     config = config_of(args)
     action = args.action
@@ -203,17 +203,10 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
             say(f"{email}: unsubscribed")
             return 0
         if action == "export":
-            import csv
+            from newsletter.subscribers import write_export
 
-            with open(args.file, "w", newline="", encoding="utf-8") as out:
-                writer = csv.writer(out)
-                writer.writerow(["email", "name", "language", "tags", "status", "reason"])
-                n = 0
-                for sub in store.iter_subscribers(conn):
-                    writer.writerow([export_cell(v) for v in (
-                        sub.email, sub.name, sub.language, ";".join(sub.tags), sub.status,
-                        sub.reason)])
-                    n += 1
+            target = Path(args.file).absolute()  # the folder is the operator's choice
+            n = write_export(target, store.iter_subscribers(conn), root=target.parent)
             say(f"exported {n} subscriber(s) to {args.file}")
             return 0
         if args.status and args.status not in STATUSES:

@@ -56,3 +56,15 @@ def gettext_for(language: str):  # noqa: ANN201 - a (str) -> str function
 
 def catalog_languages() -> list[str]:
     return sorted(p.parent.parent.name for p in LOCALE_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
+
+
+@functools.lru_cache(maxsize=64)
+def edition_note(reader_language: str, edition_language: str) -> str:
+    """The line, in the reader's own language, for a reader of one of the newsletter's
+    languages who gets another language's edition because theirs is not ready; else ""."""
+    reader = (reader_language or "").lower().split("-")[0]
+    if not reader or reader == edition_language.lower().split("-")[0] or reader not in LANGUAGES:
+        return ""
+    return gettext_for(reader)(
+        "This issue is not yet available in your language. If it is translated this month, "
+        "you will also receive your own edition.")

@@ -33,6 +33,7 @@ class Delivery:
     name: str
     language: str
     attempts: int
+    reader_language: str = ""  # the subscriber's own, which the edition may not be in
 
 
 def _iso(moment: datetime) -> str:
@@ -92,9 +93,60 @@ def edition_language(language: str, available: set[str], default: str) -> str:
     return primary if primary in available else default
 
 
+# A late edition's deliveries are keyed "ISSUE+LANG": a row of their own beside the reader's
+# row of the issue, so the ledger keeps each of the two messages exactly once.
+LATE_MARK = "+"
+LATE_WINDOW = timedelta(days=31)
+
+
+def base_issue(key: str) -> str:
+    return key.split(LATE_MARK, 1)[0]
+
+
+def late_key(issue: str, language: str) -> str:
+    return f"{issue}{LATE_MARK}{language}"
+
+
+def late_issues_open(conn: sqlite3.Connection, now: datetime) -> list[str]:
+    """Issues frozen within the last month: a translation ready now still goes out."""
+    return [r[0] for r in conn.execute(
+        "SELECT issue FROM editions GROUP BY issue HAVING min(frozen_at) > ? ORDER BY issue",
+        (_iso(now - LATE_WINDOW),))]
+
+
+def freeze_late(conn: sqlite3.Connection, edition: Edition, default: str, now: datetime) -> int:
+    """Add a language edition to an issue sent without it, and queue it (key ISSUE+LANG) for
+    the readers who got another edition only because theirs was missing then. Once: a second
+    call finds the edition frozen and adds nothing."""
+    stamp, language = _iso(now), edition.language.lower()
+    with transaction(conn):
+        if conn.execute("SELECT 1 FROM editions WHERE issue = ? AND lower(language) = ?",
+                        (edition.issue, language)).fetchone():
+            return 0
+        earlier = {r[0].lower() for r in conn.execute(
+            "SELECT language FROM editions WHERE issue = ?", (edition.issue,))}
+        conn.execute(
+            "INSERT INTO editions (issue, language, subject, preheader, html, text, "
+            "fallback_name, frozen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (edition.issue, edition.language, edition.subject, edition.preheader, edition.html,
+             edition.text, edition.fallback_name, stamp))
+        readers = [sub_id for sub_id, lang, got in conn.execute(
+            "SELECT d.subscriber_id, s.language, d.language FROM deliveries d JOIN subscribers "
+            "s ON s.id = d.subscriber_id WHERE d.issue = ? AND d.state = 'sent' AND s.status "
+            "= 'active'", (edition.issue,))
+            if got.lower() != language
+            and edition_language(lang, earlier | {language}, default) == language]
+        conn.executemany(
+            "INSERT OR IGNORE INTO deliveries (issue, subscriber_id, language, state, "
+            "updated_at) VALUES (?, ?, ?, 'pending', ?)",
+            [(late_key(edition.issue, edition.language), sub_id, edition.language, stamp)
+             for sub_id in readers])
+    return len(readers)
+
+
 def load_edition(conn: sqlite3.Connection, issue: str, language: str) -> Edition:
     row = conn.execute("SELECT * FROM editions WHERE issue = ? AND language = ?",
-                       (issue, language)).fetchone()
+                       (base_issue(issue), language)).fetchone()
     if row is None:
         raise LookupError(f"no frozen edition for {issue} ({language})")
     return Edition(issue=row["issue"], language=row["language"], subject=row["subject"],
@@ -103,6 +155,8 @@ def load_edition(conn: sqlite3.Connection, issue: str, language: str) -> Edition
 
 
 def frozen_languages(conn: sqlite3.Connection, issue: str) -> list[str]:
+    if LATE_MARK in issue:  # a late edition's rows are all in its one language
+        return [issue.split(LATE_MARK, 1)[1]]
     return [r[0] for r in conn.execute("SELECT language FROM editions WHERE issue = ?", (issue,))]
 
 
@@ -227,9 +281,9 @@ def claim(conn: sqlite3.Connection, issue: str, subscriber_id: int, now: datetim
         if row is None:
             _suppress_if_inactive(conn, issue, subscriber_id, stamp)
             return None, settled
-        who = conn.execute("SELECT email, name FROM subscribers WHERE id = ?",
+        who = conn.execute("SELECT email, name, language FROM subscribers WHERE id = ?",
                            (subscriber_id,)).fetchone()
-    return Delivery(issue, subscriber_id, who[0], who[1], row[0], row[1]), settled
+    return Delivery(issue, subscriber_id, who[0], who[1], row[0], row[1], who[2]), settled
 
 
 def _suppress_if_inactive(conn: sqlite3.Connection, issue: str, subscriber_id: int,

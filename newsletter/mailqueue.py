@@ -24,6 +24,7 @@ from newsletter import store
 from newsletter.config import Config
 from newsletter.dkim import signer_from_config
 from newsletter.errors import DeliveryError, InputError, NewsletterError
+from newsletter.return_address import bounce_address
 from newsletter.send import Transports, unsubscribe_url_maker
 from newsletter.tokens import secret_from_env
 from newsletter.transport import Outcome
@@ -116,7 +117,7 @@ class MailQueue:
             log.exception("confirmation mail to %s cannot be built", mail.email)
             return Outcome("failed", 0, f"cannot build the message: {exc}"), mid
         try:
-            return transport.send(self.config.sender.addr_spec, mail.email, data), mid
+            return transport.send(bounce_address(self.config), mail.email, data), mid
         except DeliveryError as exc:  # nothing reached the relay (it went away, disk full)
             return Outcome("deferred", 0, str(exc)), mid
 

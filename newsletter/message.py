@@ -43,6 +43,7 @@ class Personal:
     unsubscribe_url: str
     message_id: str
     unsubscribe_mailto: str = ""  # the reader's own (return_address.ReturnPaths.mailto)
+    edition_note: str = ""  # personalise.Recipient.edition_note
 
 
 def make_envelope(name: str, sender_name: str, sender_addr: str, reply_to: str,
@@ -199,7 +200,7 @@ def assemble(prepared: Prepared, env: Envelope, who: Personal, when: datetime) -
     if any(c in who.unsubscribe_url + mailto for c in "\r\n <>,"):
         raise InputError(f"unsubscribe URL for {who.email} is not header-safe")
     edition, boundary = prepared.edition, prepared.boundary.encode("ascii")
-    recipient = Recipient(who.name, who.unsubscribe_url)
+    recipient = Recipient(who.name, who.unsubscribe_url, who.edition_note)
     personal = CRLF.join([
         f"From: {env.sender}",
         f"To: {encode_address(who.name, who.email)}",

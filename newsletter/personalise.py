@@ -8,12 +8,15 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from newsletter.textwidth import hanging
+
 # Plain word characters: premailer and lxml leave them alone inside href attributes,
 # where Jinja-style "{{ x }}" would be percent-encoded (see tests/test_inline.py).
 NAME = "__NL_NAME__"
 UNSUBSCRIBE_URL = "__NL_UNSUBSCRIBE_URL__"
 PREFERENCES_URL = "__NL_PREFERENCES_URL__"
-KNOWN = (NAME, UNSUBSCRIBE_URL, PREFERENCES_URL)
+EDITION_NOTE = "__NL_EDITION_NOTE__"
+KNOWN = (NAME, UNSUBSCRIBE_URL, PREFERENCES_URL, EDITION_NOTE)
 PLACEHOLDER_RE = re.compile(r"__NL_[A-Z0-9_]+__")
 # Only the exact slots are filled: a longer look-alike next to a slot cannot swallow it.
 _SLOT_RE = re.compile("|".join(re.escape(k) for k in KNOWN))
@@ -31,6 +34,7 @@ class Placeholders:
     name: str = NAME
     unsubscribe_url: str = UNSUBSCRIBE_URL
     preferences_url: str = PREFERENCES_URL
+    edition_note: str = EDITION_NOTE
 
     @classmethod
     def for_one_render(cls) -> Placeholders:
@@ -38,13 +42,16 @@ class Placeholders:
         so after rendering, only the template's own slots carry them (see seal_slots)."""
         nonce = secrets.token_hex(16).upper()
         return cls(f"__NL_NAME_{nonce}__", f"__NL_UNSUBSCRIBE_URL_{nonce}__",
-                   f"__NL_PREFERENCES_URL_{nonce}__")
+                   f"__NL_PREFERENCES_URL_{nonce}__", f"__NL_EDITION_NOTE_{nonce}__")
 
 
 @dataclass(frozen=True)
 class Recipient:
     name: str
     unsubscribe_url: str
+    # For a reader who gets another language's edition because theirs is not ready: a line
+    # in their own language saying so (see edition_note); empty for everyone else.
+    edition_note: str = ""
 
     @property
     def preferences_url(self) -> str:
@@ -63,7 +70,7 @@ def seal_slots(rendered: str, markers: Placeholders) -> str:
     everything else that looks like a slot neutralised: whatever the draft, the feeds, the
     config or the CSS inliner put into the text, only the template's slots are filled."""
     slots = {markers.name: NAME, markers.unsubscribe_url: UNSUBSCRIBE_URL,
-             markers.preferences_url: PREFERENCES_URL}
+             markers.preferences_url: PREFERENCES_URL, markers.edition_note: EDITION_NOTE}
     pieces = re.split("(" + "|".join(map(re.escape, slots)) + ")", rendered)
     return "".join(slots.get(piece) or neutralise(piece) for piece in pieces)
 
@@ -78,6 +85,7 @@ def personalise_html(template: str, recipient: Recipient, fallback_name: str) ->
         NAME: html.escape(recipient.name or fallback_name),
         UNSUBSCRIBE_URL: html.escape(safe_url(recipient.unsubscribe_url)),
         PREFERENCES_URL: html.escape(safe_url(recipient.preferences_url)),
+        EDITION_NOTE: html.escape(recipient.edition_note),
     }
     return _SLOT_RE.sub(lambda m: values[m.group()], template)
 
@@ -85,7 +93,11 @@ def personalise_html(template: str, recipient: Recipient, fallback_name: str) ->
 def personalise_text(template: str, recipient: Recipient, fallback_name: str) -> str:
     values = {NAME: recipient.name or fallback_name,
               UNSUBSCRIBE_URL: safe_url(recipient.unsubscribe_url),
-              PREFERENCES_URL: safe_url(recipient.preferences_url)}
+              PREFERENCES_URL: safe_url(recipient.preferences_url),
+              # the text template puts the slot at the start of a line: a note brings its
+              # own blank line, an empty one leaves no gap
+              EDITION_NOTE: f"{hanging(recipient.edition_note, 72, 0)}\n\n"
+              if recipient.edition_note else ""}
     return _SLOT_RE.sub(lambda m: values[m.group()], template)
 
 

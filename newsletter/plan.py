@@ -63,7 +63,8 @@ def plan_run(config: Config, conn: sqlite3.Connection, now: datetime, *,
             waiting.append(f"{draft.issue} at {draft.send_at:%Y-%m-%d %H:%M %Z}")
             continue
         to_freeze.append(draft)
-    open_issues = [i for i in ledger.open_issues(conn) if only is None or i == only.issue]
+    open_issues = [i for i in ledger.open_issues(conn)
+                   if only is None or ledger.base_issue(i) == only.issue]
     return Plan(tuple(to_freeze), tuple(open_issues), tuple(waiting), tuple(problems))
 
 

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from newsletter import safe_files
 from newsletter.browser import BrowserUnavailable, open_browser, screenshot
 from newsletter.message import Envelope, Personal, build_message, message_id
+from newsletter.netguard import NetGuard
 from newsletter.personalise import Recipient, personalise_html, personalise_text
 from newsletter.render import Edition
 
@@ -22,25 +24,30 @@ class PreviewFiles:
 
 
 def write_preview(edition: Edition, envelope: Envelope, unsubscribe_url: str, out: Path, *,
-                  screenshots: bool = True) -> PreviewFiles:
-    """Everything an editor needs to judge the issue before it is sent."""
+                  screenshots: bool = True,
+                  allow_hosts: frozenset[str] = frozenset()) -> PreviewFiles:
+    """Everything an editor needs to judge the issue before it is sent. Files are written
+    without following a link planted in OUT; screenshots load images only from hosts the
+    network guard allows (public addresses, and [network] allow_hosts)."""
     out.mkdir(parents=True, exist_ok=True)
     sample = Recipient("", unsubscribe_url)
     html_file, text_file, eml_file = out / "email.html", out / "email.txt", out / "sample.eml"
-    html_file.write_text(personalise_html(edition.html, sample, edition.fallback_name),
-                         encoding="utf-8")
-    text_file.write_text(personalise_text(edition.text, sample, edition.fallback_name),
-                         encoding="utf-8")
+    safe_files.write_text(html_file, personalise_html(edition.html, sample,
+                                                      edition.fallback_name), root=out)
+    safe_files.write_text(text_file, personalise_text(edition.text, sample,
+                                                      edition.fallback_name), root=out)
     who = Personal(SAMPLE_EMAIL, "", unsubscribe_url,
                    message_id(edition.issue, SAMPLE_EMAIL, envelope.domain))
-    eml_file.write_bytes(build_message(edition, envelope, who, datetime.now(UTC)))
+    safe_files.write_bytes(eml_file, build_message(edition, envelope, who, datetime.now(UTC)),
+                           root=out)
     files = [html_file, text_file, eml_file]
     note = ""
     if screenshots:
         try:
             with open_browser() as browser:
                 for name, width in (("desktop.png", 600), ("phone.png", 375)):
-                    screenshot(browser, html_file, out / name, width)
+                    screenshot(browser, html_file, out / name, width,
+                               guard=NetGuard(allow_hosts))
                     files.append(out / name)
         except BrowserUnavailable as exc:
             note = f"screenshots skipped: {exc}"

@@ -21,6 +21,7 @@ from newsletter.dkim import DkimSigner, signer_from_config
 from newsletter.drafts import Draft
 from newsletter.errors import DeliveryError, InputError, NewsletterError
 from newsletter.faults import crash_point
+from newsletter.late import freeze_late_editions
 from newsletter.lock import SendLock
 from newsletter.message import (
     Envelope,
@@ -152,8 +153,12 @@ def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options
                 "(see `newsletter status`; resend with --resend-unknown)")
     planned = time.monotonic()
     frozen, problems = _freeze_due(config, conn, plan, clock, on_note, options.shard)
+    late, held = ([], []) if options.shard else freeze_late_editions(
+        config, conn, clock.now(), only=options.issue.issue if options.issue else None,
+        on_note=on_note)
+    problems += tuple(held)
     froze = time.monotonic()
-    issues = sorted(set(plan.open_issues) | set(frozen))
+    issues = sorted(set(plan.open_issues) | set(frozen) | set(late))
     if options.resend_unknown:
         ledger.resend_unknown(conn, issues or _all_issues(conn, options), clock.now())
         issues = sorted(set(issues) | set(ledger.open_issues(conn)))

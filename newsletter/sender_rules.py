@@ -156,4 +156,9 @@ def is_sender_refusal(code: int, text: str) -> bool:
     our authentication, our content), not the recipient's address."""
     from newsletter.bounce_rules import refusal_class  # the full rule order, as bounces use
 
-    return code >= 500 and refusal_class(text, code=code)[0] == "ours"
+    if code < 500:
+        return False
+    klass, reason = refusal_class(text, code=code)
+    # Too large is ours too, but it is this message's size, not a block: retrying or stopping
+    # the run changes nothing, so the row fails with the reply (the operator sees it).
+    return klass == "ours" and reason != "mesgtoobig"

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from newsletter.errors import DeliveryError, InputError
 from newsletter.faults import crash_point
+from newsletter.sender_rules import is_sender_refusal
 
 SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 _DOT_RE = re.compile(rb"(?m)^\.")
@@ -78,8 +79,10 @@ def _reply_text(code: int, message: bytes | str) -> str:
 
 
 def _is_policy(code: int, text: str) -> bool:
-    """5.7.x enhanced status (RFC 3463): security or policy, e.g. our IP or domain is blocked."""
-    return code >= 500 and bool(re.search(r"\b5\.7\.\d{1,3}\b", text))
+    """A refusal that blames us (our IP or domain blocked, SPF/DKIM/DMARC, content), by the
+    same rules `bounces` uses for the class `ours`: a "5.7.1 user unknown" is the reader's,
+    not a reason to stop the run (RFC 3463 5.7.x alone says too little)."""
+    return is_sender_refusal(code, text)
 
 
 class SmtpTransport:

@@ -19,6 +19,7 @@ from newsletter import ledger, store
 from newsletter.dkim import DkimSigner
 from newsletter.errors import DeliveryError, InputError
 from newsletter.faults import crash_point
+from newsletter.i18n import edition_note
 from newsletter.message import Envelope, Personal, Prepared, assemble, message_id
 from newsletter.return_address import ReturnPaths
 from newsletter.transport import Outcome
@@ -160,7 +161,9 @@ def _attempt(job: Job, transport, d: ledger.Delivery) -> _Done:  # noqa: ANN001
         mailto = paths.mailto(d.email) if paths else ""
         sender = paths.envelope_sender(d.subscriber_id) if paths else job.envelope.sender_addr
         data = assemble(job.prepared[(d.issue, d.language)], job.envelope,
-                        Personal(d.email, d.name, job.unsubscribe_url(d.email), mid, mailto),
+                        Personal(d.email, d.name, job.unsubscribe_url(d.email), mid, mailto,
+                                 "" if ledger.LATE_MARK in d.issue  # it is their own
+                                 else edition_note(d.reader_language, d.language)),
                         job.clock.now())
         if job.signer is not None:
             data = job.signer.sign(data)

@@ -198,6 +198,9 @@ postal_address = "IP for Business, 34 chemin des Colombettes, 1211 Geneva 20, Sw
 reason = "You receive this email because you subscribed to IP for Business."
 
 {feeds}
+[network]
+allow_hosts = ["127.0.0.1"]  # the tests' feed servers; an operator's intranet host likewise
+
 [subscribers]
 files = []
 

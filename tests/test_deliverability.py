@@ -83,3 +83,16 @@ def test_a_dry_run_before_the_send_time_says_what_is_waiting(tmp_path, monkeypat
     out = capsys.readouterr().out
     assert "dry run: would send nothing now; waiting: 2026-11 at 2026-11-05 09:00" in out
     assert "for nothing" not in out
+
+
+def test_a_5_7_1_that_blames_the_address_fails_that_reader_and_does_not_stop_the_run(
+        tmp_path, monkeypatch):
+    from newsletter.transport import _is_policy
+
+    assert _is_policy(550, "550 5.7.1 Service unavailable; client host [192.0.2.9] blocked "
+                           "using zen.spamhaus.org")
+    assert _is_policy(550, "550 5.7.26 Unauthenticated email from example.org is not accepted "
+                           "due to domain's DMARC policy")
+    assert not _is_policy(550, "550 5.7.1 <reader@example.net>: Recipient address rejected: "
+                               "User unknown in local recipient table")
+    assert not _is_policy(450, "450 4.7.1 Greylisted, try again later")

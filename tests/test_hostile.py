@@ -538,6 +538,7 @@ def test_hostile_feeds_are_each_a_warning_naming_the_feed_and_the_good_feed_come
         "huge": f"too large ({len(huge)} bytes, limit {5 * 1024 * 1024})",
         "huge-stream": f"too large (over {5 * 1024 * 1024} bytes)",
         "latin": "document declared as utf-8, but parsed as ",
+        "hostile": "2 item(s) dropped: no absolute http(s) link",
     }
     warnings = [line for line in result.err.splitlines() if line.strip()]
     snapshot_file = project.issues / "2026-11.items.yaml"
