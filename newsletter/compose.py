@@ -22,15 +22,20 @@ class Composed:
     pulled: PullResult | None  # set when the snapshot had to be pulled just now
 
 
-def compose(config: Config, draft_path: Path, conn: sqlite3.Connection, *,
-            now: datetime | None = None, write: bool = True) -> Composed:
-    """Render an edition from its draft and snapshot; pull the feeds first if there is none."""
+def compose(config: Config, draft_path: Path, conn: sqlite3.Connection | None, *,
+            now: datetime | None = None, write: bool = True,
+            pull_missing: bool = True) -> Composed:
+    """Render an edition from its draft and snapshot; pull the feeds first if there is none
+    (pull_missing=False, as `check`: render it without feed items instead)."""
     draft = load_draft(draft_path, timezone=config.timezone,
                        default_language=config.default_language)
     snap_file = snapshot_path(draft.path)
     pulled = None
+    moment = now or datetime.now(UTC)
     if snap_file.exists():
         snap = read_snapshot(snap_file)
+    elif not pull_missing or conn is None:
+        snap = Snapshot(draft.issue, moment, moment, moment, ())
     else:
         pulled = pull(config, draft, conn, now=now or datetime.now(UTC), write=write)
         snap = pulled.snapshot

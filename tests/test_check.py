@@ -193,3 +193,17 @@ def test_problem_in_a_feed_item_points_at_the_snapshot_line(project):
     line = text[:text.index("https://img.example.org/clinic.png")].count("\n") + 1
     assert result.out.splitlines()[0] == (
         f"{snapshot}:{line}: error: image 'https://img.example.org/clinic.png' has no alt text")
+
+
+def test_check_without_a_snapshot_says_run_pull_and_writes_nothing(project):
+    project.copy_sample_issue()
+    project.draft(body=GOOD_BODY)
+    (project.issues / "2026-11.items.yaml").unlink()
+    before = sorted(p.relative_to(project.root) for p in project.root.rglob("*"))
+    result = project.cli("check", "2026-11")
+    assert result.code == 1
+    snapshot = project.issues / "2026-11.items.yaml"
+    assert result.out.splitlines()[0] == (
+        f"{snapshot}: error: no snapshot: run `newsletter pull 2026-11` first (check fetches "
+        "and writes nothing)")
+    assert sorted(p.relative_to(project.root) for p in project.root.rglob("*")) == before
