@@ -120,14 +120,18 @@ def cmd_status(args: argparse.Namespace) -> int:
             return 0
         for name, states in counts.items():
             total = sum(states.values())
-            say(f"{name}: {total} subscriber(s): " + ", ".join(
+            late = f" (late '{name.partition(ledger.LATE_MARK)[2]}' edition)" \
+                if ledger.LATE_MARK in name else ""
+            say(f"{name}{late}: {total} subscriber(s): " + ", ".join(
                 f"{state} {n}" for state, n in states.items() if n))
+            # "got" once every row is settled; while some are still open, they "get" it
+            verb = "get" if any(states[s] for s in ledger.OPEN_STATES) else "got"
             editions = ledger.edition_counts(conn, name)
             if len(editions) > 1 or any(ledger.fallbacks(conn, name)):
                 say("  editions: " + ", ".join(f"{lang} {n}" for lang, n in editions.items()))
             for language, sent_as, n in ledger.fallbacks(conn, name):
-                say(f"  {n} subscriber(s) in '{language or '?'}' got the '{sent_as}' edition "
-                    "(no edition in their language)")
+                say(f"  {n} subscriber(s) in '{language or '?'}' {verb} the '{sent_as}' "
+                    "edition (no edition in their language)")
             for row in ledger.problem_rows(conn, name):
                 say(f"  {row['state']:8} {row['email']}  {row['last_reply']}")
     if bounces:

@@ -93,3 +93,21 @@ def test_the_default_edition_tells_such_a_reader_so_in_their_language(
     translate(multilingual, "es", "¿Exporta pronto? Proteja su marca")
     (late,) = send(multilingual, monkeypatch, LATER).parsed(spanish)
     assert NOTE_ES not in late.get_body(("html",)).get_content()
+
+
+def test_status_says_get_while_rows_are_open_and_names_a_late_edition(
+        multilingual, monkeypatch, capsys):  # noqa: F811
+    monkeypatch.setenv("NEWSLETTER_SMTP_URL", "smtp://127.0.0.1:9")  # nothing listens: 4xx
+    multilingual.cli("send", "--now", NOW)
+    capsys.readouterr()
+    multilingual.cli("status")
+    out = capsys.readouterr().out
+    assert "subscriber(s) in 'es' get the 'en' edition" in out and " got " not in out
+    send(multilingual, monkeypatch, "2026-11-22T10:30")  # the retries, now the relay answers
+    translate(multilingual, "es", "¿Exporta pronto? Proteja su marca")
+    send(multilingual, monkeypatch, LATER)
+    capsys.readouterr()
+    multilingual.cli("status")
+    out = capsys.readouterr().out
+    assert "subscriber(s) in 'es' got the 'en' edition" in out
+    assert "2026-11+es (late 'es' edition): 2 subscriber(s): sent 2" in out
