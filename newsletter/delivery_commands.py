@@ -274,11 +274,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InputError("NEWSLETTER_SECRET is not set: the unsubscribe and confirm links "
                          "would be forgeable (`--dev` serves with a development secret, "
                          "for trying it out on this machine only)")
-    say(f"serving {config.name} at http://{args.host}:{args.port}"
-        f"{urlsplit(config.base_url).path or '/'} (public address {config.base_url}); Ctrl-C stops")
-    say(f"confirmation mail goes out through {Transports(config).description}; "
-        "failures are logged here")
-    serve(config, args.host, args.port, threads=args.threads)
+    def ready() -> None:
+        say(f"serving {config.name} at http://{args.host}:{args.port}"
+            f"{urlsplit(config.base_url).path or '/'} (public address {config.base_url}); "
+            "Ctrl-C stops")
+        say(f"confirmation mail goes out through {Transports(config).description}; "
+            "failures are logged here")
+
+    serve(config, args.host, args.port, threads=args.threads, on_ready=ready)
     return 0
 
 

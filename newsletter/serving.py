@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 
 from flask import Flask
 
 from newsletter.config import Config
+from newsletter.errors import NewsletterError
 from newsletter.mailqueue import MailQueue, QueueWorker
 from newsletter.web import MAX_BODY_BYTES, create_app
 
@@ -39,14 +41,23 @@ def make_server(app: Flask, host: str, port: int, *, threads: int = 4):  # noqa:
     return create_server(app, host=host, port=port, threads=threads, **WAITRESS_LIMITS)
 
 
-def serve(config: Config, host: str, port: int, *, threads: int = 4) -> None:
+def serve(config: Config, host: str, port: int, *, threads: int = 4,
+          on_ready: Callable[[], None] = lambda: None) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM); the mail worker finishes the message in
-    hand, then stops, so a stop never leaves a row `sending`."""
-    worker = QueueWorker(MailQueue(config)).start()
-    signal.signal(signal.SIGTERM, _interrupt)  # waitress stops cleanly on KeyboardInterrupt
+    hand, then stops, so a stop never leaves a row `sending`. The port is bound before
+    on_ready is called (the CLI's "serving ..." line), so a busy port says so first."""
+    worker = QueueWorker(MailQueue(config))
     try:
-        make_server(create_app(config, on_queued=worker.notify), host, port,
-                    threads=threads).run()
+        server = make_server(create_app(config, on_queued=worker.notify), host, port,
+                             threads=threads)
+    except OSError as exc:
+        raise NewsletterError(f"cannot listen: {exc.strerror or exc}",
+                              where=f"{host}:{port}") from exc
+    worker.start()
+    signal.signal(signal.SIGTERM, _interrupt)  # waitress stops cleanly on KeyboardInterrupt
+    on_ready()
+    try:
+        server.run()
     finally:
         worker.stop()
 

@@ -96,3 +96,23 @@ def test_a_5_7_1_that_blames_the_address_fails_that_reader_and_does_not_stop_the
     assert not _is_policy(550, "550 5.7.1 <reader@example.net>: Recipient address rejected: "
                                "User unknown in local recipient table")
     assert not _is_policy(450, "450 4.7.1 Greylisted, try again later")
+
+
+def test_serve_on_a_busy_port_says_so_and_never_says_serving(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("newsletter")
+    project = make_delivery_project(tmp_path / "nl", 0)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([str(script), "serve", "--dev", "--port", str(port)],
+                                cwd=project.root, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip() == f"newsletter: 127.0.0.1:{port}: cannot listen: Address " \
+                                    "already in use"
