@@ -160,6 +160,8 @@ def _import_files(config: Config, files, *, quiet: bool = False) -> tuple[int, i
             parsed = read_csv(Path(path), default_language=config.default_language)
             for row in parsed.rejected:
                 warn(str(row))
+            for note in parsed.notes:
+                warn(note)
             a, u = store.upsert_subscribers(conn, parsed.subscribers)
             store.record_import(conn, key, digest)
             added, updated, rejected = added + a, updated + u, rejected + len(parsed.rejected)

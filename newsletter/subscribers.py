@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from collections.abc import Iterable, Iterator
@@ -53,6 +54,7 @@ class ParsedList:
     subscribers: tuple[Subscriber, ...]
     rejected: tuple[Rejected, ...]
     merged: int  # rows that repeated an address already read
+    notes: tuple[str, ...] = ()  # "file:line: ..." for each merge: which line's data won
 
 
 def normalise_address(raw: str) -> str:
@@ -84,9 +86,27 @@ def clean_language(raw: str, default: str) -> str:
     value = raw.strip().lower().replace("_", "-")
     if not value:
         return default
+    if value in _language_names():  # "English", "français", "العربية": spreadsheets say names
+        return _language_names()[value]
     if not _LANGUAGE_RE.match(value):
         raise ValueError(f"language {raw.strip()[:20]!r} is not a language code like 'en' or 'fr'")
     return value
+
+
+@functools.cache
+def _language_names() -> dict[str, str]:
+    """Each of the six languages' names, in each of them and in English (CLDR via Babel),
+    case-folded: 'english', 'anglais', 'inglés', 'français', 'french', '中文', ..."""
+    from babel import Locale
+
+    names: dict[str, str] = {}
+    codes = ("ar", "en", "es", "fr", "ru", "zh")
+    for code in codes:
+        for shown_in in codes:
+            name = Locale(shown_in).languages.get(code, "")
+            if name:
+                names[name.casefold()] = code
+    return names
 
 
 def clean_tags(raw: str) -> tuple[str, ...]:
@@ -113,6 +133,7 @@ def read_csv(path: Path, *, default_language: str = "en") -> ParsedList:
     columns = _map_columns(path, header)
     by_address: dict[str, tuple[int, Subscriber]] = {}
     rejected: list[Rejected] = []
+    notes: list[str] = []
     merged = 0
     for line, row in rows:
         if not any(cell.strip() for cell in row):
@@ -138,9 +159,14 @@ def read_csv(path: Path, *, default_language: str = "en") -> ParsedList:
                 first, name=first.name or sub.name,
                 tags=tuple(sorted(set(first.tags) | set(sub.tags)))))
             merged += 1
+            same = "" if sub.email == first.email else f" (as {sub.email})"
+            notes.append(f"{path}:{line}: {first.email}{same} is also on line {first_line}: "
+                         f"line {first_line} is kept, with the tags of both"
+                         + ("" if first.name else " and this line's name"))
         else:
             by_address[key] = (line, sub)
-    return ParsedList(tuple(s for _, s in by_address.values()), tuple(rejected), merged)
+    return ParsedList(tuple(s for _, s in by_address.values()), tuple(rejected), merged,
+                      tuple(notes))
 
 
 def _rows(reader, path: Path) -> Iterator[tuple[int, list[str]]]:  # noqa: ANN001 - csv reader

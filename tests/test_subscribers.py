@@ -512,3 +512,27 @@ def test_a_guarded_cell_is_never_a_formula_and_unguards_to_itself(value):
     guarded = export_cell(value)
     assert unguard_cell(guarded) == value
     assert not any(f.lstrip(' "').startswith(TRIGGERS) for f in _naive_fields(guarded))
+
+
+def test_a_language_written_as_its_name_is_read_as_its_code(tmp_path):
+    from newsletter.subscribers import read_csv
+
+    path = tmp_path / "names.csv"
+    path.write_text("email,language\na@example.org,English\nb@example.org,français\n"
+                    "c@example.org,Español\nd@example.org,العربية\ne@example.org,中文\n"
+                    "f@example.org,Русский\ng@example.org,Chinese\n", encoding="utf-8")
+    parsed = read_csv(path)
+    assert [s.language for s in parsed.subscribers] == ["en", "fr", "es", "ar", "zh", "ru", "zh"]
+    assert parsed.rejected == ()
+
+
+def test_a_duplicate_in_another_case_says_which_line_was_kept(tmp_path):
+    from newsletter.subscribers import read_csv
+
+    path = tmp_path / "dupes.csv"
+    path.write_text("email,name,tags\nAnn.Lee@example.org,Ann,a\nann.lee@example.org,,b\n",
+                    encoding="utf-8")
+    parsed = read_csv(path)
+    assert parsed.merged == 1 and parsed.subscribers[0].tags == ("a", "b")
+    assert parsed.notes == (f"{path}:3: Ann.Lee@example.org (as ann.lee@example.org) is also on "
+                            "line 2: line 2 is kept, with the tags of both",)
