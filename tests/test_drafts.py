@@ -69,10 +69,10 @@ Text.
     assert '<a href="https://example.org/a" title="Title">a link</a>' in intro.html
     assert first.title == "First section"  # headings are plain text
     assert "<h2" not in first.html  # the heading is the section's title, not part of its body
-    assert '<th style="text-align:left">Item</th>' in first.html
+    assert '<th scope="col" style="text-align:left">Item</th>' in first.html
     assert '<td style="text-align:right">100</td>' in first.html
-    assert '<img alt="Olive-oil bottles on a table" src="https://example.org/bottles.jpg">' \
-        in first.html
+    assert '<img alt="Olive-oil bottles on a table" src="https://example.org/bottles.jpg" ' \
+        'width="536" style="width:100%; max-width:536px; height:auto">' in first.html
     assert second.title == "Second"
     assert second.html == "<p>Text.</p>"
 
