@@ -27,13 +27,21 @@ AXE_NOT_FOR_EMAIL = {"region", "landmark-one-main", "landmark-complementary-is-t
                      "landmark-unique"}
 
 
-def sample_html(language: str) -> str:
+def sample_edition(language: str):  # noqa: ANN201 - Edition
     config = load_config(REPO / "newsletter.toml")
     suffix = "" if language == config.default_language else f".{language}"
     draft = load_draft(REPO / "issues" / f"2026-11{suffix}.md", timezone=config.timezone,
                        default_language=config.default_language)
     snapshot = read_snapshot(REPO / "issues" / f"2026-11{suffix}.items.yaml")
-    return render_edition(config, draft, snapshot.items).html
+    return render_edition(config, draft, snapshot.items)
+
+
+def sample_html(language: str) -> str:
+    return sample_edition(language).html
+
+
+def sample_text(language: str) -> str:
+    return sample_edition(language).text
 
 
 def without_style(html: str) -> str:
@@ -187,15 +195,6 @@ def luminance(css: str) -> float:
 def contrast(a: str, b: str) -> float:
     la, lb = sorted((luminance(a), luminance(b)), reverse=True)
     return (la + 0.05) / (lb + 0.05)
-
-
-def sample_text(language: str) -> str:
-    config = load_config(REPO / "newsletter.toml")
-    suffix = "" if language == config.default_language else f".{language}"
-    draft = load_draft(REPO / "issues" / f"2026-11{suffix}.md", timezone=config.timezone,
-                       default_language=config.default_language)
-    snapshot = read_snapshot(REPO / "issues" / f"2026-11{suffix}.items.yaml")
-    return render_edition(config, draft, snapshot.items).text
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
