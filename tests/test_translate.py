@@ -24,6 +24,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DeliveryProject:
 
 
 def check(project: DeliveryProject, capsys, edition: str) -> tuple[int, str]:
+    """check a translation as the translator does: its snapshot pulled first (check itself
+    fetches nothing)."""
+    if not (project.root / "issues" / f"{edition}.items.yaml").exists():
+        project.cli("pull", edition, "--now", NOW)  # a bad draft fails here; check says why
     capsys.readouterr()
     code = project.cli("check", edition, "--now", NOW)
     return code, capsys.readouterr().out
