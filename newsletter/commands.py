@@ -77,7 +77,8 @@ def _new_translation(config: Config, issue: str) -> int:
     path = new_translation(config.issues_dir, base, language.lower(), config.default_language,
                            root=config.root)
     say(f"created {path} from {base}.md (status draft, translated_from set per section): "
-        f"translate it, then `newsletter check {base}.{language.lower()}`")
+        f"translate it, then `newsletter pull {base}.{language.lower()}` and "
+        f"`newsletter check {base}.{language.lower()}`")
     return 0
 
 
