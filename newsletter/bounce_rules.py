@@ -27,7 +27,7 @@ _FULL = _rule(r"mailbox (?:is )?(?:\S+ )?full|full mailbox|mail ?(?:box|folder|d
               r"full|exceed)|exceeded (?:\S+ )?(?:storage|quota)|(?:disk|storage|mailbox) quota|"
               r"insufficient (?:disk|storage) ?space|not (?:sufficient|enough) (?:disk )?space|"
               r"no space left|too many messages (?:on|in)|space has been used up|boite du "
-              r"destinataire pleine|exceeds allowed size|would exceed (?:the )?(?:maximum|quota)|"
+              r"destinataire pleine|would exceed (?:the )?(?:maximum|quota)|"
               r"too much mail data|account is (?:over|full)|receiving limits|mailbox size limit|"
               r"has exceeded (?:his|her|their|the) "
               r"(?:quota|storage)|user has exceeded")
@@ -43,13 +43,14 @@ _DEAD = (
         r"(?: \S+)? (?:was |is )?not found|invalid (?:recipient|mailbox|address|user|"
         r"e-?mail address)|not a valid "
         r"(?:mailbox|recipient|user|address)|(?<!sender )address (?:invalid|unknown)|no mailbox|"
-        r"mailbox (?:unavailable|not available|is unavailable|invalid|not present)|"
+        r"mailbox (?:unavailable|not available|is unavailable|invalid|not present)"
+        r"(?![^;]{0,80}(?:listed|block|spam|reputation|\bip\b))|"
         r"no account by that name|is not a known user|bad destination mailbox|badrcptto|"
         r"validrcptto|recipient not ok|recipientnotfound|recipient ?not ?found|not present in "
         r"directory|there is no one at this address|no one here by that name|utilisateur "
         r"inconnu|nessun utente|no existe|unbekannt|destination addresses were unknown|"
-        r"not a local address|non-?existent|does not exist|isn't in my list of allowed "
-        r"rcpthosts|user not (?:found|known|active|exist)|address .{0,40}no longer (?:valid|"
+        r"not a local address|non-?existent|does not exist|"
+        r"user not (?:found|known|active|exist)|address .{0,40}no longer (?:valid|"
         r"in use)|wrong or no longer valid|undeliverable address|email account that you tried "
         r"to reach does not exist|unroutable recipient|recipient (?:rejected|refused)|"
         r"recipient address rejected: access denied|recipient address rejected\.?$|"
@@ -68,7 +69,8 @@ _DEAD = (
         r"unroute?able address|mail domain .{0,40}unknown|nxdomain")),
     ("hasmoved", _rule(r"has been replaced by|has moved|no forwarding address|moved to")),
     ("suspend", _rule(
-        r"suspended|deactivated|inactive (?:account|user|mailbox)|account (?:is )?(?:inactive|"
+        r"(?<!service )suspended(?![^.;]{0,60}(?:client host|\bip\b|blocked))|deactivated|"
+        r"inactive (?:account|user|mailbox)|account (?:is )?(?:inactive|"
         r"disabled|locked|closed|expired|frozen)|mailbox (?:is )?(?:disabled|inactive|frozen|"
         r"locked|closed)|disabled (?:account|mailbox|user)|(?:user|account) (?:is )?terminated|"
         r"discontinued|archived recipient|no longer accepts mail|temporarily inactive|"
@@ -79,6 +81,19 @@ _DEAD = (
         r"does not accept (?:any )?mail(?! from)|null ?mx|mail receiving disabled|"
         r"(?:host|domain|server) "
         r"(?:is )?not accepting (?:any )?mail|no mx record|accepts no mail|no smtp service")),
+)
+# Said anywhere in a reply, these decide before any address wording: servers add "mailbox
+# unavailable" or "recipient rejected" to a refusal that is about our IP, our message or our
+# sender address (Postfix: "Sender address rejected: Domain not found" is OUR domain).
+_DECISIVE_SENDER = (
+    ("blocked", _rule(r"\bdnsbl\b|\brbl\b|spamhaus|spamcop|sorbs|barracudacentral|abuseat|"
+                      r"\bcbl\b|(?<!not )listed (?:in|on|at) (?:the )?\S*(?:bl|block ?list|black ?"
+                      r"list)\b")),
+    ("spamdetected", _rule(r"(?:identified|classified|detected|considered|marked|flagged) as "
+                           r"(?:spam|junk|bulk)|spam (?:content|message|detected)|looks like "
+                           r"spam")),
+    ("virusdetected", _rule(r"\bvirus|malware")),
+    ("rejected", _rule(r"sender address rejected|sender verif(?:y|ication) failed")),
 )
 _TRANSIENT = (
     ("expired", _rule(
@@ -110,7 +125,7 @@ _VACATION = _rule(r"out of (?:the )?office|on vacation|away from (?:my|the) (?:o
 _STATUS_REASON = {
     "5.1.0": "userunknown", "5.1.1": "userunknown", "5.1.3": "userunknown",
     "5.1.2": "hostunknown", "5.4.4": "hostunknown", "5.1.6": "hasmoved", "5.1.10": "notaccept",
-    "5.7.27": "notaccept", "5.3.2": "notaccept", "4.3.2": "notaccept", "5.2.1": "suspend",
+    "5.7.27": "notaccept", "5.3.2": "systemerror", "4.3.2": "notaccept", "5.2.1": "suspend",
     "5.7.13": "suspend", "4.2.1": "suspend", "5.7.17": "hasmoved", "5.7.18": "hasmoved",
     "4.2.2": "mailboxfull", "5.2.2": "mailboxfull", "4.2.3": "exceedlimit", "5.2.3": "exceedlimit",
     "4.3.1": "systemfull", "5.3.1": "systemfull", "4.4.5": "systemfull", "4.4.1": "expired",
@@ -165,7 +180,7 @@ def _text_reason(text: str, status: str) -> str:
     if not text:
         return ""
     if status[1:] == ".2.3":  # RFC 3463 X.2.3: the mailbox's own size limit, not the system's
-        return "exceedlimit"
+        return "exceedlimit"  # "5.2.3 message too large for this recipient" too: its limit
     if (reason := _sender(text, ("badreputation",))) or _RATE.search(text):
         return reason or "toomanyconn"
     if _FULL.search(text):
@@ -173,6 +188,9 @@ def _text_reason(text: str, status: str) -> str:
     if reason := _sender(text, ("authfailure", "requireptr", "norelaying")) or \
             sender_status_reason(status):
         return reason
+    for name, pattern in _DECISIVE_SENDER:  # before the address wordings: see its comment
+        if pattern.search(text):
+            return name
     for name, pattern in _DEAD:
         if pattern.search(text):
             return name

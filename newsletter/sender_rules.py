@@ -28,7 +28,7 @@ SENDER_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"authentication requirements defined for the sender", r"not allowed to send (?:mail )?"
         r"from .{0,80}per (?:it'?s|its) spf", r"spf\.pobox\.com",
         r"unauthenticated email (?:from|is not accepted)", r"authentication checks? failed",
-        r"\bspf\b",
+        r"\bspf\b(?![^.;]{0,20}\bpass)",
         r"5\.7\.2[0-69]\b")),
     ("requireptr", _rule(
         r"reverse dns", r"\bptr[- ]record", r"\bptr resource record", r"\brdns\b",
@@ -78,7 +78,7 @@ SENDER_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"no relaying", r"unable to relay", r"insecure mail relay", r"relaying mail to",
         r"not (?:a|an open) "
         r"(?:gateway|relay)", r"as a relay", r"relay through this", r"configured to relay",
-        r"not (?:in my list of )?allowed rcpthosts", r"we don'?t handle mail for",
+        r"(?:not|isn'?t) (?:in my list of )?allowed rcpthosts", r"we don'?t handle mail for",
         r"not local host", r"requires authentication when attempting to send to a non-local")),
     ("rejected", _rule(
         r"sender (?:address |email address |domain )?(?:rejected|denied|refused|blocked|"

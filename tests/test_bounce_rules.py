@@ -184,3 +184,27 @@ def test_a_diagnostic_never_carries_control_characters_to_the_terminal() -> None
     report = classify(parse_report(dsn("failed", "5.1.1", "550 5.1.1 \x1b]0;owned\x07 User "
                                                           "unknown\x1b[2J")))
     assert report.recipients[0].diagnostic == "550 5.1.1 ]0;owned User unknown [2J"
+
+
+# Found by a review on messages written apart from the corpus: a reply that blames our IP, our
+# message or our sender address while also using an address wording is ours, never hard.
+@pytest.mark.parametrize(("status", "diagnostic", "klass"), [
+    ("5.7.1", "550 5.7.1 Mailbox unavailable: message rejected, your IP 198.51.100.5 is listed "
+     "in dnsbl.sorbs.net", "ours"),
+    ("5.7.1", "554 5.7.1 This message has been identified as spam and has been rejected. "
+     "Recipient rejected.", "ours"),
+    ("5.7.1", "554 5.7.1 <news@letters.example.com>: Sender address rejected: Domain not found",
+     "ours"),
+    ("5.7.1", "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)", "ours"),
+    ("5.7.1", "554 5.7.1 Service suspended; Client host [192.0.2.4] blocked", "ours"),
+    ("5.0.0", "550 Requested action not taken: mailbox unavailable (blocked by Spamhaus)",
+     "ours"),
+    ("5.1.1", "550 5.1.1 <reader@example.net>: user unknown (SPF pass)", "hard"),
+    ("5.3.2", "553 5.3.2 System not accepting network messages", "soft"),
+    ("5.1.1", "550 5.1.1 <reader@example.net>: Recipient address rejected: User unknown in "
+     "local recipient table", "hard"),
+    ("5.2.1", "550 5.2.1 The email account that you tried to reach is disabled", "hard"),
+])
+def test_sender_side_words_decide_before_address_wordings(status: str, diagnostic: str,
+                                                          klass: str) -> None:
+    assert one(dsn("failed", status, diagnostic))[0] == klass
