@@ -26,7 +26,7 @@ SENDER_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"required|missing|not pass)", r"no (?:passing|valid|acceptable) dkim",
         r"(?:doesn't|does not) meet the (?:required )?authentication",
         r"authentication requirements defined for the sender", r"not allowed to send (?:mail )?"
-        r"from .{0,80}per (?:it'?s|its) spf", r"spf\.pobox\.com",
+        r"from .{0,80}per (?:it'?s|its) spf",
         r"unauthenticated email (?:from|is not accepted)", r"authentication checks? failed",
         r"\bspf\b(?![^.;]{0,20}\bpass)",
         r"5\.7\.2[0-69]\b")),
@@ -95,6 +95,8 @@ SENDER_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"administrative prohibition", r"purported responsible address", r"emetteur invalide",
         r"third-party dsns", r"fully qualified email address required",
         r"does not accept mail from",
+        # Google Groups answers every refused post, in the poster's language, from this host:
+        # a per-system rule as sisimai has one (its wording is translated, its link is not)
         r"access denied \(sender", r"groups\.google\.com")),
     ("policyviolation", _rule(
         r"polic(?:y|ies)", r"prohibited", r"not permitted", r"organi[sz]ation(?:al)? "
