@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from email.message import Message
+from typing import cast
 
 # The human-readable part of a report is a few KB; past this it is hostile or a quoted copy.
 MAX_TEXT = 64 * 1024
@@ -61,7 +63,7 @@ def returned_recipient(message: Message) -> str:
     for part in own_parts(message):
         kind = part.get_content_type()
         if kind == "message/rfc822" and part.is_multipart():
-            values = part.get_payload(0).get_all("To", [])
+            values = cast(Message, part.get_payload(0)).get_all("To", [])
             break
         if kind in ("text/rfc822-headers", "message/rfc822-headers"):
             values = re.findall(r"(?im)^to:(.*)$", part_text(part))
@@ -73,7 +75,7 @@ def returned_recipient(message: Message) -> str:
 
 
 def _split_text(message: Message) -> tuple[str, str]:
-    texts = []
+    texts: list[str] = []
     for part in message.walk():
         kind = part.get_content_type()
         if kind in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers"):
@@ -91,7 +93,7 @@ def _split_text(message: Message) -> tuple[str, str]:
     return text, ""
 
 
-def address_paragraph(text: str, address: str, others: set[str] = frozenset()) -> str:
+def address_paragraph(text: str, address: str, others: AbstractSet[str] = frozenset()) -> str:
     """The lines about one failed address: its line and what follows up to a blank line.
 
     qmail ("<a@b>:" then the reply), Exim ("  a@b" then indented lines), Sendmail ("... a@b")

@@ -45,6 +45,7 @@ def process_reports(conn: sqlite3.Connection, messages: Iterable[tuple[str, byte
         for label, raw in messages:
             run.read += 1
             key = report_key(raw)  # RFC 5322 allows two reports one Message-ID; bytes differ
+            actions: tuple[str, ...]
             with _step(conn, dry_run):
                 known = already_processed(conn, key)
                 if known and on_report is None:

@@ -178,8 +178,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                                draft_path(config.issues_dir, composed.draft.issue))
     if unsigned := unsigned_bulk_warning(config, bool(os.environ.get("NEWSLETTER_SMTP_URL"))):
         problems.append(Problem("warning", str(config.root / "newsletter.toml"), unsigned))
-    for problem in problems:
-        print(problem)
+    for found in problems:
+        print(found)
     errors = sum(p.severity == "error" for p in problems)
     say(f"check {path.name}: {errors} error(s), {len(problems) - errors} warning(s)")
     return 1 if errors else 0

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
 
 from newsletter.cli import config_of, open_store, parse_now
@@ -15,6 +16,10 @@ from newsletter.config import Config
 from newsletter.drafts import check_issue_id, load_draft
 from newsletter.errors import InputError
 from newsletter.tokens import secret_from_env
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichBar
+    from rich.progress import TaskID
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -76,8 +81,8 @@ class Progress:
     """A bar on a terminal; a plain line every 10 s under cron (no terminal)."""
 
     def __init__(self) -> None:
-        self.bar = None
-        self.task = None
+        self.bar: RichBar | None = None
+        self.task: TaskID | None = None
         self.last = time.monotonic()
         self.tty = sys.stderr.isatty()
 
@@ -89,7 +94,7 @@ class Progress:
                 self.bar = Bar(transient=True)
                 self.bar.start()
                 self.task = self.bar.add_task("sending", total=total)
-            self.bar.update(self.task, completed=tally.done)
+            self.bar.update(cast("TaskID", self.task), completed=tally.done)  # set with the bar
         elif time.monotonic() - self.last >= 10:
             self.last = time.monotonic()
             print(f"progress: {tally.done}/{total} (sent {tally.sent}, deferred {tally.deferred}, "

@@ -62,6 +62,7 @@ def keygen(selector: str, domain: str, out_dir: Path | str, *, kind: str = "rsa"
         if path.exists():
             raise InputError("already exists; keygen never overwrites a key, whose public half "
                              "may be live in DNS: choose a new --selector", where=str(path))
+    key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
     if kind == "rsa":
         key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
         public = key.public_key().public_bytes(  # p= is the DER SubjectPublicKeyInfo

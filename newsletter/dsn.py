@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
+from typing import cast
 
 from newsletter.bounce_report import Recipient, Report, make_report, one_line
 from newsletter.bounce_rules import refusal_class
@@ -118,7 +119,7 @@ def dsn_blocks(message: Message) -> list[_Block]:
 def _dsn_text(part: Message) -> str:
     if part.is_multipart():  # the email package parsed the field blocks as messages
         text = "\n\n".join("\n".join(f"{k}: {v}" for k, v in block.items())
-                           for block in part.get_payload()[:MAX_ADDRESSES])
+                           for block in cast(list[Message], part.get_payload())[:MAX_ADDRESSES])
     else:
         text = part_text(part)
     return text[:MAX_TEXT]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
+from typing import cast
 
 from newsletter.bounce_report import Recipient, Report, one_line
 
@@ -19,7 +20,9 @@ _MICROSOFT_RE = re.compile(r"@(?:hotmail|outlook|live|msn)\.", re.IGNORECASE)
 
 
 def is_feedback(message: Message) -> bool:
-    if message.get_param("report-type", "", "content-type").lower() == "feedback-report":
+    report_type = message.get_param("report-type", "", "content-type")
+    # an RFC 2231 parameter (report-type*=...) comes back as a tuple: not ours to read
+    if isinstance(report_type, str) and report_type.lower() == "feedback-report":
         return True
     if any(p.get_content_type() == "message/feedback-report" for p in message.walk()):
         return True
@@ -51,7 +54,7 @@ def _complainants(message: Message, report: Message,
     else the original's To (a redacted To is the last resort)."""
     original = _original_headers(message)
     token = _TOKEN_RE.search(_field(original, "List-Unsubscribe"))
-    candidates = [
+    candidates: list[list[str] | list[str | None]] = [
         _addresses(report.get_all("Original-Rcpt-To", []) + report.get_all("Removal-Recipient",
                                                                             [])),
         [read_token(token.group(1))] if token and read_token else [],
@@ -67,8 +70,9 @@ def _feedback_fields(message: Message) -> Message:
     for part in message.walk():
         if part.get_content_type() == "message/feedback-report":
             if part.is_multipart():
-                return part.get_payload(0)
-            return BytesHeaderParser().parsebytes(part.get_payload(decode=True) or b"")
+                return cast(Message, part.get_payload(0))
+            return BytesHeaderParser().parsebytes(
+                cast(bytes, part.get_payload(decode=True)) or b"")
     return Message()
 
 
@@ -87,9 +91,10 @@ def _original_headers(message: Message) -> Message:
     """The complained-about message's headers: message/rfc822 or text/rfc822-headers."""
     for part in message.walk():
         if part.get_content_type() == "message/rfc822" and part.is_multipart():
-            return part.get_payload(0)
+            return cast(Message, part.get_payload(0))
         if part.get_content_type() in ("text/rfc822-headers", "message/rfc822-headers"):
-            return BytesHeaderParser().parsebytes(part.get_payload(decode=True) or b"")
+            return BytesHeaderParser().parsebytes(
+                cast(bytes, part.get_payload(decode=True)) or b"")
     return Message()
 
 

@@ -67,7 +67,8 @@ def parse_imap_url(url: str, password: str) -> ImapSettings:
 
 def mailbox_name(name: str) -> str:
     """A mailbox name as an IMAP quoted string, non-ASCII in modified UTF-7 (RFC 3501 5.1.3)."""
-    out, pending = [], []
+    out: list[str] = []
+    pending: list[str] = []
 
     def flush() -> None:
         if pending:

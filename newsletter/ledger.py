@@ -302,7 +302,8 @@ def settle(conn: sqlite3.Connection, outcome: Settle, now: datetime) -> str:
 
 
 def _settle(conn: sqlite3.Connection, s: Settle, now: datetime) -> str:
-    d, state, extra, params = s.delivery, s.state, "", ()
+    d, state, extra = s.delivery, s.state, ""
+    params: tuple[object, ...] = ()
     if state == "sent":
         extra, params = ", message_id = ?", (s.message_id,)
     elif state == "pending":  # nothing reached the server, or the reply says nothing about us

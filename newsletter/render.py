@@ -47,14 +47,16 @@ def make_environment(templates_dir: Path, language: str = "en") -> jinja2.Enviro
     language's gettext catalog behind {{ _("...") }} (jinja2.ext.i18n, new-style)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir),
-        autoescape=lambda name: bool(name) and ".html" in name,
+        autoescape=lambda name: name is not None and ".html" in name,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
         extensions=["jinja2.ext.i18n"],
     )
-    env.install_gettext_translations(translations(language), newstyle=True)
+    # added by the jinja2.ext.i18n extension at runtime, unknown to the type stubs
+    env.install_gettext_translations(  # type: ignore[attr-defined]
+        translations(language), newstyle=True)
     env.filters["text"] = html_to_text
     env.filters["hanging"] = hanging  # plain-text lines by display width (CJK is 2 columns)
     env.filters["underline"] = underline

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from urllib.parse import quote
 
 from newsletter.errors import InputError
@@ -160,7 +160,7 @@ def _first_lines(message: Message) -> list[str]:
     if part is None:
         return []
     try:
-        payload = part.get_payload(decode=True) or b""
+        payload = cast(bytes, part.get_payload(decode=True)) or b""  # not multipart: bytes
         text = payload.decode(part.get_content_charset() or "utf-8", "replace")
     except (LookupError, ValueError, TypeError):
         return []

@@ -163,11 +163,12 @@ def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options
         ledger.resend_unknown(conn, issues or _all_issues(conn, options), clock.now())
         issues = sorted(set(issues) | set(ledger.open_issues(conn)))
     total = ledger.count_due(conn, issues, clock.now())
-    base = dict(issues=tuple(issues), transport=transports.description, recovered=recovered,
-                problems=tuple(plan.problems) + problems)
+    issues_run, described = tuple(issues), transports.description
+    all_problems = tuple(plan.problems) + problems
     if total == 0:
         return SendReport(seconds=time.monotonic() - started, note=_nothing_note(plan, conn),
-                          **base)
+                          issues=issues_run, transport=described, recovered=recovered,
+                          problems=all_problems)
     envelope = envelope_for(config)
     prepared = {(i, lang): prepare(ledger.load_edition(conn, i, lang), envelope)
                 for i in issues for lang in ledger.frozen_languages(conn, i)}
@@ -190,7 +191,9 @@ def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options
     timings = (("plan", planned - started), ("freeze", froze - planned),
                ("deliver", done - froze))
     return SendReport(tally.sent, tally.deferred, tally.failed, tally.unknown, tally.skipped,
-                      done - started, stop_reason=tally.stop_reason, timings=timings, **base)
+                      done - started, stop_reason=tally.stop_reason, timings=timings,
+                      issues=issues_run, transport=described, recovered=recovered,
+                      problems=all_problems)
 
 
 @contextlib.contextmanager

@@ -32,7 +32,9 @@ def ses_notification(message: Message) -> dict | None:
 def ses_fields(notice: dict) -> tuple[str, list[tuple[str, str, str, str]]]:
     """(type, [(address, action, status, diagnostic)]) of a Bounce, Complaint or Delivery."""
     kind = str(notice.get("notificationType", "")).lower()
-    section = notice.get(kind) if isinstance(notice.get(kind), dict) else {}
+    section = notice.get(kind)
+    if not isinstance(section, dict):
+        section = {}
     if kind == "bounce":
         rows = section.get("bouncedRecipients") or []
         temporary = str(section.get("bounceType", "")).lower() == "transient"

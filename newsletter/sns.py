@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,8 +79,8 @@ class CertificateFetcher:
     """
 
     def __init__(self, *, allowed: Callable[[str], bool] = lambda u: is_sns_url(u, pem=True),
-                 verify: object = True, timeout: float = 5.0, max_bytes: int = MAX_CERT_BYTES,
-                 cache_size: int = 32) -> None:
+                 verify: ssl.SSLContext | str | bool = True, timeout: float = 5.0,
+                 max_bytes: int = MAX_CERT_BYTES, cache_size: int = 32) -> None:
         self.allowed, self.verify, self.timeout = allowed, verify, timeout
         self.max_bytes, self.cache_size = max_bytes, cache_size
         self._cache: dict[str, rsa.RSAPublicKey] = {}

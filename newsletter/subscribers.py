@@ -68,6 +68,8 @@ def normalise_address(raw: str) -> str:
         result = validate_email(value, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise ValueError(f"{value[:60]!r} is not a valid address: {exc}") from exc
+    if result.ascii_email is None:  # allow_smtputf8=False: validate_email refused it already
+        raise ValueError(f"{value[:60]!r} is not a valid address: it needs SMTPUTF8")
     return result.ascii_email
 
 

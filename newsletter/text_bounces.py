@@ -27,7 +27,8 @@ _FLUFL_MAX_BYTES = 512 * 1024
 
 
 def from_text(message: Message) -> Report:
-    temporary, permanent = set(), set()
+    temporary: set[bytes] | frozenset[bytes] = set()
+    permanent: set[bytes] | frozenset[bytes] = set()
     if _size(message) <= _FLUFL_MAX_BYTES:
         # flufl.bounce fails on some 8-bit input; our own rules read the text then
         with contextlib.suppress(Exception):

@@ -52,7 +52,8 @@ def source_sections(body: str) -> tuple[SourceSection, ...]:
             chunks.append((heading["title"], [line]))
         else:
             chunks[-1][1].append(line)
-    sections, seen = [], {}
+    sections: list[SourceSection] = []
+    seen: dict[str, int] = {}
     for title, lines in chunks:
         text = "\n".join(lines).strip()
         if not text:
@@ -193,7 +194,8 @@ def split_draft(path: Path, raw: str) -> tuple[str, str]:
     """(front matter lines ending in a newline, body); the draft's own checks apply."""
     _split_front_matter(path, raw)  # refuses a draft without valid front matter, with its line
     end = re.search(r"^---[ \t]*$", raw[4:], re.MULTILINE)
-    header = raw[4:4 + end.start()]  # type: ignore[union-attr]
+    assert end is not None  # _split_front_matter refused a draft without its closing ---
+    header = raw[4:4 + end.start()]
     return header if header.endswith("\n") else header + "\n", raw[4 + end.end():].lstrip("\n")
 
 

@@ -22,7 +22,9 @@ class Pages:
             env = jinja2.Environment(loader=jinja2.FileSystemLoader(self.config.templates_dir),
                                      autoescape=True, undefined=jinja2.StrictUndefined,
                                      extensions=["jinja2.ext.i18n"])
-            env.install_gettext_translations(translations(lang), newstyle=True)
+            # added by the jinja2.ext.i18n extension at runtime, unknown to the type stubs
+            env.install_gettext_translations(  # type: ignore[attr-defined]
+                translations(lang), newstyle=True)
             self.envs[lang] = env
         return self.envs[lang]
 

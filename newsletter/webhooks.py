@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, request
 
 from newsletter import sns, store
+from newsletter.bounce_report import Report
 from newsletter.bounces import BounceRun, already_processed, record_report
 from newsletter.config import Config
 from newsletter.errors import ConfigError
@@ -133,7 +134,7 @@ class _Hooks:
     def _mailgun(self, body: bytes) -> Response:
         payload = _json(body)
         signature = payload.get("signature") if isinstance(payload, dict) else None
-        if not isinstance(signature, dict):
+        if not isinstance(payload, dict) or not isinstance(signature, dict):
             raise _Rejected(400, "malformed: 'signature' must be an object")
         signed = self._mailgun_signed(signature, hashlib.sha256(body).digest())
         return self._apply("mailgun", signed, _parsed(mailgun_report, payload.get("event-data")))
@@ -141,7 +142,8 @@ class _Hooks:
     def _mailgun_signed(self, signature: dict, digest: bytes) -> bytes:
         """HMAC-SHA256(signing key, timestamp + token), fresh and not replayed."""
         stamp, token, given = (signature.get(k) for k in ("timestamp", "token", "signature"))
-        if not all(isinstance(v, str) and 0 < len(v) <= 200 for v in (stamp, token, given)):
+        if not (isinstance(stamp, str) and isinstance(token, str) and isinstance(given, str)
+                and all(0 < len(v) <= 200 for v in (stamp, token, given))):
             raise _Rejected(400, "malformed: signature needs timestamp, token and signature")
         expected = hmac.new(self.mailgun_key, (stamp + token).encode(), hashlib.sha256)
         if not hmac.compare_digest(expected.hexdigest(), given.lower()):
@@ -154,7 +156,7 @@ class _Hooks:
 
     # --- effects -----------------------------------------------------------------------------
 
-    def _apply(self, provider: str, signed: bytes, report: object) -> Response:
+    def _apply(self, provider: str, signed: bytes, report: Report | None) -> Response:
         if report is None:
             return _answer(200, "ignored: not an event we act on")
         key = "sha256:" + hashlib.sha256(signed).hexdigest()
@@ -209,7 +211,7 @@ def _json(body: bytes) -> object:
         raise _Rejected(400, f"malformed JSON: {str(exc)[:100]}") from exc
 
 
-def _parsed(parse: Callable[[object], object], payload: object) -> object:
+def _parsed(parse: Callable[[object], Report | None], payload: object) -> Report | None:
     try:
         return parse(payload)
     except MalformedPayload as exc:
@@ -235,7 +237,8 @@ class _TokenMemory:
     a provider's retry repeats both; a replay with another body is refused."""
 
     def __init__(self, max_age: float) -> None:
-        self.max_age, self.seen = max_age, {}
+        self.max_age = max_age
+        self.seen: dict[str, tuple[float, bytes]] = {}
         self.lock = threading.Lock()
 
     def first_use(self, token: str, digest: bytes) -> bool:

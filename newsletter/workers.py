@@ -123,7 +123,8 @@ def deliver(job: Job, work: queue.Queue, transport) -> None:  # noqa: ANN001
             key = work.get()
             if key is None:
                 break
-            d, state = ledger.claim(conn, *key, job.clock.now(),
+            issue, subscriber_id = key
+            d, state = ledger.claim(conn, issue, subscriber_id, job.clock.now(),
                                     settle_first=done.settle if done else None)
             _count(job, done, state)
             done = None

@@ -180,7 +180,7 @@ def _nodes(element: ET.Element, where: str, uid: str) -> tuple:
         elif tag == "mrk":  # an annotation (comment, term, translate="no"): its text counts
             nodes.extend(_nodes(child, where, uid))
         elif tag == "cp" and re.fullmatch(r"[0-9A-Fa-f]{1,6}", child.get("hex", "")):
-            nodes.append(chr(int(child.get("hex"), 16)))
+            nodes.append(chr(int(child.get("hex", ""), 16)))
         else:
             raise DraftError(where, [f"unit {uid}: <{tag}> is not supported inside a segment "
                                      "(use <pc>/<ph>)"])

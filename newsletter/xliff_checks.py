@@ -34,9 +34,10 @@ def target_problems(unit: Unit, target: tuple | None) -> list[str]:
             problems.append(f"unit {unit.id}: markup differs: {match.group()!r} in the "
                             "target is Markdown or HTML that the source does not have")
             break
-    if _TEMPLATE_RE.search(text) and not _TEMPLATE_RE.search(plain_text(unit.content)):
+    template = _TEMPLATE_RE.search(text)
+    if template and not _TEMPLATE_RE.search(plain_text(unit.content)):
         problems.append(f"unit {unit.id}: markup differs: template syntax "
-                        f"{_TEMPLATE_RE.search(text).group()!r} in the target")
+                        f"{template.group()!r} in the target")
     if "\n" in text.strip() or "\r" in text:
         problems.append(f"unit {unit.id}: a line break is not allowed in the target")
     elif _BLOCK_START_RE.match(text) and not _BLOCK_START_RE.match(plain_text(unit.content)):
