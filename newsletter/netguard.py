@@ -30,6 +30,16 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the low 32 bits are a
 _V4_COMPAT = ipaddress.ip_network("::/96")  # RFC 4291 §2.5.5.1, deprecated but still routed
 
 
+# Ranges no public host has, named outright: Python's ipaddress flags miss some of them on
+# some versions (fec0::/10 is neither private nor reserved nor non-global on 3.11).
+_NOT_PUBLIC = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+    "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15",
+    "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+    "::/128", "::1/128", "100::/64", "2001:db8::/32", "3fff::/20", "fc00::/7", "fe80::/10",
+    "fec0::/10", "ff00::/8"))
+
+
 class Refused(NewsletterError):
     """A URL the program will not fetch: its scheme, its form or the address it leads to."""
 
@@ -46,7 +56,8 @@ def classify(ip: IPAddress) -> str:
               ("a shared (CGNAT)", ip.version == 4 and ip in _SHARED),
               ("a 'this network'", ip.version == 4 and ip in _THIS_NET),
               ("a private", ip.is_private), ("a reserved", ip.is_reserved),
-              ("a non-public", not ip.is_global))
+              ("a non-public", not ip.is_global
+               or any(ip.version == n.version and ip in n for n in _NOT_PUBLIC)))
     return next((f"{name} address" for name, hit in checks if hit), "")
 
 

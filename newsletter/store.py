@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -200,8 +201,15 @@ def connect(path: Path) -> sqlite3.Connection:
 def _create_owner_only(path: Path) -> None:
     """Create a new database file 0600: it holds personal data. SQLite gives the -wal and
     -shm files it makes beside it the database's own permissions (os_unix.c,
-    findCreateFileMode), so they are owner-only too. An existing file keeps its mode."""
-    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))  # no-op if there
+    findCreateFileMode), so they are owner-only too. An existing file keeps its mode.
+
+    Only a new file is opened here: closing any descriptor of a database file drops every
+    POSIX lock this process holds on it (fcntl semantics), including the locks of the
+    other threads' SQLite connections, which then fail with "disk I/O error"."""
+    if path.exists():
+        return
+    with contextlib.suppress(FileExistsError):  # another process or thread made it just now
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:

@@ -49,8 +49,12 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    # validate: one spelling per token (the default would skip characters outside base64url)
-    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    """One spelling per token: validate refuses characters outside base64url, and the
+    re-encoding refuses unused padding bits set otherwise (16 spellings of one last char)."""
+    data = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    if _b64(data) != text:
+        raise ValueError("not the canonical base64url spelling")
+    return data
 
 
 # Version 2 tokens keep the version 1 shape (data.mac, data.stamp.mac) but the data part is

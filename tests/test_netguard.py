@@ -43,6 +43,8 @@ def resolver(answers: dict[str, list[str]]):  # noqa: ANN201 - a Resolver
     "::1", "::", "fe80::1", "fc00::1", "fd00:ec2::254", "ff02::1", "2001:db8::1",
     "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "64:ff9b::7f00:1",
     "64:ff9b::a9fe:a9fe", "2002:7f00:1::", "2002:c0a8:101::", "::127.0.0.1",
+    # site-local, IETF protocol assignments, documentation: missed by ipaddress's flags on 3.11
+    "fec0::1", "192.0.0.8", "3fff::1", "198.51.100.7", "203.0.113.9",
 ])
 def test_loopback_private_link_local_metadata_and_reserved_addresses_are_refused(address):
     assert classify(ipaddress.ip_address(address)) != ""

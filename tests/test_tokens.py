@@ -273,3 +273,16 @@ def test_an_out_of_range_id_is_refused():
         make_id_token(SECRET, LIST_ID, -1)
     with pytest.raises(ValueError):
         make_id_token(SECRET, LIST_ID, 2**64)
+
+
+def test_a_token_has_one_spelling_only():
+    from newsletter.tokens import make_token, verify_token
+
+    token = make_token("s", "list.example.org", "ann@example.org")
+    assert verify_token(["s"], "list.example.org", token) == "ann@example.org"
+    data, tag = token.rsplit(".", 1)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    others = [tag[:-1] + c for c in alphabet if c != tag[-1]]
+    # a different last character either decodes to other bytes or sets unused padding bits:
+    # both must fail, so no two strings are the same token
+    assert not any(verify_token(["s"], "list.example.org", f"{data}.{t}") for t in others)
