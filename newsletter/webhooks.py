@@ -146,7 +146,8 @@ class _Hooks:
                 and all(0 < len(v) <= 200 for v in (stamp, token, given))):
             raise _Rejected(400, "malformed: signature needs timestamp, token and signature")
         expected = hmac.new(self.mailgun_key, (stamp + token).encode(), hashlib.sha256)
-        if not hmac.compare_digest(expected.hexdigest(), given.lower()):
+        # bytes: compare_digest raises TypeError on a str that is not ASCII (a 500, not a 403)
+        if not hmac.compare_digest(expected.hexdigest().encode(), given.lower().encode()):
             raise _Rejected(403, "Mailgun signature does not verify")
         if not stamp.isdigit() or abs(self.clock().timestamp() - int(stamp)) > MAILGUN_MAX_AGE:
             raise _Rejected(403, "Mailgun timestamp is more than 5 minutes off")

@@ -506,6 +506,15 @@ def test_mailgun_bad_or_stale_signatures_change_nothing(project: DeliveryProject
     assert status_of(project, "alice@example.com") == ("bounced" if status == 200 else "active")
 
 
+def test_a_non_ascii_mailgun_signature_is_refused_not_a_server_error(
+        project: DeliveryProject) -> None:
+    payload = mailgun_signed("mailgun-permanent-fail.json")
+    payload["signature"]["signature"] = "\u00e9" * 64
+    with serving(project) as hooks:
+        assert post_json(f"{hooks}/mailgun", payload).status_code == 403
+    assert status_of(project, "alice@example.com") == "active"
+
+
 def test_a_replayed_mailgun_token_changes_nothing(project: DeliveryProject) -> None:
     """A retry (same bytes) is answered 200 once done; the token with another body is refused."""
     opened = mailgun_signed("mailgun-complained.json", token="t" * 50)
