@@ -67,8 +67,9 @@ messages: $(STAMP) ## extract the strings to translate and update newsletter/loc
 		--project newsletter -o newsletter/locale/messages.pot .
 	$(BIN)/pybabel update -i newsletter/locale/messages.pot -d newsletter/locale --no-fuzzy-matching
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check newsletter tests
+	$(BIN)/mypy newsletter
 
 lint-email: $(STAMP) node-tools ## build every edition of ISSUE and lint its HTML against caniemail data
 	@set -e; files=""; for f in issues/$(ISSUE).md issues/$(ISSUE).*.md; do \
