@@ -15,7 +15,7 @@ from pathlib import Path
 from newsletter.config import WebSettings
 from newsletter.errors import NewsletterError
 from newsletter.feeds import CachedFeed
-from newsletter.subscribers import Subscriber
+from newsletter.subscribers import Subscriber, normalise_mailbox
 
 # Each entry migrates from version i to i + 1; PRAGMA user_version records where a file is.
 _MIGRATIONS = [
@@ -435,7 +435,8 @@ def _subscribe_outcome(conn: sqlite3.Connection, req: SubscribeRequest, limits: 
                        now: datetime) -> str:
     hour_ago = _stamp(now - timedelta(hours=1))
     row = conn.execute("SELECT status FROM subscribers WHERE email = ?", (req.email,)).fetchone()
-    if row is not None and row[0] in NO_MAIL_STATUSES:
+    if (row is not None and row[0] in NO_MAIL_STATUSES) or \
+            _mailbox_suppressed(conn, req.mailbox):
         return "suppressed"
     by_client = conn.execute("SELECT count(*) FROM optin_requests WHERE client = ? AND "
                              "created_at > ?", (req.client, hour_ago)).fetchone()[0]
@@ -452,6 +453,21 @@ def _subscribe_outcome(conn: sqlite3.Connection, req: SubscribeRequest, limits: 
     if in_all >= limits.global_per_hour:
         return "global-limit"
     return "queued"
+
+
+def _mailbox_suppressed(conn: sqlite3.Connection, mailbox: str) -> bool:
+    """True if another spelling of the same inbox (a.b+x@gmail.com for ab@gmail.com) bounced
+    or complained: that inbox is dead, or its owner said no."""
+    domain = mailbox.rpartition("@")[2]
+    domains = ("gmail.com", "googlemail.com") if domain == "gmail.com" else (domain,)
+    for name in domains:
+        pattern = "%@" + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        for (email,) in conn.execute(
+                "SELECT email FROM subscribers WHERE status IN ('bounced', 'complained') AND "
+                "email LIKE ? ESCAPE '\\'", (pattern,)):
+            if normalise_mailbox(email) == mailbox:
+                return True
+    return False
 
 
 def get_optin_request(conn: sqlite3.Connection, public_id: str,
@@ -476,7 +492,8 @@ def confirm_optin_request(conn: sqlite3.Connection, public_id: str, not_before: 
             return "invalid"
         sub = conn.execute("SELECT status, updated_at FROM subscribers WHERE email = ?",
                            (req.email,)).fetchone()
-        if sub is not None and sub[0] in NO_MAIL_STATUSES:
+        if (sub is not None and sub[0] in NO_MAIL_STATUSES) or \
+                _mailbox_suppressed(conn, normalise_mailbox(req.email)):
             return "suppressed"
         if sub is not None and sub[0] == "unsubscribed" and \
                 datetime.fromisoformat(sub[1]) > req.created_at:

@@ -73,6 +73,20 @@ def normalise_address(raw: str) -> str:
     return result.ascii_email
 
 
+_GMAIL = ("gmail.com", "googlemail.com")
+
+
+def normalise_mailbox(email: str) -> str:
+    """The mailbox an address delivers to, as the per-address cap counts it: lower-case, no
+    +tag (for every domain), and for Gmail no dots and googlemail.com as gmail.com (Gmail
+    ignores both, so "a.b+x@gmail.com" and "ab@gmail.com" are one inbox)."""
+    local, _, domain = email.lower().rpartition("@")
+    local = local.split("+", 1)[0]
+    if domain in _GMAIL:
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}"
+
+
 def clean_name(raw: str) -> str:
     """Header-safe text (newsletter.headers: one line, no control, bidi or invisible
     characters, no RFC 2047 encoded words), bounded length."""

@@ -14,11 +14,15 @@ from datetime import datetime, timedelta
 
 from newsletter import store
 from newsletter.config import Config
-from newsletter.subscribers import clean_language, clean_name, normalise_address
+from newsletter.subscribers import (
+    clean_language,
+    clean_name,
+    normalise_address,
+    normalise_mailbox,
+)
 
 log = logging.getLogger("newsletter.web")
 CONFIRM_DAYS = 7
-_GMAIL = ("gmail.com", "googlemail.com")
 
 
 @dataclass(frozen=True)
@@ -35,17 +39,6 @@ def parse_subscribe_form(email: str, name: str, language: str,
     """Raises ValueError with a message for the reader."""
     return SubscribeForm(normalise_address(email[:320]), clean_name(name[:200]),
                          clean_language(language, default_language))
-
-
-def normalise_mailbox(email: str) -> str:
-    """The mailbox an address delivers to, as the per-address cap counts it: lower-case, no
-    +tag (for every domain), and for Gmail no dots and googlemail.com as gmail.com (Gmail
-    ignores both, so "a.b+x@gmail.com" and "ab@gmail.com" are one inbox)."""
-    local, _, domain = email.lower().rpartition("@")
-    local = local.split("+", 1)[0]
-    if domain in _GMAIL:
-        local, domain = local.replace(".", ""), "gmail.com"
-    return f"{local}@{domain}"
 
 
 def client_key(peer: str, forwarded_for: str, trusted: tuple[str, ...]) -> str:

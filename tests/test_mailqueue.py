@@ -23,7 +23,7 @@ from newsletter.config import WebSettings, load_config
 from newsletter.dkimkeys import config_lines, keygen
 from newsletter.i18n import gettext_for
 from newsletter.mailqueue import LEASE, MailQueue
-from newsletter.web_optin import normalise_mailbox
+from newsletter.subscribers import normalise_mailbox
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 

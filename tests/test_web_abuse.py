@@ -335,6 +335,26 @@ def test_a_confirm_link_made_before_a_hard_bounce_never_reactivates(
     assert deliver_queued(subscribed.config).claimed == 0
 
 
+def test_another_spelling_of_a_bounced_or_complained_inbox_is_never_mailed_or_activated(
+        subscribed: DeliveryProject, smtp_server: ScriptedServer, smtp_script: Script) -> None:
+    web_settings(subscribed, per_client_per_hour=1000)
+    variant = "an.na.berg+news@gmail.com"
+    with running_app(subscribed.config) as origin:
+        httpx.post(f"{origin}{PREFIX}/subscribe", data={"email": variant})
+        deliver_queued(subscribed.config)
+        link = local(origin, confirm_link(smtp_script, variant))  # mailed before the bounce
+        assert subscribed.cli("subscribers", "add", "annaberg@googlemail.com") == 0
+        set_status(subscribed, "annaberg@googlemail.com", "bounced")
+        assert httpx.post(link).status_code == 400  # the inbox is dead: no activation
+        for spelling in ("a.n.n.a.b.e.r.g@gmail.com", "AnnaBerg+x@googlemail.com"):
+            httpx.post(f"{origin}{PREFIX}/subscribe", data={"email": spelling})
+        assert subscribed.cli("subscribers", "add", "boss@example.org") == 0
+        set_status(subscribed, "boss@example.org", "complained")
+        httpx.post(f"{origin}{PREFIX}/subscribe", data={"email": "Boss+again@example.org"})
+    assert deliver_queued(subscribed.config).claimed == 0
+    assert status_of(subscribed, variant) != "active"
+
+
 # --- redirects and server limits ---------------------------------------------------------------
 
 @pytest.mark.parametrize("path", [PREFIX, f"{PREFIX}/en", f"{PREFIX}/fr"])
