@@ -210,8 +210,10 @@ def parse_send_at(value: str, timezone: ZoneInfo) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone)
 
 
-def split_sections(body: str) -> tuple[Section, ...]:
-    """Split the body at level-1 and level-2 headings; each becomes one section of the email."""
+def heading_chunks(body: str, *, keep_heading: bool = False) -> list[tuple[str, list[str]]]:
+    """(heading title, lines) cut at level-1 and level-2 headings outside fenced code; the
+    first chunk, before any heading, has the title "". keep_heading keeps each heading line
+    as the first line of its chunk."""
     chunks: list[tuple[str, list[str]]] = [("", [])]
     fenced = False
     for line in body.split("\n"):
@@ -219,9 +221,15 @@ def split_sections(body: str) -> tuple[Section, ...]:
             fenced = not fenced
         heading = None if fenced else _HEADING_RE.match(line)
         if heading:
-            chunks.append((heading["title"], []))
+            chunks.append((heading["title"], [line] if keep_heading else []))
         else:
             chunks[-1][1].append(line)
+    return chunks
+
+
+def split_sections(body: str) -> tuple[Section, ...]:
+    """Split the body at level-1 and level-2 headings; each becomes one section of the email."""
+    chunks = heading_chunks(body)
     sections = []
     for title, lines in chunks:
         text = "\n".join(lines).strip()

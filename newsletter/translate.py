@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from newsletter import safe_files
-from newsletter.drafts import _FENCE_RE, _HEADING_RE, _split_front_matter, check_issue_id
+from newsletter.drafts import _split_front_matter, check_issue_id, heading_chunks
 from newsletter.errors import InputError
 
 INTRO = "intro"  # the key of the text before the first heading
@@ -42,16 +42,7 @@ class StaleSection:
 def source_sections(body: str) -> tuple[SourceSection, ...]:
     """The default edition's body cut where drafts.split_sections cuts it (same patterns),
     each keyed by its heading so that moving a section does not make it stale."""
-    chunks: list[tuple[str, list[str]]] = [("", [])]
-    fenced = False
-    for line in body.split("\n"):
-        if _FENCE_RE.match(line):
-            fenced = not fenced
-        heading = None if fenced else _HEADING_RE.match(line)
-        if heading:
-            chunks.append((heading["title"], [line]))
-        else:
-            chunks[-1][1].append(line)
+    chunks = heading_chunks(body, keep_heading=True)
     sections: list[SourceSection] = []
     seen: dict[str, int] = {}
     for title, lines in chunks:
