@@ -77,6 +77,7 @@ class Config:
     web: WebSettings = field(default_factory=WebSettings)
     allow_hosts: frozenset[str] = frozenset()  # [network]: hosts fetched despite a private IP
     webhook_sns_topics: tuple[str, ...] = ()  # [webhooks] sns_topics: SNS TopicArns we accept
+    review_required: bool = False  # [review] required: an edition needs approved_by to go
     source: Path = field(default=Path("newsletter.toml"))
 
     @property
@@ -114,6 +115,7 @@ _SECTIONS: dict[str, set[str]] = {
             "trusted_proxies"},
     "network": {"allow_hosts"},
     "webhooks": {"sns_topics"},
+    "review": {"required"},
     "translations": set(),  # [translations.LANG] tables, checked in _parse_translations
 }
 
@@ -242,6 +244,7 @@ def parse_config(data: dict, path: Path) -> Config:
         web=_parse_web(p, data.get("web", {})),
         allow_hosts=_parse_allow_hosts(p, data.get("network", {})),
         webhook_sns_topics=_parse_sns_topics(p, data.get("webhooks", {})),
+        review_required=_parse_review(p, data.get("review", {})),
     )
     if p.items:
         raise ConfigError("; ".join(p.items), where=str(path))
@@ -344,6 +347,15 @@ def _parse_allow_hosts(p: _Problems, network: object) -> frozenset[str]:
 
 
 _SNS_TOPIC_RE = re.compile(r"arn:aws:sns:[a-z]{2}(?:-[a-z]+)+-\d{1,2}:\d{12}:[A-Za-z0-9_-]{1,256}")
+
+
+def _parse_review(p: _Problems, review: object) -> bool:
+    """[review] required = true: send and check want each ready edition's approved_by."""
+    required = review.get("required", False) if isinstance(review, dict) else False
+    if not isinstance(required, bool):
+        p.add("review.required", "must be true or false")
+        return False
+    return required
 
 
 def _parse_sns_topics(p: _Problems, webhooks: object) -> tuple[str, ...]:

@@ -12,9 +12,12 @@ from zoneinfo import ZoneInfo
 import markdown
 import yaml
 
+from newsletter.audience import Audience, parse_audience
 from newsletter.errors import DraftError, InputError
 from newsletter.headers import header_text_problem
+from newsletter.only_sections import variant_body
 from newsletter.sanitize import plain_text, sanitize_html
+from newsletter.signoff import Approval, parse_approval
 
 ISSUE_RE = re.compile(r"^(?P<year>\d{4})-(?P<month>0[1-9]|1[0-2])$")
 _DRAFT_NAME_RE = re.compile(
@@ -25,6 +28,7 @@ STATUSES = ("draft", "ready")
 _FIELDS = {
     "subject": str, "preheader": str, "status": str, "send_at": str,
     "feeds": list, "exclude": list, "translated_from": str,
+    "audience": dict, "approved_by": object,  # read by audience.py and signoff.py
 }
 
 
@@ -50,6 +54,8 @@ class Draft:
     translated_from: str = ""  # the old form: one content_hash of the default's body
     # The new form: (section key, version) per section of the default edition (translate.py).
     translated_sections: tuple[tuple[str, str], ...] = ()
+    audience: Audience | None = None  # who gets this edition; None: every reader of it
+    approved_by: Approval | None = None  # the sign-off ([review] required = true)
 
 
 class _StringTimestamps(yaml.SafeLoader):
@@ -102,10 +108,13 @@ def load_draft(path: Path, *, timezone: ZoneInfo, default_language: str = "en") 
         send_at=fields.get("send_at"),
         feeds=tuple(fields["feeds"]) if "feeds" in fields else None,
         exclude=tuple(fields.get("exclude", ())),
-        sections=split_sections(body),
+        # {only=tag} markers stripped, every part kept: the editor's view (only_sections.py)
+        sections=split_sections(variant_body(body)),
         body=body,
         translated_from=fields.get("translated_from", ""),
         translated_sections=fields.get("translated_sections", ()),
+        audience=fields.get("audience"),
+        approved_by=fields.get("approved_by"),
     )
     if problems:
         raise DraftError(str(path), problems)
@@ -146,10 +155,22 @@ def _check_fields(meta: dict, lines: dict[str, int], problems: list[str],
         expected = _FIELDS.get(str(key))
         if expected is None:
             problem(str(key), f"is not a known key (known: {', '.join(_FIELDS)})")
-        elif value is None and key in ("preheader", "send_at", "translated_from"):
+        elif value is None and key in ("preheader", "send_at", "translated_from", "audience",
+                                       "approved_by"):
             continue
         elif key == "translated_from" and isinstance(value, dict):
             _check_translated_sections(value, problem, fields)
+        elif key == "audience":
+            audience, troubles = parse_audience(value)
+            for trouble in troubles:
+                problem(key, trouble)
+            if audience is not None:
+                fields[key] = audience
+        elif key == "approved_by":
+            approval, trouble = parse_approval(value)
+            if approval is None:
+                problem(key, trouble)
+            fields[key] = approval
         elif not isinstance(value, expected):
             problem(key, f"must be {'a list' if expected is list else 'text'}, "
                          f"not {type(value).__name__}")

@@ -103,7 +103,7 @@ def test_unknown_key_is_named_with_its_file_and_line(tmp_path):
         load(path)
     assert str(info.value) == (
         f"{path}: line 3: front matter: 'colour' is not a known key (known: subject, "
-        "preheader, status, send_at, feeds, exclude, translated_from)")
+        "preheader, status, send_at, feeds, exclude, translated_from, audience, approved_by)")
 
 
 def test_wrong_types_are_named_with_their_lines(tmp_path):
