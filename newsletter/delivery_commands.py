@@ -144,15 +144,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _import_files(config: Config, files, *, quiet: bool = False) -> tuple[int, int, int]:  # noqa: ANN001
+def _import_files(config: Config, files, *, quiet: bool = False,  # noqa: ANN001
+                  override_reader: bool = False) -> tuple[int, int, int, int]:
     """Import CSV files. quiet (the send path): skip files unchanged since their last import
-    and say nothing unless something changed, so a cron run over 100,000 rows stays cheap."""
+    and say nothing unless something changed, so a cron run over 100,000 rows stays cheap.
+    A name or language the reader set themselves is kept, with a warning naming file:line,
+    unless override_reader. Returns (added, updated, rejected, kept)."""
     import hashlib
 
     from newsletter import store
+    from newsletter.store_reader import merge_subscribers
     from newsletter.subscribers import read_csv
 
-    added = updated = rejected = 0
+    added = updated = rejected = kept = 0
     with open_store(config) as conn:
         for path in files:
             key = str(Path(path).resolve())
@@ -167,13 +171,22 @@ def _import_files(config: Config, files, *, quiet: bool = False) -> tuple[int, i
                 warn(str(row))
             for note in parsed.notes:
                 warn(note)
-            a, u = store.upsert_subscribers(conn, parsed.subscribers)
+            merged = merge_subscribers(conn, parsed.subscribers, override_reader=override_reader)
+            line_of = {s.email.lower(): n for s, n in zip(parsed.subscribers, parsed.lines,
+                                                           strict=True)}
+            for choice in merged.kept:
+                warn(choice.describe(f"{path}:{line_of.get(choice.email.lower(), '?')}"))
             store.record_import(conn, key, digest)
+            a, u = merged.added, merged.updated
             added, updated, rejected = added + a, updated + u, rejected + len(parsed.rejected)
-            if not quiet or a or u or parsed.rejected:
+            kept += len(merged.kept)
+            if not quiet or a or u or parsed.rejected or merged.kept:
                 say(f"{path}: {len(parsed.subscribers)} address(es), {a} new, {u} updated, "
-                    f"{parsed.merged} duplicate row(s) merged, {len(parsed.rejected)} rejected")
-    return added, updated, rejected
+                    f"{parsed.merged} duplicate row(s) merged, {len(parsed.rejected)} rejected"
+                    + (f", {len(merged.kept)} reader's own value(s) kept" if merged.kept else "")
+                    + (f", {merged.overridden} reader's own value(s) replaced"
+                       if merged.overridden else ""))
+    return added, updated, rejected, kept
 
 
 def cmd_subscribers(args: argparse.Namespace) -> int:
@@ -185,8 +198,10 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
     if action == "import":
         if not args.files:
             raise InputError("subscribers import needs one or more CSV files")
-        added, updated, rejected = _import_files(config, args.files)
-        say(f"imported: {added} new, {updated} updated, {rejected} rejected")
+        added, updated, rejected, kept = _import_files(
+            config, args.files, override_reader=args.override == "reader")
+        say(f"imported: {added} new, {updated} updated, {rejected} rejected"
+            + (f", {kept} reader's own value(s) kept" if kept else ""))
         return 2 if rejected else 0
     with open_store(config) as conn:
         if action == "add":
@@ -251,6 +266,9 @@ def _add_subscribers(cmd: argparse.ArgumentParser) -> None:
     sub = cmd.add_subparsers(dest="action", metavar="ACTION", required=True)
     imp = sub.add_parser("import", help="import CSV files (email, name, language, tags)")
     imp.add_argument("files", nargs="+", metavar="FILE")
+    imp.add_argument("--override", choices=("reader",),
+                     help="reader: apply the CSV's name and language even where the reader "
+                          "changed their own (status is never changed by an import)")
     exp = sub.add_parser("export", help="write every subscriber and status to a CSV file")
     exp.add_argument("file", metavar="FILE")
     add = sub.add_parser("add", help="add one address")
@@ -261,7 +279,8 @@ def _add_subscribers(cmd: argparse.ArgumentParser) -> None:
     rem.add_argument("address", metavar="ADDR")
     lst = sub.add_parser("list", help="list subscribers, with counts by status")
     lst.add_argument("--status", help="only this status (active, unsubscribed, bounced, ...)")
-    cmd.set_defaults(files=None, file=None, address=None, name=None, language=None, status=None)
+    cmd.set_defaults(files=None, file=None, address=None, name=None, language=None, status=None,
+                     override=None)
 
 
 COMMANDS = {

@@ -174,6 +174,113 @@ _MIGRATIONS = [
         PRIMARY KEY (source_language, target_language, source_hash)
     )
     """,
+    # the fields a reader set themselves (preferences page, confirmed subscribe form): a CSV
+    # import keeps them and reports the difference (newsletter.store_reader)
+    """
+    CREATE TABLE reader_fields (
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+        field TEXT NOT NULL CHECK (field IN ('name', 'language')),
+        changed_at TEXT NOT NULL,
+        PRIMARY KEY (subscriber_id, field)
+    )
+    """,
+    # segments: the variant (the `only` tags a reader has) of each delivery row, the frozen
+    # variants of each edition, and per freeze how many readers each variant, an empty
+    # variant or the audience took (newsletter.store_segments)
+    """
+    ALTER TABLE deliveries ADD COLUMN variant TEXT NOT NULL DEFAULT '';
+    CREATE TABLE edition_variants (
+        issue TEXT NOT NULL,
+        language TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        preheader TEXT NOT NULL,
+        html TEXT NOT NULL,
+        text TEXT NOT NULL,
+        fallback_name TEXT NOT NULL,
+        PRIMARY KEY (issue, language, variant)
+    );
+    CREATE TABLE segment_counts (
+        issue TEXT NOT NULL,
+        language TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('send', 'empty', 'excluded')),
+        readers INTEGER NOT NULL,
+        audience TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (issue, language, variant, outcome)
+    )
+    """,
+    # consent (newsletter.store_consent): each subscriber's history, the subscribe form's
+    # text versions, the keyed hashes of forgotten readers (and their ledger rows as counts),
+    # the welcome mail's once-per-reader mark, unsubscribe-reason totals; mail_queue is
+    # rebuilt to widen its kind CHECK to the welcome mail.
+    """
+    CREATE TABLE consent_events (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL COLLATE NOCASE,
+        at TEXT NOT NULL,
+        action TEXT NOT NULL,
+        source TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX consent_by_email ON consent_events (email, at);
+    CREATE TABLE consent_texts (
+        version TEXT PRIMARY KEY,
+        language TEXT NOT NULL,
+        text TEXT NOT NULL,
+        first_seen TEXT NOT NULL
+    );
+    CREATE TABLE optin_forms (
+        public_id TEXT PRIMARY KEY,
+        language TEXT NOT NULL,
+        version TEXT NOT NULL
+    );
+    CREATE TABLE forgotten (
+        key_hash TEXT PRIMARY KEY,
+        forgotten_on TEXT NOT NULL
+    );
+    CREATE TABLE forgotten_deliveries (
+        issue TEXT NOT NULL,
+        language TEXT NOT NULL,
+        state TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (issue, language, state)
+    );
+    CREATE TABLE welcomed (
+        key_hash TEXT PRIMARY KEY,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE unsubscribe_reasons (
+        reason TEXT PRIMARY KEY,
+        count INTEGER NOT NULL
+    );
+    CREATE TABLE why_tickets_used (
+        nonce TEXT PRIMARY KEY,
+        expires TEXT NOT NULL
+    );
+    CREATE TABLE mail_queue_v2 (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('confirm', 'welcome')),
+        email TEXT NOT NULL,
+        language TEXT NOT NULL,
+        ref TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL CHECK (state IN
+            ('pending', 'sending', 'sent', 'deferred', 'failed', 'unknown', 'suppressed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        first_deferred_at TEXT,
+        claimed_by TEXT,
+        claimed_at TEXT,
+        message_id TEXT,
+        last_reply TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    INSERT INTO mail_queue_v2 SELECT * FROM mail_queue;
+    DROP TABLE mail_queue;
+    ALTER TABLE mail_queue_v2 RENAME TO mail_queue;
+    CREATE INDEX mail_queue_due ON mail_queue (state, next_attempt_at)
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -274,27 +381,14 @@ def _subscriber(row: sqlite3.Row) -> Subscriber:
 def upsert_subscribers(conn: sqlite3.Connection, subs: Iterable[Subscriber]) -> tuple[int, int]:
     """Insert new addresses, refresh name/language/tags of known ones; never touch status.
 
-    Returns (added, updated). Someone who unsubscribed, bounced or complained stays so.
+    Returns (added, updated). Someone who unsubscribed, bounced or complained stays so, and
+    a name or language the reader set themselves stays theirs (store_reader.merge_subscribers,
+    which also says which values it kept).
     """
-    added = updated = 0
-    stamp = now_iso()
-    with transaction(conn):
-        for sub in subs:
-            row = conn.execute("SELECT name, language, tags FROM subscribers WHERE email = ?",
-                               (sub.email,)).fetchone()
-            tags = ";".join(sub.tags)
-            if row is None:
-                conn.execute(
-                    "INSERT INTO subscribers (email, name, language, tags, status, created_at, "
-                    "updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?)",
-                    (sub.email, sub.name, sub.language, tags, stamp, stamp))
-                added += 1
-            elif (row["name"], row["language"], row["tags"]) != (sub.name, sub.language, tags):
-                conn.execute("UPDATE subscribers SET name = ?, language = ?, tags = ?, "
-                             "updated_at = ? WHERE email = ?",
-                             (sub.name, sub.language, tags, stamp, sub.email))
-                updated += 1
-    return added, updated
+    from newsletter.store_reader import merge_subscribers
+
+    merged = merge_subscribers(conn, subs)
+    return merged.added, merged.updated
 
 
 def add_subscriber(conn: sqlite3.Connection, sub: Subscriber) -> str:
@@ -343,9 +437,11 @@ def subscriber_counts(conn: sqlite3.Connection) -> dict[str, int]:
 
 
 def update_profile(conn: sqlite3.Connection, email: str, name: str, language: str) -> None:
-    with transaction(conn):
-        conn.execute("UPDATE subscribers SET name = ?, language = ?, updated_at = ? "
-                     "WHERE email = ?", (name, language, now_iso(), email))
+    """The reader's own edit: the fields it changes are the reader's from now on (a later
+    CSV import keeps them: store_reader)."""
+    from newsletter.store_reader import save_reader_profile
+
+    save_reader_profile(conn, email, name, language)
 
 
 def imported_digest(conn: sqlite3.Connection, path: str) -> str:
@@ -507,6 +603,12 @@ def confirm_optin_request(conn: sqlite3.Connection, public_id: str, not_before: 
             "SET name = excluded.name, language = excluded.language, status = 'active', "
             "reason = excluded.reason, updated_at = excluded.updated_at",
             (req.email, req.name, req.language, reason, stamp, stamp))
+        # What the reader typed on the form is their own choice, as on the preferences page
+        from newsletter.store_reader import mark_reader_set
+
+        mark_reader_set(conn, conn.execute("SELECT id FROM subscribers WHERE email = ?",
+                                           (req.email,)).fetchone()[0],
+                        ("name", "language") if req.name else ("language",), stamp)
         conn.execute("UPDATE optin_requests SET confirmed_at = ? WHERE public_id = ?",
                      (stamp, public_id))
     return "confirmed"

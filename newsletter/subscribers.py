@@ -55,6 +55,7 @@ class ParsedList:
     rejected: tuple[Rejected, ...]
     merged: int  # rows that repeated an address already read
     notes: tuple[str, ...] = ()  # "file:line: ..." for each merge: which line's data won
+    lines: tuple[int, ...] = ()  # the line each of subscribers was read from (the kept one)
 
 
 def normalise_address(raw: str) -> str:
@@ -182,7 +183,7 @@ def read_csv(path: Path, *, default_language: str = "en") -> ParsedList:
         else:
             by_address[key] = (line, sub)
     return ParsedList(tuple(s for _, s in by_address.values()), tuple(rejected), merged,
-                      tuple(notes))
+                      tuple(notes), tuple(line for line, _ in by_address.values()))
 
 
 def _rows(reader, path: Path) -> Iterator[tuple[int, list[str]]]:  # noqa: ANN001 - csv reader
