@@ -30,11 +30,11 @@ class KeptChoice:
     offered: str  # what the CSV says
     changed_at: str  # when the reader set it (ISO 8601, UTC)
 
-    def describe(self, where: str) -> str:
+    def describe(self, where: str, *, offered_by: str = "the CSV",
+                 how: str = "`subscribers import --override reader FILE` applies it") -> str:
         """One warning line; where is "file:line"."""
         return (f"{where}: {self.email}: {self.field} {self.kept!r} kept (the reader's own "
-                f"choice, {self.changed_at[:10]}); the CSV says {self.offered!r} "
-                "(`subscribers import --override reader FILE` applies it)")
+                f"choice, {self.changed_at[:10]}); {offered_by} says {self.offered!r} ({how})")
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,11 @@ def merge_subscribers(conn: sqlite3.Connection, subs: Iterable[Subscriber], *,
                 added += 1
                 continue
             wanted = {"name": sub.name, "language": sub.language}
-            for field, changed_at in owned.get(row["id"], {}).items():
-                if wanted[field] == row[field]:
+            mine = owned.get(row["id"], {})
+            for field in READER_FIELDS:  # a fixed order: the warnings read the same each time
+                if field not in mine or wanted[field] == row[field]:
                     continue
+                changed_at = mine[field]
                 if override_reader:
                     conn.execute("DELETE FROM reader_fields WHERE subscriber_id = ? AND "
                                  "field = ?", (row["id"], field))
@@ -125,3 +127,17 @@ def reader_set_fields(conn: sqlite3.Connection, email: str) -> dict[str, str]:
     return {r[0]: r[1] for r in conn.execute(
         "SELECT f.field, f.changed_at FROM reader_fields f JOIN subscribers s "
         "ON s.id = f.subscriber_id WHERE s.email = ? ORDER BY f.field", (email,))}
+
+
+def choices_kept_from(conn: sqlite3.Connection, sub: Subscriber) -> tuple[KeptChoice, ...]:
+    """What merge_subscribers would keep of sub's name and language (read only): an
+    editor's `subscribers add` of a known address asks before it writes."""
+    row = conn.execute("SELECT id, email, name, language FROM subscribers WHERE email = ?",
+                       (sub.email,)).fetchone()
+    if row is None:
+        return ()
+    wanted = {"name": sub.name, "language": sub.language}
+    mine = dict(conn.execute("SELECT field, changed_at FROM reader_fields "
+                             "WHERE subscriber_id = ?", (row["id"],)).fetchall())
+    return tuple(KeptChoice(row["email"], field, row[field], wanted[field], mine[field])
+                 for field in READER_FIELDS if field in mine and wanted[field] != row[field])
