@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
-from newsletter import safe_files, store
-from newsletter.check import Problem, check_editions, check_issue
+from newsletter import safe_files
 from newsletter.cli import config_of, open_store, parse_now
 from newsletter.compose import compose
 from newsletter.config import Config
-from newsletter.deliverability import unsigned_bulk_warning
 from newsletter.drafts import check_issue_id, draft_path, load_draft
 from newsletter.errors import DraftError, InputError
+from newsletter.issue_check import check_edition, draft_error_lines
 from newsletter.preview import SAMPLE_EMAIL, write_preview
 from newsletter.pull import pull
 from newsletter.send import envelope_for, unsubscribe_url_maker
-from newsletter.snapshot import snapshot_path
 from newsletter.tokens import secret_from_env
 
 
@@ -150,34 +147,13 @@ def _report_pull(composed) -> None:  # noqa: ANN001
 def cmd_check(args: argparse.Namespace) -> int:
     config = config_of(args)
     path = resolve_draft(config, args.issue)
-    languages: dict[str, int] = {}
-    try:  # check writes nothing: no pull, no snapshot, and no database it has to create
-        composed = compose(config, path, None, now=parse_now(args.now, config),
-                           write=False, pull_missing=False)
-        if config.store_path.exists():
-            with open_store(config) as conn:
-                languages = store.subscriber_languages(conn)
+    try:
+        problems = check_edition(config, path, parse_now(args.now, config)).problems
     except DraftError as exc:
-        for problem in exc.problems:
-            line, text = ("", problem)
-            if problem.startswith("line "):
-                line, _, text = problem.partition(": ")
-            where = f"{exc.where}:{line.removeprefix('line ')}" if line else exc.where
-            print(f"{where}: error: {text}")
+        for line in draft_error_lines(exc):
+            print(line)
         say(f"check {path.name}: {len(exc.problems)} error(s), 0 warning(s)")
         return 1
-    snap_file = snapshot_path(composed.draft.path)
-    problems = check_issue(composed.draft, composed.edition,
-                           item_count=len(composed.snapshot.items))
-    if not snap_file.exists():  # the feeds' items are part of what is checked
-        problems = [p for p in problems if not p.message.startswith("no feed items")]
-        problems.insert(0, Problem("error", str(snap_file), "no snapshot: run `newsletter pull "
-                                   f"{composed.draft.path.stem}` first (check fetches and "
-                                   "writes nothing)"))
-    problems += check_editions(composed.draft, config.default_language, languages,
-                               draft_path(config.issues_dir, composed.draft.issue))
-    if unsigned := unsigned_bulk_warning(config, bool(os.environ.get("NEWSLETTER_SMTP_URL"))):
-        problems.append(Problem("warning", str(config.root / "newsletter.toml"), unsigned))
     for found in problems:
         print(found)
     errors = sum(p.severity == "error" for p in problems)
@@ -224,6 +200,7 @@ def _register_optional_commands() -> None:
     from newsletter.archive import add_archive_arguments, cmd_archive
     from newsletter.bounces import add_bounces_arguments, cmd_bounces
     from newsletter.dkimkeys import add_dkim_arguments, cmd_dkim
+    from newsletter.preview_app import add_preview_arguments, cmd_preview
     from newsletter.xliff_commands import add_translate_arguments, cmd_translate
 
     COMMANDS.update(delivery_commands.COMMANDS)
@@ -231,6 +208,9 @@ def _register_optional_commands() -> None:
                            "Maildir, mbox, folder of .eml or IMAP mailbox", add_bounces_arguments)
     COMMANDS["archive"] = (cmd_archive, "write the public archive: every sent issue as a static "
                            "site with Atom feeds (public/)", add_archive_arguments)
+    COMMANDS["preview"] = (cmd_preview, "a local page showing the issue's editions as "
+                           "subscribers get them, with check's findings; follows saved edits",
+                           add_preview_arguments)
     COMMANDS["dkim"] = (cmd_dkim, "make a DKIM key pair and print the DNS record to publish",
                         add_dkim_arguments)
     COMMANDS["translate"] = (cmd_translate, "XLIFF 2.0 for translators (export ISSUE --lang L, "

@@ -23,6 +23,13 @@ class PreviewFiles:
     note: str  # why screenshots are missing, if they are
 
 
+def sample_parts(edition: Edition, unsubscribe_url: str) -> tuple[str, str]:
+    """The HTML and text parts as the sample reader (no name) gets them."""
+    sample = Recipient("", unsubscribe_url)
+    return (personalise_html(edition.html, sample, edition.fallback_name),
+            personalise_text(edition.text, sample, edition.fallback_name))
+
+
 def write_preview(edition: Edition, envelope: Envelope, unsubscribe_url: str, out: Path, *,
                   screenshots: bool = True,
                   allow_hosts: frozenset[str] = frozenset()) -> PreviewFiles:
@@ -30,12 +37,10 @@ def write_preview(edition: Edition, envelope: Envelope, unsubscribe_url: str, ou
     without following a link planted in OUT; screenshots load images only from hosts the
     network guard allows (public addresses, and [network] allow_hosts)."""
     out.mkdir(parents=True, exist_ok=True)
-    sample = Recipient("", unsubscribe_url)
     html_file, text_file, eml_file = out / "email.html", out / "email.txt", out / "sample.eml"
-    safe_files.write_text(html_file, personalise_html(edition.html, sample,
-                                                      edition.fallback_name), root=out)
-    safe_files.write_text(text_file, personalise_text(edition.text, sample,
-                                                      edition.fallback_name), root=out)
+    html, text = sample_parts(edition, unsubscribe_url)
+    safe_files.write_text(html_file, html, root=out)
+    safe_files.write_text(text_file, text, root=out)
     who = Personal(SAMPLE_EMAIL, "", unsubscribe_url,
                    message_id(edition.issue, SAMPLE_EMAIL, envelope.domain))
     safe_files.write_bytes(eml_file, build_message(edition, envelope, who, datetime.now(UTC)),

@@ -41,18 +41,22 @@ def make_server(app: Flask, host: str, port: int, *, threads: int = 4):  # noqa:
     return create_server(app, host=host, port=port, threads=threads, **WAITRESS_LIMITS)
 
 
+def listen(app: Flask, host: str, port: int, *, threads: int = 4):  # noqa: ANN201
+    """make_server, with a port that cannot be bound (busy, not ours) as one line, exit 1."""
+    try:
+        return make_server(app, host, port, threads=threads)
+    except OSError as exc:
+        raise NewsletterError(f"cannot listen: {exc.strerror or exc}",
+                              where=f"{host}:{port}") from exc
+
+
 def serve(config: Config, host: str, port: int, *, threads: int = 4,
           on_ready: Callable[[], None] = lambda: None) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM); the mail worker finishes the message in
     hand, then stops, so a stop never leaves a row `sending`. The port is bound before
     on_ready is called (the CLI's "serving ..." line), so a busy port says so first."""
     worker = QueueWorker(MailQueue(config))
-    try:
-        server = make_server(create_app(config, on_queued=worker.notify), host, port,
-                             threads=threads)
-    except OSError as exc:
-        raise NewsletterError(f"cannot listen: {exc.strerror or exc}",
-                              where=f"{host}:{port}") from exc
+    server = listen(create_app(config, on_queued=worker.notify), host, port, threads=threads)
     worker.start()
     signal.signal(signal.SIGTERM, _interrupt)  # waitress stops cleanly on KeyboardInterrupt
     on_ready()

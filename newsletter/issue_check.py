@@ -1,0 +1,60 @@
+"""What `check` finds for one edition, as data: the command prints it, the live preview shows it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from newsletter import store
+from newsletter.check import Problem, check_editions, check_issue
+from newsletter.compose import Composed, compose
+from newsletter.config import Config
+from newsletter.deliverability import unsigned_bulk_warning
+from newsletter.drafts import draft_path
+from newsletter.errors import DraftError
+from newsletter.snapshot import snapshot_path
+
+
+@dataclass(frozen=True)
+class Checked:
+    composed: Composed  # rendered without feed items when there is no snapshot
+    problems: tuple[Problem, ...]
+    has_snapshot: bool
+
+
+def check_edition(config: Config, path: Path, now: datetime) -> Checked:
+    """Every problem with the edition at PATH. Writes nothing: no pull, no snapshot, and no
+    database it would have to create. A broken draft raises DraftError (draft_error_lines)."""
+    composed = compose(config, path, None, now=now, write=False, pull_missing=False)
+    languages: dict[str, int] = {}
+    if config.store_path.exists():
+        with contextlib.closing(store.connect(config.store_path)) as conn:
+            languages = store.subscriber_languages(conn)
+    snap_file = snapshot_path(composed.draft.path)
+    problems = check_issue(composed.draft, composed.edition,
+                           item_count=len(composed.snapshot.items))
+    if not snap_file.exists():  # the feeds' items are part of what is checked
+        problems = [p for p in problems if not p.message.startswith("no feed items")]
+        problems.insert(0, Problem("error", str(snap_file), "no snapshot: run `newsletter pull "
+                                   f"{composed.draft.path.stem}` first (check fetches and "
+                                   "writes nothing)"))
+    problems += check_editions(composed.draft, config.default_language, languages,
+                               draft_path(config.issues_dir, composed.draft.issue))
+    if unsigned := unsigned_bulk_warning(config, bool(os.environ.get("NEWSLETTER_SMTP_URL"))):
+        problems.append(Problem("warning", str(config.root / "newsletter.toml"), unsigned))
+    return Checked(composed, tuple(problems), snap_file.exists())
+
+
+def draft_error_lines(exc: DraftError) -> list[str]:
+    """One `FILE:LINE: error: TEXT` line per problem of a broken draft, as check prints them."""
+    lines = []
+    for problem in exc.problems:
+        line, text = ("", problem)
+        if problem.startswith("line "):
+            line, _, text = problem.partition(": ")
+        where = f"{exc.where}:{line.removeprefix('line ')}" if line else exc.where
+        lines.append(f"{where}: error: {text}")
+    return lines

@@ -1,0 +1,156 @@
+"""The live preview's state: which files it follows, and each edition as the sample reader gets
+it, with `check`'s findings, rebuilt only when a followed file changed."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from newsletter.check import Problem
+from newsletter.config import load_config
+from newsletter.drafts import check_issue_id, draft_path
+from newsletter.errors import DraftError, NewsletterError
+from newsletter.issue_check import check_edition, draft_error_lines
+from newsletter.netguard import Resolver, local_name_reason, private_only_hosts, system_resolver
+from newsletter.preview import SAMPLE_EMAIL, sample_parts
+from newsletter.send import unsubscribe_url_maker
+from newsletter.tokens import secret_from_env
+
+_IMG_SRC_RE = re.compile(r'(<img\b[^>]*?\ssrc=")([^"]*)(")', re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One language edition of the issue as the preview page shows it."""
+
+    fingerprint: str  # of the followed files, taken before they were read
+    issue: str
+    language: str
+    languages: tuple[str, ...]  # every edition of the issue, the default first
+    subject: str = ""
+    preheader: str = ""
+    sender: str = ""
+    html: str = ""  # personalised for the sample reader; unreachable images left broken
+    text: str = ""
+    problems: tuple[Problem, ...] = ()
+    errors: tuple[str, ...] = ()  # why there is no edition to show (draft, config, template)
+    has_snapshot: bool = True
+    seconds: float = 0.0  # how long the rebuild took
+
+    @property
+    def error_count(self) -> int:
+        return len(self.errors) + sum(p.severity == "error" for p in self.problems)
+
+
+def followed_files(root: Path, config_file: Path, issue: str) -> list[Path]:
+    """What the preview follows: the config, every template, and every file of the issue in
+    issues/ (each edition's draft, snapshot and translation sidecar)."""
+    files = [config_file]
+    files += sorted(p for p in (root / "templates").rglob("*") if p.is_file())
+    files += sorted((root / "issues").glob(f"{issue}.*"))
+    return files
+
+
+def fingerprint(files: list[Path]) -> str:
+    """Changes when a file is saved, created or deleted; only stat()s, so polling it is cheap.
+    Size as well as mtime: a save within the file system's timestamp granularity still shows."""
+    digest = hashlib.sha256()
+    for path in files:
+        try:
+            st = path.stat()
+            digest.update(f"{path}\0{st.st_mtime_ns}\0{st.st_size}\n".encode())
+        except OSError:  # deleted between the listing and the stat: that is a change too
+            digest.update(f"{path}\0gone\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def block_unreachable_images(page: str, resolve: Resolver = system_resolver) -> str:
+    """The HTML with every image whose host subscribers cannot reach (loopback, private or
+    local-only) left without a source: they see a broken image there, and so does the editor.
+    It also keeps the editor's browser from requesting addresses a feed item names."""
+    hosts = {}
+    for match in _IMG_SRC_RE.finditer(page):
+        try:
+            hosts[match.group(2)] = urlsplit(html.unescape(match.group(2))).hostname or ""
+        except ValueError:
+            hosts[match.group(2)] = ""
+    private = private_only_hosts({h for h in hosts.values() if h}, resolve)
+
+    def swap(match: re.Match[str]) -> str:
+        host = hosts.get(match.group(2), "")
+        if host and not (local_name_reason(host) or host in private):
+            return match.group(0)
+        # data-unreachable keeps the address visible in the page's source for the editor
+        return f'{match.group(1)}" data-unreachable="{match.group(2)}{match.group(3)}'
+
+    return _IMG_SRC_RE.sub(swap, page)
+
+
+class LivePreview:
+    """Builds each edition on request, once per fingerprint of the followed files."""
+
+    def __init__(self, config_file: Path, issue: str, *,
+                 on_rebuild: Callable[[Rendered], None] = lambda r: None,
+                 resolve: Resolver = system_resolver) -> None:
+        self.config_file = config_file.resolve()
+        self.root = self.config_file.parent
+        self.issue = check_issue_id(issue)
+        self.on_rebuild, self.resolve = on_rebuild, resolve
+        self._lock = threading.Lock()  # one rebuild at a time: the two frames ask together
+        self._cache: dict[str, Rendered] = {}
+        self._cached_fingerprint = ""
+
+    def fingerprint(self) -> str:
+        return fingerprint(followed_files(self.root, self.config_file, self.issue))
+
+    def languages(self, default_language: str) -> tuple[str, ...]:
+        found = {p.name.split(".")[1].lower() for p in (self.root / "issues").glob(
+            f"{self.issue}.*.md") if p.name.count(".") == 2}
+        return (default_language, *sorted(found - {default_language}))
+
+    def rendered(self, language: str = "") -> Rendered:
+        """The edition in LANGUAGE ("" or an unknown one: the default edition)."""
+        with self._lock:
+            current = self.fingerprint()
+            if current != self._cached_fingerprint:
+                self._cache, self._cached_fingerprint = {}, current
+            if language in self._cache:
+                return self._cache[language]
+            result = self._build(current, language)
+            self._cache[language] = self._cache[result.language] = result
+        self.on_rebuild(result)
+        return result
+
+    def _build(self, current: str, language: str) -> Rendered:
+        started = datetime.now(UTC)
+        try:
+            config = load_config(self.config_file)
+        except NewsletterError as exc:
+            return Rendered(current, self.issue, language, (language,), errors=(str(exc),))
+        languages = self.languages(config.default_language)
+        language = language if language in languages else config.default_language
+        path = draft_path(config.issues_dir, self.issue, language, config.default_language)
+        base = Rendered(current, self.issue, language, languages)
+        try:
+            checked = check_edition(config, path, started)
+        except DraftError as exc:
+            return replace(base, errors=tuple(draft_error_lines(exc)))
+        except NewsletterError as exc:  # a template, a snapshot or a sidecar that does not read
+            return replace(base, errors=(str(exc),))
+        except OSError as exc:
+            return replace(base, errors=(f"{exc.filename or path}: {exc.strerror or exc}",))
+        edition = checked.composed.edition
+        page, text = sample_parts(
+            edition, unsubscribe_url_maker(config, secret_from_env()[0])(SAMPLE_EMAIL))
+        return replace(base, subject=edition.subject, preheader=edition.preheader,
+                        sender=str(config.sender), html=block_unreachable_images(
+                            page, self.resolve), text=text, problems=checked.problems,
+                        has_snapshot=checked.has_snapshot,
+                        seconds=(datetime.now(UTC) - started).total_seconds())
