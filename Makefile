@@ -8,7 +8,7 @@ NL     := $(BIN)/newsletter
 ISSUE  ?= $(shell ls issues 2>/dev/null | grep -E '^[0-9]{4}-[0-9]{2}\.md$$' | sort | tail -n 1 | cut -c1-7)
 
 .DEFAULT_GOAL := help
-.PHONY: help new pull build check send status serve test faults bench messages archive lint lint-email golden clean node-tools
+.PHONY: help new pull build check preview send status serve test faults bench messages archive lint lint-email golden clean node-tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ build: $(STAMP) ## write build/ISSUE/: email.html, email.txt, sample.eml, screen
 
 check: $(STAMP) ## report every problem with the issue (exit 1 on errors)
 	$(NL) check $(ISSUE)
+
+preview: $(STAMP) ## a local page showing ISSUE as subscribers get it; follows saved edits (PORT=8090)
+	$(NL) preview $(ISSUE) --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8090)
 
 send: $(STAMP) ## import the CSV files listed in newsletter.toml, then send every due issue (safe any time)
 	$(NL) send
