@@ -11,7 +11,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,15 +19,14 @@ from urllib.parse import urlsplit
 
 import jinja2
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date
 
 from newsletter.cli import config_of, open_store
 from newsletter.config import Config
 from newsletter.drafts import check_issue_id
 from newsletter.errors import InputError
-from newsletter.i18n import LANGUAGES, direction
+from newsletter.i18n import LANGUAGES, direction, gettext_for, translations
 from newsletter.personalise import Recipient, personalise_html
-from newsletter.render import Edition, view_online_url
+from newsletter.render import Edition, issue_label, view_online_url
 
 ATOM = "http://www.w3.org/2005/Atom"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -111,16 +110,20 @@ def write_site(config: Config, published: list[Published], root: Path) -> list[G
     groups = language_groups(config, published)
     _write(root / "index.html", index_page(config, env, groups))
     for group in groups:
-        _write(root / group.language / "index.html", index_page(config, env, groups, group))
+        _write(root / group.language / "index.html",
+               index_page(config, _environment(config, group.language), groups, group))
         _write(root / group.language / "feed.xml", atom_feed(config, group))
         if group.language == config.default_language:
             _write(root / "feed.xml", atom_feed(config, group, f"{config.base_url}/feed.xml"))
-    macros = env.get_template("archive/edition.html.j2").module
+    macros: dict[str, Any] = {}  # the bar's words are in each edition's own language
     for pub in published:
         versions = [p for p in published if p.edition.issue == pub.edition.issue]
+        if pub.language not in macros:
+            macros[pub.language] = _environment(config, pub.language).get_template(
+                "archive/edition.html.j2").module
         # At its view-online URL's path: public/ is served at base_url.
         _write(root / pub.url.removeprefix(config.base_url).strip("/") / "index.html",
-               edition_page(config, macros, pub, versions))
+               edition_page(config, macros[pub.language], pub, versions))
     (root / MARKER).write_text("written by `newsletter archive`; replaced on every run\n")
     return groups
 
@@ -135,21 +138,31 @@ def language_groups(config: Config, published: list[Published]) -> list[Group]:
 
 def index_page(config: Config, env: jinja2.Environment, groups: list[Group],
                group: Group | None = None) -> str:
-    """The whole archive's index, or one language's (GROUP)."""
+    """The whole archive's index (in the default language), or one language's (GROUP, in
+    that language: ENV must carry its catalog)."""
     index = env.get_template("archive/index.html.j2")
     if group is None:
-        return index.render(language=config.default_language, groups=groups,
-                            direction=direction(config.default_language), title="Archive",
-                            full=True)
+        language = config.default_language
+        _ = gettext_for(language)
+        return index.render(language=language, groups=groups, direction=direction(language),
+                            title=_("Archive"), full=True,
+                            organisation=config.text_in("organisation", language))
+    _ = gettext_for(group.language)
     return index.render(language=group.language, direction=group.direction, groups=[group],
-                        title="Archive", full=False)
+                        title=_("Archive: %(language)s") % {"language": group.name}, full=False,
+                        organisation=config.text_in("organisation", group.language))
 
 
-def _environment(config: Config) -> jinja2.Environment:
+def _environment(config: Config, language: str = "") -> jinja2.Environment:
+    """The archive's templates with LANGUAGE's catalog (default: the newsletter's own)."""
     base = config.base_url
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(config.templates_dir),
                              autoescape=True, undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
+                             trim_blocks=True, lstrip_blocks=True,
+                             extensions=["jinja2.ext.i18n"])
+    # added by the jinja2.ext.i18n extension at runtime, unknown to the type stubs
+    env.install_gettext_translations(  # type: ignore[attr-defined]
+        translations(language or config.default_language), newstyle=True)
     env.filters.update(month=_month, autonym=_autonym)
     env.globals.update(newsletter=config, home=f"{base}/", subscribe=f"{base}/subscribe")
     return env
@@ -167,7 +180,8 @@ def served_file(config: Config, conn: sqlite3.Connection, path: str) -> tuple[st
         return ATOM_TYPE, atom_feed(config, groups[config.default_language],
                                     f"{config.base_url}/feed.xml")
     if len(parts) in (1, 2) and parts[0] in groups and parts[1:] in ([], ["index.html"]):
-        html = index_page(config, _environment(config), list(groups.values()), groups[parts[0]])
+        html = index_page(config, _environment(config, parts[0]), list(groups.values()),
+                          groups[parts[0]])
         return "text/html", html.encode()
     if len(parts) == 2 and parts[0] in groups and parts[1] == "feed.xml":
         return ATOM_TYPE, atom_feed(config, groups[parts[0]])
@@ -185,7 +199,7 @@ def edition_page_for(config: Config, conn: sqlite3.Connection, issue: str,
     pub = next((p for p in versions if p.language == language), None)
     if pub is None:
         return None
-    macros = _environment(config).get_template("archive/edition.html.j2").module
+    macros = _environment(config, language).get_template("archive/edition.html.j2").module
     return edition_page(config, macros, pub, versions)
 
 
@@ -248,9 +262,8 @@ def _autonym(language: str) -> str:
 
 def _month(issue: str, language: str) -> str:
     try:
-        return format_date(date(int(issue[:4]), int(issue[5:]), 1), "MMMM y",
-                           locale=language.replace("-", "_"))
-    except (UnknownLocaleError, ValueError):
+        return issue_label(issue, language)  # the masthead's own month: one pattern for both
+    except ValueError:
         return issue
 
 

@@ -18,14 +18,17 @@ DOMAIN = "messages"
 LANGUAGES = {"en": "English", "fr": "Français", "es": "Español", "ar": "العربية",
              "zh": "中文", "ru": "Русский"}
 RTL_LANGUAGES = {"ar", "fa", "he", "ur"}
+_CLDR_TAGS = {"en": "en_001"}
 
 
 def babel_locale(language: str) -> Locale:
     """Babel's locale for a language tag (pt-br -> pt_BR); the primary subtag, else English,
-    when Babel has no data for it: a date in English beats a crash."""
+    when Babel has no data for it: a date in English beats a crash. A bare "en" is CLDR's
+    international English (en_001: "12 November 2026"), the publisher's own; CLDR's "en" is
+    US English ("November 12, 2026"), which "en-us" still gets."""
     for tag in (language, language.split("-")[0], "en"):
         try:
-            return Locale.parse(tag.replace("-", "_"))
+            return Locale.parse(_CLDR_TAGS.get(tag.lower(), tag).replace("-", "_"))
         except (ValueError, TypeError, UnknownLocaleError):
             continue
     return Locale("en")
@@ -65,6 +68,6 @@ def edition_note(reader_language: str, edition_language: str) -> str:
     reader = (reader_language or "").lower().split("-")[0]
     if not reader or reader == edition_language.lower().split("-")[0] or reader not in LANGUAGES:
         return ""
-    return gettext_for(reader)(
-        "This issue is not yet available in your language. If it is translated this month, "
-        "you will also receive your own edition.")
+    _ = gettext_for(reader)  # spelled _("..."): `make messages` extracts only that form
+    return _("This issue is not yet available in your language. If it is translated this "
+             "month, you will also receive your own edition.")

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import jinja2
-from babel.dates import format_date
+from babel.dates import format_skeleton
 from markupsafe import Markup
 
 from newsletter.config import Config
 from newsletter.drafts import Draft
 from newsletter.errors import InputError
+from newsletter.event_dates import event_title_line, split_event_title
 from newsletter.feeds import FeedItem
 from newsletter.i18n import LANGUAGES, babel_locale, direction, gettext_for, translations
 from newsletter.inline import break_lines, inline_css
@@ -121,13 +122,12 @@ def _template_location(exc: jinja2.TemplateError, templates_dir: Path) -> str:
 def _context(config: Config, draft: Draft, items: tuple[FeedItem, ...]) -> dict:
     language = draft.language
     _ = gettext_for(language)
-    year, month = int(draft.issue[:4]), int(draft.issue[5:])
     intro = draft.sections[0] if draft.sections and not draft.sections[0].title else None
     sections = [s for s in draft.sections if s is not intro]
     return {
         "newsletter": config,
         "issue": draft.issue,
-        "issue_label": format_date(date(year, month, 1), "MMMM y", locale=babel_locale(language)),
+        "issue_label": issue_label(draft.issue, language),
         "subject": draft.subject,
         "preheader": draft.preheader,
         "language": language,
@@ -143,6 +143,10 @@ def _context(config: Config, draft: Draft, items: tuple[FeedItem, ...]) -> dict:
         "reason": _reason(config, language, _),
         "organisation": config.text_in("organisation", language),
         "format_date": lambda moment: _format_day(moment, language),
+        # An event's date is written in its feed title, in English: shown in the edition's.
+        "event_title": split_event_title,
+        "event_label": lambda parts: parts.label(language),
+        "event_line": lambda title: event_title_line(title, language),
     }
 
 
@@ -193,8 +197,22 @@ def group_items(items: tuple[FeedItem, ...]) -> list[FeedSection]:
     return [FeedSection(title, kinds[title], tuple(group)) for title, group in order.items()]
 
 
+# CLDR skeletons, not hand-made patterns: each locale orders and inflects the parts itself
+# (ru "январь 2027 г." in the nominative, zh "2027年1月", es "enero de 2027").
+MONTH_SKELETON = "yMMMM"
+DAY_SKELETON = "yMMMd"
+
+
+def issue_label(issue: str, language: str) -> str:
+    """The issue's month as the language writes a month on its own: 'January 2027'."""
+    month = date(int(issue[:4]), int(issue[5:7]), 1)
+    return format_skeleton(MONTH_SKELETON, month, tzinfo=UTC, locale=babel_locale(language))
+
+
 def _format_day(moment: datetime | None, language: str) -> str:
-    return format_date(moment, "d MMM y", locale=babel_locale(language)) if moment else ""
+    # tzinfo=UTC: the day the feed named (items are in UTC), not the build machine's day
+    return format_skeleton(DAY_SKELETON, moment, tzinfo=UTC,
+                           locale=babel_locale(language)) if moment else ""
 
 
 def _tidy_text(text: str) -> str:

@@ -19,8 +19,8 @@ from newsletter.web_optin import CONFIRM_DAYS
 
 
 def confirmation_subject(config: Config, language: str) -> str:
-    return gettext_for(language)("Please confirm your subscription to %(newsletter)s") % {
-        "newsletter": config.name}
+    _ = gettext_for(language)  # spelled _("..."): `make messages` extracts only that form
+    return _("Please confirm your subscription to %(newsletter)s") % {"newsletter": config.name}
 
 
 def build_confirmation(config: Config, email: str, language: str, confirm_url: str,

@@ -34,11 +34,27 @@ class SubscribeForm:
     language: str
 
 
+class FormProblem(ValueError):
+    """A field the form refused: FIELD says which (the page says so in the reader's
+    language); the message names the refused text, for the log."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
 def parse_subscribe_form(email: str, name: str, language: str,
                          default_language: str) -> SubscribeForm:
-    """Raises ValueError with a message for the reader."""
-    return SubscribeForm(normalise_address(email[:320]), clean_name(name[:200]),
-                         clean_language(language, default_language))
+    """Raises FormProblem naming the first field that is not right."""
+    field = "email"
+    try:
+        address = normalise_address(email[:320])
+        field = "name"
+        clean = clean_name(name[:200])
+        field = "language"
+        return SubscribeForm(address, clean, clean_language(language, default_language))
+    except ValueError as exc:
+        raise FormProblem(field, str(exc)) from exc
 
 
 def client_key(peer: str, forwarded_for: str, trusted: tuple[str, ...]) -> str:

@@ -56,8 +56,9 @@ class Pages:
                             link_text=_("Subscribe")), 400
 
     def subscribe_form(self, lang: str, **form: str) -> str:
-        title = gettext_for(lang)("Subscribe to %(newsletter)s") % {"newsletter":
-                                                                    self.config.name}
+        # spelled _("..."): `make messages` extracts only that form, not gettext_for(x)("...")
+        _ = gettext_for(lang)
+        title = _("Subscribe to %(newsletter)s") % {"newsletter": self.config.name}
         return self.render(lang, "web/subscribe.html.j2", title,
                            action=f"{self.prefix}/subscribe?lang={lang}", **form)
 
@@ -70,12 +71,13 @@ class Pages:
             notice=True)
 
     def confirm_form(self, lang: str, email: str, name: str, chosen: str, token: str) -> str:
-        return self.render(lang, "web/confirm.html.j2",
-                           gettext_for(lang)("Confirm your subscription"), email=email,
+        _ = gettext_for(lang)
+        return self.render(lang, "web/confirm.html.j2", _("Confirm your subscription"), email=email,
                            name=name, chosen_language=LANGUAGES.get(chosen, chosen),
                            action=f"{self.prefix}/confirm/{token}")
 
     def unsubscribe_form(self, lang: str, email: str, token: str) -> str:
-        return self.render(lang, "web/unsubscribe.html.j2", gettext_for(lang)("Unsubscribe"),
+        _ = gettext_for(lang)
+        return self.render(lang, "web/unsubscribe.html.j2", _("Unsubscribe"),
                            email=email, action=f"{self.prefix}/unsubscribe/{token}",
                            preferences=f"{self.prefix}/preferences/{token}")

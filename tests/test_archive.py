@@ -22,6 +22,7 @@ from newsletter.archive import cmd_archive, entry_id
 from newsletter.compose import compose
 from newsletter.config import Config, load_config
 from newsletter.errors import InputError
+from newsletter.i18n import gettext_for
 from newsletter.render import Edition, view_online_url
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -174,7 +175,10 @@ def test_an_edition_page_links_its_other_languages_and_the_archive(site: Site) -
     nav = body[0]  # right after <body>
     assert nav.tag == f"{XHTML}nav"
     links = [(a.get("href"), a.get("hreflang"), a.get("lang"), a.text) for a in nav]
-    assert links == [(f"{base}/", None, "en", "All issues"),
+    # The bar speaks the page's language: the French page's "All issues" is French.
+    all_issues = gettext_for("fr")("All issues")
+    assert all_issues != "All issues"
+    assert links == [(f"{base}/", None, None, all_issues),
                      (f"{base}/issues/2026-11", "en", "en", "English"),
                      (f"{base}/issues/2026-11/ar", "ar", "ar", "العربية")]
     assert all(site.file(href).is_file() for href, *_ in links)
