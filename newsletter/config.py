@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from newsletter.errors import ConfigError
 from newsletter.headers import header_text_problem
 from newsletter.netguard import parse_allow_hosts
+from newsletter.reach_config import ReachSettings, parse_reach
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Config:
     allow_hosts: frozenset[str] = frozenset()  # [network]: hosts fetched despite a private IP
     webhook_sns_topics: tuple[str, ...] = ()  # [webhooks] sns_topics: SNS TopicArns we accept
     review_required: bool = False  # [review] required: an edition needs approved_by to go
+    reach: ReachSettings = field(default_factory=ReachSettings)  # [reach]: counted links
     source: Path = field(default=Path("newsletter.toml"))
 
     @property
@@ -116,6 +118,7 @@ _SECTIONS: dict[str, set[str]] = {
     "network": {"allow_hosts"},
     "webhooks": {"sns_topics"},
     "review": {"required"},
+    "reach": {"count_clicks", "scanner_seconds"},
     "translations": set(),  # [translations.LANG] tables, checked in _parse_translations
 }
 
@@ -245,6 +248,7 @@ def parse_config(data: dict, path: Path) -> Config:
         allow_hosts=_parse_allow_hosts(p, data.get("network", {})),
         webhook_sns_topics=_parse_sns_topics(p, data.get("webhooks", {})),
         review_required=_parse_review(p, data.get("review", {})),
+        reach=parse_reach(p, data.get("reach", {})),
     )
     if p.items:
         raise ConfigError("; ".join(p.items), where=str(path))

@@ -14,6 +14,7 @@ from newsletter.config import Config
 from newsletter.drafts import draft_path, load_draft
 from newsletter.errors import NewsletterError
 from newsletter.plan import translations_of
+from newsletter.reach import counted_composed
 
 
 def freeze_late_editions(config: Config, conn: sqlite3.Connection, now: datetime, *,
@@ -50,6 +51,7 @@ def freeze_late_editions(config: Config, conn: sqlite3.Connection, now: datetime
             if errors:
                 problems.append(f"{issue} ({draft.language}): late edition held: {errors[0]}")
                 continue
+            composed = counted_composed(config, conn, [composed])[0]  # [reach]
             rows = ledger.freeze_late(conn, composed.edition, config.default_language, now)
             on_note(f"{issue}: late '{draft.language}' edition frozen, {rows} reader(s) who got "
                     "another edition will get it")

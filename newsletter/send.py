@@ -32,6 +32,7 @@ from newsletter.message import (
     prepare,
 )
 from newsletter.plan import Plan, plan_run, translations_of
+from newsletter.reach import counted_composed
 from newsletter.return_address import ReturnPaths, unsubscribe_address
 from newsletter.subscribers import Subscriber, read_csv
 from newsletter.tokens import make_token, secret_from_env
@@ -246,6 +247,7 @@ def _freeze_due(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clo
                             f"{errors[0]} (run `newsletter check` on each edition)")
             continue
         items = {i.id for c in composed for i in c.snapshot.items}
+        composed = counted_composed(config, conn, composed)  # [reach]: links via /r/
         rows = ledger.freeze(conn, [c.edition for c in composed], sorted(items), clock.now(),
                              shard=shard)
         crash_point("after-freeze")

@@ -281,6 +281,22 @@ _MIGRATIONS = [
     ALTER TABLE mail_queue_v2 RENAME TO mail_queue;
     CREATE INDEX mail_queue_due ON mail_queue (state, next_attempt_at)
     """,
+    # reach (newsletter.store_reach): each frozen edition's counted links and canary, with
+    # click totals; a row names an issue, a language and a URL, never a reader
+    """
+    CREATE TABLE reach_links (
+        id TEXT PRIMARY KEY,
+        issue TEXT NOT NULL,
+        language TEXT NOT NULL,
+        url TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('link', 'canary')),
+        position INTEGER NOT NULL,
+        clicks INTEGER NOT NULL DEFAULT 0,
+        filtered INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (issue, language, kind, url)
+    );
+    CREATE INDEX reach_links_by_issue ON reach_links (issue, language, position)
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -65,6 +65,9 @@ def _register_blueprints(app: Flask, config: Config, prefix: str) -> None:
     from newsletter.webhooks import register_webhooks  # only when serving: SNS, crypto
 
     register_webhooks(app, config)  # /webhooks/<secret>/...; absent without the secret
+    from newsletter.web_redirect import register_redirects
+
+    register_redirects(app, config, prefix)  # /r/<id>: counted links (newsletter.links)
 
 
 def _install_hooks(app: Flask, config: Config) -> None:
@@ -87,7 +90,7 @@ def _install_hooks(app: Flask, config: Config) -> None:
     def secure(response: Response) -> Response:
         response.headers.update(_SECURITY_HEADERS)
         location = response.headers.get("Location")
-        if location and 300 <= response.status_code < 400:
+        if location and 300 <= response.status_code < 400 and not g.get("external_redirect"):
             # Werkzeug builds the slash redirect from the request's Host header, which the
             # client chose: point it at our own base_url instead.
             parts = urlsplit(location)
