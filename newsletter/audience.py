@@ -16,7 +16,7 @@ _KEYS = ("tags", "exclude_tags", "languages")
 
 def clean_tags(values: Iterable[str]) -> frozenset[str]:
     """Tags as the subscriber table holds them: lower case, trimmed, empty ones dropped."""
-    found = set()
+    found: set[str] = set()
     for value in values:
         found.update(t.strip().lower() for t in _TAG_SPLIT_RE.split(value))
     return frozenset(t for t in found if t)

@@ -15,6 +15,7 @@ from newsletter.config import Config
 from newsletter.deliverability import unsigned_bulk_warning
 from newsletter.drafts import draft_path
 from newsletter.errors import DraftError
+from newsletter.segment_report import check_segments
 from newsletter.snapshot import snapshot_path
 
 
@@ -23,6 +24,7 @@ class Checked:
     composed: Composed  # rendered without feed items when there is no snapshot
     problems: tuple[Problem, ...]
     has_snapshot: bool
+    segments: tuple[str, ...] = ()  # who would get which variant now (segment_report)
 
 
 def check_edition(config: Config, path: Path, now: datetime) -> Checked:
@@ -45,7 +47,9 @@ def check_edition(config: Config, path: Path, now: datetime) -> Checked:
                                draft_path(config.issues_dir, composed.draft.issue))
     if unsigned := unsigned_bulk_warning(config, bool(os.environ.get("NEWSLETTER_SMTP_URL"))):
         problems.append(Problem("warning", str(config.root / "newsletter.toml"), unsigned))
-    return Checked(composed, tuple(problems), snap_file.exists())
+    segments = check_segments(config, composed, now)  # and the sign-off
+    problems += [Problem(*found) for found in segments.findings]
+    return Checked(composed, tuple(problems), snap_file.exists(), segments.lines)
 
 
 def draft_error_lines(exc: DraftError) -> list[str]:

@@ -15,6 +15,8 @@ from newsletter.drafts import draft_path, load_draft
 from newsletter.errors import NewsletterError
 from newsletter.plan import translations_of
 from newsletter.reach import counted_composed
+from newsletter.segmenting import Segmenter
+from newsletter.signoff import signed_only
 
 
 def freeze_late_editions(config: Config, conn: sqlite3.Connection, now: datetime, *,
@@ -37,9 +39,12 @@ def freeze_late_editions(config: Config, conn: sqlite3.Connection, now: datetime
             continue  # the default edition went out frozen; its draft's later state is moot
         frozen = {lang.lower() for lang in ledger.frozen_languages(conn, issue)}
         translations, _ = translations_of(config, default)
+        translations = [d for d in translations if d.language.lower() not in frozen]
+        translations, unsigned = signed_only(config.review_required, translations,
+                                             now.astimezone(config.timezone).date())
+        for line in unsigned:
+            on_note(line)
         for draft in translations:
-            if draft.language.lower() in frozen:
-                continue
             try:
                 composed = compose(config, draft.path, conn, now=now)
             except NewsletterError as exc:
@@ -52,7 +57,11 @@ def freeze_late_editions(config: Config, conn: sqlite3.Connection, now: datetime
                 problems.append(f"{issue} ({draft.language}): late edition held: {errors[0]}")
                 continue
             composed = counted_composed(config, conn, [composed])[0]  # [reach]
-            rows = ledger.freeze_late(conn, composed.edition, config.default_language, now)
+            segments = Segmenter(config, [composed], fallback=default.audience)
+            lang = composed.edition.language.lower()
+            rows = ledger.freeze_late(
+                conn, segments.edition(lang), config.default_language, now,
+                audience=segments.freeze_late_rows(lang) if segments.needed else None)
             on_note(f"{issue}: late '{draft.language}' edition frozen, {rows} reader(s) who got "
                     "another edition will get it")
             keys.append(ledger.late_key(issue, draft.language))

@@ -10,7 +10,7 @@ import hashlib
 import os
 import socket
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +34,7 @@ class Delivery:
     language: str
     attempts: int
     reader_language: str = ""  # the subscriber's own, which the edition may not be in
+    variant: str = ""  # the frozen variant of the edition for a segment ("": the plain one)
 
 
 def _iso(moment: datetime) -> str:
@@ -50,12 +51,19 @@ def shard_of(email: str, count: int) -> int:
     return int.from_bytes(hashlib.sha256(email.lower().encode()).digest()[:8], "big") % count
 
 
+# Assigns the readers of a segmented issue inside the freeze's transaction: (conn, ledger key,
+# stamp, (K, N)) -> rows inserted (newsletter.segmenting.Segmenter.freeze_rows).
+AudienceFreeze = Callable[[sqlite3.Connection, str, str, tuple[int, int]], int]
+
+
 def freeze(conn: sqlite3.Connection, editions: Edition | Sequence[Edition],
            item_ids: Iterable[str], now: datetime, *,
-           shard: tuple[int, int] | None = None) -> int:
+           shard: tuple[int, int] | None = None,
+           audience: AudienceFreeze | None = None) -> int:
     """Freeze an issue's editions and its audience (the active subscribers now, in shard K of N
     when sharded) in one transaction. The first edition is the default one: a subscriber
-    whose language has no edition gets it, and each subscriber gets exactly one edition."""
+    whose language has no edition gets it, and each subscriber gets exactly one edition.
+    With `audience` (an issue with segments) it decides who gets which variant instead."""
     editions = [editions] if isinstance(editions, Edition) else list(editions)
     stamp = _iso(now)
     languages = {e.language.lower() for e in editions}
@@ -72,14 +80,17 @@ def freeze(conn: sqlite3.Connection, editions: Edition | Sequence[Edition],
             "fallback_name, frozen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(e.issue, e.language, e.subject, e.preheader, e.html, e.text, e.fallback_name,
               stamp) for e in editions])
-        cur = conn.execute(
-            "INSERT OR IGNORE INTO deliveries (issue, subscriber_id, language, state, updated_at) "
-            "SELECT ?, id, edition_for(language), 'pending', ? FROM subscribers "
-            "WHERE status = 'active' AND (? = 1 OR shard_of(email, ?) = ?)",
-            (editions[0].issue, stamp, n, n, k - 1))
+        if audience is not None:
+            rows = audience(conn, editions[0].issue, stamp, (k, n))
+        else:
+            rows = conn.execute(
+                "INSERT OR IGNORE INTO deliveries (issue, subscriber_id, language, state, "
+                "updated_at) SELECT ?, id, edition_for(language), 'pending', ? FROM subscribers "
+                "WHERE status = 'active' AND (? = 1 OR shard_of(email, ?) = ?)",
+                (editions[0].issue, stamp, n, n, k - 1)).rowcount
         conn.executemany("INSERT OR IGNORE INTO sent_items (item_id, issue) VALUES (?, ?)",
                          [(i, editions[0].issue) for i in item_ids])
-    return cur.rowcount
+    return rows
 
 
 def edition_language(language: str, available: set[str], default: str) -> str:
@@ -114,7 +125,13 @@ def late_issues_open(conn: sqlite3.Connection, now: datetime) -> list[str]:
         (_iso(now - LATE_WINDOW),))]
 
 
-def freeze_late(conn: sqlite3.Connection, edition: Edition, default: str, now: datetime) -> int:
+# A segmented late edition: (conn, ledger key, reader ids, stamp) -> rows inserted, each with
+# its variant; readers outside its audience or with an empty variant get none.
+LateAudience = Callable[[sqlite3.Connection, str, list[int], str], int]
+
+
+def freeze_late(conn: sqlite3.Connection, edition: Edition, default: str, now: datetime, *,
+                audience: LateAudience | None = None) -> int:
     """Add a language edition to an issue sent without it, and queue it (key ISSUE+LANG) for
     the readers who got another edition only because theirs was missing then. Once: a second
     call finds the edition frozen and adds nothing."""
@@ -136,6 +153,8 @@ def freeze_late(conn: sqlite3.Connection, edition: Edition, default: str, now: d
             "= 'active'", (edition.issue,))
             if got.lower() != language
             and edition_language(lang, earlier | {language}, default) == language]
+        if audience is not None:
+            return audience(conn, late_key(edition.issue, edition.language), readers, stamp)
         conn.executemany(
             "INSERT OR IGNORE INTO deliveries (issue, subscriber_id, language, state, "
             "updated_at) VALUES (?, ?, ?, 'pending', ?)",
@@ -275,7 +294,7 @@ def claim(conn: sqlite3.Connection, issue: str, subscriber_id: int, now: datetim
             "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ?, "
             "claimed_by = ? WHERE issue = ? AND subscriber_id = ? AND state IN ('pending', "
             "'deferred') AND EXISTS (SELECT 1 FROM subscribers WHERE id = ? AND status = "
-            "'active') RETURNING language, attempts",
+            "'active') RETURNING language, attempts, variant",
             (stamp, OWNER, issue, subscriber_id, subscriber_id)
         ).fetchone()
         if row is None:
@@ -283,7 +302,8 @@ def claim(conn: sqlite3.Connection, issue: str, subscriber_id: int, now: datetim
             return None, settled
         who = conn.execute("SELECT email, name, language FROM subscribers WHERE id = ?",
                            (subscriber_id,)).fetchone()
-    return Delivery(issue, subscriber_id, who[0], who[1], row[0], row[1], who[2]), settled
+    return Delivery(issue, subscriber_id, who[0], who[1], row[0], row[1], who[2],
+                    row[2]), settled
 
 
 def _suppress_if_inactive(conn: sqlite3.Connection, issue: str, subscriber_id: int,
@@ -350,7 +370,12 @@ def counts(conn: sqlite3.Connection, issue: str | None = None) -> dict[str, dict
     result: dict[str, dict[str, int]] = {}
     for iss, state, n in rows:
         result.setdefault(iss, dict.fromkeys(STATES, 0))[state] = n
-    return result
+    from newsletter.store_consent import forgotten_delivery_counts
+
+    for iss, state, n in forgotten_delivery_counts(conn, issue):  # rows of forgotten readers
+        states = result.setdefault(iss, dict.fromkeys(STATES, 0))
+        states[state] = states.get(state, 0) + n
+    return dict(sorted(result.items()))
 
 
 def problem_rows(conn: sqlite3.Connection, issue: str) -> list[sqlite3.Row]:

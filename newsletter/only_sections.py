@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from newsletter.audience import clean_tags
 
@@ -107,3 +108,19 @@ def variant_key(reader_tags: frozenset[str], used: frozenset[str]) -> str:
 
 def key_tags(key: str) -> frozenset[str]:
     return frozenset(t for t in key.split(",") if t)
+
+
+def marker_findings(path: Path, body: str) -> list[tuple[str, str, str]]:
+    """(severity, file:line, message) for marker_problems, lines counted in the draft file."""
+    return [(severity, where(path, body, line), message)
+            for line, severity, message in marker_problems(body)]
+
+
+def where(path: Path, body: str, line: int) -> str:
+    """file:line of a body line (the body is the end of the file, after the front matter)."""
+    try:
+        raw = path.read_text(encoding="utf-8-sig").replace("\r\n", "\n")
+    except (OSError, UnicodeDecodeError):
+        return str(path)
+    offset = raw.count("\n", 0, len(raw) - len(body)) if raw.endswith(body) else 0
+    return f"{path}:{line + offset}"

@@ -29,11 +29,12 @@ from newsletter.message import (
     build_message,
     make_envelope,
     message_id,
-    prepare,
 )
 from newsletter.plan import Plan, plan_run, translations_of
 from newsletter.reach import counted_composed
 from newsletter.return_address import ReturnPaths, unsubscribe_address
+from newsletter.segmenting import Segmenter, freeze_issue, prepared_editions
+from newsletter.signoff import missing_signoff, signed_only
 from newsletter.subscribers import Subscriber, read_csv
 from newsletter.tokens import make_token, secret_from_env
 from newsletter.transport import MaildirTransport, SmtpTransport, parse_smtp_url
@@ -171,8 +172,7 @@ def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options
                           issues=issues_run, transport=described, recovered=recovered,
                           problems=all_problems)
     envelope = envelope_for(config)
-    prepared = {(i, lang): prepare(ledger.load_edition(conn, i, lang), envelope)
-                for i in issues for lang in ledger.frozen_languages(conn, i)}
+    prepared = prepared_editions(conn, issues, envelope)  # every edition and variant
     pool = [transports.make() for _ in range(max(1, min(config.connections, total)))]
     for transport in pool:  # auth and TLS failures stop the run here, before any claim
         try:
@@ -232,6 +232,14 @@ def _freeze_due(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clo
     frozen, problems = [], []
     for draft in plan.to_freeze:
         translations, unreadable = translations_of(config, draft)
+        today = clock.now().astimezone(config.timezone).date()
+        if why := missing_signoff(config.review_required, draft.status, draft.approved_by,
+                                  today):
+            problems.append(f"{draft.issue}: not sent: {draft.path}: {why}")
+            continue
+        translations, unsigned = signed_only(config.review_required, translations, today)
+        for line in unsigned:
+            on_note(line)
         composed, errors = [], list(unreadable)
         for edition in [draft, *translations]:
             try:
@@ -248,11 +256,11 @@ def _freeze_due(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clo
             continue
         items = {i.id for c in composed for i in c.snapshot.items}
         composed = counted_composed(config, conn, composed)  # [reach]: links via /r/
-        rows = ledger.freeze(conn, [c.edition for c in composed], sorted(items), clock.now(),
-                             shard=shard)
+        rows, left_out = freeze_issue(config, conn, composed, sorted(items), clock.now(), shard)
         crash_point("after-freeze")
         languages = ", ".join(c.edition.language for c in composed)
-        on_note(f"{draft.issue}: edition(s) {languages} frozen, {rows} subscriber(s) to send to")
+        on_note(f"{draft.issue}: edition(s) {languages} frozen, {rows} subscriber(s) to send to"
+                + (f"; {left_out}" if left_out else ""))
         frozen.append(draft.issue)
     return frozen, tuple(problems)
 
@@ -275,20 +283,25 @@ def _dry_run(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
     envelope, url_of = envelope_for(config), unsubscribe_url_maker(config, secret)
     paths = ReturnPaths(config, secret)
     count, size, refused = 0, 0, []
+    today = clock.now().astimezone(config.timezone).date()
     for draft in plan.to_freeze:
         translations, _ = translations_of(config, draft)
+        translations = signed_only(config.review_required, translations, today)[0]
         composed = [compose(config, d.path, conn, now=clock.now(), write=False)
                     for d in [draft, *translations]]
-        if any(p.severity == "error" for c in composed for p in check_issue(
-                c.draft, c.edition, item_count=len(c.snapshot.items))):
+        if missing_signoff(config.review_required, draft.status, draft.approved_by, today) \
+                or any(p.severity == "error" for c in composed for p in check_issue(
+                    c.draft, c.edition, item_count=len(c.snapshot.items))):
             refused.append(draft.issue)
             continue
-        editions = {c.edition.language: c.edition for c in composed}
+        segments = Segmenter(config, composed)
         for sub in _audience(config, conn):
             if shard and ledger.shard_of(sub.email, shard[1]) != shard[0] - 1:
                 continue
-            edition = editions[ledger.edition_language(sub.language, set(editions),
-                                                        draft.language)]
+            choice = segments.choose(sub.language, sub.tags)
+            if choice.outcome != "send":  # outside the audience, or nothing for them
+                continue
+            edition = segments.edition(choice.language, choice.variant)
             mid = message_id(edition.issue, sub.email, envelope.domain)
             size += len(build_message(edition, envelope, Personal(
                 sub.email, sub.name, url_of(sub.email), mid, paths.mailto(sub.email)),

@@ -67,3 +67,18 @@ def missing_signoff(required: bool, status: str, approval: Approval | None,
         return (f"approved_by is dated {approval.date.isoformat()}, after today "
                 f"({today.isoformat()}): correct the date")
     return ""
+
+
+def signed_only(required: bool, drafts: list, today: date) -> tuple[list, list[str]]:
+    """The ready language editions that may go out, and one line for each held back (its
+    readers get the default edition meanwhile, and the late-edition path sends theirs once
+    it is approved within the month). `drafts` are drafts.Draft."""
+    kept, held = [], []
+    for draft in drafts:
+        why = missing_signoff(required, draft.status, draft.approved_by, today)
+        if why:
+            held.append(f"{draft.issue}: '{draft.language}' edition not sent yet: "
+                        f"{draft.path}: {why}")
+        else:
+            kept.append(draft)
+    return kept, held

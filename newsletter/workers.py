@@ -92,7 +92,7 @@ class Job:
     """What the workers need, read-only."""
 
     db_path: Path
-    prepared: dict[tuple[str, str], Prepared]  # (issue, language) -> encoded once
+    prepared: dict[tuple[str, str, str], Prepared]  # (issue, language, variant) -> encoded once
     envelope: Envelope
     unsubscribe_url: Callable[[str], str]
     clock: Clock
@@ -161,7 +161,7 @@ def _attempt(job: Job, transport, d: ledger.Delivery) -> _Done:  # noqa: ANN001
     try:
         mailto = paths.mailto(d.email) if paths else ""
         sender = paths.envelope_sender(d.subscriber_id) if paths else job.envelope.sender_addr
-        data = assemble(job.prepared[(d.issue, d.language)], job.envelope,
+        data = assemble(job.prepared[(d.issue, d.language, d.variant)], job.envelope,
                         Personal(d.email, d.name, job.unsubscribe_url(d.email), mid, mailto,
                                  "" if ledger.LATE_MARK in d.issue  # it is their own
                                  else edition_note(d.reader_language, d.language)),
