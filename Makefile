@@ -8,7 +8,7 @@ NL     := $(BIN)/newsletter
 ISSUE  ?= $(shell ls issues 2>/dev/null | grep -E '^[0-9]{4}-[0-9]{2}\.md$$' | sort | tail -n 1 | cut -c1-7)
 
 .DEFAULT_GOAL := help
-.PHONY: help new pull build check preview send status serve test faults bench messages archive lint lint-email golden clean node-tools
+.PHONY: help new pull build check preview send status serve test faults bench messages archive report lint lint-email golden clean node-tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ bench: $(STAMP) ## throughput against a loopback SMTP sink beside the smtplib ce
 
 archive: $(STAMP) ## write public/: every sent issue as a static site with Atom feeds
 	$(NL) archive
+
+report: $(STAMP) ## the figures of a sent ISSUE per edition: a table, and build/ISSUE/report.html
+	$(NL) report $(ISSUE)
 
 messages: $(STAMP) ## extract the strings to translate and update newsletter/locale/*/messages.po
 	$(BIN)/pybabel extract -F babel.cfg -c TRANSLATORS: --no-location --sort-output \

@@ -201,6 +201,7 @@ def _register_optional_commands() -> None:
     from newsletter.bounces import add_bounces_arguments, cmd_bounces
     from newsletter.dkimkeys import add_dkim_arguments, cmd_dkim
     from newsletter.preview_app import add_preview_arguments, cmd_preview
+    from newsletter.report import add_report_arguments, cmd_report
     from newsletter.xliff_commands import add_translate_arguments, cmd_translate
 
     COMMANDS.update(delivery_commands.COMMANDS)
@@ -213,6 +214,9 @@ def _register_optional_commands() -> None:
                            add_preview_arguments)
     COMMANDS["dkim"] = (cmd_dkim, "make a DKIM key pair and print the DNS record to publish",
                         add_dkim_arguments)
+    COMMANDS["report"] = (cmd_report, "the month's figures of a sent issue per edition: "
+                          "delivered, bounced, complained, unsubscribed, clicks per link; "
+                          "a table and build/ISSUE/report.html", add_report_arguments)
     COMMANDS["translate"] = (cmd_translate, "XLIFF 2.0 for translators (export ISSUE --lang L, "
                              "import FILE); done ISSUE.LANG: a translation is up to date",
                              add_translate_arguments)
