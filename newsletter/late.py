@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 
-from newsletter import ledger
+from newsletter import ledger, store_segments
 from newsletter.check import check_issue
 from newsletter.compose import compose
 from newsletter.config import Config
@@ -15,7 +15,7 @@ from newsletter.drafts import draft_path, load_draft
 from newsletter.errors import NewsletterError
 from newsletter.plan import translations_of
 from newsletter.reach import counted_composed
-from newsletter.segmenting import Segmenter
+from newsletter.segmenting import Segmenter, counted_outside_transactions
 from newsletter.signoff import signed_only
 
 
@@ -57,8 +57,11 @@ def freeze_late_editions(config: Config, conn: sqlite3.Connection, now: datetime
                 problems.append(f"{issue} ({draft.language}): late edition held: {errors[0]}")
                 continue
             composed = counted_composed(config, conn, [composed])[0]  # [reach]
-            segments = Segmenter(config, [composed], fallback=default.audience)
+            segments = Segmenter(config, [composed], fallback=default.audience,
+                                 finish=counted_outside_transactions(config, conn))
             lang = composed.edition.language.lower()
+            if segments.needed:  # render the variants before freeze_late's transaction
+                segments.tally(store_segments.active_readers(conn), render=True)
             rows = ledger.freeze_late(
                 conn, segments.edition(lang), config.default_language, now,
                 audience=segments.freeze_late_rows(lang) if segments.needed else None)

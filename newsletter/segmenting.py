@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -58,10 +58,13 @@ class Segmenter:
     """The segments of one issue, over its composed editions (the default one first)."""
 
     def __init__(self, config: Config, composed: Sequence[Composed], *,
-                 fallback: Audience | None = None) -> None:
+                 fallback: Audience | None = None,
+                 finish: Callable[[Edition], Edition] | None = None) -> None:
         """fallback: the audience of an edition without its own, when composed[0] is not the
-        default draft (a late edition)."""
+        default draft (a late edition). finish: what the freeze does to each rendered
+        variant, as it did to the composed editions (reach.counted_editions)."""
         self.config = config
+        self.finish = finish or (lambda edition: edition)
         self.composed = {c.edition.language.lower(): c for c in composed}
         self.default = composed[0].edition.language.lower()
         fallback = fallback or composed[0].draft.audience
@@ -106,8 +109,8 @@ class Segmenter:
                 self._rendered[(lang, variant)] = c.edition
             else:
                 draft = replace(c.draft, sections=self._sections(lang, variant))
-                self._rendered[(lang, variant)] = render_edition(self.config, draft,
-                                                                 c.snapshot.items)
+                self._rendered[(lang, variant)] = self.finish(
+                    render_edition(self.config, draft, c.snapshot.items))
         return self._rendered[(lang, variant)]
 
     def base_editions(self) -> list[Edition]:
@@ -201,7 +204,7 @@ def freeze_issue(config: Config, conn: sqlite3.Connection, composed: Sequence[Co
                  shard: tuple[int, int] | None = None) -> tuple[int, str]:
     """ledger.freeze for one issue, with its segments when it has any. Returns (rows, a
     note on who was left out: "" when no one was)."""
-    segmenter = Segmenter(config, composed)
+    segmenter = Segmenter(config, composed, finish=counted_outside_transactions(config, conn))
     if not segmenter.needed:
         return ledger.freeze(conn, [c.edition for c in composed], item_ids, now,
                              shard=shard), ""
@@ -209,6 +212,17 @@ def freeze_issue(config: Config, conn: sqlite3.Connection, composed: Sequence[Co
     rows = ledger.freeze(conn, segmenter.base_editions(), item_ids, now, shard=shard,
                          audience=segmenter.freeze_rows)
     return rows, left_out_note(found)
+
+
+def counted_outside_transactions(config: Config,
+                                 conn: sqlite3.Connection) -> Callable[[Edition], Edition]:
+    """[reach] counted links for a rendered variant. Variants are rendered before the freeze's
+    transaction; one first met inside it (a reader's tags changed in between) keeps its
+    direct links, as link ids are made in a transaction of their own."""
+    from newsletter.reach import counted_editions
+
+    return lambda edition: edition if conn.in_transaction else \
+        counted_editions(config, conn, [edition])[0]
 
 
 def left_out_note(found: Counter[Choice]) -> str:
