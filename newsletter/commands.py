@@ -14,6 +14,7 @@ from newsletter.compose import compose
 from newsletter.config import Config
 from newsletter.drafts import check_issue_id, draft_path, load_draft
 from newsletter.errors import DraftError, InputError
+from newsletter.fonts import font_warning
 from newsletter.issue_check import check_edition, draft_error_lines
 from newsletter.preview import SAMPLE_EMAIL, write_preview
 from newsletter.pull import pull
@@ -122,6 +123,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     edition = composed.edition
     out = Path(args.out) if args.out else config.root / "build" / composed.draft.path.stem
     url_of = unsubscribe_url_maker(config, secret_from_env()[0])
+    if not args.no_screenshots and (no_font := font_warning(edition.language)):
+        warn(no_font)  # Chromium draws a script without a font as empty boxes, silently
     files = write_preview(edition, envelope_for(config), url_of(SAMPLE_EMAIL), out,
                           screenshots=not args.no_screenshots, allow_hosts=config.allow_hosts)
     for f in files.files:
@@ -148,14 +151,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = config_of(args)
     path = resolve_draft(config, args.issue)
     try:
-        problems = check_edition(config, path, parse_now(args.now, config)).problems
+        checked = check_edition(config, path, parse_now(args.now, config))
     except DraftError as exc:
         for line in draft_error_lines(exc):
             print(line)
         say(f"check {path.name}: {len(exc.problems)} error(s), 0 warning(s)")
         return 1
+    problems = checked.problems
     for found in problems:
         print(found)
+    for line in checked.segments:
+        say(line)
     errors = sum(p.severity == "error" for p in problems)
     say(f"check {path.name}: {errors} error(s), {len(problems) - errors} warning(s)")
     return 1 if errors else 0
