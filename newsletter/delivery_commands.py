@@ -109,6 +109,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from newsletter import ledger
+    from newsletter.segment_report import status_lines
     from newsletter.suppression import month_summary
 
     config = config_of(args)
@@ -134,6 +135,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             editions = ledger.edition_counts(conn, name)
             if len(editions) > 1 or any(ledger.fallbacks(conn, name)):
                 say("  editions: " + ", ".join(f"{lang} {n}" for lang, n in editions.items()))
+            for line in status_lines(conn, name):  # as frozen: who got which variant
+                say("  " + line)
             for language, sent_as, n in ledger.fallbacks(conn, name):
                 say(f"  {n} subscriber(s) in '{language or '?'}' {verb} the '{sent_as}' "
                     "edition (no edition in their language)")
@@ -151,8 +154,10 @@ def _import_files(config: Config, files, *, quiet: bool = False,  # noqa: ANN001
     A name or language the reader set themselves is kept, with a warning naming file:line,
     unless override_reader. Returns (added, updated, rejected, kept)."""
     import hashlib
+    from datetime import UTC, datetime
 
     from newsletter import store
+    from newsletter.consent import plan_import, record_new
     from newsletter.store_reader import merge_subscribers
     from newsletter.subscribers import read_csv
 
@@ -171,7 +176,12 @@ def _import_files(config: Config, files, *, quiet: bool = False,  # noqa: ANN001
                 warn(str(row))
             for note in parsed.notes:
                 warn(note)
-            merged = merge_subscribers(conn, parsed.subscribers, override_reader=override_reader)
+            plan = plan_import(conn, config, str(path), parsed.subscribers, parsed.lines,
+                               datetime.now(UTC))
+            for skipped in plan.skipped:  # forgotten readers: never added again by an import
+                warn(skipped)
+            merged = merge_subscribers(conn, plan.subscribers, override_reader=override_reader)
+            record_new(conn, plan.events)  # "subscribed by CSV import, file:line"
             line_of = {s.email.lower(): n for s, n in zip(parsed.subscribers, parsed.lines,
                                                            strict=True)}
             for choice in merged.kept:
@@ -185,7 +195,9 @@ def _import_files(config: Config, files, *, quiet: bool = False,  # noqa: ANN001
                     f"{parsed.merged} duplicate row(s) merged, {len(parsed.rejected)} rejected"
                     + (f", {len(merged.kept)} reader's own value(s) kept" if merged.kept else "")
                     + (f", {merged.overridden} reader's own value(s) replaced"
-                       if merged.overridden else ""))
+                       if merged.overridden else "")
+                    + (f", {len(plan.skipped)} forgotten reader(s) skipped"
+                       if plan.skipped else ""))
     return added, updated, rejected, kept
 
 
@@ -195,6 +207,10 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
 
     config = config_of(args)
     action = args.action
+    from newsletter import consent_commands
+
+    if action in consent_commands.ACTIONS:  # show, forget, reasons
+        return consent_commands.run(args, config)
     if action == "import":
         if not args.files:
             raise InputError("subscribers import needs one or more CSV files")
@@ -210,7 +226,12 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
                                       default_language=config.default_language)
             except ValueError as exc:
                 raise InputError(str(exc)) from exc
-            status = store.add_subscriber(conn, sub)
+            from newsletter.store_reader import choices_kept_from
+
+            for choice in choices_kept_from(conn, sub):  # the reader's own edit wins here too
+                warn(choice.describe("subscribers add", offered_by="this command",
+                                     how="the reader changes it on the preferences page"))
+            status = consent_commands.add_with_consent(conn, config, sub)
             if status != "active":
                 say(f"{sub.email}: {status}; not re-activated (someone who left rejoins by "
                     "confirming a subscription themselves)")
@@ -226,6 +247,7 @@ def cmd_subscribers(args: argparse.Namespace) -> int:
                 raise InputError(str(exc)) from exc
             if not store.set_status(conn, email, "unsubscribed", "removed by an editor"):
                 raise InputError(f"{email} is not on the list")
+            consent_commands.removed(conn, email)
             say(f"{email}: unsubscribed")
             return 0
         if action == "export":
@@ -279,8 +301,11 @@ def _add_subscribers(cmd: argparse.ArgumentParser) -> None:
     rem.add_argument("address", metavar="ADDR")
     lst = sub.add_parser("list", help="list subscribers, with counts by status")
     lst.add_argument("--status", help="only this status (active, unsubscribed, bounced, ...)")
+    from newsletter.consent_commands import add_parsers
+
+    add_parsers(sub)  # show, forget, reasons
     cmd.set_defaults(files=None, file=None, address=None, name=None, language=None, status=None,
-                     override=None)
+                     override=None, json=False)
 
 
 COMMANDS = {

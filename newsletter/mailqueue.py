@@ -39,7 +39,7 @@ MAX_RETRY_GAP = timedelta(hours=1)
 RETRY_PERIOD = timedelta(hours=24)  # a confirm link a day late is still worth sending
 KEEP_SETTLED = timedelta(days=30)  # then a settled row (and the address in it) is deleted
 _STATE_OF = {"sent": "sent", "failed": "failed", "unknown": "unknown", "deferred": "deferred",
-             "retry": "deferred", "policy": "deferred"}
+             "retry": "deferred", "policy": "deferred", "suppressed": "suppressed"}
 
 
 @dataclass(frozen=True)
@@ -100,14 +100,19 @@ class MailQueue:
                     tally[self._settle(conn, mail, Outcome("deferred", 0, str(exc)))] += 1
                 return tally
             for mail in claimed:
-                tally[self._settle(conn, mail, *self._send(transport, mail))] += 1
+                tally[self._settle(conn, mail, *self._send(transport, mail, conn))] += 1
         finally:
             transport.close()
         return tally
 
-    def _send(self, transport, mail: store.QueuedMail) -> tuple[Outcome, str]:  # noqa: ANN001
+    def _send(self, transport, mail: store.QueuedMail,  # noqa: ANN001
+              conn: sqlite3.Connection) -> tuple[Outcome, str]:
         """(the outcome, the message's Message-ID)."""
         base, mid = self.config.base_url, make_msgid(domain=self.config.sender_domain)
+        if mail.kind == "welcome":  # newsletter.welcome: the latest issue, once per reader
+            from newsletter.welcome import send_welcome
+
+            return send_welcome(self, transport, conn, mail, mid), mid
         link = f"{base}/confirm/{confirm_token(self.secret, self.config.list_id, mail.ref)}"
         try:
             data = build_confirmation(self.config, mail.email, mail.language, link,

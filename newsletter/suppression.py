@@ -12,10 +12,13 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from newsletter import store
 from newsletter.bounce_report import Recipient, Report, one_line
 from newsletter.config import Config
+from newsletter.consent import status_event
 
 # "550 5.1.1 ", "550-5.1.1 ": the reply code and enhanced status quoted in a diagnostic
 _CODES_RE = re.compile(r"^[245]\d\d[ -]|(?<!\S)[245]\d\d-?\s*[245]\.\d{1,3}\.\d{1,3}\s*")
 FINAL = ("unsubscribed", "bounced", "complained")  # never downgraded or re-activated
+_SOURCE = {"unsubscribed": "unsubscribe by mail", "bounced": "bounce report",
+           "complained": "complaint report"}
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ def apply_recipient(conn: sqlite3.Connection, key: str, recipient: Recipient, re
     status, why, reason = change
     conn.execute("UPDATE subscribers SET status = ?, reason = ?, updated_at = ? WHERE email = ?",
                  (status, reason, stamp(now), sub.email))
+    status_event(conn, sub.email, status, _SOURCE[status], reason, now)  # consent history
     run.changes.append(Change(sub.email, status, why))
     run.bounced += status == "bounced"
     run.complained += status == "complained"

@@ -16,10 +16,14 @@ from flask import Blueprint, Flask, Response, abort, g, request
 
 from newsletter import store
 from newsletter.config import Config
+from newsletter.consent import status_event
 from newsletter.i18n import LANGUAGES, gettext_for
 from newsletter.subscribers import clean_language, clean_name
 from newsletter.tokens import verification_secrets, verify_token
+from newsletter.web_consent import after_confirm, consent_pages, remember_form, unsubscribed_page
+from newsletter.web_language import form_problem, reader_language, register_error_pages
 from newsletter.web_optin import (
+    FormProblem,
     client_key,
     confirm_request,
     parse_subscribe_form,
@@ -54,6 +58,8 @@ def create_app(config: Config, *, clock: Clock = lambda: datetime.now(UTC),
     _install_hooks(app, config)
     app.register_blueprint(_reader_pages(config, prefix, clock, on_queued),
                            url_prefix=prefix or None)
+    register_error_pages(app, Pages(config, prefix).message, config.default_language, prefix)
+    app.register_blueprint(consent_pages(config, prefix, clock), url_prefix=prefix or None)
     _register_blueprints(app, config, prefix)
     return app
 
@@ -116,11 +122,9 @@ def _reader_pages(config: Config, prefix: str, clock: Clock,
 
     def language(preferred: str = "") -> str:
         """?lang= (the language links on every page), else the subscriber's, else the
-        browser's Accept-Language, else the newsletter's default."""
-        for choice in (request.args.get("lang", ""), preferred):
-            if choice in LANGUAGES:
-                return choice
-        return request.accept_languages.best_match(LANGUAGES) or config.default_language
+        browser's Accept-Language, else the newsletter's default (web_language.py)."""
+        return reader_language(request.args.get("lang", ""), preferred,
+                               request.accept_languages, config.default_language)
 
     @bp.get("/")
     @bp.get("/feed.xml")
@@ -155,10 +159,9 @@ def _reader_pages(config: Config, prefix: str, clock: Clock,
         if sub is not None and sub.status in ("active", "pending"):
             store.set_status(db(), sub.email, "unsubscribed",
                              f"one-click unsubscribe {clock():%Y-%m-%d}")
-        _ = gettext_for(lang)
-        return pages.message(lang, _("You are unsubscribed"), _(
-            "%(email)s will not receive %(newsletter)s any more.")
-            % {"email": email, "newsletter": config.name}, notice=True)
+            status_event(db(), sub.email, "unsubscribed", "unsubscribe link",
+                         "one-click unsubscribe", clock())
+        return unsubscribed_page(pages, config, lang, email, clock())  # and "why?" (optional)
 
     @bp.route("/subscribe", methods=["GET", "POST"])
     def subscribe() -> str | tuple[str, int]:
@@ -172,13 +175,13 @@ def _reader_pages(config: Config, prefix: str, clock: Clock,
         try:
             valid = parse_subscribe_form(form["email"], form["name"], form["chosen_language"],
                                          config.default_language)
-        except ValueError as exc:
-            form["error"] = gettext_for(lang)("Please check the form: %(problem)s") % {
-                "problem": exc}
+        except FormProblem as exc:
+            form["error"] = form_problem(lang, exc.field)
             return pages.subscribe_form(lang, **form), 422
         client = client_key(request.remote_addr or "", request.headers.get(
             "X-Forwarded-For", ""), config.web.trusted_proxies)
         request_subscription(db(), config, valid, client, clock())
+        remember_form(db(), pages, lang, valid.email, clock())  # the form's language and text
         on_queued()  # called whatever the outcome: the same work for every address
         return pages.check_inbox(lang, valid.email)
 
@@ -191,8 +194,12 @@ def _reader_pages(config: Config, prefix: str, clock: Clock,
         public_id, req = found
         if request.method != "POST":
             return pages.confirm_form(lang, req.email, req.name, req.language, token)
+        before = store.get_subscriber(db(), req.email)
         if not confirm_request(db(), public_id, clock()):
             return pages.expired_link(lang)
+        if after_confirm(db(), config, public_id, req.email, req.language, req.created_at,
+                         before is not None and before.status == "active", clock()):
+            on_queued()  # the welcome mail, with the latest issue
         _ = gettext_for(lang)
         return pages.message(lang, _("You are subscribed"), _(
             "Thank you: %(email)s will receive the next issue of %(newsletter)s.")
@@ -206,21 +213,26 @@ def _reader_pages(config: Config, prefix: str, clock: Clock,
             return pages.invalid_link(language())
         saved = request.method == "POST"
         if saved:  # the token came in the reader's own mail: proof enough for a profile edit
+            field = "name"
             try:
                 name = clean_name(request.form.get("name", "")[:200])
+                field = "language"
                 chosen = clean_language(request.form.get("language", "")[:20],
                                         config.default_language)
-            except ValueError as exc:
+            except ValueError:
                 lang = language(sub.language)
-                return pages.message(lang, gettext_for(lang)("Please check the form"),
-                                     str(exc)), 422
+                _ = gettext_for(lang)
+                return pages.message(lang, _("Please check the form"),
+                                     form_problem(lang, field)), 422
             store.update_profile(db(), sub.email, name, chosen)
             sub = store.get_subscriber(db(), sub.email) or sub
         lang = sub.language if saved and sub.language in LANGUAGES else language(sub.language)
-        return pages.render(lang, "web/preferences.html.j2", gettext_for(lang)("Your preferences"),
+        _ = gettext_for(lang)  # spelled _("..."): `make messages` extracts only that form
+        return pages.render(lang, "web/preferences.html.j2", _("Your preferences"),
                             email=sub.email, name=sub.name, chosen_language=sub.language,
                             saved=saved, action=f"{prefix}/preferences/{token}",
-                            unsubscribe=f"{prefix}/unsubscribe/{token}")
+                            unsubscribe=f"{prefix}/unsubscribe/{token}",
+                            forget=f"{prefix}/forget/{token}")
 
     @bp.get("/issues/<issue>")
     @bp.get("/issues/<issue>/<lang>")

@@ -1,0 +1,114 @@
+"""A reader's own data: the JSON export, and erasure (`subscribers forget`, the preferences
+page's delete): personal data gone from the database and the program's own files, a keyed
+hash kept so that no later import adds the address again."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import getaddresses
+from pathlib import Path
+
+from newsletter import store_consent
+from newsletter.config import Config
+from newsletter.consent import forget_keys, stamp
+from newsletter.store_consent import Erased
+from newsletter.subscribers import normalise_mailbox
+
+_GMAIL = ("gmail.com", "googlemail.com")
+
+
+@dataclass(frozen=True)
+class ForgetReport:
+    known: bool  # the address (some spelling of it) was in the database
+    erased: Erased
+    outbox_messages: int  # messages to the reader removed from the outbox Maildir
+    still_in: tuple[str, ...]  # "file:line" of the editors' CSV files that still list it
+
+
+def same_mailbox(conn: sqlite3.Connection, email: str) -> set[str]:
+    """email and every other spelling of its inbox that the database holds."""
+    mailbox_ = normalise_mailbox(email)
+    domain = mailbox_.rpartition("@")[2]
+    found = store_consent.spellings(conn, _GMAIL if domain in _GMAIL else (domain,))
+    return {email} | {e for e in found if e and normalise_mailbox(e) == mailbox_}
+
+
+def forget_reader(config: Config, conn: sqlite3.Connection, email: str,
+                  now: datetime) -> ForgetReport:
+    """Erase a reader; idempotent (a second call finds nothing and keeps the one hash)."""
+    spellings = same_mailbox(conn, email)
+    known = any(conn.execute("SELECT 1 FROM subscribers WHERE email = ?", (e,)).fetchone()
+                for e in spellings)
+    erased = store_consent.erase(conn, spellings, normalise_mailbox(email),
+                                 forget_keys(config, email, now)[0],
+                                 now.astimezone(config.timezone).date().isoformat())
+    removed = _clean_outbox(config.root / "outbox", spellings)
+    return ForgetReport(known or erased.subscribers > 0, erased, removed,
+                        _csv_mentions(config.subscriber_files, spellings))
+
+
+def _clean_outbox(path: Path, spellings: set[str]) -> int:
+    """Delete the Maildir transport's copies of mail to the reader: that folder is the
+    program's record of what it sent (the embedded default transport)."""
+    if not (path / "cur").is_dir() and not (path / "new").is_dir():
+        return 0
+    wanted, removed = {s.lower() for s in spellings}, 0
+    box = mailbox.Maildir(path, create=False)
+    for key in list(box.iterkeys()):
+        try:
+            message = box.get_message(key)
+        except (OSError, KeyError):
+            continue  # removed meanwhile, or unreadable: nothing of ours to judge
+        to = {addr.lower() for _, addr in getaddresses(message.get_all("To", []))}
+        if to & wanted:
+            box.remove(key)
+            removed += 1
+    return removed
+
+
+def _csv_mentions(files: tuple[Path, ...], spellings: set[str]) -> tuple[str, ...]:
+    """Where the editors' own files still list the reader: theirs to edit, not ours (an
+    import skips the line meanwhile)."""
+    wanted = {s.lower() for s in spellings}
+    found = []
+    for path in files:
+        try:
+            text = path.read_bytes().decode("utf-8-sig", errors="replace")
+        except OSError:
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
+            low = line.lower()
+            if any(w in low for w in wanted):
+                found.append(f"{path}:{number}")
+    return tuple(found)
+
+
+def reader_export(config: Config, conn: sqlite3.Connection, email: str,
+                  now: datetime) -> dict[str, object] | None:
+    """Everything the list holds about one reader, for the reader: their fields, consent
+    history, deliveries (issue, edition, state, when) and bounces. None if not a subscriber."""
+    record = store_consent.subscriber_record(conn, email)
+    if record is None:
+        return None
+    sub_id = int(str(record.pop("id")))
+    record["tags"] = [t for t in str(record["tags"]).split(";") if t]
+    history = []
+    for e in store_consent.history(conn, str(record["email"])):
+        entry = {"at": e.at, "action": e.action, "source": e.source, "detail": e.detail}
+        history.append(entry)
+    return {
+        "newsletter": config.name,
+        "exported_at": stamp(now),
+        "subscriber": record,
+        "consent_history": history,
+        "deliveries": store_consent.deliveries_of(conn, sub_id),
+        "bounces": store_consent.bounces_of(conn, str(record["email"])),
+    }
+
+
+def export_json(data: dict[str, object]) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
