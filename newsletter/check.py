@@ -15,12 +15,15 @@ import markdown
 
 from newsletter.a11y import reading_problems
 from newsletter.drafts import Draft, content_hash
+from newsletter.frontmatter_lint import lint_draft
 from newsletter.ledger import edition_language
 from newsletter.message import html_wire_size
 from newsletter.netguard import Resolver, local_name_reason, private_only_hosts, system_resolver
+from newsletter.only_sections import marker_findings
 from newsletter.personalise import KNOWN, placeholder_lookalikes
 from newsletter.render import Edition
 from newsletter.snapshot import snapshot_path
+from newsletter.template_hints import hint_message, leftover_hints, template_hints
 from newsletter.translate import read_sidecar, sidecar_path, stale_sections
 
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -77,6 +80,15 @@ def check_issue(draft: Draft, edition: Edition, *, item_count: int,
             f"cut it near {SUBJECT_WARN_CHARS // 2}-{SUBJECT_WARN_CHARS}")
     if draft.status != "ready":
         add("warning", "status:", "status is 'draft': `send` skips it until it is 'ready'")
+    # What the line scan found that does not stop the draft loading (Word bullets, ...).
+    if draft.path.exists():
+        problems += [Problem(p.severity, f"{draft.path}:{p.line}", p.message)
+                     for p in lint_draft(draft.path.read_bytes()).problems]
+    # The template's hints are the template file's paragraphs, read now (template_hints.py).
+    ready = draft.status == "ready"
+    for line_no, hint in leftover_hints(raw, template_hints(draft.path.parent / "_template.md")):
+        problems.append(Problem("error" if ready else "warning", f"{draft.path}:{line_no}",
+                                hint_message(hint, ready)))
     for match in _TEMPLATE_SYNTAX_RE.finditer(raw):
         line_text = raw[match.start():].split("\n", 1)[0]
         add("error", line_text, f"template syntax {match.group()!r} is sent literally: drafts "
@@ -93,6 +105,8 @@ def check_issue(draft: Draft, edition: Edition, *, item_count: int,
     parser.feed(edition.html)
     for line_no, (severity, message) in _stripped_constructs(raw):
         problems.append(Problem(severity, f"{draft.path}:{line_no}", message))
+    # {only=tag} heading markers that cannot work as written (newsletter.only_sections)
+    problems += [Problem(*found) for found in marker_findings(draft.path, draft.body)]
     for href in parser.links:
         if not href:
             continue  # the sanitiser removed an unsafe URL: reported above at its line

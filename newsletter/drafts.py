@@ -14,10 +14,13 @@ import yaml
 
 from newsletter.audience import Audience, parse_audience
 from newsletter.errors import DraftError, InputError
+from newsletter.frontmatter_lint import lint_draft
+from newsletter.frontmatter_yaml import Header, parse_header
 from newsletter.headers import header_text_problem
 from newsletter.only_sections import variant_body
 from newsletter.sanitize import plain_text, sanitize_html
 from newsletter.signoff import Approval, parse_approval
+from newsletter.word_bullets import as_markdown_lists
 
 ISSUE_RE = re.compile(r"^(?P<year>\d{4})-(?P<month>0[1-9]|1[0-2])$")
 _DRAFT_NAME_RE = re.compile(
@@ -28,7 +31,7 @@ STATUSES = ("draft", "ready")
 _FIELDS = {
     "subject": str, "preheader": str, "status": str, "send_at": str,
     "feeds": list, "exclude": list, "translated_from": str,
-    "audience": dict, "approved_by": object,  # read by audience.py and signoff.py
+    "audience": dict, "approved_by": str,  # read by audience.py and signoff.py (a mapping too)
 }
 
 
@@ -88,16 +91,24 @@ def load_draft(path: Path, *, timezone: ZoneInfo, default_language: str = "en") 
     if not match or not ISSUE_RE.match(match["issue"]):
         raise DraftError(str(path), ["file name must be YYYY-MM.md or YYYY-MM.LANG.md"])
     try:
-        raw = path.read_bytes().decode("utf-8-sig")
+        data = path.read_bytes()
     except FileNotFoundError as exc:
         raise DraftError(str(path), ["no such draft (create it with `newsletter new`)"]) from exc
-    except UnicodeDecodeError as exc:
-        raise DraftError(str(path), [f"not UTF-8 text (byte {exc.start})"]) from exc
+    # The line scan runs first and names every pasted-in trap; YAML then reads the rest.
+    linted = lint_draft(data)
+    raw = linted.text
+    if linted.fatal:
+        raise DraftError(str(path), [p.message for p in linted.problems])
     if "\x00" in raw:
         raise DraftError(str(path), ["contains a NUL byte"])
-    meta, lines, body = _split_front_matter(path, raw)
+    lint_errors = [p for p in linted.problems if p.severity == "error"]
+    header, body = _front_matter(path, raw, frozenset(p.line for p in lint_errors))
     problems: list[str] = []
-    fields = _check_fields(meta, lines, problems, timezone)
+    fields = _check_fields(header.meta, header.lines, problems, timezone, header.unread)
+    found = [(p.line, p.message if p.line == 0 else p.text()) for p in lint_errors]
+    found += [(line, f"line {line}: {text}") for line, text in header.problems]
+    found += [(_line_of(text), text) for text in problems]
+    problems = [text for _, text in sorted(found, key=lambda pair: pair[0])]
     draft = Draft(
         path=path,
         issue=match["issue"],
@@ -116,37 +127,45 @@ def load_draft(path: Path, *, timezone: ZoneInfo, default_language: str = "en") 
         audience=fields.get("audience"),
         approved_by=fields.get("approved_by"),
     )
+    if len(problems) == 1 and len(header.problems) == 1:  # one YAML error: FILE:LINE, as ever
+        raise DraftError(f"{path}:{header.problems[0][0]}", [header.problems[0][1]])
     if problems:
         raise DraftError(str(path), problems)
     return draft
 
 
-def _split_front_matter(path: Path, raw: str) -> tuple[dict, dict[str, int], str]:
+def _line_of(problem: str) -> int:
+    """The line a `line N: ...` problem names; 0 (listed first) for one without a line."""
+    match = re.match(r"line (\d+): ", problem)
+    return int(match[1]) if match else 0
+
+
+def _front_matter(path: Path, raw: str, skip: frozenset[int]) -> tuple[Header, str]:
+    """The front matter read around the lines in SKIP (reported already), and the body."""
     text = raw.replace("\r\n", "\n")
     if not text.startswith("---\n"):
         raise DraftError(f"{path}:1", ["front matter: the draft must start with a '---' line"])
     end = re.search(r"^---[ \t]*$", text[4:], re.MULTILINE)
     if end is None:
         raise DraftError(f"{path}:1", ["front matter: no closing '---' line"])
-    header = text[4:4 + end.start()]
-    body = text[4 + end.end():].lstrip("\n")
-    try:
-        node = yaml.compose(header, Loader=_StringTimestamps)
-        meta = yaml.load(header, Loader=_StringTimestamps) if node else {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 2 if mark else 1
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise DraftError(f"{path}:{line}", [f"front matter: not valid YAML: {reason}"]) from exc
-    if not isinstance(meta, dict):
-        raise DraftError(f"{path}:2", ["front matter: must be 'key: value' lines"])
-    lines = {str(k.value): k.start_mark.line + 2 for k, _ in node.value} if node else {}
-    return meta, lines, body
+    header = parse_header(text[4:4 + end.start()], _StringTimestamps, first_line=2, skip=skip)
+    return header, text[4 + end.end():].lstrip("\n")
+
+
+def _split_front_matter(path: Path, raw: str) -> tuple[dict, dict[str, int], str]:
+    """meta, key lines and body; the first YAML problem is raised with its line."""
+    header, body = _front_matter(path, raw, frozenset())
+    if header.problems:
+        line, problem = header.problems[0]
+        raise DraftError(f"{path}:{line}", [problem])
+    return header.meta, header.lines, body
 
 
 def _check_fields(meta: dict, lines: dict[str, int], problems: list[str],
-                  timezone: ZoneInfo) -> dict:
+                  timezone: ZoneInfo, unread: frozenset[str] = frozenset()) -> dict:
     def problem(key: str, message: str) -> None:
+        if key in unread:  # its line could not be read: reported there already
+            return
         problems.append(f"line {lines.get(key, 1)}: front matter: '{key}' {message}"
                         if key in lines else f"front matter: '{key}' {message}")
 
@@ -193,7 +212,10 @@ def _check_fields(meta: dict, lines: dict[str, int], problems: list[str],
         try:
             fields["send_at"] = parse_send_at(fields["send_at"], timezone)
         except ValueError:
-            problem("send_at", f"must be an ISO 8601 date or date-time, not {fields['send_at']!r}")
+            problem("send_at", f"must be an ISO 8601 date or date-time, not "
+                               f"{fields['send_at']!r}: write it as send_at: 2027-01-06T09:00 "
+                               f"(a time without an offset is in {timezone.key}; add one, "
+                               f"as in 2027-01-06T09:00+01:00, for another zone)")
             del fields["send_at"]
     return fields
 
@@ -262,7 +284,9 @@ def split_sections(body: str) -> tuple[Section, ...]:
 def markdown_to_html(text: str) -> str:
     """Markdown to sanitised HTML. Raw HTML in the draft goes through the same allowlist."""
     # fenced_code: split_sections already treats ``` blocks as code, so Markdown must too.
-    html = markdown.markdown(text, extensions=["tables", "sane_lists", "fenced_code"],
+    # Word-style bullets ('•' and a tab) are list items: newsletter.word_bullets.
+    html = markdown.markdown(as_markdown_lists(text),
+                             extensions=["tables", "sane_lists", "fenced_code"],
                              output_format="html")
     return sanitize_html(html)
 

@@ -159,7 +159,9 @@ def test_status_defaults_to_draft(tmp_path):
 def test_bad_send_at_is_an_error(tmp_path):
     path = write(tmp_path, "---\nsubject: Hi\nsend_at: 2026-13-45\n---\nBody\n")
     assert problems(path) == ["line 3: front matter: 'send_at' must be an ISO 8601 date or "
-                              "date-time, not '2026-13-45'"]
+                              "date-time, not '2026-13-45': write it as send_at: "
+                              "2027-01-06T09:00 (a time without an offset is in Europe/Zurich; "
+                              "add one, as in 2027-01-06T09:00+01:00, for another zone)"]
 
 
 def test_send_at_without_zone_is_in_the_configured_timezone(tmp_path):
