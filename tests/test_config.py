@@ -73,7 +73,7 @@ def test_http_feed_url_is_kept_and_local_path_is_resolved_against_the_config_fol
 def test_unknown_section_is_named_with_the_known_ones(tmp_path):
     message = config_error(tmp_path, GOOD + "\n[extras]\nx = 1\n")
     assert "'extras' is not a known section" in message
-    assert ("known: bounces, delivery, dkim, feeds, network, newsletter, review, store, "
+    assert ("known: bounces, delivery, dkim, feeds, network, newsletter, reach, review, store, "
             "subscribers, translations, web, webhooks)") in message
 
 
