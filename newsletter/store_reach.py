@@ -105,12 +105,14 @@ def next_frozen(conn: sqlite3.Connection, issue: str) -> datetime | None:
 
 
 def delivery_states(conn: sqlite3.Connection, issue: str) -> dict[str, dict[str, int]]:
-    """language -> state -> rows, the issue's own rows and its late editions' (ISSUE+LANG)."""
+    """language -> state -> rows, the issue's own rows and its late editions' (ISSUE+LANG),
+    with the rows of forgotten readers, which the ledger keeps as counts (as status does)."""
     out: dict[str, dict[str, int]] = {}
-    for lang, state, n in conn.execute(
-            "SELECT language, state, count(*) FROM deliveries WHERE issue = ? OR issue LIKE ? "
-            "GROUP BY language, state", (issue, issue + "+%")):
-        out.setdefault(lang, {})[state] = out.get(lang, {}).get(state, 0) + n
+    for table, count in (("deliveries", "count(*)"), ("forgotten_deliveries", "sum(count)")):
+        for lang, state, n in conn.execute(
+                f"SELECT language, state, {count} FROM {table} WHERE issue = ? OR issue LIKE ? "
+                "GROUP BY language, state", (issue, issue + "+%")):
+            out.setdefault(lang, {})[state] = out.get(lang, {}).get(state, 0) + n
     return out
 
 

@@ -158,3 +158,12 @@ def test_an_issue_never_sent_is_one_line_and_exit_2(delivery_project, capsys) ->
 def test_a_malformed_issue_is_refused(delivery_project, capsys) -> None:
     assert delivery_project.cli("report", "../etc") == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_forgotten_reader_still_counts_as_delivered(reported, capsys) -> None:
+    project = reported["project"]
+    before = table(reported["out"])["en"]["delivered"]
+    assert project.cli("subscribers", "forget", project.addresses[5]) == 0
+    capsys.readouterr()
+    assert project.cli("report", "2026-11") == 0
+    assert table(capsys.readouterr().out)["en"]["delivered"] == before
