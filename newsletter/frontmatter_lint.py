@@ -19,9 +19,11 @@ _INVISIBLE = {"\u200b": "a zero-width space", "\u2060": "a word joiner",
               "\ufeff": "a zero-width no-break space (a BOM inside the text)"}
 _CURLY = {"\u201c": "a curly quote “", "\u201d": "a curly quote ”", "\u2018": "a curly quote ‘",
           "\u2019": "a curly quote ’", "\u201e": "a curly quote „", "\u201a": "a curly quote ‚"}
+_INVISIBLE_RE = re.compile("[" + "".join(_INVISIBLE) + "]")
 _CLOSING_RE = re.compile(r"^---[ \t]*$")
 _KEY_RE = re.compile(r"^(?P<key>[^\s:#\-\[\]{},][^:]*?)[ \t\u00a0\u202f]*:(?=[\s\u00a0\u202f]|$)")
 _FENCE_RE = re.compile(r"^\s*(```|~~~)")
+_BLOCK_RE = re.compile(r"^\s*[|>][-+0-9]*\s*(#.*)?$")  # `key: >` starts a block of text
 
 
 @dataclass(frozen=True)
@@ -84,11 +86,28 @@ def lint_draft(data: bytes) -> Linted:
     end = len(lines)
     if lines and lines[0].rstrip() == "---":
         end = next((i for i in range(1, len(lines)) if _CLOSING_RE.match(lines[i])), len(lines))
-        for index in range(1, end):
-            problems += _header_line(index + 1, lines[index])
+        problems += _header_problems(lines[1:end])
     body_start = end + 1 if end < len(lines) else len(lines)
     problems += _body_problems(lines, body_start)
     return Linted(decoded.text, tuple(problems))
+
+
+def _header_problems(rows: list[str]) -> list[LintProblem]:
+    """The front matter's lines (the draft's lines 2...), each checked on its own, except the
+    text of a block scalar (`preheader: >` and the lines indented under it): that is text,
+    where ': ', '#' and tabs mean nothing to YAML."""
+    found: list[LintProblem] = []
+    block_indent = -1  # the indent of the key whose | or > block we are in
+    for number, line in enumerate(rows, 2):
+        indent = len(line) - len(line.lstrip(" "))
+        if block_indent >= 0 and (not line.strip() or indent > block_indent):
+            continue
+        block_indent = -1
+        found += _header_line(number, line)
+        _, _, colon_end = _key_span(line)
+        if colon_end and _BLOCK_RE.match(line[colon_end:]):
+            block_indent = indent
+    return found
 
 
 def _header_line(number: int, line: str) -> list[LintProblem]:
@@ -222,9 +241,9 @@ def _body_problems(lines: list[str], start: int) -> list[LintProblem]:
     for index in range(start, len(lines)):
         if _FENCE_RE.match(lines[index]):
             fenced = not fenced
-        invisible = next((c for c in enumerate(lines[index]) if c[1] in _INVISIBLE), None)
-        if invisible and not fenced:
-            found.append(LintProblem(index + 1, "warning", f"{_name(invisible[1])} at column "
-                                     f"{invisible[0] + 1}: it is invisible but breaks words "
-                                     "and links; delete it"))
+        invisible = None if fenced else _INVISIBLE_RE.search(lines[index])
+        if invisible:
+            found.append(LintProblem(index + 1, "warning", f"{_name(invisible[0])} at column "
+                                     f"{invisible.start() + 1}: it is invisible but breaks "
+                                     "words and links; delete it"))
     return sorted(found, key=lambda p: p.line)

@@ -233,3 +233,11 @@ def test_word_bullets_become_a_list_and_check_says_where(project):
     warnings = warning_lines(out, path)
     assert "3 line(s) start with a Word-style bullet '\u2022'" in warnings[6]
     assert 12 not in warnings  # the fenced one is code, not a list
+
+
+def test_the_text_of_a_block_scalar_is_text_and_windows_line_ends_keep_the_lines(project):
+    path = write(project, "---\r\nsubject: Hi\r\npreheader: >-\r\n  Tip: costs #1 abroad\r\n"
+                          "  and here\r\n# a note: for us\r\nstatus:\tready\r\n---\r\n"
+                          + BODY.replace("\n", "\r\n"))
+    errors = error_lines(project.cli("check", "2026-11", "--now", NOW).out, path)
+    assert sorted(errors) == [7] and "a tab at column 8" in errors[7]
