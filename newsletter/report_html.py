@@ -20,7 +20,7 @@ from newsletter.report import (
     total_row,
 )
 
-BAR_HEIGHT, GAP, LABEL_WIDTH, CHART_WIDTH = 22, 8, 150, 640
+BAR_HEIGHT, GAP, LABEL_WIDTH, CHART_WIDTH = 22, 8, 220, 700
 COLOURS = {"delivered": "#2b6cb0", "failed": "#9b2c2c", "hard": "#c05621", "soft": "#d69e2e",
            "ours": "#718096", "complained": "#6b46c1", "unsubscribed": "#2f855a",
            "clicks": "#0b3d6b"}
@@ -129,6 +129,8 @@ def _bars(title: str, rows: list[tuple[str, int, bool]], kind: str, *,
     return "".join(out)
 
 
-def _short(url: str, limit: int = 22) -> str:
-    bare = url.split("://", 1)[-1]
-    return bare if len(bare) <= limit else bare[:limit - 1] + "…"
+def _short(url: str, limit: int = 30) -> str:
+    """A bar's label: the URL's path end, which tells links of one site apart (the table
+    beside the chart has the whole URL)."""
+    bare = url.split("://", 1)[-1].rstrip("/")
+    return bare if len(bare) <= limit else "…" + bare[-(limit - 1):]
