@@ -241,3 +241,17 @@ def test_the_text_of_a_block_scalar_is_text_and_windows_line_ends_keep_the_lines
                           + BODY.replace("\n", "\r\n"))
     errors = error_lines(project.cli("check", "2026-11", "--now", NOW).out, path)
     assert sorted(errors) == [7] and "a tab at column 8" in errors[7]
+
+
+def test_send_refuses_a_ready_issue_that_still_holds_a_template_hint(project):
+    template = (project.issues / "_template.md").read_text(encoding="utf-8")
+    intro = template.split("---\n", 2)[2].strip().split("\n\n")[0]
+    write(project, "---\nsubject: Hi\nstatus: ready\nsend_at: 2026-11-05T09:00\n---\n"
+                   f"{intro}\n\n## Trademarks\n\nOur own words.\n")
+    assert project.cli("pull", "2026-11", "--now", NOW).code == 0
+    result = project.cli("send", "2026-11", "--dry-run", "--now", "2026-11-05T10:00")
+    assert result.code == 1
+    assert "would refuse 2026-11" in result.out + result.err
+    write(project, "---\nsubject: Hi\nstatus: ready\nsend_at: 2026-11-05T09:00\n---\n"
+                   "Our intro.\n\n## Trademarks\n\nOur own words.\n")
+    assert project.cli("send", "2026-11", "--dry-run", "--now", "2026-11-05T10:00").code == 0
