@@ -82,6 +82,7 @@ def register_redirects(app: Flask, config: Config, prefix: str, *,
     atexit.register(committer.flush, everything=True)
     pages = Pages(config, prefix)
     known: dict[str, store_reach.Link] = {}  # ids never change once made: no query per click
+    local = threading.local()  # one connection per server thread, opened once
     bp = Blueprint("reach", __name__)
 
     def find(link_id: str) -> store_reach.Link | None:
@@ -89,11 +90,9 @@ def register_redirects(app: Flask, config: Config, prefix: str, *,
             return known[link_id]
         if not _ID_RE.fullmatch(link_id):
             return None
-        conn = store.connect(config.store_path)
-        try:
-            link = store_reach.find_link(conn, link_id)
-        finally:
-            conn.close()
+        if getattr(local, "conn", None) is None:
+            local.conn = store.connect(config.store_path)
+        link = store_reach.find_link(local.conn, link_id)
         if link is not None and len(known) < 100_000:
             known[link_id] = link
         return link

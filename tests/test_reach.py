@@ -298,3 +298,21 @@ def test_canary_is_invisible_unfocusable_and_axe_clean_in_chromium(chromium, tmp
             page.keyboard.press("Tab")
             assert not page.evaluate("document.activeElement.hasAttribute('data-nl-canary')")
         page.close()
+
+
+def test_serve_writes_the_clicks_still_waiting_when_it_is_stopped(sent) -> None:
+    """SIGTERM before the window has passed: the hit is a person's (no canary came), and
+    `newsletter serve` writes it on its way out instead of losing it."""
+    from test_web_abuse import serve_process
+
+    text = sent.config.read_text(encoding="utf-8").replace(
+        f"scanner_seconds = {WINDOW}", "scanner_seconds = 300")
+    sent.config.write_text(text, encoding="utf-8")
+    (first, url), = outside_links(sent.db)[:1]
+    with serve_process(sent) as (proc, port):
+        response = httpx.get(f"http://127.0.0.1:{port}/newsletter/r/{first}")
+        assert response.status_code == 302 and response.headers["Location"] == url
+        time.sleep(0.5)
+        assert link_rows(sent.db)[first][2:] == (0, 0)  # still waiting out its window
+    assert proc.returncode is not None
+    assert link_rows(sent.db)[first][2:] == (1, 0)
