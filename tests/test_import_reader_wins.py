@@ -106,7 +106,8 @@ def test_the_send_path_keeps_a_readers_change_when_the_csv_is_edited_elsewhere_l
         save_preferences(origin, reader, "Rea Four", "zh")
     capsys.readouterr()
     assert delivery_project.cli("send", "--now", BEFORE_THE_ISSUE) == 0  # file unchanged
-    assert capsys.readouterr().err == ""
+    out, err = capsys.readouterr()
+    assert "sample.csv" not in out + err  # skipped: nothing to import, nothing to say
     newcomer = "late.comer@example.org"
     with csv_path(delivery_project).open("a", encoding="utf-8") as f:  # another editor's edit
         f.write(f"{newcomer},Late Comer,en,\n")
@@ -184,6 +185,45 @@ def test_the_language_chosen_on_a_confirmed_subscribe_form_is_the_readers_own(
     # The name she left blank is the CSV's to fill; the language she chose stays hers.
     assert row_of(imported, email) == ("Nia Reader", "fr", "", "active")
     assert f"{email}: language 'fr' kept" in err and "name" not in err
+
+
+def test_the_csv_spelling_an_address_in_another_case_still_meets_the_readers_choice(
+        imported: DeliveryProject, capsys: pytest.CaptureFixture) -> None:
+    reader = imported.addresses[3]
+    with running_app(imported.config) as origin:
+        save_preferences(origin, reader, "Reader 3", "ru")
+    where = rewrite_csv(imported, {reader: f"{reader.upper()},Reader 3,es,"})
+    assert imported.cli("subscribers", "import", str(csv_path(imported))) == 0
+    assert row_of(imported, reader)[:2] == ("Reader 3", "ru")
+    assert f"{csv_path(imported)}:{where[reader]}: {reader}: language 'ru' kept" in \
+        capsys.readouterr().err
+
+
+def test_an_editors_add_of_a_known_address_keeps_the_readers_language_and_says_so(
+        imported: DeliveryProject, capsys: pytest.CaptureFixture) -> None:
+    reader = imported.addresses[1]
+    with running_app(imported.config) as origin:
+        save_preferences(origin, reader, "Reader 1", "zh")
+    assert imported.cli("subscribers", "add", reader, "--name", "Reader Uno",
+                        "--language", "es") == 0
+    err = capsys.readouterr().err
+    assert row_of(imported, reader)[:2] == ("Reader Uno", "zh")  # the name was never hers
+    assert f"subscribers add: {reader}: language 'zh' kept (the reader's own choice, " in err
+    assert "this command says 'es'" in err and "name" not in err
+
+
+def test_a_deleted_subscriber_leaves_no_reader_mark_behind(imported: DeliveryProject) -> None:
+    reader = imported.addresses[2]
+    with running_app(imported.config) as origin:
+        save_preferences(origin, reader, "Gone Soon", "fr")
+    conn = store.connect(imported.db)  # foreign keys on, as the program runs
+    try:
+        assert conn.execute("SELECT count(*) FROM reader_fields").fetchone()[0] == 2
+        with store.transaction(conn):
+            conn.execute("DELETE FROM subscribers WHERE email = ?", (reader,))
+        assert conn.execute("SELECT count(*) FROM reader_fields").fetchone()[0] == 0
+    finally:
+        conn.close()
 
 
 def test_make_help_says_send_imports_only_the_files_listed_in_the_config() -> None:
