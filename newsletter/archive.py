@@ -222,7 +222,7 @@ def atom_feed(config: Config, group: Group, self_url: str = "") -> bytes:
     _text(root, "title", config.name if group.language == config.default_language
           else f"{config.name} ({group.name})")
     _text(root, "updated", _rfc3339(max(p.frozen_at for p in group.editions)))
-    _text(ET.SubElement(root, "author"), "name", config.organisation)
+    _text(ET.SubElement(root, "author"), "name", config.text_in("organisation", group.language))
     ET.SubElement(root, "link", rel="self", type="application/atom+xml",
                   href=self_url or group.feed_url)
     ET.SubElement(root, "link", rel="alternate", type="text/html", href=group.index_url)
