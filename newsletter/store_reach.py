@@ -134,11 +134,17 @@ def return_path_events(conn: sqlite3.Connection, issue: str, start: datetime,
 
 def unsubscribed_after(conn: sqlite3.Connection, issue: str, start: datetime,
                        days: int = 31) -> dict[str, int]:
-    """language -> readers sent this issue who are unsubscribed now, the change made within
-    `days` after start (subscribers.updated_at: the time of their last status change)."""
+    """language -> readers sent this issue who unsubscribed within `days` after start: by
+    the consent history's 'unsubscribed' event (link, mail, webhook or operator), or, for an
+    address with no such event (unsubscribed before the history was kept), by the time of
+    its last change while its status is unsubscribed."""
     end = start + timedelta(days=days)
+    window = (_iso(start), _iso(end))
     return {r[0]: r[1] for r in conn.execute(
         "SELECT d.language, count(DISTINCT s.id) FROM deliveries d JOIN subscribers s "
         "ON s.id = d.subscriber_id WHERE (d.issue = ? OR d.issue LIKE ?) AND d.state = 'sent' "
-        "AND s.status = 'unsubscribed' AND s.updated_at >= ? AND s.updated_at < ? "
-        "GROUP BY d.language", (issue, issue + "+%", _iso(start), _iso(end)))}
+        "AND (EXISTS (SELECT 1 FROM consent_events c WHERE c.email = s.email AND c.action = "
+        "'unsubscribed' AND c.at >= ? AND c.at < ?) OR (s.status = 'unsubscribed' AND "
+        "s.updated_at >= ? AND s.updated_at < ? AND NOT EXISTS (SELECT 1 FROM consent_events c "
+        "WHERE c.email = s.email AND c.action = 'unsubscribed'))) GROUP BY d.language",
+        (issue, issue + "+%", *window, *window))}

@@ -7,8 +7,10 @@ from __future__ import annotations
 import mailbox
 import re
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -41,6 +43,12 @@ def reported(delivery_project: DeliveryProject, smtp_server: ScriptedServer,
     project = delivery_project
     a = project.addresses
     counting(project)
+    # Due an hour ago by the real clock: the return path's events are stamped with it too,
+    # and they must fall within the month after the send.
+    draft = project.root / "issues" / "2026-11.md"
+    soon = (datetime.now(UTC) - timedelta(hours=1)).astimezone(ZoneInfo("Europe/Zurich"))
+    draft.write_text(re.sub(r"(?m)^send_at: .*$", f"send_at: {soon:%Y-%m-%dT%H:%M}",
+                            draft.read_text(encoding="utf-8")), encoding="utf-8")
     smtp_script.rcpt[a[0]] = ["550 5.1.1 no such user"]
     assert project.cli("send") == 0
     box = mailbox.Maildir(tmp_path / "Maildir", create=True)
@@ -64,7 +72,8 @@ def reported(delivery_project: DeliveryProject, smtp_server: ScriptedServer,
         wait_for_totals(project.db, 18)
     capsys.readouterr()
     assert project.cli("report", "2026-11") == 0
-    return {"project": project, "out": capsys.readouterr().out, "links": links}
+    return {"project": project, "out": capsys.readouterr().out, "links": links,
+            "messages": list(smtp_script.messages)}
 
 
 def table(out: str) -> dict[str, dict[str, str]]:
@@ -167,3 +176,22 @@ def test_a_forgotten_reader_still_counts_as_delivered(reported, capsys) -> None:
     capsys.readouterr()
     assert project.cli("report", "2026-11") == 0
     assert table(capsys.readouterr().out)["en"]["delivered"] == before
+
+
+def test_an_unsubscribe_after_the_month_is_not_the_issues(reported, capsys) -> None:
+    project = reported["project"]
+    with sqlite3.connect(project.db) as conn:
+        first = datetime.fromisoformat(conn.execute(
+            "SELECT min(frozen_at) FROM editions").fetchone()[0])
+    reader = project.addresses[5]
+    late = first + timedelta(days=40)
+    token = token_of(dict(reported["messages"])[reader])
+    with running_app(project.config, clock=lambda: late) as origin:
+        assert httpx.post(f"{origin}{PREFIX}/unsubscribe/{token}",
+                          data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    with sqlite3.connect(project.db) as conn:
+        assert conn.execute("SELECT status FROM subscribers WHERE email = ?",
+                            (reader,)).fetchone()[0] == "unsubscribed"
+    capsys.readouterr()
+    assert project.cli("report", "2026-11") == 0
+    assert table(capsys.readouterr().out)["en"]["unsubscribed"] == "1"
