@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import mailbox
+import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
@@ -99,6 +100,9 @@ def reader_export(config: Config, conn: sqlite3.Connection, email: str,
     history = []
     for e in store_consent.history(conn, str(record["email"])):
         entry = {"at": e.at, "action": e.action, "source": e.source, "detail": e.detail}
+        version = re.search(r"text version ([0-9a-f]+)", e.detail)
+        if e.source == "web form" and version:  # the words the reader agreed to
+            entry["form_text"] = store_consent.consent_text(conn, version[1])
         history.append(entry)
     return {
         "newsletter": config.name,

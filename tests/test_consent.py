@@ -3,6 +3,7 @@ CSV file and line, operator command), when, and why they left; `subscribers show
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 
@@ -80,6 +81,10 @@ def test_the_web_form_records_its_language_and_text_version(
         texts = dict(conn.execute("SELECT version, text FROM consent_texts"))
     assert gettext_for("fr")("Subscribe") in texts[v1]  # the words the French form showed
     assert "We write once a month." in texts[v2] and "We write once a month." not in texts[v1]
+    capsys.readouterr()
+    assert delivery_project.cli("subscribers", "show", "nia@example.org", "--json") == 0
+    [joined] = json.loads(capsys.readouterr().out)["consent_history"]
+    assert joined["form_text"] == texts[v1]  # the reader's own export says what they agreed to
 
 
 def test_an_unsubscribe_is_in_the_history_and_its_reason_only_in_the_totals(

@@ -34,7 +34,7 @@ def busy(delivery_project: DeliveryProject) -> DeliveryProject:
     csv = delivery_project.root / "subscribers" / "sample.csv"
     csv.write_text(csv.read_text(encoding="utf-8") + f"{LOOKALIKE},Look Alike,en,\n",
                    encoding="utf-8")
-    assert delivery_project.cli("send", "--now", NOW) == 0
+    assert delivery_project.cli("send", "2026-11", "--now", NOW) == 0
     # the return-path mailbox is the operator's, outside the project folder
     assert delivery_project.cli("bounces", str(bounce_maildir(delivery_project.root.parent,
                                                               GONE))) == 0
@@ -99,7 +99,7 @@ def test_a_reimport_does_not_resubscribe_a_forgotten_reader_and_says_where(
     assert "someone@example.org" in emails
     assert not {e for e in emails if e.startswith("reader001")}
     # The send path imports a changed file quietly: it still skips the reader.
-    busy.cli("send", "--now", NOW)
+    busy.cli("send", "2026-11", "--now", NOW)
     assert rows_naming(busy.db, GONE) == []
     assert busy.cli("subscribers", "add", GONE) == 2
     assert "asked to be forgotten" in capsys.readouterr().err

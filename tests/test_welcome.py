@@ -30,7 +30,7 @@ def sent(delivery_project: DeliveryProject, smtp_server: ScriptedServer,
     """The November issue sent in English and French to the list."""
     for name in ("2026-11.fr.md", "2026-11.fr.items.yaml"):
         shutil.copy(REPO / "issues" / name, delivery_project.root / "issues" / name)
-    assert delivery_project.cli("send", "--now", NOW) == 0
+    assert delivery_project.cli("send", "2026-11", "--now", NOW) == 0
     with sqlite3.connect(delivery_project.db) as conn:
         assert {r[0] for r in conn.execute("SELECT language FROM editions")} == {"en", "fr"}
     smtp_script.messages.clear()
