@@ -124,3 +124,9 @@ def where(path: Path, body: str, line: int) -> str:
         return str(path)
     offset = raw.count("\n", 0, len(raw) - len(body)) if raw.endswith(body) else 0
     return f"{path}:{line + offset}"
+
+
+def parts_seen(body: str, tags: frozenset[str]) -> tuple[bool, ...]:
+    """For each `only` marker, whether a reader with `tags` has one of its tags: readers with
+    the same answers see the same body, whatever their variant keys."""
+    return tuple(bool(m.tags & tags) for m in markers(body) if m.name == ATTRIBUTE)

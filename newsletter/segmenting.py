@@ -27,7 +27,7 @@ from newsletter.config import Config
 from newsletter.drafts import Section, split_sections
 from newsletter.ledger import edition_language, frozen_languages, load_edition, shard_of
 from newsletter.message import Envelope, Prepared, prepare
-from newsletter.only_sections import key_tags, used_tags, variant_body, variant_key
+from newsletter.only_sections import key_tags, parts_seen, used_tags, variant_body, variant_key
 from newsletter.render import Edition, render_edition
 from newsletter.sanitize import plain_text
 from newsletter.store_segments import Reader, SegmentCount
@@ -73,11 +73,16 @@ class Segmenter:
         self.used = {lang: used_tags(c.draft.body) for lang, c in self.composed.items()}
         self._content: dict[tuple[str, str], bool] = {}
         self._rendered: dict[tuple[str, str], Edition] = {}
+        # Keys that show the same parts (geneva and lausanne for {only=geneva,lausanne})
+        # share one rendering: (language, parts seen) -> edition.
+        self._by_parts: dict[tuple[str, tuple[bool, ...]], Edition] = {}
 
     @property
     def needed(self) -> bool:
-        """False for an issue without audience or markers: the plain freeze does it all."""
-        return any(self.audience.values()) or any(self.used.values())
+        """False for an issue without audience or markers whose editions all have content:
+        the plain freeze does it all. (An edition with no content at all goes to no one.)"""
+        return any(self.audience.values()) or any(self.used.values()) or not all(
+            self.has_content(lang, "") for lang in self.composed)
 
     def choose(self, language: str, tags: Iterable[str], *, edition: str = "") -> Choice:
         lang = edition or edition_language(language, set(self.composed), self.default)
@@ -108,9 +113,12 @@ class Segmenter:
             if not self.used[lang]:
                 self._rendered[(lang, variant)] = c.edition
             else:
-                draft = replace(c.draft, sections=self._sections(lang, variant))
-                self._rendered[(lang, variant)] = self.finish(
-                    render_edition(self.config, draft, c.snapshot.items))
+                parts = (lang, parts_seen(c.draft.body, key_tags(variant)))
+                if parts not in self._by_parts:
+                    draft = replace(c.draft, sections=self._sections(lang, variant))
+                    self._by_parts[parts] = self.finish(
+                        render_edition(self.config, draft, c.snapshot.items))
+                self._rendered[(lang, variant)] = self._by_parts[parts]
         return self._rendered[(lang, variant)]
 
     def base_editions(self) -> list[Edition]:

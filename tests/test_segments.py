@@ -288,3 +288,13 @@ def test_a_marked_part_runs_to_the_next_heading_of_its_level_or_higher(
                       "text ab", "#### A deep", "deep", "## B", "```",
                       "## not a heading {only=x}", "```"])
     assert variant_body(body, tags).split("\n") == kept
+
+
+def test_an_edition_with_no_content_at_all_is_sent_to_no_one(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer,
+        smtp_script: Script, capsys) -> None:
+    write_draft(delivery_project, body="## Coming soon\n\n## Also coming\n")
+    write_readers(delivery_project, [("ana@example.com", "en", "")])
+    assert delivery_project.cli("send", "--now", NOW) == 0
+    assert smtp_script.copies() == {}
+    assert "0 subscriber(s) to send to; 1 with no section for them" in capsys.readouterr().out
