@@ -5,6 +5,7 @@ Word-style bullets in the body. YAML itself stops at the first of these, often a
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ _INVISIBLE = {"\u200b": "a zero-width space", "\u2060": "a word joiner",
               "\ufeff": "a zero-width no-break space (a BOM inside the text)"}
 _CURLY = {"\u201c": "a curly quote “", "\u201d": "a curly quote ”", "\u2018": "a curly quote ‘",
           "\u2019": "a curly quote ’", "\u201e": "a curly quote „", "\u201a": "a curly quote ‚"}
+_COMMENT_RE = re.compile(r"\s#(?:\s|$)")
 _INVISIBLE_RE = re.compile("[" + "".join(_INVISIBLE) + "]")
 _CLOSING_RE = re.compile(r"^---[ \t]*$")
 _KEY_RE = re.compile(r"^(?P<key>[^\s:#\-\[\]{},][^:]*?)[ \t\u00a0\u202f]*:(?=[\s\u00a0\u202f]|$)")
@@ -147,15 +149,19 @@ def _header_line(number: int, line: str) -> list[LintProblem]:
             break  # one curly-quote report per line: the fix is the same
     value = line[value_at:] if colon_end else ""
     if value and value[0] not in "\"'[{|>&*!" and value[0] not in _CURLY:
+        # ' # ' starts a comment the editor wrote on purpose; '#1' glued to a word does not
+        text = _COMMENT_RE.split(value, maxsplit=1)[0].rstrip()
         name = f"the {key}" if key else "the value"
-        if ": " in value or value.rstrip().endswith(":"):
-            add("error", f"an unquoted ': ' in {name} (column {value_at + 1 + value.find(':')}): "
-                         f"YAML reads it as a new key; put {name} in quotes: "
-                         f"{key or 'key'}: \"{value.strip()}\"")
-        elif " #" in value:
-            add("error", f"YAML reads ' #' in {name} (column {value_at + 1 + value.find(' #')}) "
-                         f"as the start of a comment and drops the rest; put {name} in "
-                         f"quotes: {key or 'key'}: \"{value.strip()}\"")
+        fixed = f"{key or 'key'}: {json.dumps(text, ensure_ascii=False)}"
+        colon = text.find(": ") if ": " in text else (len(text) - 1 if text.endswith(":") else -1)
+        hash_at = text.find(" #")
+        if colon >= 0:
+            add("error", f"an unquoted ': ' in {name} (column {value_at + colon + 1}): YAML "
+                         f"reads it as a new key; put {name} in quotes: {fixed}")
+        elif hash_at >= 0:
+            add("error", f"YAML reads ' #' in {name} (column {value_at + hash_at + 2}) as the "
+                         f"start of a comment and drops the rest; put {name} in quotes: "
+                         f"{fixed}")
     return found
 
 

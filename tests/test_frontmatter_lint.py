@@ -255,3 +255,11 @@ def test_send_refuses_a_ready_issue_that_still_holds_a_template_hint(project):
     write(project, "---\nsubject: Hi\nstatus: ready\nsend_at: 2026-11-05T09:00\n---\n"
                    "Our intro.\n\n## Trademarks\n\nOur own words.\n")
     assert project.cli("send", "2026-11", "--dry-run", "--now", "2026-11-05T10:00").code == 0
+
+
+def test_a_comment_written_on_purpose_is_no_problem(project):
+    path = write(project, "---\nsubject: Hello  # note: say it better\n"
+                          "send_at: 2026-11-05T09:00 # Zurich time\n---\n" + BODY)
+    out = project.cli("check", "2026-11", "--now", NOW).out
+    assert not [n for n in error_lines(out, path) if n], out
+    assert project.load_draft().subject == "Hello"
