@@ -13,6 +13,7 @@ import email
 import email.policy
 import re
 import shutil
+import sqlite3
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -34,6 +35,7 @@ from newsletter.personalise import Recipient, personalise_html
 from newsletter.render import Edition, render_edition, view_online_url
 from newsletter.tokens import make_token
 from newsletter.web_mail import build_confirmation, confirmation_subject
+from newsletter.web_optin import confirm_token
 
 LANGUAGES = ("en", "ar", "es", "fr", "ru", "zh")
 TRANSLATED = LANGUAGES[1:]
@@ -176,7 +178,7 @@ def seen(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
                      str(csv)]) == 0
         with running_app(root / "newsletter.toml") as origin:
             for lang in LANGUAGES:
-                _web_pages(origin, lang, pages[lang])
+                _web_pages(origin, lang, pages[lang], root / "newsletter.db")
     return pages
 
 
@@ -200,7 +202,15 @@ def _archive(config: Config, editions: dict[str, Edition], out: Path,
         pages[lang]["archive bar"] = visible(re.search(r"<nav.*?</nav>", edition_page, re.S)[0])
 
 
-def _web_pages(origin: str, lang: str, into: dict[str, str]) -> None:
+def _confirm_url(origin: str, db: Path, address: str) -> str:
+    """The confirm link the confirmation mail to ADDRESS carries (the request is stored)."""
+    with sqlite3.connect(db) as conn:
+        [public_id] = conn.execute("SELECT public_id FROM optin_requests WHERE email = ?",
+                                   (address,)).fetchone()
+    return f"{origin}{PREFIX}/confirm/{confirm_token(SECRET, LIST_ID, public_id)}"
+
+
+def _web_pages(origin: str, lang: str, into: dict[str, str], db: Path) -> None:
     token = make_token(SECRET, LIST_ID, f"reader-{lang}@example.org")
     answers = {
         "subscribe": httpx.get(f"{origin}{PREFIX}/subscribe?lang={lang}"),
@@ -214,8 +224,19 @@ def _web_pages(origin: str, lang: str, into: dict[str, str]) -> None:
         "404": httpx.get(f"{origin}{PREFIX}/no-such-page",
                          headers={"Accept-Language": f"{lang};q=0.9, de;q=0.8"}),
         "404 by lang": httpx.get(f"{origin}{PREFIX}/issues/2031-01?lang={lang}"),
+        "check inbox": httpx.post(f"{origin}{PREFIX}/subscribe?lang={lang}",
+                                  data={"email": f"new-{lang}@example.org", "language": lang}),
+        # No ?lang=: the language the form asked for, stored with the request.
+        "confirm": httpx.get(_confirm_url(origin, db, f"new-{lang}@example.org")),
+        "invalid link": httpx.get(f"{origin}{PREFIX}/unsubscribe/not-a-token?lang={lang}"),
+        "expired link": httpx.get(f"{origin}{PREFIX}/confirm/not.a-token?lang={lang}"),
+        "unsubscribe": httpx.get(f"{origin}{PREFIX}/unsubscribe/{token}"),
+        # Last: it unsubscribes the reader.
+        "unsubscribed": httpx.post(f"{origin}{PREFIX}/unsubscribe/{token}",
+                                   data={"List-Unsubscribe": "One-Click"}),
     }
-    expected = {"form error": 422, "preferences error": 422, "404": 404, "404 by lang": 404}
+    expected = {"form error": 422, "preferences error": 422, "404": 404, "404 by lang": 404,
+                "invalid link": 400, "expired link": 400}
     for page, reply in answers.items():
         assert reply.status_code == expected.get(page, 200), (lang, page, reply.text[:300])
         into[f"web {page}"] = visible(reply.text)
