@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest_delivery import DeliveryProject
+from test_editions import multilingual  # noqa: F401 - the fixture
 from web_server import running_app
 
 from newsletter.config import load_config
@@ -316,3 +317,23 @@ def test_serve_writes_the_clicks_still_waiting_when_it_is_stopped(sent) -> None:
         assert link_rows(sent.db)[first][2:] == (0, 0)  # still waiting out its window
     assert proc.returncode is not None
     assert link_rows(sent.db)[first][2:] == (1, 0)
+
+
+def test_a_late_edition_gets_counted_links_of_its_own_language(
+        multilingual, monkeypatch) -> None:  # noqa: F811
+    from test_editions import translate
+    from test_late_edition import LATER, send
+
+    counting(multilingual, proxies=False)
+    send(multilingual, monkeypatch, NOW)
+    translate(multilingual, "es", "¿Exporta pronto? Proteja su marca")
+    late = send(multilingual, monkeypatch, LATER)
+    with sqlite3.connect(multilingual.db) as conn:
+        spanish = {r[0] for r in conn.execute(
+            "SELECT id FROM reach_links WHERE issue = '2026-11' AND language = 'es'")}
+    assert late.messages and spanish
+    for rcpt, _ in late.messages:
+        for message in late.parsed(rcpt):
+            html, text = parts(message)
+            assert set(R_URL.findall(html)) <= spanish and set(R_URL.findall(html)) & spanish
+            assert set(R_URL.findall(text)) <= spanish
