@@ -337,3 +337,34 @@ def test_a_late_edition_gets_counted_links_of_its_own_language(
             html, text = parts(message)
             assert set(R_URL.findall(html)) <= spanish and set(R_URL.findall(html)) & spanish
             assert set(R_URL.findall(text)) <= spanish
+
+
+# --- rewriting on its own -------------------------------------------------------------------
+
+
+def test_rewriting_keeps_own_pages_slots_and_mailto_and_matches_urls_whole() -> None:
+    from newsletter.personalise import UNSUBSCRIBE_URL
+
+    html = ('<html><body><p><a href="https://x.example/a?b=1&amp;c=2">one</a> '
+            '<a href="https://x.example/a">two</a> <a href="mailto:team@example.org">m</a> '
+            f'<a href="{BASE}/issues/2026-11">web</a> <a href="{UNSUBSCRIBE_URL}">u</a> '
+            '<a href="#top">top</a> <a href="https://x.example/a">two again</a></p></body></html>')
+    text = ("one <https://x.example/a?b=1&c=2>\ntwo <https://x.example/a>\n"
+            "https://x.example/a/longer stays\n")
+    edition = Edition("2026-11", "en", "s", "p", html, text, "reader")
+    made: list[list[str]] = []
+
+    def ids_for(urls: list[str]) -> dict[str, str]:
+        made.append(urls)
+        return {u: f"id{n:08d}" for n, u in enumerate([*urls, "canary"])}
+
+    counted = count_links(edition, BASE, ids_for, "canary")
+    assert made == [["https://x.example/a?b=1&c=2", "https://x.example/a"]]
+    out = counted.edition
+    assert out.html.count(f'href="{BASE}/r/id00000001"') == 2
+    assert f'href="{BASE}/r/id00000000"' in out.html
+    for kept in ("mailto:team@example.org", f"{BASE}/issues/2026-11", UNSUBSCRIBE_URL, "#top"):
+        assert f'href="{kept}"' in out.html
+    assert out.text == (f"one <{BASE}/r/id00000000>\ntwo <{BASE}/r/id00000001>\n"
+                        "https://x.example/a/longer stays\n")
+    assert out.html.index("data-nl-canary") < out.html.index("one</a>")
