@@ -314,6 +314,8 @@ def test_the_catalogs_translate_every_string_the_code_and_templates_use() -> Non
             message = catalog.get(msgid)
             if message is None or not message.string or message.fuzzy:
                 problems.append(f"{lang}: {msgid!r} is not translated")
+        problems.extend(f"{lang}: {m.id!r} is fuzzy or empty in the catalog" for m in catalog
+                        if m.id and m.id not in extracted and (m.fuzzy or not m.string))
         for message, errors in catalog.check():
             problems.extend(f"{lang}: {message.id!r}: {e}" for e in errors)
     assert not problems, "\n".join(problems)
