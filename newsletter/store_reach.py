@@ -48,10 +48,14 @@ def link_ids(conn: sqlite3.Connection, issue: str, language: str,
     re-frozen edition keeps the ids already in readers' mail."""
     wanted = [("canary", "")] + [("link", u) for u in dict.fromkeys(urls)]
     with transaction(conn):
+        # After the links already there: a variant's own links follow the edition's.
+        start = conn.execute("SELECT count(*) FROM reach_links WHERE issue = ? AND "
+                             "language = ?", (issue, language)).fetchone()[0]
         conn.executemany(
             "INSERT OR IGNORE INTO reach_links (id, issue, language, url, kind, position) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            [(_new_id(), issue, language, url, kind, n) for n, (kind, url) in enumerate(wanted)])
+            [(_new_id(), issue, language, url, kind, start + n)
+             for n, (kind, url) in enumerate(wanted)])
         rows = conn.execute("SELECT id, url, kind FROM reach_links WHERE issue = ? AND "
                             "language = ?", (issue, language)).fetchall()
     found = {(r["kind"], r["url"]): r["id"] for r in rows}
