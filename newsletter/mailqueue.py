@@ -148,15 +148,18 @@ class MailQueue:
 
 def _log_outcome(mail: store.QueuedMail, state: str, outcome: Outcome) -> None:
     """Failures go where the operator of `serve` sees them: its log on stderr."""
+    what = "welcome mail" if mail.kind == "welcome" else "confirmation mail"
     if state in ("failed", "unknown"):
-        log.error("confirmation mail to %s %s: %s", mail.email, state, outcome.reply)
+        log.error("%s to %s %s: %s", what, mail.email, state, outcome.reply)
     elif outcome.kind == "policy":
-        log.error("confirmation mail to %s: the relay refuses our mail (%s); retrying later",
+        log.error("%s to %s: the relay refuses our mail (%s); retrying later", what,
                   mail.email, outcome.reply)
     elif state == "deferred":
-        log.warning("confirmation mail to %s deferred: %s", mail.email, outcome.reply)
+        log.warning("%s to %s deferred: %s", what, mail.email, outcome.reply)
+    elif state == "suppressed":
+        log.info("%s to %s %s", what, mail.email, outcome.reply)
     else:
-        log.info("confirmation mail to %s sent", mail.email)
+        log.info("%s to %s sent", what, mail.email)
 
 
 class QueueWorker:

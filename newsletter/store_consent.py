@@ -67,6 +67,9 @@ def remember_form(conn: sqlite3.Connection, public_id: str, language: str, versi
                      "VALUES (?, ?, ?, ?)", (version, language, text, stamp))
         conn.execute("INSERT OR REPLACE INTO optin_forms (public_id, language, version) "
                      "VALUES (?, ?, ?)", (public_id, language, version))
+        # rows of requests pruned unconfirmed (store.prune_web_records) go with them
+        conn.execute("DELETE FROM optin_forms WHERE public_id NOT IN "
+                     "(SELECT public_id FROM optin_requests)")
 
 
 def form_of(conn: sqlite3.Connection, public_id: str) -> tuple[str, str] | None:

@@ -106,6 +106,9 @@ def test_an_unsubscribe_is_in_the_history_and_its_reason_only_in_the_totals(
         forged = httpx.post(origin + form[1], data={"reason": "other", "ticket": ticket[:-2]
                                                     + "xx"})
         unknown = httpx.post(origin + form[1], data={"reason": "spam", "ticket": ticket})
+        hostile = [httpx.post(origin + form[1], data={"reason": "other", "ticket": bad})
+                   for bad in ("\u00e9.1.x", "x" * 5000, "a.99999999999999999999.b", "", "..")]
+        assert {r.status_code for r in hostile} == {200}
     assert {r.status_code for r in (answer, replay, forged, unknown)} == {200}
     joined, left = history_lines(show(delivery_project, capsys, email))
     assert "CSV import" in joined

@@ -158,3 +158,15 @@ def test_a_forgotten_reader_may_subscribe_again_on_the_web_form(
         assert conn.execute("SELECT status FROM subscribers WHERE email = ?",
                             ("back@example.org",)).fetchone() == ("active",)
         assert conn.execute("SELECT count(*) FROM forgotten").fetchone() == (0,)
+
+
+def test_forget_erases_every_spelling_of_the_inbox(
+        delivery_project: DeliveryProject, capsys: pytest.CaptureFixture) -> None:
+    for address in ("ana.lima@gmail.com", "AnaLima+news@googlemail.com", "ana@example.org"):
+        assert delivery_project.cli("subscribers", "add", address) == 0
+    assert delivery_project.cli("subscribers", "forget", "analima@gmail.com") == 0
+    assert "forgotten: 2 subscriber row(s)" in capsys.readouterr().out
+    assert rows_naming(delivery_project.db, "ana.lima@gmail.com") == []
+    assert rows_naming(delivery_project.db, "AnaLima+news@googlemail.com") == []
+    assert rows_naming(delivery_project.db, "ana@example.org")  # another inbox
+    assert delivery_project.cli("subscribers", "add", "a.n.a.l.i.m.a@gmail.com") == 2
