@@ -368,3 +368,26 @@ def test_rewriting_keeps_own_pages_slots_and_mailto_and_matches_urls_whole() -> 
     assert out.text == (f"one <{BASE}/r/id00000000>\ntwo <{BASE}/r/id00000001>\n"
                         "https://x.example/a/longer stays\n")
     assert out.html.index("data-nl-canary") < out.html.index("one</a>")
+
+
+def test_every_segment_variant_gets_the_editions_counted_links(
+        delivery_project, smtp_server, smtp_script) -> None:
+    from test_segments import write_draft, write_readers
+
+    body = ("Welcome.\n\n## For everyone\n\nRead [the guide](https://x.example/guide).\n\n"
+            "## Geneva {only=geneva}\n\nSee [the workshop](https://x.example/geneva).\n")
+    write_draft(delivery_project, body)
+    write_readers(delivery_project, [("ana@example.com", "en", "geneva"),
+                                     ("cy@example.com", "en", "")])
+    counting(delivery_project, proxies=False)
+    assert delivery_project.cli("send", "--now", NOW) == 0
+    links = {url: i for i, (url, kind, _, _) in link_rows(delivery_project.db).items()
+             if kind == "link"}
+    html = {a: smtp_script.parsed(a)[0].get_body(("html",)).get_content()
+            for a in ("ana@example.com", "cy@example.com")}
+    assert f"/r/{links['https://x.example/guide']}" in html["ana@example.com"]
+    assert f"/r/{links['https://x.example/guide']}" in html["cy@example.com"]  # the same id
+    assert f"/r/{links['https://x.example/geneva']}" in html["ana@example.com"]
+    assert links["https://x.example/geneva"] not in html["cy@example.com"]
+    assert "https://x.example/" not in html["ana@example.com"]  # nothing left unrewritten
+    assert all(html[a].count("data-nl-canary") == 1 for a in html)
