@@ -73,3 +73,46 @@ def test_build_warns_before_screenshots_of_an_edition_without_a_font(
     quiet = project.cli("build", "2026-11.zh", "--no-screenshots", "--out",
                         str(tmp_path / "zh-text"))
     assert quiet.code == 0 and "installed font" not in quiet.err  # no screenshots, no warning
+
+
+def _platform_fonts(page_file: Path, selectors: tuple[str, ...]) -> dict[str, list[dict]]:
+    """The installed fonts Chromium drew each element's text with (DevTools protocol)."""
+    from newsletter.browser import open_browser
+
+    with open_browser() as browser:
+        page = browser.new_page(java_script_enabled=False)
+        page.goto(page_file.resolve().as_uri())
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("DOM.enable")
+        cdp.send("CSS.enable")
+        root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+        used = {}
+        for selector in selectors:
+            node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})
+            used[selector] = cdp.send("CSS.getPlatformFontsForNode",
+                                      {"nodeId": node["nodeId"]})["fonts"]
+        page.close()
+    return used
+
+
+@pytest.mark.browser
+@needs_fc_list
+@pytest.mark.parametrize(("language", "greeting"), [("zh", "您好。"), ("ar", "مرحبًا.")])
+def test_chromium_draws_the_edition_with_a_font_that_covers_its_script(
+        project, tmp_path: Path, chromium: Path, language: str, greeting: str) -> None:
+    """What the screenshots show: no empty boxes, because the text of the masthead, the
+    greeting and the footer is drawn with installed fonts fontconfig says cover it."""
+    project.copy_sample_issue()
+    shutil.copy(project.issues / "2026-11.items.yaml",
+                project.issues / f"2026-11.{language}.items.yaml")
+    (project.issues / f"2026-11.{language}.md").write_text(
+        front_matter(subject=greeting, preheader=greeting, status="ready",
+                     send_at="2026-11-05T09:00") + greeting + "\n", encoding="utf-8")
+    out = tmp_path / language
+    built = project.cli("build", f"2026-11.{language}", "--no-screenshots", "--out", str(out))
+    assert built.code == 0, built.err
+    covering = set(fonts.coverage(language).families or ())
+    used = _platform_fonts(out / "email.html", (".masthead-issue", ".greeting", ".footer p"))
+    for selector, drawn in used.items():
+        families = {f["familyName"] for f in drawn if f["glyphCount"]}
+        assert families & covering, (selector, drawn, sorted(covering))
