@@ -5,11 +5,13 @@ hash kept so that no later import adds the address again."""
 from __future__ import annotations
 
 import json
-import mailbox
 import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from email.utils import getaddresses
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from newsletter.store_consent import Erased
 from newsletter.subscribers import normalise_mailbox
 
 _GMAIL = ("gmail.com", "googlemail.com")
+_MAX_HEADER = 256 * 1024  # a header longer than this is not one the transport wrote
 
 
 @dataclass(frozen=True)
@@ -54,21 +57,35 @@ def forget_reader(config: Config, conn: sqlite3.Connection, email: str,
 
 def _clean_outbox(path: Path, spellings: set[str]) -> int:
     """Delete the Maildir transport's copies of mail to the reader: that folder is the
-    program's record of what it sent (the embedded default transport)."""
-    if not (path / "cur").is_dir() and not (path / "new").is_dir():
-        return 0
+    program's record of what it sent (the embedded default transport). Only each file's
+    header is read: an outbox of a year of issues is gigabytes."""
     wanted, removed = {s.lower() for s in spellings}, 0
-    box = mailbox.Maildir(path, create=False)
-    for key in list(box.iterkeys()):
-        try:
-            message = box.get_message(key)
-        except (OSError, KeyError):
-            continue  # removed meanwhile, or unreadable: nothing of ours to judge
-        to = {addr.lower() for _, addr in getaddresses(message.get_all("To", []))}
-        if to & wanted:
-            box.remove(key)
-            removed += 1
+    for folder in (path / "new", path / "cur"):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for file in folder.iterdir():
+            if not file.is_file() or file.is_symlink():
+                continue
+            try:
+                head = _header_of(file)
+            except OSError:
+                continue  # removed meanwhile, or unreadable: nothing of ours to judge
+            to = {addr.lower() for _, addr in getaddresses(head.get_all("To", []))}
+            if to & wanted:
+                file.unlink(missing_ok=True)
+                removed += 1
     return removed
+
+
+def _header_of(file: Path) -> Message:
+    with file.open("rb") as f:
+        data = b""
+        while b"\n\n" not in data and len(data) < _MAX_HEADER:
+            chunk = f.read(4096)
+            if not chunk:
+                break
+            data += chunk
+    return BytesHeaderParser(policy=compat32).parsebytes(data.split(b"\n\n", 1)[0])
 
 
 def _csv_mentions(files: tuple[Path, ...], spellings: set[str]) -> tuple[str, ...]:
