@@ -45,8 +45,7 @@ def forget_reader(config: Config, conn: sqlite3.Connection, email: str,
                   now: datetime) -> ForgetReport:
     """Erase a reader; idempotent (a second call finds nothing and keeps the one hash)."""
     spellings = same_mailbox(conn, email)
-    known = any(conn.execute("SELECT 1 FROM subscribers WHERE email = ?", (e,)).fetchone()
-                for e in spellings)
+    known = bool(store_consent.existing_addresses(conn, spellings))
     erased = store_consent.erase(conn, spellings, normalise_mailbox(email),
                                  forget_keys(config, email, now)[0],
                                  now.astimezone(config.timezone).date().isoformat())

@@ -72,6 +72,18 @@ def remember_form(conn: sqlite3.Connection, public_id: str, language: str, versi
                      "(SELECT public_id FROM optin_requests)")
 
 
+def latest_queued_request(conn: sqlite3.Connection, email: str) -> str:
+    """The public id of the newest subscribe request for email whose mail was queued."""
+    row = conn.execute("SELECT public_id FROM optin_requests WHERE email = ? AND outcome = "
+                       "'queued' ORDER BY id DESC LIMIT 1", (email,)).fetchone()
+    return str(row[0]) if row else ""
+
+
+def in_audience(conn: sqlite3.Connection, issue: str, subscriber_id: int) -> bool:
+    return conn.execute("SELECT 1 FROM deliveries WHERE issue = ? AND subscriber_id = ?",
+                        (issue, subscriber_id)).fetchone() is not None
+
+
 def form_of(conn: sqlite3.Connection, public_id: str) -> tuple[str, str] | None:
     """(language, version) of the form a request came from."""
     row = conn.execute("SELECT language, version FROM optin_forms WHERE public_id = ?",

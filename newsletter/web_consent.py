@@ -101,10 +101,9 @@ def remember_form(conn: sqlite3.Connection, pages: Pages, lang: str, email: str,
     text = form_text(pages.subscribe_form(lang, email="", name="", chosen_language=lang,
                                           error=""))
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-    row = conn.execute("SELECT public_id FROM optin_requests WHERE email = ? AND outcome = "
-                       "'queued' ORDER BY id DESC LIMIT 1", (email,)).fetchone()
-    if row is not None:
-        store_consent.remember_form(conn, row[0], lang, version, text, stamp(now))
+    public_id = store_consent.latest_queued_request(conn, email)
+    if public_id:
+        store_consent.remember_form(conn, public_id, lang, version, text, stamp(now))
 
 
 def after_confirm(conn: sqlite3.Connection, config: Config, public_id: str, email: str,

@@ -50,8 +50,7 @@ def build_welcome(config: Config, conn: sqlite3.Connection, email: str, language
     issue = store_consent.latest_issue(conn)
     if not issue:
         return Welcome(why_not="not sent: no issue has gone out yet")
-    if conn.execute("SELECT 1 FROM deliveries WHERE issue = ? AND subscriber_id = ?",
-                    (issue, sub.id)).fetchone():
+    if store_consent.in_audience(conn, issue, sub.id):
         return Welcome(why_not=f"not sent: the reader is in the audience of {issue}")
     languages = ledger.frozen_languages(conn, issue)
     default = config.default_language if config.default_language in languages \
