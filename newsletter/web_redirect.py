@@ -79,6 +79,8 @@ def register_redirects(app: Flask, config: Config, prefix: str, *,
     """Mount /r/<id> under base_url's path. Returns the committer (serve flushes it at exit)."""
     scanners = ScannerFilter(config.reach.scanner_seconds, clock)
     committer = Committer(config, scanners, min(1.0, config.reach.scanner_seconds / 4))
+    # At exit (serve stops on Ctrl-C and SIGTERM alike) the hits still waiting are counted.
+    # A strong reference on purpose: serve's app may be collected before atexit runs.
     atexit.register(committer.flush, everything=True)
     pages = Pages(config, prefix)
     known: dict[str, store_reach.Link] = {}  # ids never change once made: no query per click
