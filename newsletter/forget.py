@@ -15,10 +15,10 @@ from email.policy import compat32
 from email.utils import getaddresses
 from pathlib import Path
 
-from newsletter import store_consent
+from newsletter import store_consent, store_forget
 from newsletter.config import Config
 from newsletter.consent import forget_keys, stamp
-from newsletter.store_consent import Erased
+from newsletter.store_forget import Erased
 from newsletter.subscribers import normalise_mailbox
 
 _GMAIL = ("gmail.com", "googlemail.com")
@@ -37,7 +37,7 @@ def same_mailbox(conn: sqlite3.Connection, email: str) -> set[str]:
     """email and every other spelling of its inbox that the database holds."""
     mailbox_ = normalise_mailbox(email)
     domain = mailbox_.rpartition("@")[2]
-    found = store_consent.spellings(conn, _GMAIL if domain in _GMAIL else (domain,))
+    found = store_forget.spellings(conn, _GMAIL if domain in _GMAIL else (domain,))
     return {email} | {e for e in found if e and normalise_mailbox(e) == mailbox_}
 
 
@@ -46,7 +46,7 @@ def forget_reader(config: Config, conn: sqlite3.Connection, email: str,
     """Erase a reader; idempotent (a second call finds nothing and keeps the one hash)."""
     spellings = same_mailbox(conn, email)
     known = bool(store_consent.existing_addresses(conn, spellings))
-    erased = store_consent.erase(conn, spellings, normalise_mailbox(email),
+    erased = store_forget.erase(conn, spellings, normalise_mailbox(email),
                                  forget_keys(config, email, now)[0],
                                  now.astimezone(config.timezone).date().isoformat())
     removed = _clean_outbox(config.root / "outbox", spellings)
