@@ -36,7 +36,7 @@ def reader_language(query: str, known: str, accept: LanguageAccept, default: str
 
 def form_problem(language: str, field: str) -> str:
     """What the reader is told about a field the form refused, in their language. The
-    validator's own message names the refused text and is for the log and the operator."""
+    validator's own message is English and quotes what was typed: it is not shown."""
     _ = gettext_for(language)
     if field == "email":
         return _("Please check the email address: it should look like name@example.org.")

@@ -36,7 +36,7 @@ class SubscribeForm:
 
 class FormProblem(ValueError):
     """A field the form refused: FIELD says which (the page says so in the reader's
-    language); the message names the refused text, for the log."""
+    language); the message is the validator's, in English, and is never shown."""
 
     def __init__(self, field: str, detail: str) -> None:
         super().__init__(detail)
