@@ -65,6 +65,7 @@ class Config:
     store_path: Path
     connections: int = 2
     rate_per_second: float = 0.0
+    transport: str = ""  # [delivery] transport: "maildir" or "smtp"; "" = not set
     dkim_selector: str = ""
     dkim_domain: str = ""
     dkim_key_file: Path | None = None
@@ -109,7 +110,7 @@ _SECTIONS: dict[str, set[str]] = {
               "translations"},
     "subscribers": {"files"},
     "store": {"path"},
-    "delivery": {"connections", "rate_per_second"},
+    "delivery": {"connections", "rate_per_second", "transport"},
     "dkim": {"selector", "domain", "key_file"},
     "bounces": {"soft_limit", "soft_window_days", "address", "unsubscribe_address", "verp",
                 "imap_move_to"},
@@ -213,6 +214,9 @@ def parse_config(data: dict, path: Path) -> Config:
     delivery = data.get("delivery", {}) if isinstance(data.get("delivery"), dict) else {}
     connections = p.number(delivery, "connections", "delivery", 2, minimum=1, integer=True)
     rate = p.number(delivery, "rate_per_second", "delivery", 0, minimum=0)
+    transport = p.text(delivery, "transport", "delivery", required=False)
+    if isinstance(delivery.get("transport"), str) and transport not in ("maildir", "smtp"):
+        p.add("delivery.transport", f'must be "maildir" or "smtp", not {transport!r}')
     dkim = data.get("dkim", {}) if isinstance(data.get("dkim"), dict) else {}
     key_file = p.text(dkim, "key_file", "dkim", required=bool(dkim))
     bounces = data.get("bounces", {}) if isinstance(data.get("bounces"), dict) else {}
@@ -235,6 +239,7 @@ def parse_config(data: dict, path: Path) -> Config:
         store_path=root / store_path,
         connections=connections,
         rate_per_second=float(rate),
+        transport=transport,
         dkim_selector=p.text(dkim, "selector", "dkim", required=bool(dkim)),
         dkim_domain=p.text(dkim, "domain", "dkim", required=bool(dkim)),
         dkim_key_file=(root / key_file) if key_file else None,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
@@ -13,7 +15,7 @@ from urllib.parse import urlsplit
 from newsletter.cli import config_of, open_store, parse_now
 from newsletter.commands import _issue_arg, resolve_draft, say, warn
 from newsletter.config import Config
-from newsletter.drafts import check_issue_id, load_draft
+from newsletter.drafts import Draft, check_issue_id, load_draft
 from newsletter.errors import InputError
 from newsletter.tokens import secret_from_env
 
@@ -26,8 +28,11 @@ def cmd_send(args: argparse.Namespace) -> int:
     from newsletter.deliverability import unsigned_bulk_warning
     from newsletter.send import SendOptions, Transports, outbox_hint, send
     from newsletter.subscribers import normalise_address
+    from newsletter.transport_choice import implicit_warning
 
     config = config_of(args)
+    if args.issue is None and args.now and re.fullmatch(r"\d{4}-\d{2}(\.[\w-]+)?", args.now):
+        args.issue, args.now = args.now, ""  # `send --now 2026-12`: an issue, not a clock
     now = parse_now(args.now, config)
     draft = None
     if args.issue:
@@ -42,15 +47,26 @@ def cmd_send(args: argparse.Namespace) -> int:
             tests.append(normalise_address(addr))
         except ValueError as exc:
             raise InputError(f"--to: {exc}") from exc
+    transports = Transports(config)  # a transport that cannot be used stops here (exit 2)
     if not tests and not args.dry_run and config.subscriber_files:  # editors edit CSV
         _import_files(config, config.subscriber_files, quiet=True)
-    transports = Transports(config)
+    if not tests and (implicit := implicit_warning(transports.choice)):
+        warn(implicit)
+    # Off-schedule issues go when the operator said so: a bare --now, --yes, or a yes below.
+    off_schedule_ok = args.now == "" or args.yes
+    if not tests and not args.dry_run and not args.yes and _interactive():
+        answer = _confirm(config, now, draft, transports.choice.label)
+        if answer is False:
+            say("not sent: nothing claimed")
+            return 1
+        off_schedule_ok = off_schedule_ok or bool(answer)
     if (unsigned := unsigned_bulk_warning(config, transports.is_smtp)) and not args.to:
         warn(unsigned)
     progress = Progress()
     try:
         report = send(config, now, SendOptions(draft, args.dry_run, args.resend_unknown,
-                                               tuple(tests), parse_shard(args.shard)),
+                                               tuple(tests), parse_shard(args.shard),
+                                               off_schedule_ok),
                       transports=transports, on_progress=progress.update, on_note=say)
     finally:
         progress.close()
@@ -66,6 +82,31 @@ def cmd_send(args: argparse.Namespace) -> int:
         say("timings: " + ", ".join(f"{name} {sec:.3f} s" for name, sec in report.timings))
     say(report.summary() + f" via {report.transport}")
     return report.exit_code
+
+
+def _interactive() -> bool:
+    """A person at a terminal: stdin and stdout both ttys (cron and pipes have neither)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _confirm(config: Config, now: datetime, draft: Draft | None, transport: str) -> bool | None:
+    """Show who will get what and ask; None when the run would mail no one (nothing to ask)."""
+    from newsletter.send_safety import is_yes, preview_run
+
+    with open_store(config) as conn:
+        preview = preview_run(config, conn, now, only=draft, transport=transport)
+    if not preview.readers:
+        return None
+    for line in preview.lines():
+        say(line)
+    question = f"send to {preview.readers} reader(s)"
+    if preview.off_schedule:
+        question += f", {len(preview.off_schedule)} issue(s) off schedule"
+    try:
+        answer = input(f"{question}? [y/N] ")
+    except EOFError:
+        answer = ""
+    return is_yes(answer)
 
 
 def parse_shard(value: str | None) -> tuple[int, int] | None:
@@ -110,6 +151,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from newsletter import ledger
     from newsletter.segment_report import status_lines
+    from newsletter.send_safety import transport_lines
+    from newsletter.store_sendlog import transport_uses
     from newsletter.suppression import month_summary
 
     config = config_of(args)
@@ -136,6 +179,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             if len(editions) > 1 or any(ledger.fallbacks(conn, name)):
                 say("  editions: " + ", ".join(f"{lang} {n}" for lang, n in editions.items()))
             for line in status_lines(conn, name):  # as frozen: who got which variant
+                say("  " + line)
+            for line in transport_lines(transport_uses(conn, name), config.timezone):
                 say("  " + line)
             for language, sent_as, n in ledger.fallbacks(conn, name):
                 say(f"  {n} subscriber(s) in '{language or '?'}' {verb} the '{sent_as}' "
@@ -273,7 +318,11 @@ def _add_send(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--dry-run", action="store_true", help="render everything, send nothing")
     cmd.add_argument("--to", nargs="+", metavar="ADDR",
                      help="test send to these addresses only (subject marked, ledger untouched)")
-    cmd.add_argument("--now", help="the clock, ISO 8601 (for testing schedules)")
+    cmd.add_argument("--now", nargs="?", const="", metavar="TIME",
+                     help="send now, issues off schedule too; with TIME (ISO 8601): the "
+                          "clock, for testing schedules")
+    cmd.add_argument("--yes", action="store_true",
+                     help="do not ask at a terminal; send issues off schedule too (scripts)")
     cmd.add_argument("--resend-unknown", action="store_true",
                      help="also resend deliveries whose outcome is unknown (may duplicate)")
     cmd.add_argument("--shard", metavar="K/N",

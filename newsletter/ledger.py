@@ -280,8 +280,11 @@ class Settle:
 
 
 def claim(conn: sqlite3.Connection, issue: str, subscriber_id: int, now: datetime, *,
-          settle_first: Settle | None = None) -> tuple[Delivery | None, str]:
+          settle_first: Settle | None = None, transport: str = ""
+          ) -> tuple[Delivery | None, str]:
     """pending/deferred -> sending, committed; suppressed instead if no longer active.
+    transport (e.g. 'smtp://relay:587', 'maildir:outbox') is recorded on the row: the last
+    attempt's transport is the one that delivered it.
 
     settle_first records the worker's previous outcome in the same transaction, so each
     message costs one commit; a worker never holds more than one row in `sending`.
@@ -292,10 +295,11 @@ def claim(conn: sqlite3.Connection, issue: str, subscriber_id: int, now: datetim
         settled = _settle(conn, settle_first, now) if settle_first else ""
         row = conn.execute(
             "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ?, "
-            "claimed_by = ? WHERE issue = ? AND subscriber_id = ? AND state IN ('pending', "
+            "claimed_by = ?, transport = CASE WHEN ? = '' THEN transport ELSE ? END "
+            "WHERE issue = ? AND subscriber_id = ? AND state IN ('pending', "
             "'deferred') AND EXISTS (SELECT 1 FROM subscribers WHERE id = ? AND status = "
             "'active') RETURNING language, attempts, variant",
-            (stamp, OWNER, issue, subscriber_id, subscriber_id)
+            (stamp, OWNER, transport, transport, issue, subscriber_id, subscriber_id)
         ).fetchone()
         if row is None:
             _suppress_if_inactive(conn, issue, subscriber_id, stamp)

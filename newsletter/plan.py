@@ -12,6 +12,7 @@ from newsletter import ledger
 from newsletter.config import Config
 from newsletter.drafts import Draft, load_draft
 from newsletter.errors import InputError, NewsletterError
+from newsletter.schedule_rule import held_line, off_schedule
 
 _DEFAULT_DRAFT_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])\.md$")
 
@@ -21,7 +22,8 @@ class Plan:
     to_freeze: tuple[Draft, ...]  # ready, due, not started: freeze then send
     open_issues: tuple[str, ...]  # started earlier with rows still pending or deferred
     waiting: tuple[str, ...]  # ready but send_at is later: "2026-12 at 2026-12-01 09:00 CET"
-    problems: tuple[str, ...]  # drafts that could not be read
+    problems: tuple[str, ...]  # drafts that could not be read, issues held off schedule
+    off_schedule: tuple[tuple[str, str], ...] = ()  # (issue, why) held back (send_safety)
 
 
 def default_drafts(issues_dir: Path) -> list[Path]:
@@ -39,9 +41,11 @@ def declared_status(path: Path) -> str:
 
 
 def plan_run(config: Config, conn: sqlite3.Connection, now: datetime, *,
-             only: Draft | None = None) -> Plan:
-    """Due = status ready and send_at <= now (in the configured zone) and not yet frozen."""
-    to_freeze, waiting, problems = [], [], []
+             only: Draft | None = None, off_schedule_ok: bool = False) -> Plan:
+    """Due = status ready and send_at <= now (in the configured zone) and not yet frozen.
+    A due issue off its schedule (send_at long past, or far from its month) is held with a
+    problem line unless off_schedule_ok (`--now`, `--yes`, or a yes at the terminal)."""
+    to_freeze, waiting, problems, held = [], [], [], []
     if only is not None:
         if only.status != "ready":
             raise InputError("status is 'draft'; set `status: ready` to send it",
@@ -62,10 +66,15 @@ def plan_run(config: Config, conn: sqlite3.Connection, now: datetime, *,
         if only is None and draft.send_at and draft.send_at > now:
             waiting.append(f"{draft.issue} at {draft.send_at:%Y-%m-%d %H:%M %Z}")
             continue
+        if not off_schedule_ok and (why := off_schedule(draft, now, config.timezone)):
+            held.append((draft.issue, why))
+            problems.append(held_line(draft.issue, why))
+            continue
         to_freeze.append(draft)
     open_issues = [i for i in ledger.open_issues(conn)
                    if only is None or ledger.base_issue(i) == only.issue]
-    return Plan(tuple(to_freeze), tuple(open_issues), tuple(waiting), tuple(problems))
+    return Plan(tuple(to_freeze), tuple(open_issues), tuple(waiting), tuple(problems),
+                tuple(held))
 
 
 def translations_of(config: Config, draft: Draft) -> tuple[list[Draft], list[str]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sqlite3
 import threading
@@ -33,11 +32,13 @@ from newsletter.message import (
 from newsletter.plan import Plan, plan_run, translations_of
 from newsletter.reach import counted_composed
 from newsletter.return_address import ReturnPaths, unsubscribe_address
+from newsletter.schedule_rule import held_line
 from newsletter.segmenting import Segmenter, freeze_issue, prepared_editions
 from newsletter.signoff import missing_signoff, signed_only
 from newsletter.subscribers import Subscriber, read_csv
 from newsletter.tokens import make_token, secret_from_env
-from newsletter.transport import MaildirTransport, SmtpTransport, parse_smtp_url
+from newsletter.transport import MaildirTransport, SmtpTransport
+from newsletter.transport_choice import choose_transport
 from newsletter.workers import Clock, Job, RateLimiter, Tally, run_deliveries
 
 TEST_PREFIX = "[TEST] "
@@ -50,6 +51,7 @@ class SendOptions:
     resend_unknown: bool = False
     test_addresses: tuple[str, ...] = ()
     shard: tuple[int, int] | None = None  # (K, N): send to the K-th of N slices of the list
+    off_schedule_ok: bool = False  # `--now`, `--yes` or a yes: send issues off schedule too
 
 
 @dataclass(frozen=True)
@@ -78,14 +80,13 @@ class SendReport:
 
 
 class Transports:
-    """Builds the configured transport: SMTP from NEWSLETTER_SMTP_URL, else the outbox Maildir."""
+    """Builds the configured transport ([delivery] transport, transport_choice.py): SMTP at
+    NEWSLETTER_SMTP_URL or the outbox Maildir."""
 
     def __init__(self, config: Config, environ: dict[str, str] | None = None) -> None:
-        env = os.environ if environ is None else environ
-        self.url = env.get("NEWSLETTER_SMTP_URL", "")
-        self.settings = parse_smtp_url(self.url, env.get("NEWSLETTER_SMTP_PASSWORD", "")) \
-            if self.url else None
-        self.outbox = config.root / "outbox"
+        self.choice = choose_transport(config, environ)
+        self.settings = self.choice.settings
+        self.outbox = self.choice.outbox
 
     @property
     def is_smtp(self) -> bool:
@@ -146,7 +147,8 @@ def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options
                 on_progress: Callable[[Tally, int], None],
                 on_note: Callable[[str], None], signer: DkimSigner | None) -> SendReport:
     clock = Clock(now)
-    plan = plan_run(config, conn, clock.now(), only=options.issue)
+    plan = plan_run(config, conn, clock.now(), only=options.issue,
+                    off_schedule_ok=options.off_schedule_ok)
     if options.dry_run:
         return _dry_run(config, conn, plan, clock, transports, secret, started, options.shard)
     recovered = ledger.recover_interrupted(conn, clock.now())
@@ -184,7 +186,8 @@ def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options
     tally = Tally()
     job = Job(config.store_path, prepared, envelope,
               unsubscribe_url_maker(config, secret), clock,
-              RateLimiter(config.rate_per_second), tally, signer, ReturnPaths(config, secret))
+              RateLimiter(config.rate_per_second), tally, signer, ReturnPaths(config, secret),
+              transport_label=transports.choice.label)
     with _stop_on_sigterm(tally):
         run_deliveries(job, issues, pool, on_progress=lambda t: on_progress(t, total))
     crash_point("summary")
@@ -320,7 +323,8 @@ def _dry_run(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
         note += f"; would refuse {', '.join(refused)} (run `newsletter check`)"
     return SendReport(seconds=time.monotonic() - started, note=note,
                       transport=transports.description, problems=tuple(
-                          f"{issue}: would not be sent: check reports errors" for issue in refused))
+                          f"{issue}: would not be sent: check reports errors" for issue in refused)
+                      + tuple(held_line(issue, why) for issue, why in plan.off_schedule))
 
 
 def _audience(config: Config, conn: sqlite3.Connection) -> Iterator[Subscriber]:

@@ -297,6 +297,11 @@ _MIGRATIONS = [
     );
     CREATE INDEX reach_links_by_issue ON reach_links (issue, language, position)
     """,
+    # which transport each delivery row was handed to ('smtp://relay.example.org:587' without
+    # the login, or 'maildir:outbox'), so `status` says where an issue went (store_transport)
+    """
+    ALTER TABLE deliveries ADD COLUMN transport TEXT NOT NULL DEFAULT ''
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -100,6 +100,7 @@ class Job:
     tally: Tally
     signer: DkimSigner | None = None
     return_paths: ReturnPaths | None = None  # None: the envelope's sender and mailto for all
+    transport_label: str = ""  # recorded on each claimed row (transport_choice.TransportChoice)
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,8 @@ def deliver(job: Job, work: queue.Queue, transport) -> None:  # noqa: ANN001
                 break
             issue, subscriber_id = key
             d, state = ledger.claim(conn, issue, subscriber_id, job.clock.now(),
-                                    settle_first=done.settle if done else None)
+                                    settle_first=done.settle if done else None,
+                                    transport=job.transport_label)
             _count(job, done, state)
             done = None
             if d is None:

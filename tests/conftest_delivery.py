@@ -48,6 +48,9 @@ def make_delivery_project(root: Path, count: int, *, connections: int = 2,
         shutil.copy(REPO / "issues" / name, root / "issues" / name)
     config = (REPO / "newsletter.toml").read_text(encoding="utf-8")
     config = config.replace("connections = 2", f"connections = {connections}")
+    # The delivery tests choose SMTP or the Maildir by NEWSLETTER_SMTP_URL (the rule when the
+    # file names no transport); the sample's transport = "maildir" would refuse the URL.
+    config = config.replace('transport = "maildir"\n', "")
     config = config.replace("rate_per_second = 0 ", f"rate_per_second = {rate} ")
     (root / "newsletter.toml").write_text(config, encoding="utf-8")
     shutil.copytree(REPO / "feeds", root / "feeds")

@@ -143,7 +143,8 @@ def test_no_feed_items_is_a_warning(project):
 
 def test_cli_check_exits_0_on_the_sample_issue(project):
     project.copy_sample_issue()
-    result = project.cli("check", "2026-11")
+    # in its month: on the real clock the sample (send_at 5 Nov 2026) is off schedule one day
+    result = project.cli("check", "2026-11", "--now", "2026-11-22T10:00")
     assert result.code == 0, result.out + result.err
     assert result.out == "check 2026-11.md: 0 error(s), 0 warning(s)\n"
     assert project.server.requests == []  # the snapshot is used; nothing is fetched
@@ -155,7 +156,7 @@ def test_cli_check_exits_1_listing_each_error_with_file_and_line(project):
     path = project.issues / "2026-11.md"
     path.write_text(path.read_text(encoding="utf-8") + "\nBye {{ name }}, see [x](/x).\n",
                     encoding="utf-8")
-    result = project.cli("check", "2026-11")
+    result = project.cli("check", "2026-11", "--now", "2026-11-22T10:00")  # in its month
     assert result.code == 1
     lines = result.out.splitlines()
     line = line_of(project, "{{ name }}")

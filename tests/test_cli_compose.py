@@ -138,6 +138,6 @@ def test_a_malformed_issue_exits_2(project, command):
 def test_console_script_checks_the_sample_issue(project, newsletter_script):
     project.copy_sample_issue()
     result = newsletter_script("--config", str(project.config_path), "check", "2026-11",
-                               cwd=project.root)
+                               "--now", "2026-11-22T10:00", cwd=project.root)  # in its month
     assert result.returncode == 0, result.stderr
     assert result.stdout == "check 2026-11.md: 0 error(s), 0 warning(s)\n"

@@ -157,22 +157,23 @@ def test_hostile_subject_or_preheader_is_refused_at_its_line_and_nothing_is_froz
 def test_a_hostile_draft_does_not_hold_back_another_due_issue(
         delivery: DeliveryProject, server: ScriptedServer, run: Callable[..., Run]) -> None:
     issues = delivery.root / "issues"
-    (issues / "2026-10.md").write_text(SAMPLE.replace("send_at: 2026-11-05T09:00",
-                                                      "send_at: 2026-10-05T09:00"),
+    # December's issue, due early (an October one would be off schedule on 22 November)
+    (issues / "2026-12.md").write_text(SAMPLE.replace("send_at: 2026-11-05T09:00",
+                                                      "send_at: 2026-11-20T09:00"),
                                        encoding="utf-8")
-    (issues / "2026-10.items.yaml").write_text(
+    (issues / "2026-12.items.yaml").write_text(
         (issues / "2026-11.items.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     draft, line = set_front_matter(delivery, "subject", "Hi\r\nBcc: x@evil.example")
     cron = run(delivery, "send", "--now", NOW)
     record("two due issues, one with CR/LF in its subject", "the good one sent whole; exit 1",
-           f"exit {cron.code}; 2026-10 {sorted(set(delivery.states('2026-10').values()))}, "
+           f"exit {cron.code}; 2026-12 {sorted(set(delivery.states('2026-12').values()))}, "
            f"2026-11 {delivery.states('2026-11')}", copies(delivery, server.script))
     assert cron.code == 1
     assert f"newsletter: warning: {draft}: line {line}: front matter: 'subject' must be on " \
            "one line" in cron.err_lines
     assert "sent 3, deferred 0, failed 0" in cron.out
     assert server.script.copies() == {a: 1 for a in delivery.addresses}
-    assert set(delivery.states("2026-10").values()) == {"sent"}
+    assert set(delivery.states("2026-12").values()) == {"sent"}
     assert delivery.states("2026-11") == {}
 
 
