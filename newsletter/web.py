@@ -197,8 +197,10 @@ def _reader_pages(config: Config, prefix: str, clock: Clock,
         before = store.get_subscriber(db(), req.email)
         if not confirm_request(db(), public_id, clock()):
             return pages.expired_link(lang)
-        if after_confirm(db(), config, public_id, req.email, req.language, req.created_at,
-                         before is not None and before.status == "active", clock()):
+        # req.confirmed: a second POST of the same link, which records and sends nothing more
+        if not req.confirmed and after_confirm(
+                db(), config, public_id, req.email, req.language, req.created_at,
+                before is not None and before.status == "active", clock()):
             on_queued()  # the welcome mail, with the latest issue
         _ = gettext_for(lang)
         return pages.message(lang, _("You are subscribed"), _(

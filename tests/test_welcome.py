@@ -79,6 +79,9 @@ def test_confirming_sends_one_welcome_with_the_latest_issue_in_the_readers_langu
     token = unsubscribe.rsplit("/", 1)[1]
     assert verify_token(verification_secrets(), LIST_ID, token) == NIA  # their own link
     assert welcome["To"].addresses[0].addr_spec == NIA
+    with sqlite3.connect(sent.db) as conn:  # and the second POST is no second consent
+        assert conn.execute("SELECT count(*) FROM consent_events WHERE email = ?",
+                            (NIA,)).fetchone() == (1,)
 
 
 def test_the_welcome_is_the_english_edition_for_a_reader_of_a_language_without_one(
