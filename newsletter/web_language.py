@@ -31,7 +31,18 @@ def reader_language(query: str, known: str, accept: LanguageAccept, default: str
             return choice
     if known.split("-")[0] in LANGUAGES:  # a subscriber imported as "fr-ca"
         return known.split("-")[0]
-    return accept.best_match(list(LANGUAGES)) or default
+    return browser_language(accept) or default
+
+
+def browser_language(accept: LanguageAccept) -> str:
+    """The first of the browser's languages, by its own preference, whose primary subtag is
+    one of the six. Werkzeug's best_match prefers any exact match to a regional one: for
+    "ar-EG, en;q=0.3" it answers en; an Egyptian reader wants ar."""
+    for tag, quality in accept:  # highest quality first, the header's order among equals
+        primary = tag.lower().replace("_", "-").split("-")[0]
+        if quality > 0 and primary in LANGUAGES:
+            return primary
+    return ""
 
 
 def form_problem(language: str, field: str) -> str:

@@ -319,3 +319,19 @@ def test_the_catalogs_translate_every_string_the_code_and_templates_use() -> Non
         for message, errors in catalog.check():
             problems.extend(f"{lang}: {message.id!r}: {e}" for e in errors)
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("ar-EG,en;q=0.3", "ar"),  # a regional tag outranks a weaker exact match
+    ("fr-CH, fr;q=0.9, en;q=0.8", "fr"),
+    ("zh-Hans-CN,zh;q=0.9", "zh"),
+    ("de-DE, ru;q=0.5, en;q=0.4", "ru"),  # the first of the six the browser names
+    ("pt-BR, *;q=0.1", "en"),  # none of the six: the default
+    ("es;q=0, fr;q=0.1", "fr"),  # q=0 means "not this one"
+])
+def test_the_browser_language_picks_the_first_of_the_six_it_prefers(
+        delivery_project, header: str, expected: str) -> None:
+    with running_app(delivery_project.config) as origin:
+        page = httpx.get(f"{origin}{PREFIX}/subscribe", headers={"Accept-Language": header})
+    assert re.search(r"<html[^>]*>", page.text)[0] == (
+        f'<html lang="{expected}" dir="{direction(expected)}">')
