@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from newsletter import store_consent
 from newsletter.cli import open_store
-from newsletter.commands import say
+from newsletter.commands import say, warn
 from newsletter.config import Config
 from newsletter.consent import forget_keys
 from newsletter.errors import InputError
@@ -81,6 +81,11 @@ def _show(config: Config, data: dict) -> None:  # type: ignore[type-arg]
 
 
 def _forget(config: Config, conn, email: str, now: datetime) -> int:  # noqa: ANN001
+    from newsletter.tokens import secret_from_env
+
+    if not secret_from_env()[1]:
+        warn("NEWSLETTER_SECRET is not set: the forgotten mark is keyed by the development "
+             "secret, and imports under the real one will not recognise it")
     report = forget_reader(config, conn, email, now)
     erased = report.erased
     if report.known:

@@ -170,3 +170,13 @@ def test_forget_erases_every_spelling_of_the_inbox(
     assert rows_naming(delivery_project.db, "AnaLima+news@googlemail.com") == []
     assert rows_naming(delivery_project.db, "ana@example.org")  # another inbox
     assert delivery_project.cli("subscribers", "add", "a.n.a.l.i.m.a@gmail.com") == 2
+
+
+def test_forget_without_the_secret_erases_and_warns_that_the_mark_is_weak(
+        delivery_project: DeliveryProject, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert delivery_project.cli("subscribers", "add", "dev@example.org") == 0
+    monkeypatch.delenv("NEWSLETTER_SECRET")
+    assert delivery_project.cli("subscribers", "forget", "dev@example.org") == 0
+    assert "NEWSLETTER_SECRET is not set" in capsys.readouterr().err
+    assert rows_naming(delivery_project.db, "dev@example.org") == []
