@@ -58,6 +58,8 @@ class Document:
 
 
 INLINE_RE = re.compile(
+    # a heading's {only=tag} marker (only_sections.py): the translator keeps it as it is
+    r"(?P<only>[ \t]*\{[ \t]*only[ \t]*=[^{}]*\}[ \t]*$)|"
     r"(?P<image>!\[(?P<alt>[^\[\]]*)\]\((?P<isrc>[^()\s]+(?:\s+\"[^\"]*\")?)\))"
     r"|(?P<link>\[(?P<ltext>[^\[\]]*(?:!\[[^\[\]]*\]\([^()]*\))?[^\[\]]*)\]"
     r"\((?P<href><[^>]*>|[^()\s]+(?:\s+\"[^\"]*\")?)\))"

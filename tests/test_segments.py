@@ -298,3 +298,18 @@ def test_an_edition_with_no_content_at_all_is_sent_to_no_one(
     assert delivery_project.cli("send", "--now", NOW) == 0
     assert smtp_script.copies() == {}
     assert "0 subscriber(s) to send to; 1 with no section for them" in capsys.readouterr().out
+
+
+def test_a_translator_gets_the_only_marker_as_a_code_and_the_translation_keeps_it() -> None:
+    from newsletter.segments import Ph, plain_text, render_body, split_document
+
+    doc = split_document("Subject", "", "Hi.\n\n## Geneva workshop {only=geneva,vaud}\n\n"
+                                        "Come along.\n")
+    [heading] = [u for u in doc.units if u.kind == "heading"]
+    assert plain_text(heading.content).strip() == "Geneva workshop"  # nothing to translate
+    [code] = heading.codes
+    assert "{only=geneva,vaud}" in code.start and isinstance(heading.content[-1], Ph)
+    translated = render_body(doc, {heading.id: ("Atelier de Genève", heading.content[-1])})
+    assert "## Atelier de Genève {only=geneva,vaud}" in translated
+    assert "Atelier de Genève" in variant_body(translated, frozenset({"vaud"}))
+    assert "Atelier de Genève" not in variant_body(translated, frozenset())
