@@ -18,6 +18,7 @@ from newsletter.fonts import font_warning
 from newsletter.issue_check import check_edition, draft_error_lines
 from newsletter.preview import SAMPLE_EMAIL, write_preview
 from newsletter.pull import pull
+from newsletter.segmenting import as_reader_with
 from newsletter.send import envelope_for, unsubscribe_url_maker
 from newsletter.tokens import secret_from_env
 
@@ -120,8 +121,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         composed = compose(config, resolve_draft(config, args.issue), conn,
                            now=parse_now(args.now, config))
     _report_pull(composed)
+    stem, seen_as = composed.draft.path.stem, ""
+    if args.tags is not None:  # a segment's variant instead of the editor's view (every part)
+        composed, variant = as_reader_with(config, composed, args.tags)
+        stem += f"+{variant.replace(',', '+') or 'plain'}"
+        seen_as = f" as a reader tagged {args.tags!r}" if args.tags else " as an untagged reader"
     edition = composed.edition
-    out = Path(args.out) if args.out else config.root / "build" / composed.draft.path.stem
+    out = Path(args.out) if args.out else config.root / "build" / stem
     url_of = unsubscribe_url_maker(config, secret_from_env()[0])
     if not args.no_screenshots and (no_font := font_warning(edition.language)):
         warn(no_font)  # Chromium draws a script without a font as empty boxes, silently
@@ -132,7 +138,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if files.note:
         warn(files.note)
     html_kb = len(edition.html.encode()) / 1024
-    say(f"built {composed.draft.issue} ({edition.language}): "
+    say(f"built {composed.draft.issue} ({edition.language}){seen_as}: "
         f"{len(composed.draft.sections)} sections, {len(composed.snapshot.items)} feed items, "
         f"HTML {html_kb:.1f} KB inlined (Gmail clips at 102 KB), "
         f"{len(files.files)} files in {files.directory} in {time.monotonic() - started:.1f} s")
@@ -184,6 +190,9 @@ def _add_build(cmd: argparse.ArgumentParser) -> None:
     _issue_arg(cmd)
     cmd.add_argument("--out", help="output folder (default: build/ISSUE)")
     cmd.add_argument("--no-screenshots", action="store_true", help="skip the Chromium screenshots")
+    cmd.add_argument("--tags", metavar="TAGS",
+                     help="show it as a reader with these tags gets it (e.g. geneva;parking; "
+                          "'' for an untagged reader); default: every {only=...} part")
     cmd.add_argument("--now", help="the clock, ISO 8601 (for testing)")
 
 

@@ -242,3 +242,13 @@ def left_out_note(found: Counter[Choice]) -> str:
     if empty:
         parts.append(f"{empty} with no section for them (not sent an empty email)")
     return "; ".join(parts)
+
+
+def as_reader_with(config: Config, composed: Composed, tags: str) -> tuple[Composed, str]:
+    """`build --tags`: the edition as a reader with these tags (CSV spelling) gets it, and its
+    variant key ("" for the plain one)."""
+    segmenter = Segmenter(config, [composed])
+    lang = composed.edition.language.lower()
+    variant = variant_key(clean_tags([tags]), segmenter.used[lang])
+    draft = replace(composed.draft, sections=segmenter._sections(lang, variant))
+    return replace(composed, draft=draft, edition=segmenter.edition(lang, variant)), variant

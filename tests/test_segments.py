@@ -313,3 +313,21 @@ def test_a_translator_gets_the_only_marker_as_a_code_and_the_translation_keeps_i
     assert "## Atelier de Genève {only=geneva,vaud}" in translated
     assert "Atelier de Genève" in variant_body(translated, frozenset({"vaud"}))
     assert "Atelier de Genève" not in variant_body(translated, frozenset())
+
+
+def test_build_with_tags_writes_the_variant_that_reader_gets(
+        delivery_project: DeliveryProject, capsys) -> None:
+    write_draft(delivery_project)
+    assert delivery_project.cli("build", "2026-11", "--no-screenshots", "--tags",
+                                "vaud;parking", "--now", NOW) == 0
+    out = capsys.readouterr().out
+    assert "built 2026-11 (en) as a reader tagged 'vaud;parking'" in out
+    html = (delivery_project.root / "build" / "2026-11+parking+vaud" / "email.html").read_text(
+        encoding="utf-8")
+    # parking alone opens nothing: its part sits inside the Geneva one
+    assert "Lausanne fair" in html and "{only" not in html
+    assert "Geneva workshop" not in html and "Geneva parking" not in html
+    assert delivery_project.cli("build", "2026-11", "--no-screenshots", "--now", NOW) == 0
+    everything = (delivery_project.root / "build" / "2026-11" / "email.html").read_text(
+        encoding="utf-8")
+    assert all(t in everything for t in ("Geneva workshop", "Geneva parking", "Lausanne fair"))
