@@ -18,7 +18,7 @@ from newsletter import store
 from newsletter.config import Config
 from newsletter.consent import status_event
 from newsletter.i18n import LANGUAGES, gettext_for
-from newsletter.subscribers import clean_language, clean_name
+from newsletter.subscribers import clean_name
 from newsletter.tokens import verification_secrets, verify_token
 from newsletter.web_consent import after_confirm, consent_pages, remember_form, unsubscribed_page
 from newsletter.web_language import form_problem, reader_language, register_error_pages
@@ -26,6 +26,7 @@ from newsletter.web_optin import (
     FormProblem,
     client_key,
     confirm_request,
+    page_language,
     parse_subscribe_form,
     pending_request,
     request_subscription,
@@ -219,8 +220,8 @@ def _reader_pages(config: Config, prefix: str, clock: Clock,
             try:
                 name = clean_name(request.form.get("name", "")[:200])
                 field = "language"
-                chosen = clean_language(request.form.get("language", "")[:20],
-                                        config.default_language)
+                chosen = page_language(request.form.get("language", "")[:20],
+                                       config.default_language)
             except ValueError:
                 lang = language(sub.language)
                 _ = gettext_for(lang)

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from newsletter import store
 from newsletter.config import Config
+from newsletter.i18n import LANGUAGES
 from newsletter.subscribers import (
     clean_language,
     clean_name,
@@ -52,9 +53,18 @@ def parse_subscribe_form(email: str, name: str, language: str,
         field = "name"
         clean = clean_name(name[:200])
         field = "language"
-        return SubscribeForm(address, clean, clean_language(language, default_language))
+        return SubscribeForm(address, clean, page_language(language, default_language))
     except ValueError as exc:
         raise FormProblem(field, str(exc)) from exc
+
+
+def page_language(raw: str, default_language: str) -> str:
+    """A language chosen on a page: one of the six the list offers (a CSV may name others;
+    a form that does was not made by our page)."""
+    language = clean_language(raw, default_language)
+    if language not in LANGUAGES:
+        raise ValueError(f"language {language!r} is not one of {', '.join(LANGUAGES)}")
+    return language
 
 
 def client_key(peer: str, forwarded_for: str, trusted: tuple[str, ...]) -> str:

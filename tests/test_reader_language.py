@@ -30,7 +30,7 @@ from newsletter.archive import Published, write_site
 from newsletter.config import Config, load_config
 from newsletter.drafts import load_draft
 from newsletter.feeds import FeedItem
-from newsletter.i18n import LOCALE_DIR, direction
+from newsletter.i18n import LOCALE_DIR, direction, gettext_for
 from newsletter.personalise import Recipient, personalise_html
 from newsletter.render import Edition, render_edition, view_online_url
 from newsletter.tokens import make_token
@@ -335,3 +335,17 @@ def test_the_browser_language_picks_the_first_of_the_six_it_prefers(
         page = httpx.get(f"{origin}{PREFIX}/subscribe", headers={"Accept-Language": header})
     assert re.search(r"<html[^>]*>", page.text)[0] == (
         f'<html lang="{expected}" dir="{direction(expected)}">')
+
+
+def test_a_form_naming_a_language_outside_the_six_is_refused_in_the_page_language(
+        delivery_project) -> None:
+    with running_app(delivery_project.config) as origin:
+        reply = httpx.post(f"{origin}{PREFIX}/subscribe?lang=ru",
+                           data={"email": "new@example.org", "language": "de"})
+    assert reply.status_code == 422
+    assert gettext_for("ru")("Please choose a language from the list.") in reply.text
+    if delivery_project.db.exists():  # a refused form may not even open the database
+        with sqlite3.connect(delivery_project.db) as conn:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if "optin_requests" in tables:
+                assert conn.execute("SELECT COUNT(*) FROM optin_requests").fetchone() == (0,)
