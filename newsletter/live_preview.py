@@ -7,6 +7,7 @@ import hashlib
 import html
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ class Rendered:
     html: str = ""  # personalised for the sample reader; unreachable images left broken
     text: str = ""
     problems: tuple[Problem, ...] = ()
+    segments: tuple[str, ...] = ()  # check's lines on who would get which variant now
     errors: tuple[str, ...] = ()  # why there is no edition to show (draft, config, template)
     has_snapshot: bool = True
     seconds: float = 0.0  # how long the rebuild took
@@ -93,6 +95,31 @@ def block_unreachable_images(page: str, resolve: Resolver = system_resolver) -> 
     return _IMG_SRC_RE.sub(swap, page)
 
 
+class CachedResolver:
+    """DNS answers kept for a minute: the preview rebuilds on every save, and a lookup that
+    hangs (no network) would otherwise hold up each rebuild, twice (check, image blocking)."""
+
+    def __init__(self, resolve: Resolver, seconds: float = 60.0) -> None:
+        self.resolve, self.seconds = resolve, seconds
+        self._answers: dict[tuple[str, int], tuple[float, list[str] | OSError]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        with self._lock:
+            kept = self._answers.get((host, port))
+        if kept is None or time.monotonic() - kept[0] > self.seconds:
+            try:
+                answer: list[str] | OSError = self.resolve(host, port)
+            except OSError as exc:  # "no such name" is an answer worth keeping too
+                answer = exc
+            kept = (time.monotonic(), answer)
+            with self._lock:
+                self._answers[(host, port)] = kept
+        if isinstance(kept[1], OSError):
+            raise kept[1]
+        return kept[1]
+
+
 class LivePreview:
     """Builds each edition on request, once per fingerprint of the followed files."""
 
@@ -102,7 +129,7 @@ class LivePreview:
         self.config_file = config_file.resolve()
         self.root = self.config_file.parent
         self.issue = check_issue_id(issue)
-        self.on_rebuild, self.resolve = on_rebuild, resolve
+        self.on_rebuild, self.resolve = on_rebuild, CachedResolver(resolve)
         self._lock = threading.Lock()  # one rebuild at a time: the two frames ask together
         self._cache: dict[str, Rendered] = {}
         self._cached_fingerprint = ""
@@ -121,10 +148,14 @@ class LivePreview:
             current = self.fingerprint()
             if current != self._cached_fingerprint:
                 self._cache, self._cached_fingerprint = {}, current
+            if self._cache and language not in next(iter(self._cache.values())).languages:
+                language = ""  # the default edition, as _build would make it: no second build
             if language in self._cache:
                 return self._cache[language]
             result = self._build(current, language)
             self._cache[language] = self._cache[result.language] = result
+            if result.languages[:1] == (result.language,):
+                self._cache[""] = result
         self.on_rebuild(result)
         return result
 
@@ -133,24 +164,28 @@ class LivePreview:
         try:
             config = load_config(self.config_file)
         except NewsletterError as exc:
-            return Rendered(current, self.issue, language, (language,), errors=(str(exc),))
+            return Rendered(current, self.issue, language, (), errors=(str(exc),))
         languages = self.languages(config.default_language)
         language = language if language in languages else config.default_language
         path = draft_path(config.issues_dir, self.issue, language, config.default_language)
         base = Rendered(current, self.issue, language, languages)
         try:
-            checked = check_edition(config, path, started)
+            checked = check_edition(config, path, started, resolve=self.resolve)
         except DraftError as exc:
             return replace(base, errors=tuple(draft_error_lines(exc)))
         except NewsletterError as exc:  # a template, a snapshot or a sidecar that does not read
             return replace(base, errors=(str(exc),))
         except OSError as exc:
             return replace(base, errors=(f"{exc.filename or path}: {exc.strerror or exc}",))
+        except Exception as exc:  # noqa: BLE001 - a bug met by some draft: a 500 page would
+            # have no reload script, and the editor would lose the page's following of saves
+            return replace(base, errors=(f"{path}: the preview failed on this draft: "
+                                         f"{type(exc).__name__}: {exc}",))
         edition = checked.composed.edition
         page, text = sample_parts(
             edition, unsubscribe_url_maker(config, secret_from_env()[0])(SAMPLE_EMAIL))
         return replace(base, subject=edition.subject, preheader=edition.preheader,
-                        sender=str(config.sender), html=block_unreachable_images(
-                            page, self.resolve), text=text, problems=checked.problems,
-                        has_snapshot=checked.has_snapshot,
-                        seconds=(datetime.now(UTC) - started).total_seconds())
+                       sender=str(config.sender), html=block_unreachable_images(
+                           page, self.resolve), text=text, problems=checked.problems,
+                       segments=checked.segments, has_snapshot=checked.has_snapshot,
+                       seconds=(datetime.now(UTC) - started).total_seconds())

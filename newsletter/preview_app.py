@@ -4,6 +4,7 @@ waitress. The page polls /version and reloads itself when a followed file is sav
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import signal
 
@@ -127,10 +128,9 @@ def cmd_preview(args: argparse.Namespace) -> int:
         f"http://{_url_host(args.host)}:{port}/{start}; the page follows saved changes to the "
         "drafts, snapshots, templates and newsletter.toml; Ctrl-C stops")
     signal.signal(signal.SIGTERM, _interrupt)  # waitress stops cleanly on KeyboardInterrupt
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # waitress returns on it, or lets it out
         server.run()
-    except KeyboardInterrupt:
-        say(f"preview of {issue} stopped")
+    say(f"preview of {issue} stopped")
     return 0
 
 

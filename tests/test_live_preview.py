@@ -22,6 +22,7 @@ import pytest
 from conftest import NEWSLETTER_SCRIPT, REPO, Project
 
 from newsletter.browser import BrowserUnavailable, open_browser
+from newsletter.live_preview import CachedResolver, LivePreview, block_unreachable_images
 
 FOLLOW_SECONDS = 8.0  # the page polls every 0.7 s; the rest is slack for a busy machine
 
@@ -59,6 +60,7 @@ def running_preview(project: Project, issue: str = "2026-11", *args: str) -> Ite
         code = process.wait(timeout=20)
         reader.join(timeout=5)
         assert code == 0, process.stderr.read() if process.stderr else code
+        assert preview.lines[-1] == f"preview of {issue.split('.')[0]} stopped\n"
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +111,8 @@ def frame_text(page: Any, frame_id: str) -> str:
     return page.frame_locator(f"#{frame_id}").locator("body").inner_text(timeout=2000)
 
 
-pytestmark = pytest.mark.browser
 
-
+@pytest.mark.browser
 def test_the_page_shows_the_edition_at_both_widths_and_follows_a_saved_draft(
         chromium: Path, sample: Project, browser: Any) -> None:
     draft = sample.issues / "2026-11.md"
@@ -126,7 +127,8 @@ def test_the_page_shows_the_edition_at_both_widths_and_follows_a_saved_draft(
                 "() => window.innerWidth")
             assert width - 20 <= inner <= width  # less a scroll bar, if the frame shows one
         assert "Trademarks for small exporters" in page.locator("#text").inner_text()
-        assert "No problems found." in page.locator("#findings").inner_text()
+        assert page.locator("#findings li.error").count() == 0  # the sample has no error
+        assert "0 error(s)" in page.locator(".status").inner_text()
         version = page.locator("html").get_attribute("data-version")
         # each frame as tall as its email, so the page scrolls as one (no scroll box inside)
         wait_for(lambda: page.evaluate("""() => [...document.querySelectorAll('iframe.email')]
@@ -152,6 +154,7 @@ def test_the_page_shows_the_edition_at_both_widths_and_follows_a_saved_draft(
     assert any(line.startswith("rebuilt 2026-11 (en)") for line in preview.lines[1:])
 
 
+@pytest.mark.browser
 def test_a_broken_draft_shows_its_error_line_and_a_fixed_one_brings_the_edition_back(
         chromium: Path, sample: Project, browser: Any) -> None:
     draft = sample.issues / "2026-11.md"
@@ -173,6 +176,7 @@ def test_a_broken_draft_shows_its_error_line_and_a_fixed_one_brings_the_edition_
         page.close()
 
 
+@pytest.mark.browser
 def test_templates_and_config_are_followed_and_a_missing_snapshot_is_named(
         chromium: Path, sample: Project, browser: Any) -> None:
     with running_preview(sample) as preview:
@@ -195,6 +199,7 @@ def test_templates_and_config_are_followed_and_a_missing_snapshot_is_named(
         page.close()
 
 
+@pytest.mark.browser
 def test_every_language_edition_is_one_click_away(
         chromium: Path, sample: Project, browser: Any) -> None:
     with running_preview(sample) as preview:
@@ -217,6 +222,7 @@ def test_every_language_edition_is_one_click_away(
         page.close()
 
 
+@pytest.mark.browser
 def test_an_image_subscribers_cannot_reach_is_a_check_error_and_is_not_fetched(
         chromium: Path, sample: Project, browser: Any) -> None:
     pixel = sample.server.route("/pixel.png", b"\x89PNG\r\n\x1a\n",
@@ -281,6 +287,7 @@ def test_a_missing_draft_or_a_bad_issue_is_one_line_and_exit_2(sample: Project) 
         assert expected in line
 
 
+@pytest.mark.browser
 def test_a_script_in_the_email_does_not_run_in_the_preview(
         chromium: Path, sample: Project, browser: Any) -> None:
     # Drafts are sanitised; a template is the editor's own, and still gets no script here.
@@ -298,3 +305,90 @@ def test_a_script_in_the_email_does_not_run_in_the_preview(
             assert "Trademarks for small exporters" in body.inner_text()
             assert body.get_attribute("data-ran") is None
         page.close()
+
+
+# --- the state behind the page, in this process -------------------------------------------
+
+
+def test_the_fingerprint_sees_a_save_in_the_same_instant_and_a_new_edition(
+        sample: Project) -> None:
+    preview = LivePreview(sample.config_path, "2026-11")
+    draft = sample.issues / "2026-11.md"
+    before, stat = preview.fingerprint(), draft.stat()
+    draft.write_text(draft.read_text(encoding="utf-8") + "One more line.\n", encoding="utf-8")
+    os.utime(draft, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # a coarse clock: same mtime
+    assert preview.fingerprint() != before
+    assert preview.languages("en") == ("en", "fr")
+    after_save = preview.fingerprint()
+    shutil.copy(REPO / "issues" / "2026-11.es.md", sample.issues / "2026-11.es.md")
+    assert preview.fingerprint() != after_save
+    assert preview.languages("en") == ("en", "es", "fr")
+    (sample.issues / "2026-12.md").write_text("another issue\n", encoding="utf-8")
+    assert preview.languages("en") == ("en", "es", "fr")
+
+
+def test_a_broken_config_is_shown_as_the_error_and_its_fix_brings_the_edition_back(
+        sample: Project) -> None:
+    preview = LivePreview(sample.config_path, "2026-11")
+    assert preview.rendered().subject.startswith("Exporting soon?")
+    good = sample.config_path.read_text(encoding="utf-8")
+    sample.config_path.write_text(good.replace("[newsletter]", "[newsletter", 1),
+                                  encoding="utf-8")
+    broken = preview.rendered()
+    assert broken.html == "" and broken.errors
+    assert str(sample.config_path) in broken.errors[0]
+    sample.config_path.write_text(good + "\n", encoding="utf-8")
+    back = preview.rendered("fr")
+    assert back.errors == () and back.language == "fr" and "Bienvenue" in back.html
+
+
+def test_rebuilds_once_per_change_not_once_per_request(sample: Project) -> None:
+    rebuilt = []
+    preview = LivePreview(sample.config_path, "2026-11", on_rebuild=rebuilt.append)
+    first = preview.rendered()
+    assert preview.rendered() is first and preview.rendered("en") is first
+    assert preview.rendered("xx") is first  # an unknown language is the default edition
+    assert len(rebuilt) == 1
+    save(sample.issues / "2026-11.md", "Welcome to the November issue",
+         "Welcome to the late November issue")
+    assert "late November" in preview.rendered().html
+    assert len(rebuilt) == 2
+
+
+def resolver(answers: dict[str, list[str]]):  # noqa: ANN201 - a Resolver
+    asked: list[str] = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        asked.append(host)
+        if host not in answers:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return answers[host]
+    resolve.asked = asked  # type: ignore[attr-defined]
+    return resolve
+
+
+def test_images_subscribers_cannot_reach_are_left_broken_and_the_others_kept() -> None:
+    page = ('<p><img src="https://cdn.ipbusiness.org/a.png?x=1&amp;y=2" alt="a">'
+            '<img alt="b" src="http://127.0.0.1:8080/unsubscribe/x">'
+            '<img src="https://printer.local/c.png" alt="c">'
+            '<img src="https://intranet.ipbusiness.org/d.png" alt="d"></p>')
+    dns = resolver({"cdn.ipbusiness.org": ["93.184.216.34"],
+                    "intranet.ipbusiness.org": ["10.1.2.3"]})
+    shown = block_unreachable_images(page, dns)
+    assert '<img src="https://cdn.ipbusiness.org/a.png?x=1&amp;y=2" alt="a">' in shown
+    for url in ("http://127.0.0.1:8080/unsubscribe/x", "https://printer.local/c.png",
+                "https://intranet.ipbusiness.org/d.png"):
+        assert f'src="{url}"' not in shown and f'src="" data-unreachable="{url}"' in shown
+
+
+def test_dns_answers_are_kept_for_a_minute_failures_too() -> None:
+    dns = resolver({"cdn.ipbusiness.org": ["93.184.216.34"]})
+    cached = CachedResolver(dns, seconds=60)
+    assert cached("cdn.ipbusiness.org", 443) == ["93.184.216.34"]
+    assert cached("cdn.ipbusiness.org", 443) == ["93.184.216.34"]
+    for _ in range(2):
+        with pytest.raises(socket.gaierror):
+            cached("gone.ipbusiness.org", 443)
+    assert dns.asked == ["cdn.ipbusiness.org", "gone.ipbusiness.org"]
+    assert CachedResolver(dns, seconds=0)("cdn.ipbusiness.org", 443) == ["93.184.216.34"]
+    assert len(dns.asked) == 3
