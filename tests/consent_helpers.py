@@ -14,6 +14,8 @@ from web_server import deliver_queued
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "bounces"
 PREFIX = "/newsletter"  # the path of base_url in the sample newsletter.toml
+# A generous timeout: eight people share two cores while these tests run.
+HTTP = httpx.Client(timeout=60, limits=httpx.Limits(max_keepalive_connections=0))
 
 
 def bounce_maildir(root: Path, address: str) -> Path:
@@ -40,11 +42,11 @@ def confirm_link(script: Script, email: str) -> str:
 def subscribe_and_confirm(origin: str, config: Path, script: Script, email: str, *,
                           language: str = "en", form_language: str = "en") -> httpx.Response:
     """Fill in the subscribe form (shown in form_language), then POST the mailed link."""
-    reply = httpx.post(f"{origin}{PREFIX}/subscribe?lang={form_language}",
+    reply = HTTP.post(f"{origin}{PREFIX}/subscribe?lang={form_language}",
                        data={"email": email, "name": "Nia Reader", "language": language})
     assert reply.status_code == 200
     deliver_queued(config)
-    return httpx.post(local(origin, confirm_link(script, email)))
+    return HTTP.post(local(origin, confirm_link(script, email)))
 
 
 def rows_naming(db: Path, needle: str) -> list[tuple[str, str, str]]:

@@ -7,10 +7,9 @@ import json
 import re
 import sqlite3
 
-import httpx
 import pytest
 from conftest_delivery import DeliveryProject
-from consent_helpers import PREFIX, bounce_maildir, subscribe_and_confirm
+from consent_helpers import HTTP, PREFIX, bounce_maildir, subscribe_and_confirm
 from smtp_server import Script, ScriptedServer
 from web_server import running_app
 
@@ -94,19 +93,19 @@ def test_an_unsubscribe_is_in_the_history_and_its_reason_only_in_the_totals(
     email = "reader001@example.com"
     token = make_token("test-secret", LIST_ID, email)
     with running_app(delivery_project.config) as origin:
-        page = httpx.post(f"{origin}{PREFIX}/unsubscribe/{token}",
+        page = HTTP.post(f"{origin}{PREFIX}/unsubscribe/{token}",
                           data={"List-Unsubscribe": "One-Click"})
         assert page.status_code == 200
         form = re.search(r'<form method="post" action="([^"]+)">(.*?)</form>', page.text, re.S)
         assert form is not None and "reason" in form[2]
         assert email not in form[2] and token not in form[0]  # the answer names no one
         ticket = re.search(r'name="ticket" value="([^"]+)"', form[2])[1]
-        answer = httpx.post(origin + form[1], data={"reason": "too-often", "ticket": ticket})
-        replay = httpx.post(origin + form[1], data={"reason": "too-often", "ticket": ticket})
-        forged = httpx.post(origin + form[1], data={"reason": "other", "ticket": ticket[:-2]
+        answer = HTTP.post(origin + form[1], data={"reason": "too-often", "ticket": ticket})
+        replay = HTTP.post(origin + form[1], data={"reason": "too-often", "ticket": ticket})
+        forged = HTTP.post(origin + form[1], data={"reason": "other", "ticket": ticket[:-2]
                                                     + "xx"})
-        unknown = httpx.post(origin + form[1], data={"reason": "spam", "ticket": ticket})
-        hostile = [httpx.post(origin + form[1], data={"reason": "other", "ticket": bad})
+        unknown = HTTP.post(origin + form[1], data={"reason": "spam", "ticket": ticket})
+        hostile = [HTTP.post(origin + form[1], data={"reason": "other", "ticket": bad})
                    for bad in ("\u00e9.1.x", "x" * 5000, "a.99999999999999999999.b", "", "..")]
         assert {r.status_code for r in hostile} == {200}
     assert {r.status_code for r in (answer, replay, forged, unknown)} == {200}
@@ -128,7 +127,7 @@ def test_the_reason_question_is_in_the_readers_language(
     assert delivery_project.cli("subscribers", "add", "ru@example.org", "--language", "ru") == 0
     token = make_token("test-secret", LIST_ID, "ru@example.org")
     with running_app(delivery_project.config) as origin:
-        page = httpx.post(f"{origin}{PREFIX}/unsubscribe/{token}",
+        page = HTTP.post(f"{origin}{PREFIX}/unsubscribe/{token}",
                           data={"List-Unsubscribe": "One-Click"})
     _ = gettext_for("ru")
     assert _("Would you tell us why? (optional)") in page.text

@@ -8,10 +8,9 @@ import json
 import re
 import sqlite3
 
-import httpx
 import pytest
 from conftest_delivery import DeliveryProject
-from consent_helpers import PREFIX, bounce_maildir, files_naming, names, rows_naming
+from consent_helpers import HTTP, PREFIX, bounce_maildir, files_naming, names, rows_naming
 from smtp_server import Script, ScriptedServer
 from web_server import deliver_queued, running_app
 
@@ -39,7 +38,7 @@ def busy(delivery_project: DeliveryProject) -> DeliveryProject:
     assert delivery_project.cli("bounces", str(bounce_maildir(delivery_project.root.parent,
                                                               GONE))) == 0
     with running_app(delivery_project.config) as origin:
-        httpx.post(f"{origin}{PREFIX}/subscribe", data={"email": GONE.upper(), "name": "R1"})
+        HTTP.post(f"{origin}{PREFIX}/subscribe", data={"email": GONE.upper(), "name": "R1"})
     deliver_queued(delivery_project.config)  # the confirmation mail, into the outbox too
     assert rows_naming(delivery_project.db, GONE)  # the address is all over the database
     assert files_naming(delivery_project.root / "outbox", GONE)
@@ -109,16 +108,16 @@ def test_the_preferences_page_deletes_the_reader_after_a_confirmation(
         busy: DeliveryProject) -> None:
     token = token_for(GONE)
     with running_app(busy.config) as origin:
-        page = httpx.get(f"{origin}{PREFIX}/preferences/{token}")
+        page = HTTP.get(f"{origin}{PREFIX}/preferences/{token}")
         action = re.search(r'<form method="post" action="([^"]*/forget/[^"]+)">', page.text)[1]
-        asked = httpx.get(origin + action)  # a link scanner's GET changes nothing
-        asked_post = httpx.post(origin + action)  # the preferences button: asks first
+        asked = HTTP.get(origin + action)  # a link scanner's GET changes nothing
+        asked_post = HTTP.post(origin + action)  # the preferences button: asks first
         assert asked.status_code == asked_post.status_code == 200
         assert 'name="confirm" value="yes"' in asked_post.text
         assert rows_naming(busy.db, GONE)
-        done = httpx.post(origin + action, data={"confirm": "yes"})
+        done = HTTP.post(origin + action, data={"confirm": "yes"})
         assert done.status_code == 200 and "Your data is deleted" in done.text
-        assert httpx.get(f"{origin}{PREFIX}/preferences/{token}").status_code == 400
+        assert HTTP.get(f"{origin}{PREFIX}/preferences/{token}").status_code == 400
     assert_erased(busy)
 
 
@@ -126,11 +125,11 @@ def test_the_preferences_page_downloads_the_readers_data_as_json(
         busy: DeliveryProject) -> None:
     token = token_for(GONE)
     with running_app(busy.config) as origin:
-        page = httpx.get(f"{origin}{PREFIX}/preferences/{token}")
+        page = HTTP.get(f"{origin}{PREFIX}/preferences/{token}")
         action = re.search(r'<form method="post" action="([^"]*/data)">', page.text)[1]
-        assert httpx.get(origin + action).status_code == 405  # a download is a POST too
-        reply = httpx.post(origin + action)
-        other = httpx.post(f"{origin}{PREFIX}/preferences/garbage/data")
+        assert HTTP.get(origin + action).status_code == 405  # a download is a POST too
+        reply = HTTP.post(origin + action)
+        other = HTTP.post(f"{origin}{PREFIX}/preferences/garbage/data")
     assert reply.status_code == 200 and other.status_code == 400
     assert reply.headers["Content-Type"].startswith("application/json")
     assert "attachment" in reply.headers["Content-Disposition"]

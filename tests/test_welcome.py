@@ -9,10 +9,9 @@ import shutil
 import sqlite3
 import time
 
-import httpx
 import pytest
 from conftest_delivery import REPO, DeliveryProject
-from consent_helpers import PREFIX, local, subscribe_and_confirm
+from consent_helpers import HTTP, PREFIX, local, subscribe_and_confirm
 from smtp_server import Script, ScriptedServer
 from web_server import deliver_queued, running_app
 
@@ -55,14 +54,14 @@ def test_confirming_sends_one_welcome_with_the_latest_issue_in_the_readers_langu
                                   "language = 'fr'").fetchone()[0]
     # The web app's own worker thread delivers the queue, as `newsletter serve` runs it.
     with running_app(sent.config, worker=True) as origin:
-        httpx.post(f"{origin}{PREFIX}/subscribe?lang=fr",
+        HTTP.post(f"{origin}{PREFIX}/subscribe?lang=fr",
                    data={"email": NIA, "name": "Nia Reader", "language": "fr"})
         wait_for(lambda: smtp_script.parsed(NIA))
         text = smtp_script.parsed(NIA)[0].get_body(("plain",)).get_content()
         link = local(origin, re.search(r"https://\S+/confirm/\S+", text)[0])
-        assert httpx.post(link).status_code == 200
+        assert HTTP.post(link).status_code == 200
         wait_for(lambda: welcomes(smtp_script, NIA))
-        assert httpx.post(link).status_code == 200  # confirming twice
+        assert HTTP.post(link).status_code == 200  # confirming twice
         time.sleep(1.5)  # several worker rounds (0.2 s each): a second welcome would be here
     assert deliver_queued(sent.config).claimed == 0
     [welcome] = welcomes(smtp_script, NIA)
