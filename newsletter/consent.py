@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from newsletter import store_consent
 from newsletter.config import Config
@@ -79,9 +80,18 @@ def plan_import(conn: sqlite3.Connection, config: Config, path: str,
         keep.append(sub)
         kept_lines.append(line)
     known = store_consent.existing_addresses(conn, (s.email for s in keep))
-    events = tuple(event(s.email, "subscribed", "CSV import", f"{path}:{n}", now)
+    shown = _relative(path, config.root)
+    events = tuple(event(s.email, "subscribed", "CSV import", f"{shown}:{n}", now)
                    for s, n in zip(keep, kept_lines, strict=True) if s.email.lower() not in known)
     return ImportPlan(tuple(keep), tuple(kept_lines), tuple(skipped), events)
+
+
+def _relative(path: str, root: Path) -> str:
+    """The file as the project names it (subscribers/a.csv), whatever the working folder."""
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except (ValueError, OSError):
+        return path
 
 
 def record_new(conn: sqlite3.Connection, events: Iterable[ConsentEvent]) -> None:
