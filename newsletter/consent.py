@@ -80,13 +80,13 @@ def plan_import(conn: sqlite3.Connection, config: Config, path: str,
         keep.append(sub)
         kept_lines.append(line)
     known = store_consent.existing_addresses(conn, (s.email for s in keep))
-    shown = _relative(path, config.root)
+    shown = relative(path, config.root)
     events = tuple(event(s.email, "subscribed", "CSV import", f"{shown}:{n}", now)
                    for s, n in zip(keep, kept_lines, strict=True) if s.email.lower() not in known)
     return ImportPlan(tuple(keep), tuple(kept_lines), tuple(skipped), events)
 
 
-def _relative(path: str, root: Path) -> str:
+def relative(path: str, root: Path) -> str:
     """The file as the project names it (subscribers/a.csv), whatever the working folder."""
     try:
         return str(Path(path).resolve().relative_to(root.resolve()))

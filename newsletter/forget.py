@@ -17,7 +17,7 @@ from pathlib import Path
 
 from newsletter import store_consent, store_forget
 from newsletter.config import Config
-from newsletter.consent import forget_keys, stamp
+from newsletter.consent import forget_keys, relative, stamp
 from newsletter.store_forget import Erased
 from newsletter.subscribers import normalise_mailbox
 
@@ -51,7 +51,7 @@ def forget_reader(config: Config, conn: sqlite3.Connection, email: str,
                                  now.astimezone(config.timezone).date().isoformat())
     removed = _clean_outbox(config.root / "outbox", spellings)
     return ForgetReport(known or erased.subscribers > 0, erased, removed,
-                        _csv_mentions(config.subscriber_files, spellings))
+                        _csv_mentions(config.subscriber_files, spellings, config.root))
 
 
 def _clean_outbox(path: Path, spellings: set[str]) -> int:
@@ -87,7 +87,8 @@ def _header_of(file: Path) -> Message:
     return BytesHeaderParser(policy=compat32).parsebytes(data.split(b"\n\n", 1)[0])
 
 
-def _csv_mentions(files: tuple[Path, ...], spellings: set[str]) -> tuple[str, ...]:
+def _csv_mentions(files: tuple[Path, ...], spellings: set[str],
+                  root: Path) -> tuple[str, ...]:
     """Where the editors' own files still list the reader: theirs to edit, not ours (an
     import skips the line meanwhile)."""
     wanted = {s.lower() for s in spellings}
@@ -100,7 +101,7 @@ def _csv_mentions(files: tuple[Path, ...], spellings: set[str]) -> tuple[str, ..
         for number, line in enumerate(text.splitlines(), 1):
             low = line.lower()
             if any(w in low for w in wanted):
-                found.append(f"{path}:{number}")
+                found.append(f"{relative(str(path), root)}:{number}")
     return tuple(found)
 
 
