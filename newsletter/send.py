@@ -384,4 +384,5 @@ def _test_send(config: Config, now: datetime, options: SendOptions, transports: 
 
 def outbox_hint(outbox: Path) -> str:
     return (f"messages are in {outbox}/new (open it with any mail client, e.g. `mutt -f "
-            f"{outbox}`); to send for real set NEWSLETTER_SMTP_URL")
+            f"{outbox}`); to send for real set [delivery] transport = \"smtp\" in "
+            "newsletter.toml and NEWSLETTER_SMTP_URL")

@@ -99,9 +99,10 @@ def transport_lines(uses: list[TransportUse], tz: ZoneInfo) -> list[str]:
     lines = []
     for use in uses:
         first, last = use.first_at.astimezone(tz), use.last_at.astimezone(tz)
-        until = f"{last:%H:%M}" if last.date() == first.date() else f"{last:%Y-%m-%d %H:%M}"
+        until = "" if f"{first:%Y%m%d%H%M}" == f"{last:%Y%m%d%H%M}" else (
+            f"–{last:%H:%M}" if last.date() == first.date() else f"–{last:%Y-%m-%d %H:%M}")
         where = use.transport or "a transport not recorded (sent before the ledger kept it)"
         lines.append(f"via {where}: sent {use.sent} (" + ", ".join(
             f"{lang} {n}" for lang, n in use.by_language) + f"), {first:%Y-%m-%d %H:%M}"
-            f"–{until} {last:%Z}")
+            f"{until} {last:%Z}")
     return lines
