@@ -114,8 +114,9 @@ def after_confirm(conn: sqlite3.Connection, config: Config, public_id: str, emai
     queued for a reader who was not active before. True if a welcome was queued."""
     form = store_consent.form_of(conn, public_id)
     shown = f"form in {form[0]}, text version {form[1]}" if form else "form"
-    detail = (f"{shown}; asked {requested_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, confirmed "
-              "by the link mailed to the address")
+    asked = requested_at.astimezone(config.timezone)  # the zone `subscribers show` uses
+    detail = (f"{shown}; asked {asked:%Y-%m-%d %H:%M %Z}".rstrip() + ", confirmed by the link "
+              "mailed to the address")
     key = forget_key(verification_secrets(now)[0], config.list_id, email)
     return store_consent.record_confirmation(
         conn, event(email, "subscribed", "web form", detail, now), public_id,

@@ -74,7 +74,7 @@ def test_the_web_form_records_its_language_and_text_version(
     [first] = history_lines(show(delivery_project, capsys, "nia@example.org"))
     [second] = history_lines(show(delivery_project, capsys, "oto@example.org"))
     pattern = (r"subscribed +web form +form in fr, text version ([0-9a-f]{12}); asked "
-               r"\d{4}-\d\d-\d\d \d\d:\d\d UTC, confirmed by the link mailed to the address$")
+               r"\d{4}-\d\d-\d\d \d\d:\d\d \w+, confirmed by the link mailed to the address$")
     v1, v2 = re.search(pattern, first)[1], re.search(pattern, second)[1]
     assert v1 != v2
     with sqlite3.connect(delivery_project.db) as conn:
