@@ -1,5 +1,5 @@
 """The live preview's state: which files it follows, and each edition as the sample reader gets
-it, with `check`'s findings, rebuilt only when a followed file changed."""
+it, rebuilt only when a followed file changed; `check`'s findings beside it (live_findings)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from newsletter.check import Problem
+from newsletter.compose import compose
 from newsletter.config import load_config
 from newsletter.drafts import check_issue_id, draft_path
 from newsletter.errors import DraftError, NewsletterError
 from newsletter.issue_check import check_edition, draft_error_lines
+from newsletter.live_findings import Checker, Findings, Key
 from newsletter.netguard import Resolver, local_name_reason, private_only_hosts, system_resolver
 from newsletter.preview import SAMPLE_EMAIL, sample_parts
 from newsletter.send import unsubscribe_url_maker
+from newsletter.snapshot import snapshot_path
 from newsletter.tokens import secret_from_env
 
 _IMG_SRC_RE = re.compile(r'(<img\b[^>]*?\ssrc=")([^"]*)(")', re.IGNORECASE)
@@ -40,15 +42,9 @@ class Rendered:
     sender: str = ""
     html: str = ""  # personalised for the sample reader; unreachable images left broken
     text: str = ""
-    problems: tuple[Problem, ...] = ()
-    segments: tuple[str, ...] = ()  # check's lines on who would get which variant now
     errors: tuple[str, ...] = ()  # why there is no edition to show (draft, config, template)
     has_snapshot: bool = True
     seconds: float = 0.0  # how long the rebuild took
-
-    @property
-    def error_count(self) -> int:
-        return len(self.errors) + sum(p.severity == "error" for p in self.problems)
 
 
 def followed_files(root: Path, config_file: Path, issue: str) -> list[Path]:
@@ -125,6 +121,7 @@ class LivePreview:
 
     def __init__(self, config_file: Path, issue: str, *,
                  on_rebuild: Callable[[Rendered], None] = lambda r: None,
+                 on_checked: Callable[[Key, Findings], None] = lambda k, f: None,
                  resolve: Resolver = system_resolver) -> None:
         self.config_file = config_file.resolve()
         self.root = self.config_file.parent
@@ -133,6 +130,7 @@ class LivePreview:
         self._lock = threading.Lock()  # one rebuild at a time: the two frames ask together
         self._cache: dict[str, Rendered] = {}
         self._cached_fingerprint = ""
+        self.checker = Checker(lambda f: f == self.fingerprint(), on_done=on_checked)
 
     def fingerprint(self) -> str:
         return fingerprint(followed_files(self.root, self.config_file, self.issue))
@@ -159,6 +157,20 @@ class LivePreview:
         self.on_rebuild(result)
         return result
 
+    def findings(self, shown: Rendered) -> Findings | None:
+        """check's findings for the edition SHOWN, or None while they are worked out."""
+        if shown.errors:
+            return Findings(())  # nothing rendered, nothing to check: the errors say it all
+
+        def check() -> Findings:
+            config = load_config(self.config_file)
+            path = draft_path(config.issues_dir, self.issue, shown.language,
+                              config.default_language)
+            checked = check_edition(config, path, datetime.now(UTC), resolve=self.resolve)
+            return Findings(checked.problems, checked.segments)
+
+        return self.checker.get((shown.fingerprint, shown.language), check)
+
     def _build(self, current: str, language: str) -> Rendered:
         started = datetime.now(UTC)
         try:
@@ -170,7 +182,8 @@ class LivePreview:
         path = draft_path(config.issues_dir, self.issue, language, config.default_language)
         base = Rendered(current, self.issue, language, languages)
         try:
-            checked = check_edition(config, path, started, resolve=self.resolve)
+            composed = compose(config, path, None, now=started, write=False,
+                               pull_missing=False)
         except DraftError as exc:
             return replace(base, errors=tuple(draft_error_lines(exc)))
         except NewsletterError as exc:  # a template, a snapshot or a sidecar that does not read
@@ -181,11 +194,11 @@ class LivePreview:
             # have no reload script, and the editor would lose the page's following of saves
             return replace(base, errors=(f"{path}: the preview failed on this draft: "
                                          f"{type(exc).__name__}: {exc}",))
-        edition = checked.composed.edition
+        edition = composed.edition
         page, text = sample_parts(
             edition, unsubscribe_url_maker(config, secret_from_env()[0])(SAMPLE_EMAIL))
         return replace(base, subject=edition.subject, preheader=edition.preheader,
                        sender=str(config.sender), html=block_unreachable_images(
-                           page, self.resolve), text=text, problems=checked.problems,
-                       segments=checked.segments, has_snapshot=checked.has_snapshot,
+                           page, self.resolve), text=text,
+                       has_snapshot=snapshot_path(composed.draft.path).exists(),
                        seconds=(datetime.now(UTC) - started).total_seconds())

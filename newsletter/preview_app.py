@@ -16,6 +16,7 @@ from newsletter.config import load_config
 from newsletter.drafts import check_issue_id, draft_path
 from newsletter.errors import InputError
 from newsletter.i18n import LANGUAGES, direction
+from newsletter.live_findings import Findings, Key
 from newsletter.live_preview import LivePreview, Rendered
 
 POLL_MS = 700
@@ -50,7 +51,20 @@ def create_preview_app(preview: LivePreview, *, host: str = "127.0.0.1") -> Flas
     @app.get("/")
     def page() -> Response:
         shown = preview.rendered(request.args.get("lang", ""))
-        body = _page_html(preview, shown)
+        body = _page_html(preview, shown, preview.findings(shown))
+        return _respond(body, "text/html; charset=utf-8", PAGE_CSP)
+
+    @app.get("/findings")
+    def findings() -> Response:
+        """The findings box once check is done: 204 while it runs, 409 for an older page
+        (it reloads itself anyway)."""
+        shown = preview.rendered(request.args.get("lang", ""))
+        if shown.fingerprint != request.args.get("v"):
+            return _plain("the files changed: this page reloads", 409)
+        found = preview.findings(shown)
+        if found is None:
+            return _respond("", "text/plain; charset=utf-8", PAGE_CSP, 204)
+        body = _page_html(preview, shown, found, "preview/findings.html.j2")
         return _respond(body, "text/html; charset=utf-8", PAGE_CSP)
 
     @app.get("/email.html")
@@ -72,17 +86,18 @@ def create_preview_app(preview: LivePreview, *, host: str = "127.0.0.1") -> Flas
     return app
 
 
-def _page_html(preview: LivePreview, shown: Rendered) -> str:
+def _page_html(preview: LivePreview, shown: Rendered, found: Findings | None,
+               name: str = "preview/page.html.j2") -> str:
     templates = preview.root / "templates"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates), autoescape=True,
                              undefined=jinja2.StrictUndefined)
-    context = {"r": shown, "languages": [(code, LANGUAGES.get(code, code))
+    context = {"r": shown, "f": found, "languages": [(code, LANGUAGES.get(code, code))
                                          for code in shown.languages],
                "direction": direction(shown.language), "poll_ms": POLL_MS}
     try:
-        return env.get_template("preview/page.html.j2").render(context)
+        return env.get_template(name).render(context)
     except jinja2.TemplateError as exc:  # the page's own template: say so in plain HTML
-        where = f"{templates / 'preview' / 'page.html.j2'}:{getattr(exc, 'lineno', '') or ''}"
+        where = f"{templates / name}:{getattr(exc, 'lineno', '') or ''}"
         return (f'<!DOCTYPE html><html data-version="{shown.fingerprint}"><title>preview'
                 f'</title><script src="/live.js"></script><pre>'
                 f"{escape(f'{where}: error: {exc.message}')}</pre></html>")
@@ -113,11 +128,16 @@ def cmd_preview(args: argparse.Namespace) -> int:
                          where=str(first))
 
     def rebuilt(r: Rendered) -> None:
-        errors = r.error_count
-        say(f"rebuilt {r.issue} ({r.language}) in {r.seconds:.1f} s: {errors} error(s), "
-            f"{len(r.problems) + len(r.errors) - errors} warning(s)")
+        if r.errors:
+            say(f"{r.issue} ({r.language or '?'}): {len(r.errors)} error(s), shown on the page")
+        else:
+            say(f"rebuilt {r.issue} ({r.language}) in {r.seconds:.1f} s")
 
-    preview = LivePreview(args.config, issue, on_rebuild=rebuilt)
+    def checked(key: Key, f: Findings) -> None:
+        say(f"checked {issue} ({key[1]}) in {f.seconds:.1f} s: {f.error_count} error(s), "
+            f"{len(f.problems) - f.error_count} warning(s)")
+
+    preview = LivePreview(args.config, issue, on_rebuild=rebuilt, on_checked=checked)
     server = listen(create_preview_app(preview, host=args.host), args.host, args.port)
     if not _is_loopback(args.host):
         warn(f"{args.host} is not a loopback address: anyone who reaches it reads the drafts "
@@ -130,6 +150,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # waitress stops cleanly on KeyboardInterrupt
     with contextlib.suppress(KeyboardInterrupt):  # waitress returns on it, or lets it out
         server.run()
+    preview.checker.close()
     say(f"preview of {issue} stopped")
     return 0
 

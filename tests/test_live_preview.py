@@ -127,8 +127,11 @@ def test_the_page_shows_the_edition_at_both_widths_and_follows_a_saved_draft(
                 "() => window.innerWidth")
             assert width - 20 <= inner <= width  # less a scroll bar, if the frame shows one
         assert "Trademarks for small exporters" in page.locator("#text").inner_text()
-        assert page.locator("#findings li.error").count() == 0  # the sample has no error
-        assert "0 error(s)" in page.locator(".status").inner_text()
+        # check's findings follow the edition into their box, the sample's with no error
+        counts = wait_for(lambda: page.locator("#findings-box .counts").inner_text(
+            timeout=500), "check's findings")
+        assert counts.startswith("0 error(s)")
+        assert page.locator("#findings li.error").count() == 0
         version = page.locator("html").get_attribute("data-version")
         # each frame as tall as its email, so the page scrolls as one (no scroll box inside)
         wait_for(lambda: page.evaluate("""() => [...document.querySelectorAll('iframe.email')]
@@ -152,6 +155,7 @@ def test_the_page_shows_the_edition_at_both_widths_and_follows_a_saved_draft(
         page.close()
     assert followed < FOLLOW_SECONDS
     assert any(line.startswith("rebuilt 2026-11 (en)") for line in preview.lines[1:])
+    assert any(line.startswith("checked 2026-11 (en)") for line in preview.lines[1:])
 
 
 @pytest.mark.browser
@@ -195,7 +199,8 @@ def test_templates_and_config_are_followed_and_a_missing_snapshot_is_named(
         notice = wait_for(lambda: page.locator("#no-snapshot").inner_text(timeout=500),
                           "the missing snapshot")
         assert "no snapshot: run newsletter pull 2026-11" in notice
-        assert "no snapshot" in page.locator("#findings").inner_text()
+        wait_for(lambda: "no snapshot" in page.locator("#findings").inner_text(timeout=500),
+                 "check's no-snapshot error")
         page.close()
 
 
@@ -232,7 +237,8 @@ def test_an_image_subscribers_cannot_reach_is_a_check_error_and_is_not_fetched(
     with running_preview(sample) as preview:
         page = browser.new_page(viewport={"width": 1500, "height": 1000})
         page.goto(preview.url + "/")
-        findings = page.locator("#findings").inner_text()
+        findings = wait_for(lambda: page.locator("#findings").inner_text(timeout=500),
+                            "check's findings")
         assert f"image '{pixel}'" in findings and "subscribers cannot reach it" in findings
         image = page.frame_locator("#desktop").get_by_alt_text("A chart of filing costs")
         assert image.get_attribute("src") == ""
@@ -392,3 +398,24 @@ def test_dns_answers_are_kept_for_a_minute_failures_too() -> None:
     assert dns.asked == ["cdn.ipbusiness.org", "gone.ipbusiness.org"]
     assert CachedResolver(dns, seconds=0)("cdn.ipbusiness.org", 443) == ["93.184.216.34"]
     assert len(dns.asked) == 3
+
+
+def test_the_findings_are_checks_own_for_the_files_as_they_are_now(sample: Project) -> None:
+    from datetime import UTC, datetime
+
+    from newsletter.issue_check import check_edition
+
+    preview = LivePreview(sample.config_path, "2026-11")
+    save(sample.issues / "2026-11.md", "## Trademarks for small exporters",
+         "![](https://printer.local/chart.png)\n\n## Trademarks for small exporters")
+    shown = preview.rendered()
+    found = wait_for(lambda: preview.findings(shown), "the findings", seconds=60)
+    expected = check_edition(sample.config(), sample.issues / "2026-11.md", datetime.now(UTC))
+    assert [str(p) for p in found.problems] == [str(p) for p in expected.problems]
+    assert found.error_count >= 2  # no alt text, and a host subscribers cannot reach
+    assert preview.findings(shown) is found  # worked out once
+    save(sample.issues / "2026-11.md", "![](https://printer.local/chart.png)", "")
+    newer = preview.rendered()
+    assert newer.fingerprint != shown.fingerprint
+    fixed = wait_for(lambda: preview.findings(newer), "the new findings", seconds=60)
+    assert fixed.error_count == 0

@@ -35,7 +35,22 @@
     if (saved && saved.href === location.href) { window.scrollTo(0, saved.y); }
   }
 
+  // check's findings take longer than the edition: fetch them into their box when ready.
+  function findings() {
+    var box = document.getElementById("findings-box");
+    var url = box && box.getAttribute("data-pending");
+    if (!url) { return; }
+    fetch(url, {cache: "no-store"}).then(function (response) {
+      if (response.status === 200) {
+        return response.text().then(function (html) { box.outerHTML = html; });
+      }
+      if (response.status === 204) { window.setTimeout(findings, 300); }
+      // 409: the files changed since this page was built; poll() reloads it
+    }, function () { window.setTimeout(findings, 2000); });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    findings();
     var frames = Array.prototype.slice.call(document.querySelectorAll("iframe.email"));
     var waiting = frames.length;
     function done(frame) {
