@@ -331,3 +331,28 @@ def test_build_with_tags_writes_the_variant_that_reader_gets(
     everything = (delivery_project.root / "build" / "2026-11" / "email.html").read_text(
         encoding="utf-8")
     assert all(t in everything for t in ("Geneva workshop", "Geneva parking", "Lausanne fair"))
+
+
+def test_a_late_edition_gives_each_of_its_readers_their_own_variant(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer,
+        smtp_script: Script, capsys) -> None:
+    write_draft(delivery_project)
+    fr = write_draft(delivery_project, language="fr",
+                     body="Bonjour.\n\n## Atelier de Genève {only=geneva}\n\nVenez.\n")
+    fr.write_text(fr.read_text(encoding="utf-8").replace("status: ready", "status: draft"),
+                  encoding="utf-8")
+    write_readers(delivery_project, [("bea@example.com", "fr", "geneva"),
+                                     ("cle@example.com", "fr", "")])
+    assert delivery_project.cli("send", "--now", NOW) == 0
+    assert smtp_script.copies() == {"bea@example.com": 1, "cle@example.com": 1}  # in English
+    fr.write_text(fr.read_text(encoding="utf-8").replace("status: draft", "status: ready"),
+                  encoding="utf-8")
+    capsys.readouterr()
+    assert delivery_project.cli("send", "--now", LATER) == 0
+    # Bea gets the late French edition with her section; for Clé it would be empty
+    assert smtp_script.copies() == {"bea@example.com": 2, "cle@example.com": 1}
+    late = smtp_script.parsed("bea@example.com")[1].get_body(("html",)).get_content()
+    assert "Atelier de Genève" in late and "{only" not in late
+    assert delivery_project.cli("status") == 0
+    assert "segments: fr (everyone): 1 +geneva; 1 with no section for them (not sent)" in \
+        capsys.readouterr().out
