@@ -167,3 +167,16 @@ def test_review_required_must_be_true_or_false(delivery_project: DeliveryProject
     out, err = capsys.readouterr()
     assert "'review.required' must be true or false" in err
     assert "Traceback" not in out + err
+
+
+def test_each_language_edition_needs_its_own_approval_in_check(
+        delivery_project: DeliveryProject, capsys) -> None:
+    require_review(delivery_project)
+    signed = 'approved_by: {name: "Ana Lima", date: 2026-11-03}\n'
+    write_edition(delivery_project, approved=signed)
+    fr = write_edition(delivery_project, "fr")
+    assert delivery_project.cli("check", "2026-11", "--now", NOW) == 0
+    capsys.readouterr()
+    assert delivery_project.cli("check", "2026-11.fr", "--now", NOW) == 1
+    assert f"{fr}:4: error: [review] required = true and there is no approved_by" in \
+        capsys.readouterr().out
