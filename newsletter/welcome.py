@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from newsletter import ledger, store, store_consent
+from newsletter import ledger, store, store_consent, store_segments
 from newsletter.config import Config
 from newsletter.dkim import DkimSigner
 from newsletter.errors import DeliveryError
@@ -43,7 +43,8 @@ def build_welcome(config: Config, conn: sqlite3.Connection, email: str, language
                   signer: DkimSigner | None = None) -> Welcome:
     """The welcome message for a confirmed reader, decided when it is sent: nothing for a
     reader who left meanwhile, before the first issue, or who is in the latest issue's
-    audience already (they get or got it as everyone does)."""
+    audience already (they get or got it as everyone does); nor when that issue has
+    segments, whose audience and sections were decided for the readers of its freeze."""
     sub = store.get_subscriber(conn, email)
     if sub is None or sub.status != "active":
         return Welcome(why_not=f"not sent: the reader is {sub.status if sub else 'gone'}")
@@ -52,6 +53,9 @@ def build_welcome(config: Config, conn: sqlite3.Connection, email: str, language
         return Welcome(why_not="not sent: no issue has gone out yet")
     if store_consent.in_audience(conn, issue, sub.id):
         return Welcome(why_not=f"not sent: the reader is in the audience of {issue}")
+    if store_segments.frozen_counts(conn, issue):  # audience and sections per reader
+        return Welcome(why_not=f"not sent: {issue} has segments (who gets which part was "
+                               "decided when it was frozen)")
     languages = ledger.frozen_languages(conn, issue)
     default = config.default_language if config.default_language in languages \
         else languages[0]

@@ -118,3 +118,26 @@ def test_a_reader_already_on_the_list_who_confirms_again_gets_no_welcome(
     with sqlite3.connect(sent.db) as conn:
         assert conn.execute("SELECT count(*) FROM mail_queue WHERE kind = 'welcome'"
                             ).fetchone() == (0,)
+
+
+def test_no_welcome_from_an_issue_with_segments(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer,
+        smtp_script: Script) -> None:
+    """Its audience and sections were decided per reader at its freeze: a new reader outside
+    its audience must not get it by way of the welcome."""
+    draft = delivery_project.root / "issues" / "2026-11.md"
+    draft.write_text(draft.read_text(encoding="utf-8").replace(
+        "exclude: []\n", "exclude: []\naudience:\n  tags: [geneva]\n", 1), encoding="utf-8")
+    csv = delivery_project.root / "subscribers" / "sample.csv"
+    csv.write_text(csv.read_text(encoding="utf-8").replace("Reader 0,en,", "Reader 0,en,geneva",
+                                                           1), encoding="utf-8")
+    assert delivery_project.cli("send", "2026-11", "--now", NOW) == 0
+    assert smtp_script.copies() == {delivery_project.addresses[0]: 1}  # the audience: one
+    with running_app(delivery_project.config) as origin:
+        subscribe_and_confirm(origin, delivery_project.config, smtp_script, NIA)
+    deliver_queued(delivery_project.config)
+    assert welcomes(smtp_script, NIA) == []
+    with sqlite3.connect(delivery_project.db) as conn:
+        [(state, reply)] = conn.execute("SELECT state, last_reply FROM mail_queue WHERE kind = "
+                                        "'welcome'").fetchall()
+    assert state == "suppressed" and "has segments" in reply
