@@ -14,12 +14,13 @@ from newsletter import store, store_segments
 from newsletter.audience import clean_tags
 from newsletter.compose import Composed, compose
 from newsletter.config import Config
-from newsletter.drafts import draft_path
+from newsletter.drafts import draft_path, load_draft
 from newsletter.errors import NewsletterError
 from newsletter.only_sections import ATTRIBUTE, markers, where
 from newsletter.plan import translations_of
-from newsletter.segmenting import Choice, Segmenter
+from newsletter.segmenting import Choice, Segmenter, drafts_need_segments
 from newsletter.signoff import missing_signoff, signed_only
+from newsletter.snapshot import read_snapshot, snapshot_path
 from newsletter.store_segments import Reader, SegmentCount
 from newsletter.subscribers import read_csv
 
@@ -138,22 +139,37 @@ def _issue_editions(config: Config, composed: Composed, now: datetime) -> list[C
     whatever its status (the editor wants to know who it will reach)."""
     draft = composed.draft
     default_path = draft_path(config.issues_dir, draft.issue)
-    try:
-        default = composed if draft.path == default_path else compose(
-            config, default_path, None, now=now, write=False, pull_missing=False)
-    except NewsletterError:
-        return []
     if draft.path != default_path:
-        return [default, composed]
+        try:
+            default = load_draft(default_path, timezone=config.timezone,
+                                 default_language=config.default_language)
+            if not drafts_need_segments([(draft, len(composed.snapshot.items)),
+                                         (default, _item_count(default_path))]):
+                return [composed]  # nothing to count: the default's rendering is not needed
+            return [compose(config, default_path, None, now=now, write=False,
+                            pull_missing=False), composed]
+        except NewsletterError:
+            return []
     translations, _ = translations_of(config, draft)
     signed = signed_only(config.review_required, translations,
                          now.astimezone(config.timezone).date())[0]
+    drafts = [(composed.draft, len(composed.snapshot.items))] + [
+        (d, _item_count(d.path)) for d in signed]
+    if not drafts_need_segments(drafts):
+        return [composed]  # a plain issue: rendering its translations would tell nothing
     editions = [composed]
     for other in signed:
         with contextlib.suppress(NewsletterError):
             editions.append(compose(config, other.path, None, now=now, write=False,
                                     pull_missing=False))
     return editions
+
+
+def _item_count(path: Path) -> int:
+    try:
+        return len(read_snapshot(snapshot_path(path)).items)
+    except (OSError, NewsletterError):
+        return 0
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from newsletter import ledger, store_segments
 from newsletter.audience import Audience, clean_tags
 from newsletter.compose import Composed
 from newsletter.config import Config
-from newsletter.drafts import Section, split_sections
+from newsletter.drafts import Draft, Section, split_sections
 from newsletter.ledger import edition_language, frozen_languages, load_edition, shard_of
 from newsletter.message import Envelope, Prepared, prepare
 from newsletter.only_sections import key_tags, parts_seen, used_tags, variant_body, variant_key
@@ -52,6 +52,12 @@ def has_content(sections: Sequence[Section], full: Sequence[Section], item_count
     if any(s.title and has_body(s) for s in full):
         return False
     return any(not s.title and has_body(s) for s in sections)
+
+
+def drafts_need_segments(drafts: Iterable[tuple[Draft, int]]) -> bool:
+    """Segmenter.needed from the drafts and their feed item counts, before any rendering."""
+    return any(d.audience or used_tags(d.body) or not has_content(d.sections, d.sections, n)
+               for d, n in drafts)
 
 
 class Segmenter:
