@@ -141,6 +141,30 @@ def test_cron_holds_an_issue_whose_month_is_over_with_one_line_and_sends_nothing
     assert ledger_rows(delivery_project) == [] and outbox_count(delivery_project) == 0
 
 
+@pytest.mark.parametrize(("send_at", "now"), [
+    ("2026-11-05T09:00", "2026-11-30T23:00"),  # 25 days late, still its month
+    ("2026-11-28T09:00", "2026-12-04T09:00"),  # month over, 6 days late (cron was down)
+    ("2026-10-20T09:00", "2026-10-20T09:30"),  # 12 days before its month: sent early
+])
+def test_a_late_or_early_issue_within_the_grace_goes_out_unasked(
+        delivery_project: DeliveryProject, send_at: str, now: str) -> None:
+    set_send_at(delivery_project, send_at)
+    assert delivery_project.cli("send", "--now", now) == 0
+    assert outbox_count(delivery_project) == 6
+
+
+@pytest.mark.parametrize(("send_at", "now"), [
+    ("2026-11-22T09:00", "2026-12-01T10:00"),  # 9 days late and November is over
+    ("2026-09-15T09:00", "2026-09-15T10:00"),  # on time, but 47 days before its month
+])
+def test_past_the_grace_cron_holds_the_issue(delivery_project: DeliveryProject, send_at: str,
+                                            now: str, capsys) -> None:
+    set_send_at(delivery_project, send_at)
+    assert delivery_project.cli("send", "--now", now) == 1
+    assert "2026-11: not sent: off schedule" in capsys.readouterr().err
+    assert ledger_rows(delivery_project) == []
+
+
 def test_cron_still_sends_a_due_issue_beside_a_held_one(delivery_project: DeliveryProject,
                                                         capsys) -> None:
     issues = delivery_project.root / "issues"
