@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
+import re
 import signal
 
 import jinja2
@@ -31,6 +32,7 @@ PAGE_CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-sr
 EMAIL_CSP = ("default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; "
              "base-uri 'none'; form-action 'none'; frame-ancestors 'self'")
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+_HEAD_RE = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
 
 
 def create_preview_app(preview: LivePreview, *, host: str = "127.0.0.1") -> Flask:
@@ -71,6 +73,9 @@ def create_preview_app(preview: LivePreview, *, host: str = "127.0.0.1") -> Flas
     def email() -> Response:
         shown = preview.rendered(request.args.get("lang", ""))
         body = shown.html or "<!DOCTYPE html><p>No edition to show: see the errors.</p>"
+        # A link opens in a tab of its own, as webmail does; in the frame, most sites would
+        # refuse to be shown. Only the served copy has it: the email itself is unchanged.
+        body = _HEAD_RE.sub(lambda m: m.group(0) + '<base target="_blank">', body, count=1)
         return _respond(body, "text/html; charset=utf-8", EMAIL_CSP)
 
     @app.get("/version")

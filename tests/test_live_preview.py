@@ -221,6 +221,11 @@ def test_every_language_edition_is_one_click_away(
         save(sample.issues / "2026-11.fr.md", "Bienvenue dans", "Bonjour et bienvenue dans")
         wait_for(lambda: "Bonjour et bienvenue" in frame_text(page, "phone"), "the fr edit")
         assert page.locator("html").get_attribute("lang") == "fr"
+        # a link in the email opens a tab of its own, not inside the frame
+        with page.expect_popup() as popup:
+            page.frame_locator("#desktop").locator("a[href^='https://']").first.click()
+        popup.value.close()
+        assert "Bonjour et bienvenue" in frame_text(page, "desktop")
         page.get_by_role("link", name="English (en)").click()
         page.wait_for_load_state()
         assert page.locator("html").get_attribute("lang") == "en"
