@@ -87,6 +87,10 @@ def check_segments(config: Config, composed: Composed, now: datetime) -> Segment
     today = now.astimezone(config.timezone).date()
     if why := missing_signoff(config.review_required, draft.status, draft.approved_by, today):
         findings.append(("error", _front_line(draft.path, "approved_by:", "status:"), why))
+    if config.review_required and draft.path == draft_path(config.issues_dir, draft.issue):
+        for held in signed_only(True, translations_of(config, draft)[0], today)[1]:
+            findings.append(("warning", str(draft.path), held.split(": ", 1)[1] +
+                             " (its readers get this edition until it is approved)"))
     editions = _issue_editions(config, composed, now)
     if not editions:
         return SegmentCheck(tuple(findings), ())

@@ -176,7 +176,8 @@ def test_each_language_edition_needs_its_own_approval_in_check(
     write_edition(delivery_project, approved=signed)
     fr = write_edition(delivery_project, "fr")
     assert delivery_project.cli("check", "2026-11", "--now", NOW) == 0
-    capsys.readouterr()
+    assert f"warning: 'fr' edition not sent yet: {fr}: [review] required = true and there " \
+           "is no approved_by" in capsys.readouterr().out
     assert delivery_project.cli("check", "2026-11.fr", "--now", NOW) == 1
     assert f"{fr}:4: error: [review] required = true and there is no approved_by" in \
         capsys.readouterr().out
