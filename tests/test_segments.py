@@ -356,3 +356,15 @@ def test_a_late_edition_gives_each_of_its_readers_their_own_variant(
     assert delivery_project.cli("status") == 0
     assert "segments: fr (everyone): 1 +geneva; 1 with no section for them (not sent)" in \
         capsys.readouterr().out
+
+
+def test_audience_languages_take_readers_by_their_own_language(
+        delivery_project: DeliveryProject, smtp_server: ScriptedServer,
+        smtp_script: Script) -> None:
+    write_draft(delivery_project, front="audience: {languages: [fr]}\n")
+    write_readers(delivery_project, [("ana@example.com", "en", ""),
+                                     ("bea@example.com", "fr-ca", ""),
+                                     ("cle@example.com", "fr", "")])
+    assert delivery_project.cli("send", "--now", NOW) == 0
+    # no French edition: both French readers get the default one, the English reader nothing
+    assert smtp_script.copies() == {"bea@example.com": 1, "cle@example.com": 1}
