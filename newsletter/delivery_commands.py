@@ -31,7 +31,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     from newsletter.transport_choice import implicit_warning
 
     config = config_of(args)
-    if args.issue is None and args.now and re.fullmatch(r"\d{4}-\d{2}(\.[\w-]+)?", args.now):
+    if args.issue is None and args.now and (re.fullmatch(r"\d{4}-\d{2}(\.[\w-]+)?", args.now)
+                                            or args.now.endswith(".md")):
         args.issue, args.now = args.now, ""  # `send --now 2026-12`: an issue, not a clock
     now = parse_now(args.now, config)
     draft = None

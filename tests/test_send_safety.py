@@ -190,12 +190,14 @@ def test_yes_or_a_bare_now_sends_an_issue_off_schedule(delivery_project: Deliver
     assert {s for _, s, _ in ledger_rows(other)} == {"sent"}
 
 
+@pytest.mark.parametrize("issue", ["2026-11", "issues/2026-11.md"])
 def test_send_now_before_the_issue_reads_the_issue_not_a_clock(tmp_path: Path, capsys,
-                                                               monkeypatch) -> None:
+                                                               monkeypatch, issue: str) -> None:
     monkeypatch.setenv("NEWSLETTER_SECRET", "s")
     monkeypatch.delenv("NEWSLETTER_SMTP_URL", raising=False)
     project = make_delivery_project(tmp_path / "nl", 2)
-    assert project.cli("send", "--now", "2026-11") == 0
+    monkeypatch.chdir(project.root)
+    assert project.cli("send", "--now", issue) == 0  # off schedule on the real clock
     assert {s for _, s, _ in ledger_rows(project)} == {"sent"}
 
 
