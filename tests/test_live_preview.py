@@ -170,7 +170,8 @@ def test_a_broken_draft_shows_its_error_line_and_a_fixed_one_brings_the_edition_
         save(draft, 'before you ship"', 'before you ship" [')
         errors = wait_for(lambda: page.locator("#errors").inner_text(timeout=500),
                           "the draft's error on the page")
-        assert f"{draft}:" in errors and "not valid YAML" in errors
+        # the line of the subject, as `check` names it
+        assert f"{draft}:2: error: front matter: not valid YAML" in errors
         assert page.locator("#desktop").count() == 0
         draft.write_text(good.replace("before you ship", "before you sell"), encoding="utf-8")
         wait_for(lambda: "before you sell" in page.locator("#subject").inner_text(timeout=500),
