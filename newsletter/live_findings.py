@@ -1,7 +1,8 @@
 """`check`'s findings for the live preview, worked out beside the page, one check at a time.
 
-A check costs several renderings (its segment count composes every edition of the issue), so
-the page shows the edition as soon as it is rendered and the findings when they are ready."""
+A check can cost several renderings (for an issue with segments it composes every edition of
+the issue), so the page shows the edition as soon as it is rendered and the findings when they
+are ready."""
 
 from __future__ import annotations
 
