@@ -55,7 +55,10 @@ def cmd_send(args: argparse.Namespace) -> int:
         warn(implicit)
     # Off-schedule issues go when the operator said so: a bare --now, --yes, or a yes below.
     off_schedule_ok = args.now == "" or args.yes
-    if not tests and not args.dry_run and not args.yes and _interactive():
+    # The question is for `send ISSUE` typed by a person; a plain `send` (cron's, and
+    # `make send`'s) never asks, so it can never wait on a terminal nobody watches.
+    if draft is not None and not tests and not args.dry_run and not args.yes \
+            and _interactive():
         answer = _confirm(config, now, draft, transports.choice.label)
         if answer is False:
             say("not sent: nothing claimed")

@@ -28,21 +28,23 @@ def off_schedule(draft: Draft, now: datetime, tz: ZoneInfo) -> str:
 
     1. send_at more than LATE_GRACE before now, once the issue's month is over (within its
        month a late issue is still that month's news: an approval on the 20th still goes);
-    2. send_at (or now, for an issue without send_at) more than MONTH_MARGIN before the
-       first day of the issue's month or after its last day.
+    2. send_at more than MONTH_MARGIN before the first day of the issue's month or after
+       its last day.
+    An issue without send_at is never off schedule: marking it ready without a date says
+    "send it at the next run", and cron's next run is minutes away (the sample issue relies
+    on this, so that `make send` sends it on any day).
     """
+    if draft.send_at is None:
+        return ""
     start, end = month_span(draft.issue, tz)
-    if draft.send_at is not None:
-        at = draft.send_at.astimezone(tz)
-        late = now - draft.send_at
-        if late > LATE_GRACE and now >= end:
-            return (f"send_at {at:%Y-%m-%d %H:%M %Z} was {late.days} day(s) ago "
-                    f"(more than {LATE_GRACE.days}) and {start:%B %Y} is over")
-        moment, what = draft.send_at, f"send_at {at:%Y-%m-%d %H:%M %Z}"
-    else:
-        moment, what = now, f"no send_at, and now ({now.astimezone(tz):%Y-%m-%d})"
-    if moment < start - MONTH_MARGIN or moment >= end + MONTH_MARGIN:
-        return f"{what} is more than {MONTH_MARGIN.days} days from its month {start:%B %Y}"
+    at = draft.send_at.astimezone(tz)
+    late = now - draft.send_at
+    if late > LATE_GRACE and now >= end:
+        return (f"send_at {at:%Y-%m-%d %H:%M %Z} was {late.days} day(s) ago "
+                f"(more than {LATE_GRACE.days}) and {start:%B %Y} is over")
+    if draft.send_at < start - MONTH_MARGIN or draft.send_at >= end + MONTH_MARGIN:
+        return (f"send_at {at:%Y-%m-%d %H:%M %Z} is more than {MONTH_MARGIN.days} days from "
+                f"its month {start:%B %Y}")
     return ""
 
 

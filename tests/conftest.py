@@ -18,6 +18,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 import pytest
+from sample_issues import SAMPLE_ISSUES
 
 REPO = Path(__file__).resolve().parent.parent
 NEWSLETTER_SCRIPT = Path(sys.executable).with_name("newsletter")
@@ -258,7 +259,7 @@ class Project:
         root.mkdir(parents=True, exist_ok=True)
         shutil.copytree(REPO / "templates", root / "templates")
         (root / "issues").mkdir()
-        shutil.copy(REPO / "issues" / "_template.md", root / "issues" / "_template.md")
+        shutil.copy(SAMPLE_ISSUES / "_template.md", root / "issues" / "_template.md")
         news = server.route("/news.xml", (REPO / "feeds" / "news.xml").read_bytes(),
                             headers={"Content-Type": "application/rss+xml"})
         events = server.route("/events.xml", (REPO / "feeds" / "events.xml").read_bytes(),
@@ -301,8 +302,8 @@ class Project:
 
     def copy_sample_issue(self) -> Path:
         """The shipped sample: issues/2026-11.md and its hand-checked snapshot."""
-        shutil.copy(REPO / "issues" / "2026-11.md", self.issues / "2026-11.md")
-        shutil.copy(REPO / "issues" / "2026-11.items.yaml", self.issues / "2026-11.items.yaml")
+        shutil.copy(SAMPLE_ISSUES / "2026-11.md", self.issues / "2026-11.md")
+        shutil.copy(SAMPLE_ISSUES / "2026-11.items.yaml", self.issues / "2026-11.items.yaml")
         return self.issues / "2026-11.md"
 
     def load_draft(self, issue: str = "2026-11"):  # noqa: ANN201 - newsletter.drafts.Draft

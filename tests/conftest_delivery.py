@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sample_issues import SAMPLE_ISSUES
 from smtp_server import Script, ScriptedServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,7 +46,7 @@ def make_delivery_project(root: Path, count: int, *, connections: int = 2,
     shutil.copytree(REPO / "templates", root / "templates")
     (root / "issues").mkdir()
     for name in ("2026-11.md", "2026-11.items.yaml", "_template.md"):
-        shutil.copy(REPO / "issues" / name, root / "issues" / name)
+        shutil.copy(SAMPLE_ISSUES / name, root / "issues" / name)
     config = (REPO / "newsletter.toml").read_text(encoding="utf-8")
     config = config.replace("connections = 2", f"connections = {connections}")
     # The delivery tests choose SMTP or the Maildir by NEWSLETTER_SMTP_URL (the rule when the

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from sample_issues import SAMPLE_ISSUES
 
 from newsletter.check import check_issue
 from newsletter.render import render_edition
@@ -152,7 +153,7 @@ def test_cli_check_exits_0_on_the_sample_issue(project):
 
 def test_cli_check_exits_1_listing_each_error_with_file_and_line(project):
     project.copy_sample_issue()
-    shutil.copy(REPO / "issues" / "2026-11.md", project.issues / "2026-11.md")
+    shutil.copy(SAMPLE_ISSUES / "2026-11.md", project.issues / "2026-11.md")
     path = project.issues / "2026-11.md"
     path.write_text(path.read_text(encoding="utf-8") + "\nBye {{ name }}, see [x](/x).\n",
                     encoding="utf-8")

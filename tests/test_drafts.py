@@ -7,6 +7,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sample_issues import SAMPLE_ISSUES
 
 from newsletter.drafts import draft_path, load_draft
 from newsletter.errors import DraftError, InputError
@@ -32,7 +33,7 @@ def problems(path: Path) -> list[str]:
 
 
 def test_sample_issue_loads_with_its_sections():
-    draft = load(REPO / "issues" / "2026-11.md")
+    draft = load(SAMPLE_ISSUES / "2026-11.md")
     assert draft.issue == "2026-11"
     assert draft.language == "en"
     assert draft.status == "ready"

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, Project, make_rss
+from conftest import Project, make_rss
 from conftest_delivery import DeliveryProject, make_delivery_project
 from faults_table import record
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sample_issues import SAMPLE_ISSUES
 from smtp_server import Script, ScriptedServer
 
 from newsletter.personalise import Recipient, personalise_html, personalise_text
@@ -94,7 +95,7 @@ def check_and_send(delivery: DeliveryProject, run: Callable[..., Run]) -> tuple[
             run(delivery, "send", "--now", NOW))
 
 
-SAMPLE = (REPO / "issues" / "2026-11.md").read_text(encoding="utf-8")
+SAMPLE = (SAMPLE_ISSUES / "2026-11.md").read_text(encoding="utf-8")
 
 
 def refused(run: Run, draft: Path, *parts: str) -> bool:

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sample_issues import SAMPLE_ISSUES
 
 from newsletter.config import load_config
 from newsletter.drafts import load_draft
@@ -30,9 +31,9 @@ AXE_NOT_FOR_EMAIL = {"region", "landmark-one-main", "landmark-complementary-is-t
 def sample_edition(language: str):  # noqa: ANN201 - Edition
     config = load_config(REPO / "newsletter.toml")
     suffix = "" if language == config.default_language else f".{language}"
-    draft = load_draft(REPO / "issues" / f"2026-11{suffix}.md", timezone=config.timezone,
+    draft = load_draft(SAMPLE_ISSUES / f"2026-11{suffix}.md", timezone=config.timezone,
                        default_language=config.default_language)
-    snapshot = read_snapshot(REPO / "issues" / f"2026-11{suffix}.items.yaml")
+    snapshot = read_snapshot(SAMPLE_ISSUES / f"2026-11{suffix}.items.yaml")
     return render_edition(config, draft, snapshot.items)
 
 
@@ -226,7 +227,7 @@ def test_a_draft_edition_is_not_listed(tmp_path, monkeypatch):
     for name in ("newsletter.toml",):
         sh.copy(REPO / name, tmp_path / name)
     sh.copytree(REPO / "templates", tmp_path / "templates")
-    sh.copytree(REPO / "issues", tmp_path / "issues")
+    sh.copytree(SAMPLE_ISSUES, tmp_path / "issues")
     fr = tmp_path / "issues" / "2026-11.fr.md"
     fr.write_text(fr.read_text(encoding="utf-8").replace("status: ready", "status: draft", 1),
                   encoding="utf-8")

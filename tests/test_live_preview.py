@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import NEWSLETTER_SCRIPT, REPO, Project
+from conftest import NEWSLETTER_SCRIPT, Project
+from sample_issues import SAMPLE_ISSUES
 
 from newsletter.browser import BrowserUnavailable, open_browser
 from newsletter.live_preview import CachedResolver, LivePreview, block_unreachable_images
@@ -83,7 +84,7 @@ def sample(project: Project) -> Project:
     """The shipped sample issue (en) and its French edition, each with its snapshot."""
     project.copy_sample_issue()
     for name in ("2026-11.fr.md", "2026-11.fr.items.yaml"):
-        shutil.copy(REPO / "issues" / name, project.issues / name)
+        shutil.copy(SAMPLE_ISSUES / name, project.issues / name)
     return project
 
 
@@ -332,7 +333,7 @@ def test_the_fingerprint_sees_a_save_in_the_same_instant_and_a_new_edition(
     assert preview.fingerprint() != before
     assert preview.languages("en") == ("en", "fr")
     after_save = preview.fingerprint()
-    shutil.copy(REPO / "issues" / "2026-11.es.md", sample.issues / "2026-11.es.md")
+    shutil.copy(SAMPLE_ISSUES / "2026-11.es.md", sample.issues / "2026-11.es.md")
     assert preview.fingerprint() != after_save
     assert preview.languages("en") == ("en", "es", "fr")
     (sample.issues / "2026-12.md").write_text("another issue\n", encoding="utf-8")

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sample_issues import SAMPLE_ISSUES
 
 from newsletter.errors import InputError
 from newsletter.pull import issue_window
 from newsletter.snapshot import read_snapshot
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE_SNAPSHOT = REPO / "issues" / "2026-11.items.yaml"
+SAMPLE_SNAPSHOT = SAMPLE_ISSUES / "2026-11.items.yaml"
 
 
 @pytest.fixture
@@ -58,7 +59,7 @@ def test_without_the_allowlist_a_feed_on_loopback_is_refused_and_the_pull_goes_o
 
 def sample_draft(project) -> Path:
     path = project.issues / "2026-11.md"
-    shutil.copy(REPO / "issues" / "2026-11.md", path)
+    shutil.copy(SAMPLE_ISSUES / "2026-11.md", path)
     return path
 
 

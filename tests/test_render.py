@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sample_issues import SAMPLE_ISSUES
 
 from newsletter.config import load_config
 from newsletter.drafts import load_draft
@@ -23,9 +24,9 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 
 def sample_edition():  # noqa: ANN201 - Edition
     config = load_config(REPO / "newsletter.toml")
-    draft = load_draft(REPO / "issues" / "2026-11.md", timezone=config.timezone,
+    draft = load_draft(SAMPLE_ISSUES / "2026-11.md", timezone=config.timezone,
                        default_language=config.default_language)
-    snapshot = read_snapshot(REPO / "issues" / "2026-11.items.yaml")
+    snapshot = read_snapshot(SAMPLE_ISSUES / "2026-11.items.yaml")
     return render_edition(config, draft, snapshot.items)
 
 

@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from sample_issues import SAMPLE_ISSUES
 
 from newsletter.safe_files import LinkRefused, write_text
 
@@ -139,7 +140,7 @@ def test_new_refuses_an_issues_folder_that_is_a_link(project, tmp_path):
 
 
 def test_pull_refuses_a_planted_snapshot_link(project, tmp_path):
-    shutil.copy(REPO / "issues" / "2026-11.md", project.issues / "2026-11.md")
+    shutil.copy(SAMPLE_ISSUES / "2026-11.md", project.issues / "2026-11.md")
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me\n", encoding="utf-8")
     (project.issues / "2026-11.items.yaml").symlink_to(victim)

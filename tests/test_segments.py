@@ -9,7 +9,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from conftest_delivery import REPO, DeliveryProject
+from conftest_delivery import DeliveryProject
+from sample_issues import SAMPLE_ISSUES
 from smtp_server import Script, ScriptedServer
 
 from newsletter.only_sections import variant_body
@@ -63,7 +64,7 @@ send_at: 2026-11-05T09:00
 {body}""", encoding="utf-8")
     snapshot = project.root / "issues" / f"2026-11{suffix}.items.yaml"
     if items:
-        shutil.copy(REPO / "issues" / "2026-11.items.yaml", snapshot)
+        shutil.copy(SAMPLE_ISSUES / "2026-11.items.yaml", snapshot)
     else:
         snapshot.write_text(EMPTY_SNAPSHOT, encoding="utf-8")
     return path

@@ -15,11 +15,17 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest_delivery import REPO, DeliveryProject, make_delivery_project
+from sample_issues import SAMPLE_ISSUES
 from smtp_server import Script, ScriptedServer
+
+from newsletter.drafts import load_draft
+from newsletter.schedule_rule import off_schedule
 
 NOW = "2026-11-22T10:00"  # in the sample issue's month (send_at 2026-11-05 09:00)
 LATE = "2026-12-10T10:00"  # 35 days after send_at, November over: off schedule
@@ -293,7 +299,7 @@ def bilingual(tmp_path: Path, monkeypatch) -> DeliveryProject:
     monkeypatch.delenv("NEWSLETTER_SMTP_URL", raising=False)
     project = make_delivery_project(tmp_path / "nl", 0)
     for name in ("2026-11.fr.md", "2026-11.fr.items.yaml"):
-        shutil.copy(REPO / "issues" / name, project.root / "issues" / name)
+        shutil.copy(SAMPLE_ISSUES / name, project.root / "issues" / name)
     rows = ["email,name,language,tags", "a@example.com,A,en,", "b@example.com,B,en,",
             "c@example.com,C,fr,", "d@example.com,D,fr-CA,", "e@example.com,E,de,"]
     (project.root / "subscribers" / "sample.csv").write_text("\n".join(rows) + "\n",
@@ -324,11 +330,34 @@ def test_at_a_terminal_yes_sends(bilingual: DeliveryProject) -> None:
 
 def test_at_a_terminal_an_issue_off_schedule_is_named_and_yes_sends_it(
         bilingual: DeliveryProject) -> None:
-    code, shown = run_at_terminal(bilingual, "y", "send", "--now", LATE)
+    code, shown = run_at_terminal(bilingual, "y", "send", "2026-11", "--now", LATE)
     assert "  off schedule: send_at 2026-11-05 09:00 CET was 35 day(s) ago" in shown, shown
     assert "send to 5 reader(s), 1 issue(s) off schedule? [y/N]" in shown
     assert code == 0, shown
     assert outbox_count(bilingual) == 5
+
+
+def test_a_plain_send_at_a_terminal_never_asks_and_holds_an_issue_off_schedule(
+        bilingual: DeliveryProject) -> None:
+    code, shown = run_at_terminal(bilingual, "y", "send", "--now", LATE)
+    assert "[y/N]" not in shown, shown
+    assert "2026-11: not sent: off schedule" in shown and code == 1, shown
+    assert outbox_count(bilingual) == 0
+
+
+def test_a_plain_send_at_a_terminal_sends_a_due_issue_without_a_question(
+        bilingual: DeliveryProject) -> None:
+    code, shown = run_at_terminal(bilingual, "n", "send", "--now", NOW)
+    assert "[y/N]" not in shown and code == 0, shown
+    assert outbox_count(bilingual) == 5
+
+
+def test_the_shipped_sample_is_never_off_schedule() -> None:
+    draft = load_draft(REPO / "issues" / "2026-11.md", timezone=ZoneInfo("Europe/Zurich"),
+                       default_language="en")
+    assert draft.send_at is None
+    far = datetime(2031, 6, 1, tzinfo=UTC)
+    assert off_schedule(draft, far, ZoneInfo("Europe/Zurich")) == ""
 
 
 def test_yes_skips_the_question_at_a_terminal(bilingual: DeliveryProject) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest_delivery import REPO, DeliveryProject, make_delivery_project
+from sample_issues import SAMPLE_ISSUES
 
 from newsletter.segments import render_body, split_document
 from newsletter.translate import short_diff, source_sections, split_draft
@@ -140,7 +141,7 @@ def test_without_the_sidecar_check_still_names_the_section_but_shows_no_diff(
 def test_the_old_single_hash_form_still_marks_the_whole_edition(
         project: DeliveryProject, capsys) -> None:
     for name in ("2026-11.fr.md", "2026-11.fr.items.yaml"):
-        shutil.copy(REPO / "issues" / name, project.root / "issues" / name)
+        shutil.copy(SAMPLE_ISSUES / name, project.root / "issues" / name)
     code, out = check(project, capsys, "2026-11.fr")
     assert code == 0 and "0 error(s), 0 warning(s)" in out
     edit_default(project, "six employees", "seven employees")
@@ -178,8 +179,8 @@ def test_each_sample_edition_checks_clean(project: DeliveryProject, capsys,
                                           language: str) -> None:
     for suffix in ("md", "items.yaml"):
         name = f"2026-11.{language}.{suffix}"
-        shutil.copy(REPO / "issues" / name, project.root / "issues" / name)
-    for sidecar in (REPO / "issues").glob(f"2026-11.{language}.source.yaml"):
+        shutil.copy(SAMPLE_ISSUES / name, project.root / "issues" / name)
+    for sidecar in (SAMPLE_ISSUES).glob(f"2026-11.{language}.source.yaml"):
         shutil.copy(sidecar, project.root / "issues" / sidecar.name)
     code, out = check(project, capsys, f"2026-11.{language}")
     assert code == 0 and f"check 2026-11.{language}.md: 0 error(s), 0 warning(s)" in out, out
@@ -194,7 +195,7 @@ def test_the_sample_ships_in_six_languages_each_with_a_footer_text() -> None:
 
 @pytest.mark.parametrize("language", ("", *SAMPLE_LANGUAGES))
 def test_every_sample_survives_the_unit_split_unchanged(language: str) -> None:
-    path = REPO / "issues" / (f"2026-11.{language}.md" if language else "2026-11.md")
+    path = SAMPLE_ISSUES / (f"2026-11.{language}.md" if language else "2026-11.md")
     _, body = split_draft(path, path.read_text(encoding="utf-8"))
     doc = split_document("subject", "preheader", body)
     assert render_body(doc, {u.id: u.content for u in doc.units}) == body

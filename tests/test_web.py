@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from conftest_delivery import DeliveryProject
+from sample_issues import SAMPLE_ISSUES
 from smtp_server import Script, ScriptedServer
 from web_server import deliver_queued, running_app
 
@@ -259,10 +260,9 @@ def test_view_online_pages_link_the_language_versions_like_the_archive(
         delivery_project: DeliveryProject) -> None:
     import shutil
 
-    from conftest_delivery import REPO
 
     for name in ("2026-11.fr.md", "2026-11.fr.items.yaml"):
-        shutil.copy(REPO / "issues" / name, delivery_project.root / "issues" / name)
+        shutil.copy(SAMPLE_ISSUES / name, delivery_project.root / "issues" / name)
     assert delivery_project.cli("send", "--now", NOW) == 0
     with running_app(delivery_project.config) as origin:
         english = httpx.get(f"{origin}{PREFIX}/issues/2026-11")

@@ -10,8 +10,9 @@ import sqlite3
 import time
 
 import pytest
-from conftest_delivery import REPO, DeliveryProject
+from conftest_delivery import DeliveryProject
 from consent_helpers import HTTP, PREFIX, local, subscribe_and_confirm
+from sample_issues import SAMPLE_ISSUES
 from smtp_server import Script, ScriptedServer
 from web_server import deliver_queued, running_app
 
@@ -28,7 +29,7 @@ def sent(delivery_project: DeliveryProject, smtp_server: ScriptedServer,
          smtp_script: Script) -> DeliveryProject:
     """The November issue sent in English and French to the list."""
     for name in ("2026-11.fr.md", "2026-11.fr.items.yaml"):
-        shutil.copy(REPO / "issues" / name, delivery_project.root / "issues" / name)
+        shutil.copy(SAMPLE_ISSUES / name, delivery_project.root / "issues" / name)
     assert delivery_project.cli("send", "2026-11", "--now", NOW) == 0
     with sqlite3.connect(delivery_project.db) as conn:
         assert {r[0] for r in conn.execute("SELECT language FROM editions")} == {"en", "fr"}

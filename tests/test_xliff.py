@@ -9,7 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest_delivery import REPO, DeliveryProject, make_delivery_project
+from conftest_delivery import DeliveryProject, make_delivery_project
+from sample_issues import SAMPLE_ISSUES
 from translate.storage.placeables import StringElem
 from translate.storage.xliff2 import Xliff2File
 
@@ -25,13 +26,13 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DeliveryProject:
     monkeypatch.setenv("NEWSLETTER_SECRET", "s")
     monkeypatch.delenv("NEWSLETTER_SMTP_URL", raising=False)
     project = make_delivery_project(tmp_path / "nl", 0)
-    shutil.copy(REPO / "issues" / "2026-11.fr.items.yaml", project.root / "issues")
+    shutil.copy(SAMPLE_ISSUES / "2026-11.fr.items.yaml", project.root / "issues")
     return project
 
 
 def sample_units(name: str) -> dict[str, tuple]:
     """The units of a shipped sample edition, by id (the samples share one structure)."""
-    path = REPO / "issues" / name
+    path = SAMPLE_ISSUES / name
     header, body = split_draft(path, path.read_text(encoding="utf-8"))
     subject = re.search(r'^subject: "(.*)"$', header, re.MULTILINE)[1]
     preheader = re.search(r'^preheader: "(.*)"$', header, re.MULTILINE)[1]
@@ -92,7 +93,7 @@ def test_translate_toolkit_round_trip_rebuilds_the_french_sample_and_checks_clea
     assert project.cli("translate", "import", str(xlf)) == 0
     assert "46 units, stored in the translation memory" in capsys.readouterr().out
     written = (project.root / "issues" / "2026-11.fr.md").read_text(encoding="utf-8")
-    sample = (REPO / "issues" / "2026-11.fr.md").read_text(encoding="utf-8")
+    sample = (SAMPLE_ISSUES / "2026-11.fr.md").read_text(encoding="utf-8")
     assert written.split("\n---\n", 1)[1] == sample.split("\n---\n", 1)[1]
     assert 'subject: "Vous exportez bientôt\u00a0? Protégez votre marque' in written
     assert '"Free tools": "' in written  # translated_from, per section of the default
