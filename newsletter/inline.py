@@ -14,6 +14,8 @@ def inline_css(html: str) -> str:
     strip_important=False: the phone rules must beat the inlined desktop widths, and only
     !important lets a <style> rule win over a style attribute.
     """
+    # premailer copies text-align into align=, but `start` (feed text aligned to its own
+    # direction, style.css) has no align= value: HTML allows left, center, right, justify.
     return premailer.Premailer(
         html,
         allow_network=False,  # never fetch external stylesheets: builds must be offline and safe
@@ -26,7 +28,7 @@ def inline_css(html: str) -> str:
         # Width and height attributes are written in the templates (Outlook reads only those);
         # premailer would copy CSS values into them, e.g. an invalid height="auto" on images.
         disable_basic_attributes=["width", "height"],
-    ).transform(pretty_print=False)
+    ).transform(pretty_print=False).replace(' align="start"', "")
 
 
 _BLOCK_START_RE = re.compile(

@@ -238,3 +238,20 @@ def test_a_draft_edition_is_not_listed(tmp_path, monkeypatch):
     html = render_edition(config, draft, items).html
     also = re.search(r'<td class="also-in".*?</td>', html, re.DOTALL).group()
     assert 'lang="ar"' in also and 'lang="fr"' not in also
+
+
+@pytest.mark.browser
+def test_english_feed_text_in_the_arabic_edition_starts_at_the_left(browser, editions):
+    """An item in another script keeps its own direction (dir="auto") and its own start edge:
+    an English summary in the right-to-left edition is aligned left, with or without the
+    <style> block (the rule is inlined)."""
+    for variant in ("ar-full", "ar-nostyle"):
+        page = browser.new_page(viewport={"width": 600, "height": 900})
+        page.goto(editions[variant].as_uri())
+        sides = page.evaluate("""() => [...document.querySelectorAll('.card-summary')].map(
+            e => [getComputedStyle(e).direction, getComputedStyle(e).textAlign])""")
+        page.close()
+        english = [align for direction, align in sides if direction == "ltr"]
+        assert english and all(a in ("start", "left") for a in english), (variant, sides)
+        html = editions[variant].read_text(encoding="utf-8")
+        assert re.search(r'<html[^>]*\bdir="rtl"', html) and 'align="start"' not in html
