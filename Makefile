@@ -59,7 +59,7 @@ faults: $(STAMP) ## the fault suite in its long form, ending with the table of c
 	FAULTS_FULL=1 $(BIN)/python -m pytest -q tests/test_faults.py tests/test_crash.py \
 		tests/test_send.py tests/test_transport.py $(wildcard tests/test_time.py tests/test_hostile.py)
 
-bench: $(STAMP) ## throughput against a loopback SMTP sink beside the smtplib ceiling (N=100000 for more)
+bench: $(STAMP) ## throughput into a loopback SMTP sink as ratios to the wire, beside smtplib and mailmerge (N=100000 for more)
 	$(BIN)/python bench/run.py --n $(or $(N),10000)
 
 archive: $(STAMP) ## write public/: every sent issue as a static site with Atom feeds
