@@ -147,7 +147,9 @@ def new_translation(issues_dir: Path, issue: str, language: str, default_languag
                          where=str(default)) from exc
     header, body = split_draft(default, raw)
     sections = source_sections(body)
-    header = set_front_keys(header, {"status": "draft",
+    # A translation is its own edition: a draft until its translator says ready, and approved
+    # only by its own reviewer (the default edition's approved_by is not this text's).
+    header = set_front_keys(header, {"status": "draft", "approved_by": None,
                                      "translated_from": front_versions(versions(sections))})
     safe_files.write_text(target, f"---\n{header}---\n\n{body}", root=root)
     write_sidecar(target, default, {s.key: s.text for s in sections}, root=root)
@@ -196,9 +198,15 @@ def front_versions(versions_: dict[str, str]) -> str:
                           for k, v in versions_.items())
 
 
-def set_front_keys(header: str, values: dict[str, str]) -> str:
+class RawFront(str):
+    """A front-matter value copied as the editor wrote it: the text after `key:`, continuation
+    lines included (see front_raw)."""
+
+
+def set_front_keys(header: str, values: dict[str, str | None]) -> str:
     """Replace (or append) top-level keys of YAML front matter, leaving every other line as
-    the editor wrote it. A value starting with a newline is a block (written as is)."""
+    the editor wrote it. A value starting with a newline is a block (written as is); a
+    RawFront is written as is; None removes the key."""
     out: list[str] = []
     skipping = False
     done: set[str] = set()
@@ -207,16 +215,33 @@ def set_front_keys(header: str, values: dict[str, str]) -> str:
         if match or not line[:1].isspace():
             skipping = False
         if match and match["key"] in values:
-            out.append(_front_line(match["key"], values[match["key"]]))
+            value = values[match["key"]]
+            if value is not None:
+                out.append(_front_line(match["key"], value))
             done.add(match["key"])
             skipping = True
         elif not skipping:
             out.append(line)
-    out += [_front_line(k, v) for k, v in values.items() if k not in done]
+    out += [_front_line(k, v) for k, v in values.items() if k not in done and v is not None]
     return "".join(out)
 
 
+def front_raw(header: str, key: str) -> RawFront | None:
+    """The text of a top-level key as written (after `key:`, with its indented lines), or
+    None when the front matter has no such key."""
+    found: list[str] | None = None
+    for line in header.splitlines(keepends=True):
+        match = _TOP_KEY_RE.match(line)
+        if found is not None and (match or not line[:1].isspace()):
+            break
+        if match and match["key"] == key:
+            found = [line[match.end():]]
+        elif found is not None:
+            found.append(line)
+    return None if found is None else RawFront("".join(found))
+
+
 def _front_line(key: str, value: str) -> str:
-    if value.startswith("\n"):
+    if isinstance(value, RawFront) or value.startswith("\n"):
         return f"{key}:{value}"
     return f"{key}: {json.dumps(value, ensure_ascii=False)}\n"

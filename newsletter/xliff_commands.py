@@ -17,6 +17,7 @@ from newsletter.headers import header_text_problem
 from newsletter.segments import Document, plain_text, render_body, split_document
 from newsletter.translate import (
     LANG_RE,
+    front_raw,
     front_versions,
     mark_translated,
     set_front_keys,
@@ -84,15 +85,17 @@ def import_file(config: Config, conn: sqlite3.Connection, file: Path, *,
     if target.exists() and not force:
         raise InputError("already exists; pass --force to replace it with the XLIFF's "
                          "translation", where=str(target))
-    fields = {"subject": plain_text(targets["subject"]).strip()}
+    texts = {"subject": plain_text(targets["subject"]).strip()}
     if "preheader" in targets:
-        fields["preheader"] = plain_text(targets["preheader"]).strip()
-    problems = [f"unit {k}: {trouble}" for k, v in fields.items()
+        texts["preheader"] = plain_text(targets["preheader"]).strip()
+    problems = [f"unit {k}: {trouble}" for k, v in texts.items()
                 if (trouble := header_text_problem(v))]
     if problems:
         raise DraftError(str(file), problems)
     sections = source_sections(split_draft(path, path.read_text(encoding="utf-8-sig"))[1])
-    fields["translated_from"] = front_versions(versions(sections))
+    fields: dict[str, str | None] = {**texts,
+                                     "translated_from": front_versions(versions(sections))}
+    fields.update(_own_review_fields(target))
     text = f"---\n{set_front_keys(header, fields)}---\n\n{render_body(doc, targets)}"
     safe_files.write_text(target, text, root=config.root)
     write_sidecar(target, path, {s.key: s.text for s in sections}, root=config.root)
@@ -190,3 +193,20 @@ def add_translate_arguments(cmd: argparse.ArgumentParser) -> None:
     done.add_argument("edition", metavar="ISSUE.LANG", help="the translation, e.g. 2026-11.fr")
     done.add_argument("sections", metavar="SECTION", nargs="*",
                       help="section headings of the default edition, as `check` names them")
+
+
+def _own_review_fields(target: Path) -> dict[str, str | None]:
+    """status and approved_by of the translation being written: its own, when an earlier
+    version exists (--force), else a draft with no approval. Never the default edition's: the
+    English reviewer's approval does not cover the French text."""
+    own: dict[str, str | None] = {"status": "draft", "approved_by": None}
+    if not target.exists():
+        return own
+    try:
+        header, _ = split_draft(target, target.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, InputError, DraftError):
+        return own
+    for key in own:
+        if (raw := front_raw(header, key)) is not None:
+            own[key] = raw
+    return own

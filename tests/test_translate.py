@@ -61,6 +61,16 @@ def test_new_issue_lang_copies_the_default_as_a_draft_translated_from_each_secti
     assert "status is 'draft'" in out
 
 
+def test_a_new_translation_does_not_inherit_the_default_editions_approval(
+        project: DeliveryProject) -> None:
+    edit_default(project, "status: ready\n",
+                 "status: ready\napproved_by:\n  name: Ana Lima\n  date: 2026-11-02\n")
+    assert project.cli("new", "2026-11.de") == 0
+    made = (project.root / "issues" / "2026-11.de.md").read_text(encoding="utf-8")
+    assert "approved_by" not in made and "Ana Lima" not in made
+    assert 'status: "draft"' in made
+
+
 def test_new_translation_refuses_an_existing_file_the_default_language_and_no_default(
         project: DeliveryProject, capsys) -> None:
     assert project.cli("new", "2026-11.de") == 0

@@ -97,8 +97,10 @@ def test_translate_toolkit_round_trip_rebuilds_the_french_sample_and_checks_clea
     assert written.split("\n---\n", 1)[1] == sample.split("\n---\n", 1)[1]
     assert 'subject: "Vous exportez bientôt\u00a0? Protégez votre marque' in written
     assert '"Free tools": "' in written  # translated_from, per section of the default
+    assert 'status: "draft"' in written  # the translator's own decision makes it ready
     assert project.cli("check", "2026-11.fr", "--now", NOW) == 0
-    assert "check 2026-11.fr.md: 0 error(s), 0 warning(s)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "check 2026-11.fr.md: 0 error(s), 1 warning(s)" in out and "status is 'draft'" in out
 
 
 def test_the_export_has_one_unit_per_piece_of_text_with_links_as_inline_codes(
@@ -227,6 +229,27 @@ def test_import_does_not_replace_a_translation_without_force(project: DeliveryPr
     assert "pass --force" in capsys.readouterr().err
     assert existing.read_text(encoding="utf-8") == "my own work\n"
     assert project.cli("translate", "import", str(xlf), "--force") == 0
+
+
+def test_an_import_never_carries_the_default_editions_approval_or_ready_status(
+        project: DeliveryProject, capsys) -> None:
+    default = project.root / "issues" / "2026-11.md"
+    default.write_text(default.read_text(encoding="utf-8").replace(
+        "status: ready\n", 'status: ready\napproved_by: "Ana Lima, 2026-11-02"\n', 1),
+        encoding="utf-8")
+    xlf = export(project, capsys)
+    fill_with_toolkit(xlf, sample_units("2026-11.fr.md"))
+    assert project.cli("translate", "import", str(xlf)) == 0
+    written = project.root / "issues" / "2026-11.fr.md"
+    text = written.read_text(encoding="utf-8")
+    assert "approved_by" not in text and 'status: "draft"' in text
+    # The translation's own reviewer signs it; a later --force import keeps that sign-off.
+    written.write_text(text.replace('status: "draft"', 'status: ready\napproved_by:\n'
+                                    '  name: "Luc Martin"\n  date: 2026-11-03'), encoding="utf-8")
+    assert project.cli("translate", "import", str(xlf), "--force") == 0
+    again = written.read_text(encoding="utf-8")
+    assert "status: ready" in again and 'name: "Luc Martin"' in again
+    assert "Ana Lima" not in again
 
 
 def test_the_translation_memory_prefills_identical_sources_in_a_later_issue(
