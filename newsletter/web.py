@@ -157,12 +157,14 @@ def _reader_pages(config: Config, prefix: str, clock: Clock,
         # button, which sends exactly that body.
         if request.method != "POST" or request.form.get("List-Unsubscribe") != "One-Click":
             return pages.unsubscribe_form(lang, email, token)
-        if sub is not None and sub.status in ("active", "pending"):
+        changed = sub is not None and sub.status in ("active", "pending")
+        if changed:
             store.set_status(db(), sub.email, "unsubscribed",
                              f"one-click unsubscribe {clock():%Y-%m-%d}")
             status_event(db(), sub.email, "unsubscribed", "unsubscribe link",
                          "one-click unsubscribe", clock())
-        return unsubscribed_page(pages, config, lang, email, clock())  # and "why?" (optional)
+        return unsubscribed_page(pages, config, lang, email, clock(),  # and "why?" (optional)
+                                 ask_why=changed)
 
     @bp.route("/subscribe", methods=["GET", "POST"])
     def subscribe() -> str | tuple[str, int]:

@@ -76,14 +76,17 @@ def check_ticket(ticket: str, secrets_: list[str], list_id: str,
 
 
 def unsubscribed_page(pages: Pages, config: Config, lang: str, email: str,
-                      now: datetime) -> str:
-    """The answer to an unsubscribe POST, with the one optional question."""
+                      now: datetime, *, ask_why: bool = True) -> str:
+    """The answer to an unsubscribe POST, with the one optional question: asked only when
+    this POST unsubscribed the reader (one answer per unsubscribe, so repeating the POST
+    cannot stuff the totals)."""
     _ = gettext_for(lang)
     text = _("%(email)s will not receive %(newsletter)s any more.") % {
         "email": email, "newsletter": config.name}
     return pages.render(lang, "web/unsubscribed.html.j2", _("You are unsubscribed"), text=text,
                         reasons=reason_labels(lang),
-                        ticket=make_ticket(verification_secrets(now)[0], config.list_id, now),
+                        ticket=make_ticket(verification_secrets(now)[0], config.list_id, now)
+                        if ask_why else "",
                         why_action=f"{pages.prefix}/unsubscribe-reason?lang={lang}")
 
 
