@@ -5,8 +5,9 @@ the invisible canary too; people never see the canary. So a canary hit marks its
 IPv4 address or an IPv6 /64) as a scanner: its hits from `window` seconds before the canary
 are dropped from the buffer, and its hits up to `window` seconds after it are dropped as they
 come. A hit that is `window` seconds old with no canary near it is a person's, and is handed
-to the store as a total per link. Client addresses live only here, in memory, for at most
-2 x window seconds; the store gets counts per link id and nothing else.
+to the store as a total per link. A client's repeat of one link within the window counts once.
+Client addresses live only here, in memory, for at most 2 x window seconds, and at most
+MAX_CLIENTS of them; the store gets counts per link id and nothing else.
 
 One process keeps one buffer: with several serve hosts, a scanner's canary and its other hits
 are judged together only when the balancer sends one client to one host (by source address).
@@ -15,11 +16,12 @@ are judged together only when the balancer sends one client to one host (by sour
 from __future__ import annotations
 
 import threading
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 MAX_PENDING = 100_000  # hits held at once; past it the oldest are judged early (see _settle)
+MAX_CLIENTS = 100_000  # marked scanners and recent (client, link) pairs kept at once, each
 
 
 @dataclass(frozen=True)
@@ -34,28 +36,40 @@ class Settled:
 
 
 class ScannerFilter:
-    """Thread-safe; `clock` is seconds (time.monotonic in serve, a counter in tests)."""
+    """Thread-safe; `clock` is seconds (time.monotonic in serve, a counter in tests).
+
+    Every operation costs time in proportion to the hits it decides, never to the number of
+    clients seen: marks and repeats are kept in insertion order and expire from the front, and
+    each client's waiting hits are indexed, so a canary drops only that client's."""
 
     def __init__(self, window: float, clock: Callable[[], float]) -> None:
         self.window, self.clock = window, clock
         self._lock = threading.Lock()
-        self._pending: deque[tuple[float, str, str]] = deque()  # (when, client, link id)
-        self._marked: dict[str, float] = {}  # client -> when its last canary came
+        # [when, client, link id, still waiting]: in time order, and per client
+        self._pending: deque[list] = deque()
+        self._by_client: dict[str, deque[list]] = {}
+        self._marked: OrderedDict[str, float] = OrderedDict()  # client -> its last canary
+        self._recent: OrderedDict[tuple[str, str], float] = OrderedDict()  # last counted hit
         self._clicks: Counter[str] = Counter()
         self._filtered: Counter[str] = Counter()
 
     def hit(self, client: str, link_id: str, *, canary: bool = False) -> None:
-        """One GET of a counted link (canary=True: of an edition's canary)."""
+        """One GET of a counted link (canary=True: of an edition's canary). A client's repeat
+        of the same link within the window is one click: reloading cannot inflate a count."""
         now = self.clock()
         with self._lock:
+            self._expire(now)
             if canary:
-                self._marked[client] = now
+                self._mark(client, now)
                 self._filtered[link_id] += 1
                 self._drop_pending(client, now - self.window)
-            elif now - self._marked.get(client, -1e18) <= self.window:
+            elif client in self._marked or (client, link_id) in self._recent:
                 self._filtered[link_id] += 1
             else:
-                self._pending.append((now, client, link_id))
+                self._remember(client, link_id, now)
+                entry = [now, client, link_id, True]
+                self._pending.append(entry)
+                self._by_client.setdefault(client, deque()).append(entry)
             self._settle(now)
 
     def settle(self, *, everything: bool = False) -> Settled:
@@ -76,25 +90,43 @@ class ScannerFilter:
 
     def pending(self) -> int:
         with self._lock:
-            return len(self._pending)
+            return sum(entry[3] for entry in self._pending)
+
+    def _mark(self, client: str, now: float) -> None:
+        self._marked[client] = now
+        self._marked.move_to_end(client)
+        while len(self._marked) > MAX_CLIENTS:
+            self._marked.popitem(last=False)
+
+    def _remember(self, client: str, link_id: str, now: float) -> None:
+        self._recent[(client, link_id)] = now
+        while len(self._recent) > MAX_CLIENTS:
+            self._recent.popitem(last=False)
+
+    def _expire(self, now: float) -> None:
+        # A mark lasts `window` after its canary (hits in it are dropped as they come); hits
+        # before the canary were dropped from the buffer when it came.
+        while self._marked and now - next(iter(self._marked.values())) > self.window:
+            self._marked.popitem(last=False)
+        while self._recent and now - next(iter(self._recent.values())) > self.window:
+            self._recent.popitem(last=False)
 
     def _drop_pending(self, client: str, since: float) -> None:
-        kept: deque[tuple[float, str, str]] = deque()
-        for entry in self._pending:
-            if entry[1] == client and entry[0] >= since:
+        for entry in self._by_client.pop(client, ()):
+            if entry[3] and entry[0] >= since:
+                entry[3] = False
                 self._filtered[entry[2]] += 1
-            else:
-                kept.append(entry)
-        self._pending = kept
 
     def _settle(self, now: float) -> None:
         # Hits are appended in time order, so the settled ones are at the left end. A flood
         # past MAX_PENDING is judged early rather than held without bound.
         while self._pending and (now - self._pending[0][0] > self.window
                                  or len(self._pending) > MAX_PENDING):
-            when, client, link_id = self._pending.popleft()
-            near_canary = abs(self._marked.get(client, -1e18) - when) <= self.window
-            (self._filtered if near_canary else self._clicks)[link_id] += 1
-        for client, when in list(self._marked.items()):
-            if now - when > 2 * self.window:
-                del self._marked[client]
+            entry = self._pending.popleft()
+            mine = self._by_client.get(entry[1])
+            if mine and mine[0] is entry:
+                mine.popleft()
+                if not mine:
+                    del self._by_client[entry[1]]
+            if entry[3]:
+                self._clicks[entry[2]] += 1

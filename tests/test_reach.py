@@ -275,6 +275,33 @@ def test_filter_at_shutdown_counts_what_still_waits() -> None:
     assert scanners.settle(everything=True).clicks == {"a": 1} and scanners.pending() == 0
 
 
+def test_a_client_repeating_one_link_within_the_window_counts_once() -> None:
+    clock = Clock()
+    scanners = ScannerFilter(5, clock)
+    for step in range(200):  # a reload loop from one address
+        clock.now = step * 0.01
+        scanners.hit("198.51.100.7", "a")
+    scanners.hit("198.51.100.7", "b")  # another link of the same reader counts
+    scanners.hit("198.51.100.8", "a")  # and the same link from another client
+    clock.now = 10
+    scanners.hit("198.51.100.7", "a")  # past the window: a new click
+    clock.now = 30
+    settled = scanners.settle()
+    assert settled.clicks == {"a": 3, "b": 1} and settled.filtered == {"a": 199}
+
+
+def test_the_filter_keeps_at_most_max_clients_marks_and_repeats(monkeypatch) -> None:
+    import newsletter.scan_filter as scan_filter
+
+    monkeypatch.setattr(scan_filter, "MAX_CLIENTS", 50)
+    scanners = ScannerFilter(600, Clock())
+    for n in range(500):  # canaries and clicks from 500 different /64s, within one window
+        scanners.hit(f"2001:db8:{n:x}::/64", "canary", canary=True)
+        scanners.hit(f"2001:db8:1:{n:x}::/64", "a")
+    assert len(scanners._marked) <= 50 and len(scanners._recent) <= 50
+    assert scanners.pending() == 500  # the people's hits still wait for their window
+
+
 # --- the canary in the mail: hidden from people and assistive technology ---------------------
 
 
