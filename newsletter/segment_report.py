@@ -7,13 +7,14 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from newsletter import store, store_segments
 from newsletter.audience import clean_tags
 from newsletter.compose import Composed, compose
 from newsletter.config import Config
+from newsletter.consent import plan_import
 from newsletter.drafts import draft_path, load_draft
 from newsletter.errors import NewsletterError
 from newsletter.only_sections import ATTRIBUTE, markers, where
@@ -73,7 +74,11 @@ def readers_now(config: Config, conn: sqlite3.Connection | None) -> Iterator[Rea
             parsed = read_csv(path, default_language=config.default_language)
         except NewsletterError:
             continue  # import reports it
-        for sub in parsed.subscribers:
+        rows = parsed.subscribers
+        if conn is not None:  # a forgotten reader's line is skipped by import, so here too
+            rows = plan_import(conn, config, str(path), rows, parsed.lines,
+                               datetime.now(UTC)).subscribers
+        for sub in rows:
             if sub.email.lower() not in seen and (
                     conn is None or store.get_subscriber(conn, sub.email) is None):
                 seen.add(sub.email.lower())

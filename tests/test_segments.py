@@ -369,3 +369,18 @@ def test_audience_languages_take_readers_by_their_own_language(
     assert delivery_project.cli("send", "--now", NOW) == 0
     # no French edition: both French readers get the default one, the English reader nothing
     assert smtp_script.copies() == {"bea@example.com": 1, "cle@example.com": 1}
+
+
+def test_check_leaves_out_a_forgotten_reader_still_in_the_csv(
+        delivery_project: DeliveryProject, capsys) -> None:
+    write_draft(delivery_project)
+    write_readers(delivery_project, [("ana@example.com", "en", "geneva"),
+                                     ("ben@example.com", "en", ""),
+                                     ("cy@example.com", "en", "")])
+    csv = str(delivery_project.root / "subscribers" / "sample.csv")
+    assert delivery_project.cli("subscribers", "import", csv) == 0
+    assert delivery_project.cli("subscribers", "forget", "cy@example.com") == 0
+    capsys.readouterr()
+    assert delivery_project.cli("check", "2026-11", "--now", NOW) == 0
+    out = capsys.readouterr().out
+    assert "segments now: en (everyone): 1 plain, 1 +geneva" in out, out
