@@ -197,7 +197,8 @@ def _check_fields(meta: dict, lines: dict[str, int], problems: list[str],
             problem(key, "must be a list of names or links")
         elif expected is str and ("\n" in value.strip() or "\r" in value):
             problem(key, "must be on one line")
-        elif key in _INBOX_LINES and (trouble := header_text_problem(value)):
+        elif key in _INBOX_LINES and (trouble := header_text_problem(value.strip())):
+            # .strip(): a '>' block ends with the newline YAML adds; it is not in the text
             problem(key, trouble)
         else:
             fields[key] = value.strip() if expected is str else value

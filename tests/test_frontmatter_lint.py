@@ -263,3 +263,11 @@ def test_a_comment_written_on_purpose_is_no_problem(project):
     out = project.cli("check", "2026-11", "--now", NOW).out
     assert not [n for n in error_lines(out, path) if n], out
     assert project.load_draft().subject == "Hello"
+
+
+def test_a_folded_block_subject_or_preheader_is_one_line_of_text(project) -> None:
+    path = write(project, "---\nsubject: >\n  Exporting soon? Protect\n  your brand\n"
+                          "preheader: >\n  Why to register first.\nstatus: draft\n---\n" + BODY)
+    result = project.cli("check", "2026-11", "--now", NOW)
+    assert "control character" not in result.out + result.err, result.out + result.err
+    assert error_lines(result.out, path) == {}, result.out
