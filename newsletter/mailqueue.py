@@ -113,11 +113,20 @@ class MailQueue:
             from newsletter.welcome import send_welcome
 
             return send_welcome(self, transport, conn, mail, mid), mid
-        link = f"{base}/confirm/{confirm_token(self.secret, self.config.list_id, mail.ref)}"
         try:
-            data = build_confirmation(self.config, mail.email, mail.language, link,
-                                      self.unsubscribe_url(mail.email), self.clock(), mid,
-                                      self.signer)
+            if mail.kind == "manage":  # newsletter.manage_mail: the reader's own data link
+                from newsletter.manage_mail import build_manage_mail, manage_link
+
+                data = build_manage_mail(
+                    self.config, mail.email, mail.language,
+                    manage_link(self.config, self.secret, mail.email, self.clock()),
+                    self.unsubscribe_url(mail.email), self.clock(), mid, self.signer)
+            else:
+                token = confirm_token(self.secret, self.config.list_id, mail.ref)
+                data = build_confirmation(self.config, mail.email, mail.language,
+                                          f"{base}/confirm/{token}",
+                                          self.unsubscribe_url(mail.email), self.clock(), mid,
+                                          self.signer)
         except Exception as exc:  # a template or header problem: nothing was sent, no retry helps
             log.exception("confirmation mail to %s cannot be built", mail.email)
             return Outcome("failed", 0, f"cannot build the message: {exc}"), mid
@@ -148,7 +157,8 @@ class MailQueue:
 
 def _log_outcome(mail: store.QueuedMail, state: str, outcome: Outcome) -> None:
     """Failures go where the operator of `serve` sees them: its log on stderr."""
-    what = "welcome mail" if mail.kind == "welcome" else "confirmation mail"
+    what = {"welcome": "welcome mail", "manage": "data-link mail"}.get(mail.kind,
+                                                                       "confirmation mail")
     if state in ("failed", "unknown"):
         log.error("%s to %s %s: %s", what, mail.email, state, outcome.reply)
     elif outcome.kind == "policy":

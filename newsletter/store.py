@@ -302,6 +302,32 @@ _MIGRATIONS = [
     """
     ALTER TABLE deliveries ADD COLUMN transport TEXT NOT NULL DEFAULT ''
     """,
+    # the data link a reader asks for (newsletter.store_manage): mail_queue is rebuilt to
+    # widen its kind CHECK to 'manage'
+    """
+    CREATE TABLE mail_queue_v3 (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('confirm', 'welcome', 'manage')),
+        email TEXT NOT NULL,
+        language TEXT NOT NULL,
+        ref TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL CHECK (state IN
+            ('pending', 'sending', 'sent', 'deferred', 'failed', 'unknown', 'suppressed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        first_deferred_at TEXT,
+        claimed_by TEXT,
+        claimed_at TEXT,
+        message_id TEXT,
+        last_reply TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    INSERT INTO mail_queue_v3 SELECT * FROM mail_queue;
+    DROP TABLE mail_queue;
+    ALTER TABLE mail_queue_v3 RENAME TO mail_queue;
+    CREATE INDEX mail_queue_due ON mail_queue (state, next_attempt_at)
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -152,6 +152,29 @@ def verify_confirm_token(secrets: list[str], list_id: str, token: str, now: date
     return email if ok else None
 
 
+MANAGE_SECONDS = 24 * 3600  # a data link from the mail works for a day
+
+
+def make_manage_token(secret: str, list_id: str, email: str, issued: datetime) -> str:
+    """The data-page token mailed on request: the address sealed with purpose b"manage" and
+    its issue time, so the unsubscribe token (in every forwarded issue) never opens it."""
+    stamp = str(int(issued.timestamp()))
+    data, tag = _seal(secret, list_id, email, [b"manage", stamp.encode()])
+    return f"{data}.{stamp}.{tag}"
+
+
+def verify_manage_token(secrets: list[str], list_id: str, token: str,
+                        now: datetime) -> str | None:
+    """The address of a genuine manage token younger than MANAGE_SECONDS; else None."""
+    pieces = token.split(".")
+    if len(pieces) != 3 or not token.isascii() or not pieces[0].startswith(V2):
+        return None
+    stamp = pieces[1]
+    if not stamp.isdigit() or not 0 <= now.timestamp() - int(stamp) <= MANAGE_SECONDS:
+        return None
+    return _open(secrets, list_id, pieces[0], pieces[2], [b"manage", stamp.encode()])
+
+
 def _split(token: str, count: int) -> tuple[str, list[str]] | None:
     pieces = token.split(".")
     if len(pieces) != count or not all(p.isascii() for p in pieces):

@@ -61,6 +61,10 @@ def create_app(config: Config, *, clock: Clock = lambda: datetime.now(UTC),
                            url_prefix=prefix or None)
     register_error_pages(app, Pages(config, prefix).message, config.default_language, prefix)
     app.register_blueprint(consent_pages(config, prefix, clock), url_prefix=prefix or None)
+    from newsletter.web_manage import manage_pages  # the reader's data, behind a mailed link
+
+    app.register_blueprint(manage_pages(config, prefix, clock, on_queued),
+                           url_prefix=prefix or None)
     _register_blueprints(app, config, prefix)
     return app
 
@@ -237,7 +241,7 @@ def _reader_pages(config: Config, prefix: str, clock: Clock,
                             email=sub.email, name=sub.name, chosen_language=sub.language,
                             saved=saved, action=f"{prefix}/preferences/{token}",
                             unsubscribe=f"{prefix}/unsubscribe/{token}",
-                            forget=f"{prefix}/forget/{token}")
+                            data_link=f"{prefix}/preferences/{token}/data-link")
 
     @bp.get("/issues/<issue>")
     @bp.get("/issues/<issue>/<lang>")

@@ -1,6 +1,5 @@
-"""The reader's own data on the web: the JSON download and the delete (both from the
-preferences page, POST with the reader's token; the delete asks first), the "why?" after an
-unsubscribe (totals only), and the consent record of a confirmed subscribe form."""
+"""The "why?" after an unsubscribe (totals only) and the consent record of a confirmed
+subscribe form. The reader's data (download, delete) is behind a mailed link: web_manage."""
 
 from __future__ import annotations
 
@@ -13,15 +12,14 @@ import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, g, request
 
 from newsletter import store, store_consent
 from newsletter.config import Config
 from newsletter.consent import event, forget_key, forget_keys, stamp
 from newsletter.consent_commands import REASONS
-from newsletter.forget import export_json, forget_reader, reader_export
 from newsletter.i18n import LANGUAGES, gettext_for
-from newsletter.tokens import verification_secrets, verify_token
+from newsletter.tokens import verification_secrets
 from newsletter.web_pages import Pages
 
 Clock = Callable[[], datetime]
@@ -130,42 +128,11 @@ def consent_pages(config: Config, prefix: str, clock: Clock) -> Blueprint:
     bp = Blueprint("consent", __name__)
     pages = Pages(config, prefix)
 
-    def reader(token: str) -> tuple[str, str] | None:
-        """(address, language) of the subscriber a token names, if any."""
-        email = verify_token(verification_secrets(clock()), config.list_id, token)
-        sub = store.get_subscriber(_db(config), email) if email else None
-        return (sub.email, sub.language) if sub else None
-
     def language(preferred: str = "") -> str:
         for choice in (request.args.get("lang", ""), preferred):
             if choice in LANGUAGES:
                 return choice
         return request.accept_languages.best_match(LANGUAGES) or config.default_language
-
-    @bp.post("/preferences/<token>/data")
-    def download(token: str) -> Response | tuple[str, int]:
-        found = reader(token)
-        data = reader_export(config, _db(config), found[0], clock()) if found else None
-        if data is None:
-            return pages.invalid_link(language())
-        return Response(export_json(data), mimetype="application/json", headers={
-            "Content-Disposition": 'attachment; filename="newsletter-data.json"'})
-
-    @bp.route("/forget/<token>", methods=["GET", "POST"])
-    def forget(token: str) -> str | tuple[str, int]:
-        found = reader(token)
-        if found is None:
-            return pages.invalid_link(language())
-        email, lang = found[0], language(found[1])
-        _ = gettext_for(lang)
-        if request.method != "POST" or request.form.get("confirm") != "yes":
-            return pages.render(lang, "web/forget.html.j2", _("Delete your data"), email=email,
-                                action=f"{prefix}/forget/{token}",
-                                preferences=f"{prefix}/preferences/{token}")
-        forget_reader(config, _db(config), email, clock())
-        return pages.message(lang, _("Your data is deleted"), _(
-            "We have erased your address, name and history from %(newsletter)s. You will "
-            "receive nothing more from us.") % {"newsletter": config.name}, notice=True)
 
     @bp.post("/unsubscribe-reason")
     def why() -> str:

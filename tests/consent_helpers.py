@@ -80,3 +80,31 @@ def names(data: bytes, address: str) -> bool:
     """True if data holds the whole address (any case): not as part of a longer one."""
     return re.search(rb"(?<![\w.+-])" + re.escape(address.encode()) + rb"(?![\w-])", data,
                      re.IGNORECASE) is not None
+
+
+def manage_links(messages: list, email: str) -> list[str]:
+    """The /manage/ links in the data-link mails (parsed messages) sent to email."""
+    found = []
+    for message in messages:
+        if email.lower() not in str(message["To"]).lower():
+            continue
+        text = message.get_body(("plain",)).get_content()
+        found += re.findall(r"https://\S+/manage/\S+", text)
+    return found
+
+
+def outbox_messages(outbox: Path) -> list:
+    """Every message in the Maildir outbox, parsed."""
+    from email import message_from_bytes, policy
+
+    return [message_from_bytes(m.as_bytes(), policy=policy.default)
+            for m in mailbox.Maildir(outbox, create=False)]
+
+
+def ask_for_data_link(origin: str, config: Path, preferences_token: str) -> httpx.Response:
+    """Press the preferences page's data button, then run the queue worker once through."""
+    page = HTTP.get(f"{origin}{PREFIX}/preferences/{preferences_token}")
+    action = re.search(r'<form method="post" action="([^"]*/data-link)">', page.text)[1]
+    reply = HTTP.post(origin + action)
+    deliver_queued(config)
+    return reply

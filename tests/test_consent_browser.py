@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from conftest_delivery import DeliveryProject
-from consent_helpers import PREFIX
-from web_server import running_app
+from consent_helpers import PREFIX, local, manage_links, outbox_messages
+from web_server import deliver_queued, running_app
 
 from newsletter.browser import open_browser
 from newsletter.tokens import make_token
@@ -29,11 +29,17 @@ def preferences(origin: str) -> str:
     return f"{origin}{PREFIX}/preferences/{make_token('test-secret', LIST_ID, 'bea@example.org')}"
 
 
-def test_download_then_delete_from_the_preferences_page(
+def test_download_then_delete_from_the_mailed_data_link(
         chromium: Path, reader: DeliveryProject, tmp_path: Path) -> None:
     with running_app(reader.config) as origin, open_browser() as browser:
         page = browser.new_page(viewport={"width": 375, "height": 800}, accept_downloads=True)
         page.goto(preferences(origin))
+        page.get_by_role("button", name="Email me a link to download or delete my data").click()
+        page.wait_for_load_state()
+        assert "we have sent it a link" in page.content()
+        deliver_queued(reader.config)
+        [link] = manage_links(outbox_messages(reader.root / "outbox"), "bea@example.org")
+        page.goto(local(origin, link))
         with page.expect_download() as download:
             page.get_by_role("button", name="Download my data").click()
         data = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))

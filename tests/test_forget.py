@@ -7,10 +7,22 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from collections.abc import Callable
 
 import pytest
 from conftest_delivery import DeliveryProject
-from consent_helpers import HTTP, PREFIX, bounce_maildir, files_naming, names, rows_naming
+from consent_helpers import (
+    HTTP,
+    PREFIX,
+    ask_for_data_link,
+    bounce_maildir,
+    files_naming,
+    local,
+    manage_links,
+    names,
+    outbox_messages,
+    rows_naming,
+)
 from smtp_server import Script, ScriptedServer
 from web_server import deliver_queued, running_app
 
@@ -30,10 +42,33 @@ def token_for(email: str) -> str:
 def busy(delivery_project: DeliveryProject) -> DeliveryProject:
     """The list after a month: imported, the issue sent to the Maildir outbox, a bounce
     and a subscribe request for the reader to forget, and a look-alike address."""
+    return fill(delivery_project)
+
+
+@pytest.fixture
+def linked(delivery_project: DeliveryProject) -> tuple[DeliveryProject, str]:
+    """busy, where the reader asked for their data link (and got it) before the bounce: a
+    bounced address gets no more mail, not even this one."""
+    links: list[str] = []
+
+    def ask() -> None:
+        with running_app(delivery_project.config) as origin:
+            asked = ask_for_data_link(origin, delivery_project.config, token_for(GONE))
+        assert asked.status_code == 200 and "we have sent it a link" in asked.text
+        links.extend(manage_links(outbox_messages(delivery_project.root / "outbox"), GONE))
+
+    fill(delivery_project, before_bounce=ask)
+    [link] = links
+    return delivery_project, link
+
+
+def fill(delivery_project: DeliveryProject, *,
+         before_bounce: Callable[[], None] = lambda: None) -> DeliveryProject:
     csv = delivery_project.root / "subscribers" / "sample.csv"
     csv.write_text(csv.read_text(encoding="utf-8") + f"{LOOKALIKE},Look Alike,en,\n",
                    encoding="utf-8")
     assert delivery_project.cli("send", "2026-11", "--now", NOW) == 0
+    before_bounce()
     # the return-path mailbox is the operator's, outside the project folder
     assert delivery_project.cli("bounces", str(bounce_maildir(delivery_project.root.parent,
                                                               GONE))) == 0
@@ -104,32 +139,34 @@ def test_a_reimport_does_not_resubscribe_a_forgotten_reader_and_says_where(
     assert "asked to be forgotten" in capsys.readouterr().err
 
 
-def test_the_preferences_page_deletes_the_reader_after_a_confirmation(
-        busy: DeliveryProject) -> None:
-    token = token_for(GONE)
+def test_the_mailed_data_link_deletes_the_reader_after_a_confirmation(
+        linked: tuple[DeliveryProject, str]) -> None:
+    busy, link = linked
     with running_app(busy.config) as origin:
-        page = HTTP.get(f"{origin}{PREFIX}/preferences/{token}")
-        action = re.search(r'<form method="post" action="([^"]*/forget/[^"]+)">', page.text)[1]
+        manage = local(origin, link)
+        page = HTTP.get(manage)
+        action = re.search(r'<form method="post" action="([^"]*/delete)">', page.text)[1]
         asked = HTTP.get(origin + action)  # a link scanner's GET changes nothing
-        asked_post = HTTP.post(origin + action)  # the preferences button: asks first
+        asked_post = HTTP.post(origin + action)  # the data page's button: asks first
         assert asked.status_code == asked_post.status_code == 200
         assert 'name="confirm" value="yes"' in asked_post.text
         assert rows_naming(busy.db, GONE)
         done = HTTP.post(origin + action, data={"confirm": "yes"})
         assert done.status_code == 200 and "Your data is deleted" in done.text
-        assert HTTP.get(f"{origin}{PREFIX}/preferences/{token}").status_code == 400
+        assert HTTP.get(manage).status_code == 400
+        assert HTTP.get(f"{origin}{PREFIX}/preferences/{token_for(GONE)}").status_code == 400
     assert_erased(busy)
 
 
-def test_the_preferences_page_downloads_the_readers_data_as_json(
-        busy: DeliveryProject) -> None:
-    token = token_for(GONE)
+def test_the_mailed_data_link_downloads_the_readers_data_as_json(
+        linked: tuple[DeliveryProject, str]) -> None:
+    busy, link = linked
     with running_app(busy.config) as origin:
-        page = HTTP.get(f"{origin}{PREFIX}/preferences/{token}")
+        page = HTTP.get(local(origin, link))
         action = re.search(r'<form method="post" action="([^"]*/data)">', page.text)[1]
         assert HTTP.get(origin + action).status_code == 405  # a download is a POST too
         reply = HTTP.post(origin + action)
-        other = HTTP.post(f"{origin}{PREFIX}/preferences/garbage/data")
+        other = HTTP.post(f"{origin}{PREFIX}/manage/garbage/data")
     assert reply.status_code == 200 and other.status_code == 400
     assert reply.headers["Content-Type"].startswith("application/json")
     assert "attachment" in reply.headers["Content-Disposition"]
