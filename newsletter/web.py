@@ -161,8 +161,9 @@ def _reader_pages(config: Config, prefix: str, clock: Clock,
         # button, which sends exactly that body.
         if request.method != "POST" or request.form.get("List-Unsubscribe") != "One-Click":
             return pages.unsubscribe_form(lang, email, token)
-        changed = sub is not None and sub.status in ("active", "pending")
-        if changed:
+        changed = False
+        if sub is not None and sub.status in ("active", "pending"):
+            changed = True
             store.set_status(db(), sub.email, "unsubscribed",
                              f"one-click unsubscribe {clock():%Y-%m-%d}")
             status_event(db(), sub.email, "unsubscribed", "unsubscribe link",
