@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import make_msgid
 
@@ -32,27 +33,45 @@ def build_confirmation(config: Config, email: str, language: str, confirm_url: s
     text there ("Win a prize! Visit ...") and have us deliver it to someone else's inbox.
     """
     language = language if language in LANGUAGES else config.default_language
-    env = make_environment(config.templates_dir, language)
-    subject = confirmation_subject(config, language)
     _ = gettext_for(language)
-    context = {
-        "newsletter": config, "email": email, "confirm_url": confirm_url,
-        "days": CONFIRM_DAYS, "subject": subject, "language": language,
-        "direction": direction(language),
-        "preheader": _("Confirm within %(days)s days to start receiving it.")
-        % {"days": CONFIRM_DAYS},
-        "organisation": config.text_in("organisation", language),
-    }
+    preheader = _("Confirm within %(days)s days to start receiving it.") % {"days": CONFIRM_DAYS}
+    return service_mail(config, ServiceMail("confirm", "confirmation mail", email, language,
+                                            confirmation_subject(config, language), preheader),
+                        {"confirm_url": confirm_url, "days": CONFIRM_DAYS},
+                        unsubscribe_url, now, message_id, signer)
+
+
+@dataclass(frozen=True)
+class ServiceMail:
+    """A mail the web app sends one reader on their own request (not an issue)."""
+
+    kind: str  # also the templates' name: KIND.html.j2, KIND.txt.j2
+    what: str  # for an error message: "confirmation mail"
+    email: str
+    language: str  # one of the six
+    subject: str
+    preheader: str
+
+
+def service_mail(config: Config, mail: ServiceMail, extra: dict, unsubscribe_url: str,
+                 now: datetime, message_id: str = "", signer: DkimSigner | None = None) -> bytes:
+    """Render KIND.html.j2 and KIND.txt.j2 in the reader's language and build the message
+    with the code every issue uses, DKIM-signed when [dkim] is set."""
+    env = make_environment(config.templates_dir, mail.language)
+    context = {"newsletter": config, "email": mail.email, "subject": mail.subject,
+               "language": mail.language, "direction": direction(mail.language),
+               "preheader": mail.preheader,
+               "organisation": config.text_in("organisation", mail.language), **extra}
     try:
-        html = env.get_template("confirm.html.j2").render(context)
-        text = env.get_template("confirm.txt.j2").render(context)
+        html = env.get_template(f"{mail.kind}.html.j2").render(context)
+        text = env.get_template(f"{mail.kind}.txt.j2").render(context)
     except jinja2.TemplateError as exc:
-        raise InputError(f"confirmation mail template: {exc.message}",
+        raise InputError(f"{mail.what} template: {exc.message}",
                          where=str(config.templates_dir)) from exc
-    edition = Edition(issue="confirm", language=language, subject=subject,
-                      preheader=context["preheader"], html=break_lines(inline_css(html)),
+    edition = Edition(issue=mail.kind, language=mail.language, subject=mail.subject,
+                      preheader=mail.preheader, html=break_lines(inline_css(html)),
                       text=text, fallback_name="")
-    who = Personal(email, "", unsubscribe_url,
+    who = Personal(mail.email, "", unsubscribe_url,
                    message_id or make_msgid(domain=config.sender_domain))
     data = build_message(edition, envelope_for(config), who, now)
     return signer.sign(data) if signer is not None else data
