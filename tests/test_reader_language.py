@@ -349,3 +349,18 @@ def test_a_form_naming_a_language_outside_the_six_is_refused_in_the_page_languag
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
             if "optin_requests" in tables:
                 assert conn.execute("SELECT COUNT(*) FROM optin_requests").fetchone() == (0,)
+
+
+def test_the_text_parts_labels_use_each_languages_own_colon(seen) -> None:
+    """A label and its address are one catalog sentence: French puts a no-break space before
+    the colon, Chinese writes a full-width colon."""
+    text = {lang: seen[lang]["email text"] for lang in ("en", "fr", "zh")}
+    assert "View online: http" in text["en"], text["en"][:400]
+    assert "Voir en ligne\u00a0: http" in text["fr"], text["fr"][:400]
+    assert "在线阅读：http" in text["zh"] and "在线阅读: " not in text["zh"]
+    assert re.search(r"^Se désabonner\u00a0: ", text["fr"], re.M)
+
+
+def test_french_never_glues_de_to_the_newsletters_name() -> None:
+    catalog = (LOCALE_DIR / "fr" / "LC_MESSAGES" / "messages.po").read_text(encoding="utf-8")
+    assert not re.search(r"\bde \"?\n?\"?%\(newsletter\)s", catalog)
