@@ -185,7 +185,11 @@ def serving(project: DeliveryProject, **hook_options: object) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.effective_port}{PREFIX}/webhooks/{SECRET}"
     finally:
-        server.trigger.pull_trigger(lambda: [c.close() for c in list(server._map.values())])
+        try:
+            server.trigger.pull_trigger(lambda: [c.close() for c in list(server._map.values())])
+        except OSError:  # the loop already closed its trigger (it ended): close what is left
+            for channel in list(server._map.values()):
+                channel.close()
         thread.join(timeout=15)
         server.task_dispatcher.shutdown()
 

@@ -30,7 +30,11 @@ def running_app(config_path: Path, *, worker: bool = False, **app_options) -> It
     finally:
         # Close every channel from inside the server's own loop (closing from here races
         # with its select() call); an empty socket map ends server.run().
-        server.trigger.pull_trigger(lambda: [c.close() for c in list(server._map.values())])
+        try:
+            server.trigger.pull_trigger(lambda: [c.close() for c in list(server._map.values())])
+        except OSError:  # the loop already closed its trigger (it ended): close what is left
+            for channel in list(server._map.values()):
+                channel.close()
         thread.join(timeout=5)
         server.task_dispatcher.shutdown()
         if background is not None:
