@@ -18,8 +18,9 @@ from newsletter import store, store_consent
 from newsletter.config import Config
 from newsletter.consent import event, forget_key, forget_keys, stamp
 from newsletter.consent_commands import REASONS
-from newsletter.i18n import LANGUAGES, gettext_for
+from newsletter.i18n import gettext_for
 from newsletter.tokens import verification_secrets
+from newsletter.web_language import reader_language
 from newsletter.web_pages import Pages
 
 Clock = Callable[[], datetime]
@@ -129,10 +130,8 @@ def consent_pages(config: Config, prefix: str, clock: Clock) -> Blueprint:
     pages = Pages(config, prefix)
 
     def language(preferred: str = "") -> str:
-        for choice in (request.args.get("lang", ""), preferred):
-            if choice in LANGUAGES:
-                return choice
-        return request.accept_languages.best_match(LANGUAGES) or config.default_language
+        return reader_language(request.args.get("lang", ""), preferred,
+                               request.accept_languages, config.default_language)
 
     @bp.post("/unsubscribe-reason")
     def why() -> str:

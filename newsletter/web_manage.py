@@ -18,10 +18,11 @@ from flask import Blueprint, Response, g, request
 from newsletter import store
 from newsletter.config import Config
 from newsletter.forget import export_json, forget_reader, reader_export
-from newsletter.i18n import LANGUAGES, gettext_for
+from newsletter.i18n import gettext_for
 from newsletter.manage_mail import HOURS
 from newsletter.store_manage import queue_manage_mail
 from newsletter.tokens import make_token, verification_secrets, verify_manage_token, verify_token
+from newsletter.web_language import reader_language
 from newsletter.web_pages import Pages
 
 Clock = Callable[[], datetime]
@@ -39,10 +40,8 @@ def manage_pages(config: Config, prefix: str, clock: Clock,
     pages = Pages(config, prefix)
 
     def language(preferred: str = "") -> str:
-        for choice in (request.args.get("lang", ""), preferred):
-            if choice in LANGUAGES:
-                return choice
-        return request.accept_languages.best_match(LANGUAGES) or config.default_language
+        return reader_language(request.args.get("lang", ""), preferred,
+                               request.accept_languages, config.default_language)
 
     def subscriber(email: str | None) -> store.Subscriber | None:
         return store.get_subscriber(_db(config), email) if email else None
