@@ -1,5 +1,5 @@
 """Entry point for `python -m newsletter`."""
 
-from newsletter.cli import main
+from newsletter.cli.main import main
 
 raise SystemExit(main())

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from newsletter.errors import ConfigError
 from newsletter.headers import header_text_problem
 from newsletter.netguard import parse_allow_hosts
-from newsletter.reach_config import ReachSettings, parse_reach
+from newsletter.config_reach import ReachSettings, parse_reach
 
 
 @dataclass(frozen=True)
@@ -312,7 +312,7 @@ def _parse_web(p: _Problems, raw: object) -> WebSettings:
 
 
 # RFC 5321 4.5.3.1.1: a local part has at most 64 octets; VERP adds "+" and a 32-character
-# id token (newsletter.tokens.make_id_token) to the bounce address's own local part.
+# id token (newsletter.audience.tokens.make_id_token) to the bounce address's own local part.
 _VERP_LOCAL_MAX = 64 - 1 - 32
 
 

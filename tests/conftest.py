@@ -306,21 +306,21 @@ class Project:
         shutil.copy(SAMPLE_ISSUES / "2026-11.items.yaml", self.issues / "2026-11.items.yaml")
         return self.issues / "2026-11.md"
 
-    def load_draft(self, issue: str = "2026-11"):  # noqa: ANN201 - newsletter.drafts.Draft
-        from newsletter.drafts import load_draft
+    def load_draft(self, issue: str = "2026-11"):  # noqa: ANN201 - newsletter.compose.drafts.Draft
+        from newsletter.compose.drafts import load_draft
 
         config = self.config()
         return load_draft(self.issues / f"{issue}.md", timezone=config.timezone,
                           default_language=config.default_language)
 
     def connect(self):  # noqa: ANN201 - sqlite3.Connection
-        from newsletter import store
+        from newsletter.store import sqlite as store
 
         return store.connect(self.root / "newsletter.db")
 
     def cli(self, *args: str) -> CliResult:
         """Run `newsletter --config PROJECT/newsletter.toml ARGS` in this process."""
-        from newsletter.cli import main
+        from newsletter.cli.main import main
 
         self._capsys.readouterr()
         code = main(["--config", str(self.config_path), *args])

@@ -35,7 +35,7 @@ class DeliveryProject:
                 "ON s.id = d.subscriber_id WHERE d.issue = ?", (issue,)).fetchall())
 
     def cli(self, *args: str) -> int:
-        from newsletter.cli import main
+        from newsletter.cli.main import main
 
         return main(["--config", str(self.config), *args])
 

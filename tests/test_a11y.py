@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_check import GOOD_BODY, check, line_of
 
-from newsletter.a11y import alt_is_file_name, link_text_is_generic, reading_problems
+from newsletter.compose.a11y import alt_is_file_name, link_text_is_generic, reading_problems
 
 
 @pytest.mark.parametrize("text", [

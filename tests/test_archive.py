@@ -17,13 +17,14 @@ import html5lib
 import pytest
 from conftest_delivery import REPO, make_delivery_project
 
-from newsletter import ledger, store
-from newsletter.archive import cmd_archive, entry_id
-from newsletter.compose import compose
+from newsletter.deliver import ledger
+from newsletter.store import sqlite as store
+from newsletter.web.archive import cmd_archive, entry_id
+from newsletter.compose.edition import compose
 from newsletter.config import Config, load_config
 from newsletter.errors import InputError
 from newsletter.i18n import gettext_for
-from newsletter.render import Edition, view_online_url
+from newsletter.compose.render import Edition, view_online_url
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 XHTML = "{http://www.w3.org/1999/xhtml}"

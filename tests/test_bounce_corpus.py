@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.dsn import Report, classify, parse_report
+from newsletter.audience.dsn import Report, classify, parse_report
 
 CORPUS = Path(__file__).parent / "corpora" / "bounces"
 ANSWERS = json.loads((CORPUS / "answers.json").read_text(encoding="utf-8"))

@@ -6,9 +6,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from newsletter.bounce_rules import refusal_class
-from newsletter.dsn import classify, parse_report
-from newsletter.sender_rules import is_sender_refusal
+from newsletter.audience.bounce_rules import refusal_class
+from newsletter.audience.dsn import classify, parse_report
+from newsletter.audience.sender_rules import is_sender_refusal
 
 READER = "reader@example.net"
 

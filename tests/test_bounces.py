@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import store
-from newsletter.bounces import (
+from newsletter.store import sqlite as store
+from newsletter.audience.bounces import (
     BounceRun,
     add_bounces_arguments,
     already_processed,
@@ -25,10 +25,10 @@ from newsletter.bounces import (
     record_report,
 )
 from newsletter.config import Config, load_config
-from newsletter.dsn import Recipient, Report, classify, parse_report, report_key
+from newsletter.audience.dsn import Recipient, Report, classify, parse_report, report_key
 from newsletter.errors import InputError
-from newsletter.subscribers import Subscriber
-from newsletter.tokens import DEV_SECRET, make_token, verify_token
+from newsletter.audience.subscribers import Subscriber
+from newsletter.audience.tokens import DEV_SECRET, make_token, verify_token
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 LIST_ID = "ip-for-business.ipbusiness.example.org"
@@ -448,8 +448,8 @@ def test_a_bad_path_is_an_input_error_naming_it(config: Config, tmp_path: Path, 
 def test_a_bad_path_exits_2_through_the_cli(config: Config, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture) -> None:
-    from newsletter import commands
-    from newsletter.cli import main
+    from newsletter.cli import compose_commands as commands
+    from newsletter.cli.main import main
 
     # Registered as commands.py will register it.
     monkeypatch.setitem(commands.COMMANDS, "bounces",
@@ -485,7 +485,7 @@ def test_a_sender_side_refusal_never_touches_the_reader(conn: sqlite3.Connection
 def test_status_shows_this_months_classes_with_the_top_sender_reasons(
         conn: sqlite3.Connection, config: Config, tmp_path: Path,
         capsys: pytest.CaptureFixture) -> None:
-    from newsletter.delivery_commands import cmd_status
+    from newsletter.cli.delivery_commands import cmd_status
 
     subscribe(conn, *EVERYONE)
     now = datetime.now(UTC)
@@ -586,7 +586,7 @@ def test_json_prints_one_object_per_message_and_the_summary_on_stderr(
 
 def test_an_unsubscribe_by_mail_with_a_genuine_token_unsubscribes(
         conn: sqlite3.Connection, config: Config, tmp_path: Path) -> None:
-    from newsletter.tokens import secret_from_env
+    from newsletter.audience.tokens import secret_from_env
 
     subscribe(conn, "henry.p@example.org", "grace.h@example.com")
     secret = secret_from_env()[0]
@@ -606,7 +606,7 @@ def test_an_unsubscribe_by_mail_with_a_genuine_token_unsubscribes(
 
 def test_a_report_to_our_verp_address_is_about_that_subscriber(
         conn: sqlite3.Connection, config: Config, tmp_path: Path) -> None:
-    from newsletter.tokens import make_id_token, secret_from_env
+    from newsletter.audience.tokens import make_id_token, secret_from_env
 
     subscribe(conn, "ann.lee@example.com")
     sub = store.get_subscriber(conn, "ann.lee@example.com")

@@ -37,7 +37,7 @@ def test_build_writes_desktop_and_phone_screenshots(project, tmp_path, chromium)
 
 
 def test_built_email_has_no_horizontal_overflow_on_a_phone(project, tmp_path, chromium):
-    from newsletter.browser import horizontal_overflow, open_browser
+    from newsletter.compose.browser import horizontal_overflow, open_browser
 
     project.copy_sample_issue()
     out = tmp_path / "preview"
@@ -48,7 +48,7 @@ def test_built_email_has_no_horizontal_overflow_on_a_phone(project, tmp_path, ch
 
 
 def test_overflow_check_detects_a_page_wider_than_the_phone(tmp_path, chromium):
-    from newsletter.browser import horizontal_overflow, open_browser
+    from newsletter.compose.browser import horizontal_overflow, open_browser
 
     page = tmp_path / "wide.html"
     page.write_text('<!DOCTYPE html><html><body style="margin:0">'
@@ -75,7 +75,7 @@ def make_png(width: int, height: int) -> bytes:
 
 def test_images_load_from_an_allowed_host_and_never_from_loopback(feed_server, tmp_path,
                                                                   chromium):
-    from newsletter.browser import horizontal_overflow, open_browser, screenshot
+    from newsletter.compose.browser import horizontal_overflow, open_browser, screenshot
 
     port = feed_server.httpd.server_address[1]
     feed_server.route("/wide.png", make_png(900, 10), headers={"Content-Type": "image/png"})

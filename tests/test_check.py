@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sample_issues import SAMPLE_ISSUES
 
-from newsletter.check import check_issue
-from newsletter.render import render_edition
-from newsletter.snapshot import read_snapshot
+from newsletter.compose.check import check_issue
+from newsletter.compose.render import render_edition
+from newsletter.compose.snapshot import read_snapshot
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from newsletter.personalise import PLACEHOLDER_RE
+from newsletter.compose.personalise import PLACEHOLDER_RE
 
 
 def test_new_creates_next_months_draft_from_the_template_with_send_at_filled(project):

@@ -163,7 +163,7 @@ def test_cli_with_a_bad_config_exits_2_with_one_line_naming_the_file(tmp_path,
 
 
 def test_cli_with_a_missing_config_exits_2_in_process(tmp_path, capsys):
-    from newsletter.cli import main
+    from newsletter.cli.main import main
 
     code = main(["--config", str(tmp_path / "absent.toml"), "check", "2026-11"])
     err = capsys.readouterr().err

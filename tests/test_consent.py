@@ -14,7 +14,7 @@ from smtp_server import Script, ScriptedServer
 from web_server import running_app
 
 from newsletter.i18n import gettext_for
-from newsletter.tokens import make_token
+from newsletter.audience.tokens import make_token
 
 LIST_ID = "ip-for-business.ipbusiness.example.org"
 

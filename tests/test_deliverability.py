@@ -87,7 +87,7 @@ def test_a_dry_run_before_the_send_time_says_what_is_waiting(tmp_path, monkeypat
 
 def test_a_5_7_1_that_blames_the_address_fails_that_reader_and_does_not_stop_the_run(
         tmp_path, monkeypatch):
-    from newsletter.transport import _is_policy
+    from newsletter.deliver.transport import _is_policy
 
     assert _is_policy(550, "550 5.7.1 Service unavailable; client host [192.0.2.9] blocked "
                            "using zen.spamhaus.org")

@@ -18,12 +18,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from dkim.util import parse_tag_value
 
 from newsletter.config import load_config
-from newsletter.dkim import DkimSigner, signer_from_config
-from newsletter.dkimkeys import KeyPair, cmd_dkim, keygen, txt_strings
+from newsletter.deliver.dkim import DkimSigner, signer_from_config
+from newsletter.deliver.dkimkeys import KeyPair, cmd_dkim, keygen, txt_strings
 from newsletter.errors import ConfigError, InputError
-from newsletter.message import Personal, build_message, make_envelope, message_id
-from newsletter.personalise import NAME, UNSUBSCRIBE_URL
-from newsletter.render import Edition
+from newsletter.compose.message import Personal, build_message, make_envelope, message_id
+from newsletter.compose.personalise import NAME, UNSUBSCRIBE_URL
+from newsletter.compose.render import Edition
 
 DOMAIN = "ipbusiness.example.org"
 SELECTOR = "nl2026"

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sample_issues import SAMPLE_ISSUES
 
-from newsletter.drafts import draft_path, load_draft
+from newsletter.compose.drafts import draft_path, load_draft
 from newsletter.errors import DraftError, InputError
 
 ZURICH = ZoneInfo("Europe/Zurich")

@@ -18,7 +18,7 @@ LANGUAGES = ["en", "fr", "ar", "es", "zh"]
 
 def translate(project: DeliveryProject, language: str, subject: str) -> Path:
     """A small translated edition beside the sample issue, marked as up to date."""
-    from newsletter.drafts import content_hash
+    from newsletter.compose.drafts import content_hash
 
     source = project.root / "issues" / "2026-11.md"
     text = source.read_text(encoding="utf-8")
@@ -141,7 +141,7 @@ def test_the_web_pages_follow_the_reader_language(multilingual: DeliveryProject)
 @pytest.mark.browser
 def test_arabic_edition_is_right_to_left_and_mirrored_in_chromium(
         chromium: Path, multilingual: DeliveryProject, tmp_path: Path) -> None:
-    from newsletter.browser import horizontal_overflow, open_browser
+    from newsletter.compose.browser import horizontal_overflow, open_browser
 
     out = tmp_path / "ar"
     assert multilingual.cli("build", "2026-11.ar", "--out", str(out)) == 0

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from newsletter.event_dates import event_title_line, parse_english_day, split_event_title
+from newsletter.compose.event_dates import event_title_line, parse_english_day, split_event_title
 
 
 @pytest.mark.parametrize("text", ["12 November 2026", "Thursday 12 Nov 2026", "12 Nov. 2026",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import front_matter
 
-from newsletter import fonts
+from newsletter.compose import fonts
 
 needs_fc_list = pytest.mark.skipif(shutil.which("fc-list") is None,
                                    reason="fontconfig's fc-list is not installed")
@@ -77,7 +77,7 @@ def test_build_warns_before_screenshots_of_an_edition_without_a_font(
 
 def _platform_fonts(page_file: Path, selectors: tuple[str, ...]) -> dict[str, list[dict]]:
     """The installed fonts Chromium drew each element's text with (DevTools protocol)."""
-    from newsletter.browser import open_browser
+    from newsletter.compose.browser import open_browser
 
     with open_browser() as browser:
         page = browser.new_page(java_script_enabled=False)

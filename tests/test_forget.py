@@ -26,7 +26,7 @@ from consent_helpers import (
 from smtp_server import Script, ScriptedServer
 from web_server import deliver_queued, running_app
 
-from newsletter.tokens import make_token
+from newsletter.audience.tokens import make_token
 
 LIST_ID = "ip-for-business.ipbusiness.example.org"
 NOW = "2026-11-22T10:00"

@@ -17,12 +17,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from newsletter.config import load_config
-from newsletter.drafts import load_draft
+from newsletter.compose.drafts import load_draft
 from newsletter.errors import ConfigError, DraftError, InputError
 from newsletter.headers import check_header_text, clean_header_text, header_text_problem
-from newsletter.message import Personal, build_message, make_envelope
-from newsletter.render import Edition
-from newsletter.subscribers import clean_name
+from newsletter.compose.message import Personal, build_message, make_envelope
+from newsletter.compose.render import Edition
+from newsletter.audience.subscribers import clean_name
 
 CONFIG = """\
 [newsletter]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from newsletter.inline import inline_css
-from newsletter.personalise import NAME, UNSUBSCRIBE_URL
+from newsletter.compose.inline import inline_css
+from newsletter.compose.personalise import NAME, UNSUBSCRIBE_URL
 
 PAGE = """<!DOCTYPE html>
 <html><head><style>

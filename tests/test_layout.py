@@ -13,9 +13,9 @@ import pytest
 from sample_issues import SAMPLE_ISSUES
 
 from newsletter.config import load_config
-from newsletter.drafts import load_draft
-from newsletter.render import render_edition
-from newsletter.snapshot import read_snapshot
+from newsletter.compose.drafts import load_draft
+from newsletter.compose.render import render_edition
+from newsletter.compose.snapshot import read_snapshot
 
 REPO = Path(__file__).resolve().parent.parent
 FEATURES = REPO / "templates" / "email-features.json"
@@ -100,7 +100,7 @@ def test_every_progressive_enhancement_names_its_fallback():
 
 @pytest.fixture(scope="module")
 def browser():  # noqa: ANN201 - one Chromium for the module's layout checks
-    from newsletter.browser import BrowserUnavailable, open_browser
+    from newsletter.compose.browser import BrowserUnavailable, open_browser
 
     try:
         opened_browser = open_browser()
@@ -117,7 +117,7 @@ def browser():  # noqa: ANN201 - one Chromium for the module's layout checks
 
 @pytest.mark.browser
 def test_the_email_fits_the_screen_with_and_without_its_style_block(browser, editions):
-    from newsletter.browser import horizontal_overflow
+    from newsletter.compose.browser import horizontal_overflow
 
     overflow = {(name, width): horizontal_overflow(browser, path, width)
                 for width in (320, 375, 600) for name, path in editions.items()}
@@ -200,7 +200,7 @@ def contrast(a: str, b: str) -> float:
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_plain_text_lines_fit_78_columns_except_long_urls(language):
-    from newsletter.textwidth import display_width
+    from newsletter.compose.textwidth import display_width
 
     long_lines = [line for line in sample_text(language).splitlines()
                   if display_width(line) > 78 and "://" not in line]

@@ -22,8 +22,8 @@ import pytest
 from conftest import NEWSLETTER_SCRIPT, Project
 from sample_issues import SAMPLE_ISSUES
 
-from newsletter.browser import BrowserUnavailable, open_browser
-from newsletter.live_preview import CachedResolver, LivePreview, block_unreachable_images
+from newsletter.compose.browser import BrowserUnavailable, open_browser
+from newsletter.web.live_preview import CachedResolver, LivePreview, block_unreachable_images
 
 FOLLOW_SECONDS = 8.0  # the page polls every 0.7 s; the rest is slack for a busy machine
 
@@ -410,7 +410,7 @@ def test_dns_answers_are_kept_for_a_minute_failures_too() -> None:
 def test_the_findings_are_checks_own_for_the_files_as_they_are_now(sample: Project) -> None:
     from datetime import UTC, datetime
 
-    from newsletter.issue_check import check_edition
+    from newsletter.deliver.issue_check import check_edition
 
     preview = LivePreview(sample.config_path, "2026-11")
     save(sample.issues / "2026-11.md", "## Trademarks for small exporters",

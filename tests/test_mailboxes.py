@@ -22,8 +22,8 @@ from imap_server import (  # noqa: F401
 )
 
 from newsletter.errors import InputError, NewsletterError
-from newsletter.imap_mailbox import KEYWORD, ImapSource, mailbox_name, parse_imap_url
-from newsletter.mailboxes import MAX_MESSAGE_BYTES, open_source
+from newsletter.audience.imap_mailbox import KEYWORD, ImapSource, mailbox_name, parse_imap_url
+from newsletter.audience.mailboxes import MAX_MESSAGE_BYTES, open_source
 
 CONFIG = """\
 [newsletter]
@@ -301,7 +301,7 @@ def test_an_untrusted_certificate_is_refused(dovecot: Dovecot,  # noqa: F811
 
 def cli(tmp_path: Path, capsys: pytest.CaptureFixture, *args: str,
         bounces: str = "") -> tuple[int, str, str]:
-    from newsletter.cli import main
+    from newsletter.cli.main import main
 
     config = tmp_path / "newsletter.toml"
     config.write_text(CONFIG.format(bounces=bounces), encoding="utf-8")

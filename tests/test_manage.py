@@ -15,8 +15,8 @@ from web_server import running_app
 
 from newsletter.config import load_config
 from newsletter.i18n import gettext_for
-from newsletter.mailqueue import MailQueue
-from newsletter.tokens import make_confirm_token, make_manage_token, make_token
+from newsletter.web.mailqueue import MailQueue
+from newsletter.audience.tokens import make_confirm_token, make_manage_token, make_token
 
 LIST_ID = "ip-for-business.ipbusiness.example.org"
 READER = "lea@example.org"

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from newsletter.errors import InputError
-from newsletter.message import Envelope, Personal, build_message, make_envelope, message_id
-from newsletter.personalise import (
+from newsletter.compose.message import Envelope, Personal, build_message, make_envelope, message_id
+from newsletter.compose.personalise import (
     NAME,
     UNSUBSCRIBE_URL,
     Recipient,
@@ -25,7 +25,7 @@ from newsletter.personalise import (
     personalise_text,
     unknown_placeholders,
 )
-from newsletter.render import Edition
+from newsletter.compose.render import Edition
 
 ISSUE = "2026-12"
 SENDER_DOMAIN = "ipbusiness.example.org"

@@ -9,7 +9,7 @@ import pytest
 
 from newsletter.config import FeedConfig
 from newsletter.errors import ConfigError, FeedError
-from newsletter.feeds import fetch
+from newsletter.compose.feeds import fetch
 from newsletter.netguard import NetGuard, Refused, classify, parse_allow_hosts
 
 RSS = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item><title>One'
@@ -227,9 +227,9 @@ Read [the wiki](https://wiki.corp.internal/fees) and [the printer page](http://p
 
 
 def check_draft(project, body: str, answers: dict[str, list[str]]) -> list[str]:
-    from newsletter.check import check_issue
-    from newsletter.render import render_edition
-    from newsletter.snapshot import read_snapshot
+    from newsletter.compose.check import check_issue
+    from newsletter.compose.render import render_edition
+    from newsletter.compose.snapshot import read_snapshot
 
     project.copy_sample_issue()
     path = project.draft(body=body)

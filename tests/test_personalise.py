@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from smtp_server import Script, ScriptedServer
 
-from newsletter.personalise import (
+from newsletter.compose.personalise import (
     NAME,
     UNSUBSCRIBE_URL,
     Placeholders,
@@ -139,11 +139,11 @@ def test_the_message_built_from_a_planted_draft_fills_only_the_templates_slots(
     from email import message_from_bytes, policy
 
     from newsletter.config import load_config
-    from newsletter.drafts import load_draft
-    from newsletter.message import Personal, build_message
-    from newsletter.render import render_edition
-    from newsletter.send import envelope_for, unsubscribe_url_maker
-    from newsletter.snapshot import read_snapshot
+    from newsletter.compose.drafts import load_draft
+    from newsletter.compose.message import Personal, build_message
+    from newsletter.compose.render import render_edition
+    from newsletter.deliver.send import envelope_for, unsubscribe_url_maker
+    from newsletter.compose.snapshot import read_snapshot
 
     _plant(delivery_project)
     config = load_config(delivery_project.config)

@@ -11,8 +11,8 @@ import yaml
 from sample_issues import SAMPLE_ISSUES
 
 from newsletter.errors import InputError
-from newsletter.pull import issue_window
-from newsletter.snapshot import read_snapshot
+from newsletter.compose.pull import issue_window
+from newsletter.compose.snapshot import read_snapshot
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_SNAPSHOT = SAMPLE_ISSUES / "2026-11.items.yaml"

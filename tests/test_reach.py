@@ -16,9 +16,9 @@ from web_server import running_app
 
 from newsletter.config import load_config
 from newsletter.errors import ConfigError
-from newsletter.links import CANARY_HTML, count_links
-from newsletter.render import Edition
-from newsletter.scan_filter import ScannerFilter
+from newsletter.compose.links import CANARY_HTML, count_links
+from newsletter.compose.render import Edition
+from newsletter.web.scan_filter import ScannerFilter
 
 NOW = "2026-11-22T10:00"
 BASE = "https://ipbusiness.example.org/newsletter"
@@ -291,7 +291,7 @@ def test_a_client_repeating_one_link_within_the_window_counts_once() -> None:
 
 
 def test_the_filter_keeps_at_most_max_clients_marks_and_repeats(monkeypatch) -> None:
-    import newsletter.scan_filter as scan_filter
+    import newsletter.web.scan_filter as scan_filter
 
     monkeypatch.setattr(scan_filter, "MAX_CLIENTS", 50)
     scanners = ScannerFilter(600, Clock())
@@ -308,7 +308,7 @@ def test_the_filter_keeps_at_most_max_clients_marks_and_repeats(monkeypatch) -> 
 def test_canary_is_invisible_unfocusable_and_axe_clean_in_chromium(chromium, tmp_path) -> None:
     from test_layout import run_axe, sample_edition
 
-    from newsletter.browser import open_browser
+    from newsletter.compose.browser import open_browser
 
     edition: Edition = sample_edition("en")
     counted = count_links(edition, BASE, lambda urls: {u: f"id{n:08d}" for n, u in
@@ -370,7 +370,7 @@ def test_a_late_edition_gets_counted_links_of_its_own_language(
 
 
 def test_rewriting_keeps_own_pages_slots_and_mailto_and_matches_urls_whole() -> None:
-    from newsletter.personalise import UNSUBSCRIBE_URL
+    from newsletter.compose.personalise import UNSUBSCRIBE_URL
 
     html = ('<html><body><p><a href="https://x.example/a?b=1&amp;c=2">one</a> '
             '<a href="https://x.example/a">two</a> <a href="mailto:team@example.org">m</a> '

@@ -26,16 +26,16 @@ from conftest import front_matter
 from conftest_delivery import REPO
 from web_server import running_app
 
-from newsletter.archive import Published, write_site
+from newsletter.web.archive import Published, write_site
 from newsletter.config import Config, load_config
-from newsletter.drafts import load_draft
-from newsletter.feeds import FeedItem
+from newsletter.compose.drafts import load_draft
+from newsletter.compose.feeds import FeedItem
 from newsletter.i18n import LOCALE_DIR, direction, gettext_for
-from newsletter.personalise import Recipient, personalise_html
-from newsletter.render import Edition, render_edition, view_online_url
-from newsletter.tokens import make_token
-from newsletter.web_mail import build_confirmation, confirmation_subject
-from newsletter.web_optin import confirm_token
+from newsletter.compose.personalise import Recipient, personalise_html
+from newsletter.compose.render import Edition, render_edition, view_online_url
+from newsletter.audience.tokens import make_token
+from newsletter.web.mail import build_confirmation, confirmation_subject
+from newsletter.web.optin import confirm_token
 
 LANGUAGES = ("en", "ar", "es", "fr", "ru", "zh")
 TRANSLATED = LANGUAGES[1:]
@@ -172,7 +172,7 @@ def seen(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
                                                 for lang in LANGUAGES]
         csv = root / "subscribers" / "readers.csv"
         csv.write_text("\n".join(rows) + "\n", encoding="utf-8")
-        from newsletter.cli import main
+        from newsletter.cli.main import main
 
         assert main(["--config", str(root / "newsletter.toml"), "subscribers", "import",
                      str(csv)]) == 0

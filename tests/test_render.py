@@ -11,12 +11,12 @@ import pytest
 from sample_issues import SAMPLE_ISSUES
 
 from newsletter.config import load_config
-from newsletter.drafts import load_draft
+from newsletter.compose.drafts import load_draft
 from newsletter.errors import InputError
-from newsletter.feeds import FeedItem
-from newsletter.personalise import NAME, UNSUBSCRIBE_URL
-from newsletter.render import render_edition
-from newsletter.snapshot import read_snapshot
+from newsletter.compose.feeds import FeedItem
+from newsletter.compose.personalise import NAME, UNSUBSCRIBE_URL
+from newsletter.compose.render import render_edition
+from newsletter.compose.snapshot import read_snapshot
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"

@@ -19,7 +19,8 @@ from smtp_server import Script, ScriptedServer
 from test_reach import counting, link_rows, outside_links, wait_for_totals
 from web_server import running_app
 
-from newsletter import ledger, store
+from newsletter.deliver import ledger
+from newsletter.store import sqlite as store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 PREFIX = "/newsletter"
@@ -125,7 +126,7 @@ def test_clicks_per_link_hide_counts_under_ten_and_leave_scanners_out(reported) 
 
 
 def test_the_html_page_shows_the_same_figures_in_chromium(reported, chromium) -> None:
-    from newsletter.browser import open_browser
+    from newsletter.compose.browser import open_browser
 
     project = reported["project"]
     page_file = project.root / "build" / "2026-11" / "report.html"

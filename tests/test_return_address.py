@@ -19,7 +19,7 @@ from conftest_delivery import DeliveryProject
 from smtp_server import free_port
 
 from newsletter.config import ConfigError, load_config
-from newsletter.return_address import (
+from newsletter.audience.return_address import (
     ReturnPaths,
     addressed_token,
     bounce_address,
@@ -27,7 +27,7 @@ from newsletter.return_address import (
     verp_sender,
     verp_subscriber_id,
 )
-from newsletter.tokens import make_id_token, make_token, verify_token
+from newsletter.audience.tokens import make_id_token, make_token, verify_token
 
 SECRET = "test-secret"
 LIST_ID = "ip-for-business.ipbusiness.example.org"

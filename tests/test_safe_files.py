@@ -161,8 +161,8 @@ def _mode(path: Path) -> int:
 
 def test_the_database_its_wal_and_shm_and_the_send_lock_are_created_0600(
         delivery_project):
-    from newsletter import store
-    from newsletter.lock import SendLock
+    from newsletter.store import sqlite as store
+    from newsletter.deliver.lock import SendLock
 
     old = os.umask(0o022)  # the usual umask, which left them 0644 before
     try:
@@ -185,7 +185,7 @@ def test_the_database_its_wal_and_shm_and_the_send_lock_are_created_0600(
 
 
 def test_the_send_lock_refuses_a_planted_link(tmp_path):
-    from newsletter.lock import SendLock
+    from newsletter.deliver.lock import SendLock
 
     victim = tmp_path / "victim"
     victim.write_text("keep\n")

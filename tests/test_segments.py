@@ -13,7 +13,7 @@ from conftest_delivery import DeliveryProject
 from sample_issues import SAMPLE_ISSUES
 from smtp_server import Script, ScriptedServer
 
-from newsletter.only_sections import variant_body
+from newsletter.compose.only_sections import variant_body
 
 NOW = "2026-11-22T10:00"
 LATER = "2026-11-22T10:30"
@@ -302,7 +302,7 @@ def test_an_edition_with_no_content_at_all_is_sent_to_no_one(
 
 
 def test_a_translator_gets_the_only_marker_as_a_code_and_the_translation_keeps_it() -> None:
-    from newsletter.segments import Ph, plain_text, render_body, split_document
+    from newsletter.compose.xliff_segments import Ph, plain_text, render_body, split_document
 
     doc = split_document("Subject", "", "Hi.\n\n## Geneva workshop {only=geneva,vaud}\n\n"
                                         "Come along.\n")

@@ -234,7 +234,7 @@ def test_test_send_marks_the_subject_and_leaves_the_ledger_alone(
 
 def test_a_second_concurrent_send_exits_0_saying_another_is_running(
         delivery_project: DeliveryProject, capsys) -> None:
-    from newsletter.lock import SendLock
+    from newsletter.deliver.lock import SendLock
 
     with SendLock(delivery_project.root / "newsletter.db.lock") as held:
         assert held.acquire()

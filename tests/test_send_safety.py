@@ -24,8 +24,8 @@ from conftest_delivery import REPO, DeliveryProject, make_delivery_project
 from sample_issues import SAMPLE_ISSUES
 from smtp_server import Script, ScriptedServer
 
-from newsletter.drafts import load_draft
-from newsletter.schedule_rule import off_schedule
+from newsletter.compose.drafts import load_draft
+from newsletter.deliver.schedule_rule import off_schedule
 
 NOW = "2026-11-22T10:00"  # in the sample issue's month (send_at 2026-11-05 09:00)
 LATE = "2026-12-10T10:00"  # 35 days after send_at, November over: off schedule

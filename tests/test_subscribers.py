@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter import store
-from newsletter.cli import main
+from newsletter.store import sqlite as store
+from newsletter.cli.main import main
 from newsletter.errors import InputError
-from newsletter.subscribers import Subscriber, read_csv
+from newsletter.audience.subscribers import Subscriber, read_csv
 
 HEADER = "email,name,language,tags\r\n"
 
@@ -456,7 +456,7 @@ def _naive_fields(data: str) -> Iterator[str]:
 
 
 def test_no_exported_field_starts_a_formula_under_any_separator(tmp_path):
-    from newsletter.subscribers import write_export
+    from newsletter.audience.subscribers import write_export
 
     out = tmp_path / "export.csv"
     assert write_export(out, HOSTILE, root=tmp_path) == len(HOSTILE)
@@ -472,7 +472,7 @@ def test_no_exported_field_starts_a_formula_under_any_separator(tmp_path):
 
 
 def test_an_export_imports_back_to_the_same_names_and_tags(tmp_path):
-    from newsletter.subscribers import write_export
+    from newsletter.audience.subscribers import write_export
 
     out = tmp_path / "export.csv"
     write_export(out, HOSTILE, root=tmp_path)
@@ -489,7 +489,7 @@ def test_the_export_file_is_owner_only_and_never_written_through_a_link(tmp_path
     import stat
 
     from newsletter.safe_files import LinkRefused
-    from newsletter.subscribers import write_export
+    from newsletter.audience.subscribers import write_export
 
     out = tmp_path / "export.csv"
     write_export(out, HOSTILE, root=tmp_path)
@@ -507,7 +507,7 @@ def test_the_export_file_is_owner_only_and_never_written_through_a_link(tmp_path
 @given(value=st.text(alphabet=st.sampled_from("=+-@\t\r\n,;\"' ＝＋－＠ab")
                      | st.characters(blacklist_categories=("Cs",)), max_size=30))
 def test_a_guarded_cell_is_never_a_formula_and_unguards_to_itself(value):
-    from newsletter.subscribers import export_cell, unguard_cell
+    from newsletter.audience.subscribers import export_cell, unguard_cell
 
     guarded = export_cell(value)
     assert unguard_cell(guarded) == value
@@ -515,7 +515,7 @@ def test_a_guarded_cell_is_never_a_formula_and_unguards_to_itself(value):
 
 
 def test_a_language_written_as_its_name_is_read_as_its_code(tmp_path):
-    from newsletter.subscribers import read_csv
+    from newsletter.audience.subscribers import read_csv
 
     path = tmp_path / "names.csv"
     path.write_text("email,language\na@example.org,English\nb@example.org,français\n"
@@ -527,7 +527,7 @@ def test_a_language_written_as_its_name_is_read_as_its_code(tmp_path):
 
 
 def test_a_duplicate_in_another_case_says_which_line_was_kept(tmp_path):
-    from newsletter.subscribers import read_csv
+    from newsletter.audience.subscribers import read_csv
 
     path = tmp_path / "dupes.csv"
     path.write_text("email,name,tags\nAnn.Lee@example.org,Ann,a\nann.lee@example.org,,b\n",

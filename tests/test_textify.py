@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from newsletter.textify import html_to_text
-from newsletter.textwidth import display_width
+from newsletter.compose.textify import html_to_text
+from newsletter.compose.textwidth import display_width
 
 
 def test_headings_are_underlined():

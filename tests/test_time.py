@@ -18,7 +18,7 @@ from conftest_delivery import DeliveryProject, make_delivery_project
 from faults_table import record
 from smtp_server import Script, ScriptedServer
 
-from newsletter.snapshot import read_snapshot
+from newsletter.compose.snapshot import read_snapshot
 
 SAMPLE_SEND_AT = "send_at: 2026-11-05T09:00"
 

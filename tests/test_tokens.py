@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from newsletter.tokens import (
+from newsletter.audience.tokens import (
     confirm_token_issued,
     make_confirm_token,
     make_token,
@@ -223,7 +223,7 @@ def test_rotation_works_for_confirm_tokens_too():
 
 
 def test_an_id_token_is_short_lower_case_base32_and_round_trips():
-    from newsletter.tokens import make_id_token, verify_id_token
+    from newsletter.audience.tokens import make_id_token, verify_id_token
 
     for subscriber_id in (0, 1, 42, 2**31, 2**64 - 1):
         token = make_id_token(SECRET, LIST_ID, subscriber_id)
@@ -234,7 +234,7 @@ def test_an_id_token_is_short_lower_case_base32_and_round_trips():
 
 
 def test_an_id_token_hides_the_id_and_is_deterministic():
-    from newsletter.tokens import make_id_token
+    from newsletter.audience.tokens import make_id_token
 
     tokens = [make_id_token(SECRET, LIST_ID, n) for n in range(1, 200)]
     assert len(set(tokens)) == len(tokens)
@@ -244,7 +244,7 @@ def test_an_id_token_hides_the_id_and_is_deterministic():
 
 
 def test_an_id_token_is_refused_for_another_list_secret_or_after_tampering():
-    from newsletter.tokens import make_id_token, verify_id_token
+    from newsletter.audience.tokens import make_id_token, verify_id_token
 
     token = make_id_token(SECRET, LIST_ID, 42)
     assert verify_id_token([SECRET], "other.example.org", token) is None
@@ -259,7 +259,7 @@ def test_an_id_token_is_refused_for_another_list_secret_or_after_tampering():
 
 
 def test_an_id_token_made_with_the_previous_secret_verifies_during_rotation():
-    from newsletter.tokens import make_id_token, verify_id_token
+    from newsletter.audience.tokens import make_id_token, verify_id_token
 
     token = make_id_token("old-secret", LIST_ID, 9)
     assert verify_id_token([SECRET, "old-secret"], LIST_ID, token) == 9
@@ -267,7 +267,7 @@ def test_an_id_token_made_with_the_previous_secret_verifies_during_rotation():
 
 
 def test_an_out_of_range_id_is_refused():
-    from newsletter.tokens import make_id_token
+    from newsletter.audience.tokens import make_id_token
 
     with pytest.raises(ValueError):
         make_id_token(SECRET, LIST_ID, -1)
@@ -276,7 +276,7 @@ def test_an_out_of_range_id_is_refused():
 
 
 def test_a_token_has_one_spelling_only():
-    from newsletter.tokens import make_token, verify_token
+    from newsletter.audience.tokens import make_token, verify_token
 
     token = make_token("s", "list.example.org", "ann@example.org")
     assert verify_token(["s"], "list.example.org", token) == "ann@example.org"

@@ -11,7 +11,7 @@ from conftest_delivery import DeliveryProject
 from smtp_server import Script, ScriptedServer
 
 from newsletter.errors import DeliveryError, InputError
-from newsletter.transport import SmtpTransport, parse_smtp_url
+from newsletter.deliver.transport import SmtpTransport, parse_smtp_url
 
 NOW = "2026-11-22T10:00"
 

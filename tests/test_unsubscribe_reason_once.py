@@ -10,7 +10,7 @@ from conftest_delivery import DeliveryProject
 from consent_helpers import HTTP, PREFIX
 from web_server import running_app
 
-from newsletter.tokens import make_token
+from newsletter.audience.tokens import make_token
 
 LIST_ID = "ip-for-business.ipbusiness.example.org"
 

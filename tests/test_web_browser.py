@@ -12,7 +12,7 @@ from conftest_delivery import DeliveryProject
 from smtp_server import Script, ScriptedServer
 from web_server import deliver_queued, running_app
 
-from newsletter.browser import open_browser
+from newsletter.compose.browser import open_browser
 from newsletter.i18n import gettext_for
 
 pytestmark = pytest.mark.browser

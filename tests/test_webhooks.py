@@ -31,18 +31,19 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from newsletter import sns, store
+from newsletter.audience import sns
+from newsletter.store import sqlite as store
 from newsletter.config import load_config
-from newsletter.serving import make_server
-from newsletter.subscribers import Subscriber
-from newsletter.web import create_app
-from newsletter.webhook_payloads import (
+from newsletter.web.serving import make_server
+from newsletter.audience.subscribers import Subscriber
+from newsletter.web.app import create_app
+from newsletter.audience.webhook_payloads import (
     mailgun_report,
     postmark_report,
     report_from_ses_json,
     ses_report,
 )
-from newsletter.webhooks import register_webhooks
+from newsletter.web.webhooks import register_webhooks
 
 SAMPLES = Path(__file__).parent / "fixtures" / "webhooks"
 SECRET = "hooks-0123456789abcdef"

@@ -17,7 +17,7 @@ from smtp_server import Script, ScriptedServer
 from web_server import deliver_queued, running_app
 
 from newsletter.i18n import edition_note, gettext_for
-from newsletter.tokens import verification_secrets, verify_token
+from newsletter.audience.tokens import verification_secrets, verify_token
 
 NOW = "2026-11-22T10:00"
 LIST_ID = "ip-for-business.ipbusiness.example.org"

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.message import Personal, build_message, make_envelope, message_id
+from newsletter.compose.message import Personal, build_message, make_envelope, message_id
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_layout import sample_html, sample_text  # noqa: E402
 
-from newsletter.render import Edition  # noqa: E402
+from newsletter.compose.render import Edition  # noqa: E402
 
 WHEN = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
 UNSUB = "https://ipbusiness.example.org/newsletter/unsubscribe/tok.en"

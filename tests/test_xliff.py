@@ -14,8 +14,8 @@ from sample_issues import SAMPLE_ISSUES
 from translate.storage.placeables import StringElem
 from translate.storage.xliff2 import Xliff2File
 
-from newsletter.segments import Ph, Span, split_document
-from newsletter.translate import split_draft
+from newsletter.compose.xliff_segments import Ph, Span, split_document
+from newsletter.compose.translate import split_draft
 
 NOW = "2026-11-22T10:00"
 NS = "urn:oasis:names:tc:xliff:document:2.0"
@@ -348,7 +348,7 @@ RICH_BODY = """Intro with `code`, an *italic* word, a \\*literal star\\* and <ht
 
 def test_richer_markdown_survives_the_unit_split_and_codes_are_where_expected() -> None:
     doc = split_document("S", "", RICH_BODY)
-    from newsletter.segments import render_body
+    from newsletter.compose.xliff_segments import render_body
 
     assert render_body(doc, {u.id: u.content for u in doc.units}) == \
         RICH_BODY.replace("> A quoted line\n> that goes on.", "> A quoted line that goes on.")

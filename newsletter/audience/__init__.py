@@ -1,0 +1,1 @@
+"""The audience and the return path: subscribers, tokens, consent, bounces, complaints, suppression."""

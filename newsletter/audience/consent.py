@@ -1,0 +1,109 @@
+"""Consent: the keyed hash that remembers a forgotten reader, history events, and what a CSV
+import may add (never a forgotten reader) and records (the file and line of each new one)."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import hmac
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from newsletter.store import consent as store_consent
+from newsletter.config import Config
+from newsletter.store.consent import ConsentEvent
+from newsletter.audience.subscribers import Subscriber, normalise_mailbox
+from newsletter.audience.tokens import verification_secrets
+
+
+def stamp(now: datetime) -> str:
+    return now.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def forget_key(secret: str, list_id: str, email: str) -> str:
+    """HMAC-SHA256 of the mailbox (lower-case, no +tag, Gmail's dots gone: every spelling of
+    one inbox is one key) under a key derived from the secret. Without the secret, the
+    database alone cannot tell whether someone's address is among the forgotten."""
+    key = hmac.new(secret.encode(), f"forgotten\0{list_id}".encode(), hashlib.sha256).digest()
+    return hmac.new(key, normalise_mailbox(email).encode(), hashlib.sha256).hexdigest()
+
+
+def forget_keys(config: Config, email: str, now: datetime | None = None) -> list[str]:
+    """The key under the current secret first, then under a previous one still accepted
+    during a key rotation (a hash made before the rotation still matches then)."""
+    return [forget_key(s, config.list_id, email) for s in verification_secrets(now)]
+
+
+def operator() -> str:
+    """Who ran a command, for the history ('operator (alice)')."""
+    try:
+        return f"operator ({getpass.getuser()})"
+    except (OSError, KeyError):
+        return "operator"
+
+
+def event(email: str, action: str, source: str, detail: str, now: datetime) -> ConsentEvent:
+    return ConsentEvent(email, stamp(now), action, source, detail)
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    """A parsed CSV with forgotten readers taken out, and the history events of the rest."""
+
+    subscribers: tuple[Subscriber, ...]
+    lines: tuple[int, ...]
+    skipped: tuple[str, ...]  # "file:line: ..." for each forgotten reader left out
+    events: tuple[ConsentEvent, ...]  # for the addresses that are new to the list
+
+
+def plan_import(conn: sqlite3.Connection, config: Config, path: str,
+                subscribers: Iterable[Subscriber], lines: Iterable[int],
+                now: datetime) -> ImportPlan:
+    """Leave out every forgotten reader (any spelling of their inbox), and make a 'subscribed
+    by CSV import, file:line' event for each address the list does not hold yet. The
+    skipped lines name the file and line, not the address: the output may go to a log."""
+    forgotten = store_consent.all_forgotten(conn)
+    keep: list[Subscriber] = []
+    kept_lines: list[int] = []
+    skipped: list[str] = []
+    secrets = verification_secrets(now)
+    for sub, line in zip(subscribers, lines, strict=True):
+        on = next((forgotten[k] for k in (forget_key(s, config.list_id, sub.email)
+                                          for s in secrets) if k in forgotten), "")
+        if on:
+            skipped.append(f"{path}:{line}: skipped: this reader asked to be forgotten ({on}); "
+                           "only they can subscribe again, on the web form")
+            continue
+        keep.append(sub)
+        kept_lines.append(line)
+    known = store_consent.existing_addresses(conn, (s.email for s in keep))
+    shown = relative(path, config.root)
+    events = tuple(event(s.email, "subscribed", "CSV import", f"{shown}:{n}", now)
+                   for s, n in zip(keep, kept_lines, strict=True) if s.email.lower() not in known)
+    return ImportPlan(tuple(keep), tuple(kept_lines), tuple(skipped), events)
+
+
+def relative(path: str, root: Path) -> str:
+    """The file as the project names it (subscribers/a.csv), whatever the working folder."""
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except (ValueError, OSError):
+        return path
+
+
+def record_new(conn: sqlite3.Connection, events: Iterable[ConsentEvent]) -> None:
+    """Write the events of a plan once the import has added its addresses."""
+    from newsletter.store.sqlite import transaction
+
+    with transaction(conn):
+        store_consent.record_events(conn, events)
+
+
+def status_event(conn: sqlite3.Connection, email: str, action: str, source: str, detail: str,
+                 now: datetime) -> None:
+    """One status change in the history (unsubscribe, bounce, complaint, operator's add),
+    in the caller's transaction when there is one."""
+    store_consent.record_events(conn, [event(email, action, source, detail, now)])

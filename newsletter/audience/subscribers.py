@@ -1,0 +1,283 @@
+"""Read the editors' subscriber CSV files: validate, normalise and merge rows into Subscribers."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from email_validator import EmailNotValidError, validate_email
+
+from newsletter import safe_files
+from newsletter.errors import InputError
+from newsletter.headers import clean_header_text, header_text_problem
+from newsletter.compose.sanitize import clean_line
+
+_LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
+_FORMULA_START = ("=", "+", "-", "@")
+_COLUMNS = {
+    "email": ("email", "e-mail", "email address", "e-mail address", "mail"),
+    "name": ("name", "full name", "display name"),
+    "language": ("language", "lang", "locale"),
+    "tags": ("tags", "tag", "groups"),
+}
+MAX_NAME = 200
+STATUSES = ("active", "pending", "unsubscribed", "bounced", "complained")
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    email: str
+    name: str = ""
+    language: str = ""
+    tags: tuple[str, ...] = ()
+    status: str = "active"
+    reason: str = ""
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class Rejected:
+    where: str  # "file:line"
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class ParsedList:
+    subscribers: tuple[Subscriber, ...]
+    rejected: tuple[Rejected, ...]
+    merged: int  # rows that repeated an address already read
+    notes: tuple[str, ...] = ()  # "file:line: ..." for each merge: which line's data won
+    lines: tuple[int, ...] = ()  # the line each of subscribers was read from (the kept one)
+
+
+def normalise_address(raw: str) -> str:
+    """Syntax check (no DNS) and normal form: domain lower-cased and in ASCII (IDNA)."""
+    value = raw.strip()
+    if value.startswith(_FORMULA_START):
+        raise ValueError(f"{value[:40]!r} looks like a spreadsheet formula, not an address")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{value[:40]!r} contains a control character")
+    try:
+        result = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"{value[:60]!r} is not a valid address: {exc}") from exc
+    if result.ascii_email is None:  # allow_smtputf8=False: validate_email refused it already
+        raise ValueError(f"{value[:60]!r} is not a valid address: it needs SMTPUTF8")
+    return result.ascii_email
+
+
+_GMAIL = ("gmail.com", "googlemail.com")
+
+
+def normalise_mailbox(email: str) -> str:
+    """The mailbox an address delivers to, as the per-address cap counts it: lower-case, no
+    +tag (for every domain), and for Gmail no dots and googlemail.com as gmail.com (Gmail
+    ignores both, so "a.b+x@gmail.com" and "ab@gmail.com" are one inbox)."""
+    local, _, domain = email.lower().rpartition("@")
+    local = local.split("+", 1)[0]
+    if domain in _GMAIL:
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}"
+
+
+def clean_name(raw: str) -> str:
+    """Header-safe text (newsletter.headers: one line, no control, bidi or invisible
+    characters, no RFC 2047 encoded words), bounded length."""
+    name = clean_header_text(unguard_cell(raw))
+    if problem := header_text_problem(name):
+        raise ValueError(f"name {problem}")
+    if len(name) > MAX_NAME:
+        raise ValueError(f"name is longer than {MAX_NAME} characters")
+    return name
+
+
+def clean_language(raw: str, default: str) -> str:
+    value = raw.strip().lower().replace("_", "-")
+    if not value:
+        return default
+    if value in _language_names():  # "English", "français", "العربية": spreadsheets say names
+        return _language_names()[value]
+    if not _LANGUAGE_RE.match(value):
+        raise ValueError(f"language {raw.strip()[:20]!r} is not a language code like 'en' or 'fr'")
+    return value
+
+
+@functools.cache
+def _language_names() -> dict[str, str]:
+    """Each of the six languages' names, in each of them and in English (CLDR via Babel),
+    case-folded: 'english', 'anglais', 'inglés', 'français', 'french', '中文', ..."""
+    from babel import Locale
+
+    names: dict[str, str] = {}
+    codes = ("ar", "en", "es", "fr", "ru", "zh")
+    for code in codes:
+        for shown_in in codes:
+            name = Locale(shown_in).languages.get(code, "")
+            if name:
+                names[name.casefold()] = code
+    return names
+
+
+def clean_tags(raw: str) -> tuple[str, ...]:
+    tags = (clean_line(t).strip().lower() for t in re.split(r"[;,|]", unguard_cell(raw)))
+    return tuple(sorted({t for t in tags if t}))
+
+
+def make_subscriber(email: str, name: str = "", language: str = "", tags: str = "", *,
+                    default_language: str = "en") -> Subscriber:
+    """Validate one subscriber's fields; ValueError says what is wrong."""
+    return Subscriber(normalise_address(email), clean_name(name),
+                      clean_language(language, default_language), clean_tags(tags))
+
+
+def read_csv(path: Path, *, default_language: str = "en") -> ParsedList:
+    """Parse a CSV (UTF-8 with or without BOM, or an Excel export in cp1252; , ; or tab)."""
+    text = _decode(path)
+    dialect = _sniff(text)
+    rows = _rows(csv.reader(io.StringIO(text, newline=""), dialect), path)
+    header = next(rows, (1, None))[1]
+    if header is None:
+        raise InputError("empty file; expected a header line with an 'email' column",
+                         where=str(path))
+    columns = _map_columns(path, header)
+    by_address: dict[str, tuple[int, Subscriber]] = {}
+    rejected: list[Rejected] = []
+    notes: list[str] = []
+    merged = 0
+    for line, row in rows:
+        if not any(cell.strip() for cell in row):
+            continue
+        if any(cell.strip() for cell in row[len(header):]):
+            # Usually a name with an unquoted delimiter: every later cell has shifted.
+            rejected.append(Rejected(f"{path}:{line}", f"{len(row)} fields, but the header has "
+                                     f"{len(header)} (quote a field that contains "
+                                     f"{dialect.delimiter!r})"))
+            continue
+        cells = {key: (row[i] if i < len(row) else "") for key, i in columns.items()}
+        try:
+            sub = make_subscriber(cells.get("email", ""), cells.get("name", ""),
+                                  cells.get("language", ""), cells.get("tags", ""),
+                                  default_language=default_language)
+        except ValueError as exc:
+            rejected.append(Rejected(f"{path}:{line}", str(exc)))
+            continue
+        key = sub.email.lower()
+        if key in by_address:
+            first_line, first = by_address[key]
+            by_address[key] = (first_line, replace(
+                first, name=first.name or sub.name,
+                tags=tuple(sorted(set(first.tags) | set(sub.tags)))))
+            merged += 1
+            same = "" if sub.email == first.email else f" (as {sub.email})"
+            notes.append(f"{path}:{line}: {first.email}{same} is also on line {first_line}: "
+                         f"line {first_line} is kept, with the tags of both"
+                         + ("" if first.name else " and this line's name"))
+        else:
+            by_address[key] = (line, sub)
+    return ParsedList(tuple(s for _, s in by_address.values()), tuple(rejected), merged,
+                      tuple(notes), tuple(line for line, _ in by_address.values()))
+
+
+def _rows(reader, path: Path) -> Iterator[tuple[int, list[str]]]:  # noqa: ANN001 - csv reader
+    """(first physical line, cells) per row; csv.Error becomes an InputError naming the line."""
+    end = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. an unclosed quote swallowing the rest of a big file
+            raise InputError(f"line {end + 1}: {exc}", where=str(path)) from exc
+        # line_num is the row's last physical line; a quoted cell may span several
+        start, end = end + 1, reader.line_num
+        yield start, row
+
+
+def _decode(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", where=str(path)) from exc
+    if b"\x00" in data:
+        raise InputError("contains NUL bytes (is it a UTF-16 or binary file? save as CSV UTF-8)",
+                         where=str(path))
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")  # Excel's "CSV" on Western Windows
+
+
+def _sniff(text: str) -> type[csv.Dialect] | csv.Dialect:
+    first_line = text.split("\n", 1)[0]
+    delimiter = max(",;\t", key=first_line.count)
+    dialect = csv.excel()
+    dialect.delimiter = delimiter if first_line.count(delimiter) else ","
+    return dialect
+
+
+def _map_columns(path: Path, header: list[str]) -> dict[str, int]:
+    names = [h.strip().lower() for h in header]
+    columns = {}
+    for key, aliases in _COLUMNS.items():
+        for i, name in enumerate(names):
+            if name in aliases:
+                columns[key] = i
+                break
+    if "email" not in columns:
+        raise InputError(f"line 1: no 'email' column in the header ({', '.join(header)[:80]})",
+                         where=str(path))
+    return columns
+
+
+# CSV injection: a spreadsheet runs a cell as a formula when it starts with = + - @ (or their
+# full-width forms, or TAB or CR), and a spreadsheet that splits on ";" or TAB (Excel's
+# default in much of Europe) starts a new cell after any ",", ";", TAB or line break inside
+# ours. A single quote there makes it text; one more quote goes before quotes already there,
+# so that import takes exactly one away and an export imports back unchanged.
+_TRIGGERS = "=+\\-@\t\r\uff1d\uff0b\uff0d\uff20"
+_GUARD_RE = re.compile(f"(^|[,;\t\r\n])([ \"]*)(?='*[{_TRIGGERS}])")
+_UNGUARD_RE = re.compile(f"(^|[,;\t\r\n])([ \"]*)'(?='*[{_TRIGGERS}])")
+EXPORT_COLUMNS = ("email", "name", "language", "tags", "status", "reason")
+
+
+def export_cell(value: str) -> str:
+    """value, safe to open in a spreadsheet whatever the separator it splits on."""
+    return _GUARD_RE.sub(r"\1\2'", value)
+
+
+def unguard_cell(value: str) -> str:
+    """What export_cell was given: its guard quotes taken away again."""
+    return _UNGUARD_RE.sub(r"\1\2", value)
+
+
+def export_rows(subscribers: Iterable[Subscriber]) -> Iterator[list[str]]:
+    """The header, then one guarded row per subscriber."""
+    yield list(EXPORT_COLUMNS)
+    for sub in subscribers:
+        yield [export_cell(v) for v in (sub.email, sub.name, sub.language, ";".join(sub.tags),
+                                        sub.status, sub.reason)]
+
+
+def write_export(path: Path, subscribers: Iterable[Subscriber], *, root: Path) -> int:
+    """Write the list to path: every cell quoted and guarded, owner-only (0600: personal
+    data), never through a symbolic link (safe_files). Returns the number of subscribers."""
+    count = 0
+
+    def lines() -> Iterator[bytes]:  # streamed: memory stays flat in the size of the list
+        nonlocal count
+        for number, row in enumerate(export_rows(subscribers)):
+            line = io.StringIO(newline="")
+            csv.writer(line, quoting=csv.QUOTE_ALL).writerow(row)
+            count = number
+            yield line.getvalue().encode("utf-8")
+
+    safe_files.write_chunks(path, lines(), root=root, mode=0o600)
+    return count

@@ -1,0 +1,111 @@
+"""Per-recipient values put into an inlined edition by placeholder substitution."""
+
+from __future__ import annotations
+
+import html
+import re
+import secrets
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from newsletter.compose.textwidth import hanging
+
+# Plain word characters: premailer and lxml leave them alone inside href attributes,
+# where Jinja-style "{{ x }}" would be percent-encoded (see tests/test_inline.py).
+NAME = "__NL_NAME__"
+UNSUBSCRIBE_URL = "__NL_UNSUBSCRIBE_URL__"
+PREFERENCES_URL = "__NL_PREFERENCES_URL__"
+EDITION_NOTE = "__NL_EDITION_NOTE__"
+KNOWN = (NAME, UNSUBSCRIBE_URL, PREFERENCES_URL, EDITION_NOTE)
+PLACEHOLDER_RE = re.compile(r"__NL_[A-Z0-9_]+__")
+# Only the exact slots are filled: a longer look-alike next to a slot cannot swallow it.
+_SLOT_RE = re.compile("|".join(re.escape(k) for k in KNOWN))
+# What draft and feed text may not carry: "__NL_" in any case. A zero-width space between
+# the underscores keeps the text readable and makes it no slot, whatever decodes it later.
+_LOOKALIKE_RE = re.compile(r"_(?=_nl_)", re.IGNORECASE)
+PLACEHOLDER_LIKE_RE = re.compile(r"__nl_\w*", re.IGNORECASE)
+_BREAK = "_\u200b"
+
+
+@dataclass(frozen=True)
+class Placeholders:
+    """What templates see as `recipient`: the slot markers, filled in per message."""
+
+    name: str = NAME
+    unsubscribe_url: str = UNSUBSCRIBE_URL
+    preferences_url: str = PREFERENCES_URL
+    edition_note: str = EDITION_NOTE
+
+    @classmethod
+    def for_one_render(cls) -> Placeholders:
+        """Markers with a fresh random nonce: no draft or feed text can know or spell them,
+        so after rendering, only the template's own slots carry them (see seal_slots)."""
+        nonce = secrets.token_hex(16).upper()
+        return cls(f"__NL_NAME_{nonce}__", f"__NL_UNSUBSCRIBE_URL_{nonce}__",
+                   f"__NL_PREFERENCES_URL_{nonce}__", f"__NL_EDITION_NOTE_{nonce}__")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    name: str
+    unsubscribe_url: str
+    # For a reader who gets another language's edition because theirs is not ready: a line
+    # in their own language saying so (see edition_note); empty for everyone else.
+    edition_note: str = ""
+
+    @property
+    def preferences_url(self) -> str:
+        """The reader's preferences page: the same token as the unsubscribe link, so a message
+        needs no second per-reader value (web.py answers both routes with it)."""
+        return self.unsubscribe_url.replace("/unsubscribe/", "/preferences/", 1)
+
+
+def neutralise(text: str) -> str:
+    """Draft or feed text with every placeholder look-alike broken: it can never be a slot."""
+    return _LOOKALIKE_RE.sub(_BREAK, text)
+
+
+def seal_slots(rendered: str, markers: Placeholders) -> str:
+    """The rendered edition with the one-render markers turned into the canonical slots and
+    everything else that looks like a slot neutralised: whatever the draft, the feeds, the
+    config or the CSS inliner put into the text, only the template's slots are filled."""
+    slots = {markers.name: NAME, markers.unsubscribe_url: UNSUBSCRIBE_URL,
+             markers.preferences_url: PREFERENCES_URL, markers.edition_note: EDITION_NOTE}
+    pieces = re.split("(" + "|".join(map(re.escape, slots)) + ")", rendered)
+    return "".join(slots.get(piece) or neutralise(piece) for piece in pieces)
+
+
+def safe_url(url: str) -> str:
+    """Percent-encode anything outside the URL-safe set, so a URL cannot break out of href."""
+    return quote(url, safe=":/?#[]@!$&'()*+,;=%-._~")
+
+
+def personalise_html(template: str, recipient: Recipient, fallback_name: str) -> str:
+    values = {
+        NAME: html.escape(recipient.name or fallback_name),
+        UNSUBSCRIBE_URL: html.escape(safe_url(recipient.unsubscribe_url)),
+        PREFERENCES_URL: html.escape(safe_url(recipient.preferences_url)),
+        EDITION_NOTE: html.escape(recipient.edition_note),
+    }
+    return _SLOT_RE.sub(lambda m: values[m.group()], template)
+
+
+def personalise_text(template: str, recipient: Recipient, fallback_name: str) -> str:
+    values = {NAME: recipient.name or fallback_name,
+              UNSUBSCRIBE_URL: safe_url(recipient.unsubscribe_url),
+              PREFERENCES_URL: safe_url(recipient.preferences_url),
+              # the text template puts the slot at the start of a line: a note brings its
+              # own blank line, an empty one leaves no gap
+              EDITION_NOTE: f"{hanging(recipient.edition_note, 72, 0)}\n\n"
+              if recipient.edition_note else ""}
+    return _SLOT_RE.sub(lambda m: values[m.group()], template)
+
+
+def unknown_placeholders(text: str) -> list[str]:
+    return sorted({m for m in PLACEHOLDER_RE.findall(text) if m not in KNOWN})
+
+
+def placeholder_lookalikes(text: str) -> list[tuple[int, str]]:
+    """(line number, text) of every placeholder look-alike: drafts may carry none."""
+    return [(text.count("\n", 0, m.start()) + 1, m.group())
+            for m in PLACEHOLDER_LIKE_RE.finditer(text)]

@@ -1,0 +1,1 @@
+"""Delivery: plan what is due, freeze editions, claim, send, settle; DKIM, transports, workers, reports."""

@@ -1,0 +1,156 @@
+"""DKIM keys: `newsletter dkim keygen` makes a key pair and prints the DNS record to publish."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from newsletter.config import load_config
+from newsletter.deliver.dkim import KINDS, NEW_RSA_BITS, is_dns_name
+from newsletter.errors import InputError, NewsletterError
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A new key: where its files are and the TXT record that publishes its public half."""
+
+    selector: str
+    domain: str
+    kind: str
+    bits: int  # RSA modulus size; 256 for Ed25519
+    private_file: Path
+    dns_file: Path
+    record_value: str  # "v=DKIM1; k=rsa; p=MIIB..."
+
+    @property
+    def record_name(self) -> str:
+        return f"{self.selector}._domainkey.{self.domain}"
+
+    @property
+    def zone_line(self) -> str:
+        """The record as a zone file line: a TXT string holds at most 255 octets (RFC 1035
+        3.3.14), so a longer value is split into several, which receivers concatenate."""
+        strings = " ".join(f'"{s}"' for s in txt_strings(self.record_value))
+        return f"{self.record_name}. IN TXT {strings}"
+
+
+def txt_strings(value: str, size: int = 255) -> list[str]:
+    return [value[i:i + size] for i in range(0, len(value), size)] or [""]
+
+
+def keygen(selector: str, domain: str, out_dir: Path | str, *, kind: str = "rsa",
+           bits: int = 2048) -> KeyPair:
+    """Write OUT/SELECTOR.private (PEM, 0600) and OUT/SELECTOR.dns; never overwrite either."""
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    for what, value in (("selector", selector), ("domain", domain)):
+        if not is_dns_name(value):
+            raise InputError(f"--{what} must be a DNS name such as 'nl2026' or 'example.org', "
+                             f"not {value!r}")
+    if kind not in KINDS:
+        raise InputError(f"key kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if kind == "rsa" and bits not in NEW_RSA_BITS:
+        raise InputError(f"an RSA key has {' or '.join(map(str, NEW_RSA_BITS))} bits "
+                         "(RFC 8301; more does not fit most DNS providers)")
+    out_dir = Path(out_dir)
+    private_file, dns_file = out_dir / f"{selector}.private", out_dir / f"{selector}.dns"
+    for path in (private_file, dns_file):
+        if path.exists():
+            raise InputError("already exists; keygen never overwrites a key, whose public half "
+                             "may be live in DNS: choose a new --selector", where=str(path))
+    key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+    if kind == "rsa":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        public = key.public_key().public_bytes(  # p= is the DER SubjectPublicKeyInfo
+            ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo)
+    else:
+        key, bits = ed25519.Ed25519PrivateKey.generate(), 256
+        public = key.public_key().public_bytes(  # RFC 8463 section 4.2: the raw 32 octets
+            ser.Encoding.Raw, ser.PublicFormat.Raw)
+    pem = key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
+    pair = KeyPair(selector, domain, kind, bits, private_file, dns_file,
+                   f"v=DKIM1; k={kind}; p={base64.b64encode(public).decode('ascii')}")
+    try:
+        out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _write_new(private_file, pem, 0o600)
+        _write_new(dns_file, (pair.zone_line + "\n").encode("ascii"), 0o644)
+    except OSError as exc:
+        raise NewsletterError(f"cannot write the key: {exc.strerror}",
+                              where=exc.filename or str(out_dir)) from exc
+    return pair
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """O_EXCL: no overwrite even if the file appeared since the check; the mode is set before
+    the first byte is written, so the private key is never readable by others."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), mode)  # exactly `mode`, whatever the umask
+        out.write(data)
+
+
+# --- the command ----------------------------------------------------------------------------
+
+def cmd_dkim(args: argparse.Namespace) -> int:
+    """`newsletter dkim keygen`: make a key, print its DNS record and the [dkim] lines."""
+    if args.action != "keygen":
+        raise InputError(f"unknown dkim action {args.action!r} (known: keygen)")
+    config = load_config(args.config) if Path(args.config).exists() else None
+    selector = args.selector or (config.dkim_selector if config else "")
+    domain = args.domain or (config and (config.dkim_domain or config.sender_domain)) or ""
+    if not selector:
+        raise InputError("dkim keygen needs --selector: a name for this key, new for each "
+                         "key (e.g. nl2026)")
+    if not domain:
+        raise InputError("dkim keygen needs --domain: the domain of the From address")
+    root = config.root if config else Path()
+    pair = keygen(selector, domain, Path(args.out) if args.out else root / "dkim",
+                  kind=args.kind)
+    print(f"wrote {pair.private_file} (the private key: mode 0600; keep it secret, out of git)")
+    print(f"wrote {pair.dns_file} (the DNS record below)")
+    print(f"publish this TXT record in the DNS of {pair.domain}:")
+    print(f"  name:  {pair.record_name}")
+    print(f"  value: {pair.record_value}")
+    print(f"  zone file: {pair.zone_line}")
+    when = f"once `dig +short TXT {pair.record_name}` shows it"
+    if config and config.dkim_key_file and config.dkim_selector == selector \
+            and config.dkim_key_file.resolve() == pair.private_file.resolve():
+        print(f"{args.config} names this key already: the next send signs with it, so publish "
+              "the record first")
+    else:
+        print(f"then, {when}, add to {args.config}:")
+        for line in config_lines(pair, root):
+            print(f"  {line}")
+        if config and config.dkim_selector:
+            print(f"(until then keep signing with {config.dkim_selector!r}, and leave its record "
+                  "in DNS for a week after the switch)")
+    label = f"RSA-{pair.bits}" if pair.kind == "rsa" else "Ed25519"
+    print(f"made an {label} DKIM key for {pair.record_name}", flush=True)
+    return 0
+
+
+def config_lines(pair: KeyPair, root: Path) -> list[str]:
+    """The [dkim] section for this key, key_file relative to newsletter.toml's folder."""
+    key_file = os.path.relpath(pair.private_file.resolve(), root.resolve())
+    if key_file.startswith(".."):
+        key_file = str(pair.private_file.resolve())
+    key_file = key_file.replace("\\", "\\\\").replace('"', '\\"')
+    return ["[dkim]", f'selector = "{pair.selector}"', f'domain = "{pair.domain}"',
+            f'key_file = "{key_file}"']
+
+
+def add_dkim_arguments(cmd: argparse.ArgumentParser) -> None:
+    sub = cmd.add_subparsers(dest="action", metavar="ACTION", required=True)
+    gen = sub.add_parser("keygen", help="make a key pair; print the DNS record to publish")
+    gen.add_argument("--selector", help="a name for this key, new for each key (default: "
+                                        "dkim.selector from the config)")
+    gen.add_argument("--domain", help="the signing domain (default: dkim.domain, else the "
+                                      "domain of newsletter.from)")
+    gen.add_argument("--out", metavar="DIR", help="folder for SELECTOR.private and "
+                                                  "SELECTOR.dns (default: dkim/)")
+    gen.add_argument("--kind", choices=KINDS, default="rsa",
+                     help="rsa (default; every receiver verifies it) or ed25519 (RFC 8463)")

@@ -1,0 +1,72 @@
+"""Late editions: a translation that becomes ready within the month goes to the readers who
+got another edition only because theirs was missing, once each (ledger key ISSUE+LANG)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+
+from newsletter.deliver import ledger
+from newsletter.store import segments as store_segments
+from newsletter.compose.check import check_issue
+from newsletter.compose.edition import compose
+from newsletter.config import Config
+from newsletter.compose.drafts import draft_path, load_draft
+from newsletter.errors import NewsletterError
+from newsletter.deliver.plan import translations_of
+from newsletter.deliver.reach import counted_composed
+from newsletter.deliver.segmenting import Segmenter, counted_outside_transactions
+from newsletter.compose.signoff import signed_only
+
+
+def freeze_late_editions(config: Config, conn: sqlite3.Connection, now: datetime, *,
+                         only: str | None = None,
+                         on_note: Callable[[str], None] = lambda line: None
+                         ) -> tuple[list[str], list[str]]:
+    """(ledger keys with new rows, problems). An edition with an error is held, with a
+    problem line, and tried again on the next run; the issue's other editions are unaffected."""
+    keys, problems = [], []
+    for issue in ledger.late_issues_open(conn, now):
+        if only and issue != only:
+            continue
+        path = draft_path(config.issues_dir, issue)
+        if not path.exists():
+            continue
+        try:
+            default = load_draft(path, timezone=config.timezone,
+                                 default_language=config.default_language)
+        except NewsletterError:
+            continue  # the default edition went out frozen; its draft's later state is moot
+        frozen = {lang.lower() for lang in ledger.frozen_languages(conn, issue)}
+        translations, _ = translations_of(config, default)
+        translations = [d for d in translations if d.language.lower() not in frozen]
+        translations, unsigned = signed_only(config.review_required, translations,
+                                             now.astimezone(config.timezone).date())
+        for line in unsigned:
+            on_note(line)
+        for draft in translations:
+            try:
+                composed = compose(config, draft.path, conn, now=now)
+            except NewsletterError as exc:
+                problems.append(f"{issue} ({draft.language}): late edition held: {exc}")
+                continue
+            errors = [p for p in check_issue(composed.draft, composed.edition,
+                                             item_count=len(composed.snapshot.items))
+                      if p.severity == "error"]
+            if errors:
+                problems.append(f"{issue} ({draft.language}): late edition held: {errors[0]}")
+                continue
+            composed = counted_composed(config, conn, [composed])[0]  # [reach]
+            segments = Segmenter(config, [composed], fallback=default.audience,
+                                 finish=counted_outside_transactions(config, conn))
+            lang = composed.edition.language.lower()
+            if segments.needed:  # render the variants before freeze_late's transaction
+                segments.tally(store_segments.active_readers(conn), render=True)
+            rows = ledger.freeze_late(
+                conn, segments.edition(lang), config.default_language, now,
+                audience=segments.freeze_late_rows(lang) if segments.needed else None)
+            on_note(f"{issue}: late '{draft.language}' edition frozen, {rows} reader(s) who got "
+                    "another edition will get it")
+            keys.append(ledger.late_key(issue, draft.language))
+    return keys, problems

@@ -1,0 +1,389 @@
+"""`newsletter send`: under the lock, plan what is due, freeze editions, deliver, report."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from newsletter.deliver import ledger
+from newsletter.store import sqlite as store
+from newsletter.compose.check import check_issue
+from newsletter.compose.edition import compose
+from newsletter.config import Config
+from newsletter.deliver.dkim import DkimSigner, signer_from_config
+from newsletter.compose.drafts import Draft
+from newsletter.errors import DeliveryError, InputError, NewsletterError
+from newsletter.deliver.faults import crash_point
+from newsletter.deliver.late import freeze_late_editions
+from newsletter.deliver.lock import SendLock
+from newsletter.compose.message import (
+    Envelope,
+    Personal,
+    build_message,
+    make_envelope,
+    message_id,
+)
+from newsletter.deliver.plan import Plan, plan_run, translations_of
+from newsletter.deliver.reach import counted_composed
+from newsletter.audience.return_address import ReturnPaths, unsubscribe_address
+from newsletter.deliver.schedule_rule import held_line
+from newsletter.deliver.segmenting import Segmenter, freeze_issue, prepared_editions
+from newsletter.compose.signoff import missing_signoff, signed_only
+from newsletter.audience.subscribers import Subscriber, read_csv
+from newsletter.audience.tokens import make_token, secret_from_env
+from newsletter.deliver.transport import MaildirTransport, SmtpTransport
+from newsletter.deliver.transport_choice import choose_transport
+from newsletter.deliver.workers import Clock, Job, RateLimiter, Tally, run_deliveries
+
+TEST_PREFIX = "[TEST] "
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    issue: Draft | None = None
+    dry_run: bool = False
+    resend_unknown: bool = False
+    test_addresses: tuple[str, ...] = ()
+    shard: tuple[int, int] | None = None  # (K, N): send to the K-th of N slices of the list
+    off_schedule_ok: bool = False  # `--now`, `--yes` or a yes: send issues off schedule too
+
+
+@dataclass(frozen=True)
+class SendReport:
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    unknown: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    issues: tuple[str, ...] = ()
+    transport: str = ""
+    note: str = ""  # "nothing to send: ...", "another send is running", "dry run: ..."
+    stop_reason: str = ""
+    recovered: int = 0  # rows a crashed run left `sending`, now `unknown`
+    problems: tuple[str, ...] = ()
+    timings: tuple[tuple[str, float], ...] = ()  # seconds per stage, for `make bench`
+
+    def summary(self) -> str:
+        return (f"sent {self.sent}, deferred {self.deferred}, failed {self.failed}, "
+                f"unknown {self.unknown}, skipped {self.skipped} in {self.seconds:.1f} s")
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if (self.stop_reason or self.unknown or self.recovered or self.problems) else 0
+
+
+class Transports:
+    """Builds the configured transport ([delivery] transport, transport_choice.py): SMTP at
+    NEWSLETTER_SMTP_URL or the outbox Maildir."""
+
+    def __init__(self, config: Config, environ: dict[str, str] | None = None) -> None:
+        self.choice = choose_transport(config, environ)
+        self.settings = self.choice.settings
+        self.outbox = self.choice.outbox
+
+    @property
+    def is_smtp(self) -> bool:
+        return self.settings is not None
+
+    def make(self) -> SmtpTransport | MaildirTransport:
+        return SmtpTransport(self.settings) if self.settings else MaildirTransport(self.outbox)
+
+    @property
+    def description(self) -> str:
+        return self.settings.display if self.settings else f"the Maildir {self.outbox}"
+
+
+def envelope_for(config: Config) -> Envelope:
+    return make_envelope(config.name, config.sender.display_name, config.sender.addr_spec,
+                         config.reply_to, config.list_id,
+                         unsubscribe_address=unsubscribe_address(config))
+
+
+def unsubscribe_url_maker(config: Config, secret: str) -> Callable[[str], str]:
+    base, list_id = f"{config.base_url}/unsubscribe/", config.list_id
+    return lambda email: base + make_token(secret, list_id, email)
+
+
+def _secret(transports: Transports) -> str:
+    secret, real = secret_from_env()
+    if transports.is_smtp and not real:
+        raise InputError("NEWSLETTER_SECRET is not set: it signs the unsubscribe links, and real "
+                         "mail must not carry forgeable ones (e.g. `openssl rand -hex 32`)")
+    return secret
+
+
+def send(config: Config, now: datetime, options: SendOptions, *,
+         transports: Transports | None = None,
+         on_progress: Callable[[Tally, int], None] = lambda t, n: None,
+         on_note: Callable[[str], None] = lambda s: None) -> SendReport:
+    """One `newsletter send` run. Returns the report; raises only for bad input."""
+    started = time.monotonic()
+    transports = transports or Transports(config)
+    secret = _secret(transports)
+    signer = signer_from_config(config)  # a bad key stops here, before the lock and any claim
+    if options.test_addresses:
+        return _test_send(config, now, options, transports, secret, started, signer)
+    with SendLock(config.store_path.with_name(config.store_path.name + ".lock")) as lock:
+        if not lock.acquire():
+            return SendReport(note="another send is running; nothing done",
+                              transport=transports.description)
+        conn = store.connect(config.store_path)
+        try:
+            return _locked_run(config, conn, now, options, transports, secret, started,
+                               on_progress, on_note, signer)
+        finally:
+            conn.close()
+
+
+def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options: SendOptions,
+                transports: Transports, secret: str, started: float,
+                on_progress: Callable[[Tally, int], None],
+                on_note: Callable[[str], None], signer: DkimSigner | None) -> SendReport:
+    clock = Clock(now)
+    plan = plan_run(config, conn, clock.now(), only=options.issue,
+                    off_schedule_ok=options.off_schedule_ok)
+    if options.dry_run:
+        return _dry_run(config, conn, plan, clock, transports, secret, started, options.shard)
+    recovered = ledger.recover_interrupted(conn, clock.now())
+    if recovered:
+        on_note(f"{recovered} delivery(ies) were interrupted by a crash: marked unknown "
+                "(see `newsletter status`; resend with --resend-unknown)")
+    planned = time.monotonic()
+    frozen, problems = _freeze_due(config, conn, plan, clock, on_note, options.shard)
+    late, held = ([], []) if options.shard else freeze_late_editions(
+        config, conn, clock.now(), only=options.issue.issue if options.issue else None,
+        on_note=on_note)
+    problems += tuple(held)
+    froze = time.monotonic()
+    issues = sorted(set(plan.open_issues) | set(frozen) | set(late))
+    if options.resend_unknown:
+        ledger.resend_unknown(conn, issues or _all_issues(conn, options), clock.now())
+        issues = sorted(set(issues) | set(ledger.open_issues(conn)))
+    total = ledger.count_due(conn, issues, clock.now())
+    issues_run, described = tuple(issues), transports.description
+    all_problems = tuple(plan.problems) + problems
+    if total == 0:
+        return SendReport(seconds=time.monotonic() - started, note=_nothing_note(plan, conn),
+                          issues=issues_run, transport=described, recovered=recovered,
+                          problems=all_problems)
+    envelope = envelope_for(config)
+    prepared = prepared_editions(conn, issues, envelope)  # every edition and variant
+    pool = [transports.make() for _ in range(max(1, min(config.connections, total)))]
+    for transport in pool:  # auth and TLS failures stop the run here, before any claim
+        try:
+            transport.open()
+        except DeliveryError:
+            for t in pool:
+                t.close()
+            raise
+    tally = Tally()
+    job = Job(config.store_path, prepared, envelope,
+              unsubscribe_url_maker(config, secret), clock,
+              RateLimiter(config.rate_per_second), tally, signer, ReturnPaths(config, secret),
+              transport_label=transports.choice.label)
+    with _stop_on_sigterm(tally):
+        run_deliveries(job, issues, pool, on_progress=lambda t: on_progress(t, total))
+    crash_point("summary")
+    done = time.monotonic()
+    timings = (("plan", planned - started), ("freeze", froze - planned),
+               ("deliver", done - froze))
+    return SendReport(tally.sent, tally.deferred, tally.failed, tally.unknown, tally.skipped,
+                      done - started, stop_reason=tally.stop_reason, timings=timings,
+                      issues=issues_run, transport=described, recovered=recovered,
+                      problems=all_problems)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm(tally: Tally) -> Iterator[None]:
+    """SIGTERM (a service manager, `kill`) or a first Ctrl-C stops claiming; messages in flight
+    finish and are recorded, so a polite stop leaves no `unknown` rows. A second Ctrl-C
+    interrupts at once; SIGKILL too. What is left then is for recovery (see the README)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        tally.stop(f"stopped by {signal.Signals(signum).name}")
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C is final
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _all_issues(conn: sqlite3.Connection, options: SendOptions) -> list[str]:
+    if options.issue:
+        return [options.issue.issue]
+    return [r[0] for r in conn.execute("SELECT DISTINCT issue FROM deliveries")]
+
+
+def _freeze_due(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
+                on_note: Callable[[str], None],
+                shard: tuple[int, int] | None = None) -> tuple[list[str], tuple[str, ...]]:
+    """Compose, check and freeze each due issue with its ready language editions. An issue
+    with an error in any edition is refused whole; the other issues go on."""
+    frozen, problems = [], []
+    for draft in plan.to_freeze:
+        translations, unreadable = translations_of(config, draft)
+        today = clock.now().astimezone(config.timezone).date()
+        if why := missing_signoff(config.review_required, draft.status, draft.approved_by,
+                                  today):
+            problems.append(f"{draft.issue}: not sent: {draft.path}: {why}")
+            continue
+        translations, unsigned = signed_only(config.review_required, translations, today)
+        for line in unsigned:
+            on_note(line)
+        composed, errors = [], list(unreadable)
+        for edition in [draft, *translations]:
+            try:
+                composed.append(compose(config, edition.path, conn, now=clock.now()))
+            except NewsletterError as exc:
+                errors.append(str(exc))
+                continue
+            errors += [f"{edition.path}: {p.message}" for p in check_issue(
+                composed[-1].draft, composed[-1].edition,
+                item_count=len(composed[-1].snapshot.items)) if p.severity == "error"]
+        if errors:
+            problems.append(f"{draft.issue}: not sent: {len(errors)} error(s); first: "
+                            f"{errors[0]} (run `newsletter check` on each edition)")
+            continue
+        items = {i.id for c in composed for i in c.snapshot.items}
+        composed = counted_composed(config, conn, composed)  # [reach]: links via /r/
+        rows, left_out = freeze_issue(config, conn, composed, sorted(items), clock.now(), shard)
+        crash_point("after-freeze")
+        languages = ", ".join(c.edition.language for c in composed)
+        on_note(f"{draft.issue}: edition(s) {languages} frozen, {rows} subscriber(s) to send to"
+                + (f"; {left_out}" if left_out else ""))
+        frozen.append(draft.issue)
+    return frozen, tuple(problems)
+
+
+def _nothing_note(plan: Plan, conn: sqlite3.Connection) -> str:
+    done = [i for i in ledger.counts(conn)]
+    parts = ["nothing to send"]
+    if done:
+        parts.append(f"sent already: {', '.join(done[-3:])}")
+    if plan.waiting:
+        parts.append(f"waiting: {', '.join(plan.waiting)}")
+    return "; ".join(parts)
+
+
+def _dry_run(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
+             transports: Transports, secret: str, started: float,
+             shard: tuple[int, int] | None) -> SendReport:
+    """Render every message that would go out now; send nothing and write nothing (no
+    snapshot, no import, no recovery). Issues the real run would refuse are named."""
+    envelope, url_of = envelope_for(config), unsubscribe_url_maker(config, secret)
+    paths = ReturnPaths(config, secret)
+    count, size, refused = 0, 0, []
+    today = clock.now().astimezone(config.timezone).date()
+    for draft in plan.to_freeze:
+        translations, _ = translations_of(config, draft)
+        translations = signed_only(config.review_required, translations, today)[0]
+        composed = [compose(config, d.path, conn, now=clock.now(), write=False)
+                    for d in [draft, *translations]]
+        if missing_signoff(config.review_required, draft.status, draft.approved_by, today) \
+                or any(p.severity == "error" for c in composed for p in check_issue(
+                    c.draft, c.edition, item_count=len(c.snapshot.items))):
+            refused.append(draft.issue)
+            continue
+        segments = Segmenter(config, composed)
+        for sub in _audience(config, conn):
+            if shard and ledger.shard_of(sub.email, shard[1]) != shard[0] - 1:
+                continue
+            choice = segments.choose(sub.language, sub.tags)
+            if choice.outcome != "send":  # outside the audience, or nothing for them
+                continue
+            edition = segments.edition(choice.language, choice.variant)
+            mid = message_id(edition.issue, sub.email, envelope.domain)
+            size += len(build_message(edition, envelope, Personal(
+                sub.email, sub.name, url_of(sub.email), mid, paths.mailto(sub.email)),
+                clock.now()))
+            count += 1
+    count += ledger.count_due(conn, list(plan.open_issues), clock.now())
+    issues = [d.issue for d in plan.to_freeze if d.issue not in refused] + list(plan.open_issues)
+    if count:
+        note = (f"dry run: would send {count} message(s) for {', '.join(issues)}"
+                f" via {transports.description}"
+                + (f", {size / count / 1024:.1f} KB each" if size else ""))
+    else:
+        note = "dry run: would send nothing now" + (
+            f"; waiting: {', '.join(plan.waiting)}" if plan.waiting else "")
+    if refused:
+        note += f"; would refuse {', '.join(refused)} (run `newsletter check`)"
+    return SendReport(seconds=time.monotonic() - started, note=note,
+                      transport=transports.description, problems=tuple(
+                          f"{issue}: would not be sent: check reports errors" for issue in refused)
+                      + tuple(held_line(issue, why) for issue, why in plan.off_schedule))
+
+
+def _audience(config: Config, conn: sqlite3.Connection) -> Iterator[Subscriber]:
+    """Who a send would freeze now: the active subscribers, and the new addresses in the
+    subscriber CSV files the real run imports first (read here, not written)."""
+    seen = set()
+    for sub in store.iter_subscribers(conn, "active"):
+        seen.add(sub.email.lower())
+        yield sub
+    for path in config.subscriber_files:
+        try:
+            parsed = read_csv(path, default_language=config.default_language)
+        except NewsletterError:
+            continue  # the real run reports it
+        for sub in parsed.subscribers:
+            if sub.email.lower() not in seen and store.get_subscriber(conn, sub.email) is None:
+                seen.add(sub.email.lower())
+                yield sub
+
+
+def _test_send(config: Config, now: datetime, options: SendOptions, transports: Transports,
+               secret: str, started: float, signer: DkimSigner | None) -> SendReport:
+    """--to: the issue as it would go out now, subject marked, ledger untouched."""
+    if options.issue is None:
+        raise InputError("--to needs an ISSUE (e.g. newsletter send 2026-12 --to you@example.org)")
+    conn = store.connect(config.store_path)
+    try:
+        edition = compose(config, options.issue.path, conn, now=now).edition
+    finally:
+        conn.close()
+    envelope, url_of = envelope_for(config), unsubscribe_url_maker(config, secret)
+    paths = ReturnPaths(config, secret)
+    transport = transports.make()
+    sent = failed = 0
+    problems: list[str] = []
+    try:
+        transport.open()
+        for addr in options.test_addresses:
+            mid = message_id(f"test-{datetime.now(UTC):%Y%m%d%H%M%S%f}", addr, envelope.domain)
+            data = build_message(edition, envelope, Personal(addr, "", url_of(addr), mid,
+                                                             paths.mailto(addr)),
+                                 datetime.now(UTC), subject=TEST_PREFIX + edition.subject)
+            if signer is not None:
+                data = signer.sign(data)
+            outcome = transport.send(paths.envelope_sender(), addr, data)
+            sent += outcome.kind == "sent"
+            if outcome.kind != "sent":
+                failed += 1
+                problems.append(f"{addr}: {outcome.kind}: {outcome.reply}")
+    finally:
+        transport.close()
+    return SendReport(sent=sent, failed=failed, seconds=time.monotonic() - started,
+                      transport=transports.description, issues=(options.issue.issue,),
+                      note=f"test send of {options.issue.issue} (ledger untouched)",
+                      problems=tuple(problems))
+
+
+def outbox_hint(outbox: Path) -> str:
+    return (f"messages are in {outbox}/new (open it with any mail client, e.g. `mutt -f "
+            f"{outbox}`); to send for real set [delivery] transport = \"smtp\" in "
+            "newsletter.toml and NEWSLETTER_SMTP_URL")

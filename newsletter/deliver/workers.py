@@ -1,0 +1,231 @@
+"""The delivery workers: a pool that claims ledger rows, sends, and records each outcome.
+
+Each worker claims a row (committed) before its SMTP transaction and records the outcome
+right after the server's reply; workers share only the tally, the clock and the rate limit.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from newsletter.deliver import ledger
+from newsletter.store import sqlite as store
+from newsletter.deliver.dkim import DkimSigner
+from newsletter.errors import DeliveryError, InputError
+from newsletter.deliver.faults import crash_point
+from newsletter.i18n import edition_note
+from newsletter.compose.message import Envelope, Personal, Prepared, assemble, message_id
+from newsletter.audience.return_address import ReturnPaths
+from newsletter.deliver.transport import Outcome
+
+POLICY_STREAK = 5  # this many 5.7.x replies in a row means "we" are blocked, not the subscribers
+RETRIES_PER_RUN = 3  # reconnect-and-retry for 421 or a connection lost before the final dot
+
+
+@dataclass
+class Tally:
+    """Counts shared by the workers; the summary line and the progress bar read them."""
+
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    unknown: int = 0
+    skipped: int = 0
+    policy_streak: int = 0
+    stop_reason: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.deferred + self.failed + self.unknown + self.skipped
+
+    def add(self, kind: str, *, policy: bool = False) -> bool:
+        """Count an outcome; True once 5.7.x replies in a row say the run must stop."""
+        with self.lock:
+            setattr(self, kind, getattr(self, kind) + 1)
+            if kind != "skipped":  # a suppressed row says nothing about the relay's mood
+                self.policy_streak = self.policy_streak + 1 if policy else 0
+            return self.policy_streak >= POLICY_STREAK
+
+    def stop(self, reason: str) -> None:
+        with self.lock:
+            self.stop_reason = self.stop_reason or reason
+
+
+class Clock:
+    """The run's clock: --now plus the time elapsed since the run began (or the real time)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.start, self.began = start, time.monotonic()
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.began)
+
+
+class RateLimiter:
+    """At most `rate` messages in any one-second window, shared by all workers."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next = time.monotonic()
+        self.lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self.lock:
+            now = time.monotonic()
+            slot = max(self.next, now)
+            self.next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the workers need, read-only."""
+
+    db_path: Path
+    prepared: dict[tuple[str, str, str], Prepared]  # (issue, language, variant) -> encoded once
+    envelope: Envelope
+    unsubscribe_url: Callable[[str], str]
+    clock: Clock
+    limiter: RateLimiter
+    tally: Tally
+    signer: DkimSigner | None = None
+    return_paths: ReturnPaths | None = None  # None: the envelope's sender and mailto for all
+    transport_label: str = ""  # recorded on each claimed row (transport_choice.TransportChoice)
+
+
+@dataclass(frozen=True)
+class _Done:
+    """An attempt's outcome, waiting to be written with the worker's next claim."""
+
+    settle: ledger.Settle
+    policy: bool = False
+
+
+def deliver(job: Job, work: queue.Queue, transport) -> None:  # noqa: ANN001
+    """One worker: claim (recording the previous outcome in the same commit), build, send.
+
+    If the database cannot record (disk full, read-only, I/O error) the run stops before the
+    next message: a message whose outcome cannot be written is never sent.
+    """
+    conn = store.connect(job.db_path)
+    done: _Done | None = None
+    try:
+        while not job.tally.stop_reason:
+            key = work.get()
+            if key is None:
+                break
+            issue, subscriber_id = key
+            d, state = ledger.claim(conn, issue, subscriber_id, job.clock.now(),
+                                    settle_first=done.settle if done else None,
+                                    transport=job.transport_label)
+            _count(job, done, state)
+            done = None
+            if d is None:
+                job.tally.add("skipped")
+                continue
+            if job.tally.stop_reason:  # the stop came while claiming: give the row back
+                done = _Done(ledger.Settle(d, "pending", "not attempted: the run stopped"))
+                break
+            crash_point("after-claim")
+            done = _attempt(job, transport, d)
+        if done is not None:
+            _count(job, done, ledger.settle(conn, done.settle, job.clock.now()))
+    except sqlite3.Error as exc:
+        job.tally.stop(f"database {job.db_path}: {exc}; stopped before the next message "
+                       "(rows left `sending` become `unknown` on the next run)")
+    finally:
+        transport.close()
+        conn.close()
+
+
+def _count(job: Job, done: _Done | None, state: str) -> None:
+    if done is None or state == "pending":
+        return
+    if job.tally.add(state, policy=done.policy):
+        job.tally.stop(f"stopped after {POLICY_STREAK} policy rejections in a row "
+                       f"(last: {done.settle.reply}); check the relay, SPF/DKIM and the sender")
+
+
+def _attempt(job: Job, transport, d: ledger.Delivery) -> _Done:  # noqa: ANN001
+    """Build and send one message; the outcome is recorded by the caller."""
+    mid = message_id(d.issue, d.email, job.envelope.domain)
+    paths = job.return_paths
+    try:
+        mailto = paths.mailto(d.email) if paths else ""
+        sender = paths.envelope_sender(d.subscriber_id) if paths else job.envelope.sender_addr
+        data = assemble(job.prepared[(d.issue, d.language, d.variant)], job.envelope,
+                        Personal(d.email, d.name, job.unsubscribe_url(d.email), mid, mailto,
+                                 "" if ledger.LATE_MARK in d.issue  # it is their own
+                                 else edition_note(d.reader_language, d.language)),
+                        job.clock.now())
+        if job.signer is not None:
+            data = job.signer.sign(data)
+    except InputError as exc:  # this subscriber's data cannot make a safe message; go on
+        return _Done(ledger.Settle(d, "failed", f"not sent: {exc}"))
+    outcome = Outcome("retry", 0, "connection kept failing")
+    for _ in range(RETRIES_PER_RUN):
+        job.limiter.wait()
+        try:
+            outcome = transport.send(sender, d.email, data)  # per message: VERP
+        except DeliveryError as exc:  # says nothing about the subscriber: stop, leave pending
+            job.tally.stop(str(exc))
+            return _Done(ledger.Settle(d, "pending", f"not attempted: {exc}"))
+        if outcome.kind != "retry":
+            break
+    crash_point("after-reply")
+    if outcome.kind == "sent":
+        return _Done(ledger.Settle(d, "sent", outcome.reply, mid))
+    if outcome.kind in ("failed", "unknown"):
+        return _Done(ledger.Settle(d, outcome.kind, outcome.reply))
+    # deferred, policy (5.7.x says nothing about this subscriber), or retries used up
+    return _Done(ledger.Settle(d, "deferred", outcome.reply), policy=outcome.kind == "policy")
+
+
+def run_deliveries(job: Job, issues: list[str], transports: list, *,  # noqa: ANN001
+                   on_progress: Callable[[Tally], None] = lambda t: None) -> None:
+    """Feed due rows to one worker per transport; stop feeding when a worker stops the run."""
+    work: queue.Queue = queue.Queue(maxsize=len(transports) * 8)
+    workers = [threading.Thread(target=deliver, args=(job, work, t), daemon=True,
+                                name=f"sender-{n}") for n, t in enumerate(transports)]
+    for w in workers:
+        w.start()
+    conn = store.connect(job.db_path)
+    try:
+        for key in ledger.iter_due(conn, issues, job.clock.now()):
+            while not job.tally.stop_reason and any(w.is_alive() for w in workers):
+                try:
+                    work.put(key, timeout=0.2)
+                    break
+                except queue.Full:
+                    on_progress(job.tally)
+            if job.tally.stop_reason or not any(w.is_alive() for w in workers):
+                break
+    finally:
+        conn.close()
+        for _ in workers:
+            _put_stop(work, workers)
+        while any(w.is_alive() for w in workers):
+            on_progress(job.tally)
+            for w in workers:
+                w.join(timeout=0.2)
+        on_progress(job.tally)
+
+
+def _put_stop(work: queue.Queue, workers: list[threading.Thread]) -> None:
+    while any(w.is_alive() for w in workers):
+        try:
+            work.put(None, timeout=0.2)
+            return
+        except queue.Full:
+            continue

@@ -1,0 +1,112 @@
+"""SQL for segments: the variants frozen with an issue, the variant of each delivery row, and how
+many readers each variant, an empty variant or the audience took at freeze time."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from newsletter.deliver.ledger import base_issue, load_edition
+from newsletter.compose.render import Edition
+
+
+@dataclass(frozen=True)
+class Reader:
+    id: int
+    email: str
+    language: str
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SegmentCount:
+    language: str
+    variant: str  # "" or the `only` tags the readers have, comma-joined
+    outcome: str  # send, empty (nothing left for them: not sent) or excluded (audience)
+    readers: int
+    audience: str  # the edition's audience as frozen ("everyone", "tags geneva; not staff")
+
+
+def active_readers(conn: sqlite3.Connection, ids: Iterable[int] | None = None,
+                   page: int = 1000) -> Iterator[Reader]:
+    """The active subscribers in id order, a page at a time (or just those of `ids`)."""
+    if ids is not None:
+        for chunk in _chunks(list(ids), 500):
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(
+                    f"SELECT id, email, language, tags FROM subscribers WHERE id IN ({marks}) "
+                    "AND status = 'active' ORDER BY id", chunk):
+                yield _reader(row)
+        return
+    last = 0
+    while True:
+        rows = conn.execute("SELECT id, email, language, tags FROM subscribers WHERE id > ? AND "
+                            "status = 'active' ORDER BY id LIMIT ?", (last, page)).fetchall()
+        if not rows:
+            return
+        yield from map(_reader, rows)
+        last = rows[-1][0]
+
+
+def _reader(row: sqlite3.Row) -> Reader:
+    return Reader(row[0], row[1], row[2], tuple(t for t in row[3].split(";") if t))
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def insert_deliveries(conn: sqlite3.Connection, key: str,
+                      rows: Iterable[tuple[int, str, str]], stamp: str) -> int:
+    """(subscriber id, edition language, variant) rows, pending; inside the caller's
+    transaction. Returns how many were new."""
+    before = conn.total_changes
+    conn.executemany("INSERT OR IGNORE INTO deliveries (issue, subscriber_id, language, variant, "
+                     "state, updated_at) VALUES (?, ?, ?, ?, 'pending', ?)",
+                     [(key, sid, lang, variant, stamp) for sid, lang, variant in rows])
+    return conn.total_changes - before
+
+
+def insert_variants(conn: sqlite3.Connection, issue: str,
+                    variants: Iterable[tuple[str, Edition]]) -> None:
+    conn.executemany(
+        "INSERT OR IGNORE INTO edition_variants (issue, language, variant, subject, preheader, "
+        "html, text, fallback_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(issue, e.language, variant, e.subject, e.preheader, e.html, e.text, e.fallback_name)
+         for variant, e in variants])
+
+
+def insert_counts(conn: sqlite3.Connection, key: str, counts: Iterable[SegmentCount]) -> None:
+    conn.executemany(
+        "INSERT INTO segment_counts (issue, language, variant, outcome, readers, audience) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (issue, language, variant, outcome) DO UPDATE "
+        "SET readers = readers + excluded.readers",
+        [(key, c.language, c.variant, c.outcome, c.readers, c.audience) for c in counts])
+
+
+def load_variant(conn: sqlite3.Connection, issue: str, language: str, variant: str) -> Edition:
+    """The frozen edition a delivery row names; the plain variant is the editions row."""
+    if not variant:
+        return load_edition(conn, issue, language)
+    row = conn.execute("SELECT * FROM edition_variants WHERE issue = ? AND language = ? AND "
+                       "variant = ?", (base_issue(issue), language, variant)).fetchone()
+    if row is None:
+        raise LookupError(f"no frozen variant {variant!r} of {issue} ({language})")
+    return Edition(issue=row["issue"], language=row["language"], subject=row["subject"],
+                   preheader=row["preheader"], html=row["html"], text=row["text"],
+                   fallback_name=row["fallback_name"])
+
+
+def delivery_variants(conn: sqlite3.Connection, key: str) -> list[tuple[str, str]]:
+    """(language, variant) pairs the rows of a ledger key name, variants other than ""."""
+    return [(r[0], r[1]) for r in conn.execute(
+        "SELECT DISTINCT language, variant FROM deliveries WHERE issue = ? AND variant != '' "
+        "ORDER BY language, variant", (key,))]
+
+
+def frozen_counts(conn: sqlite3.Connection, key: str) -> list[SegmentCount]:
+    return [SegmentCount(*r) for r in conn.execute(
+        "SELECT language, variant, outcome, readers, audience FROM segment_counts WHERE "
+        "issue = ? ORDER BY language, outcome DESC, variant", (key,))]

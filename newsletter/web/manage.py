@@ -1,0 +1,129 @@
+"""The reader's own data on the web, behind a link mailed to the reader on request.
+
+The unsubscribe token is in every issue's List-Unsubscribe header and footer, so whoever
+holds a forwarded issue holds it: enough to unsubscribe or edit a name, not to read or erase
+the reader's data. The preferences page therefore only asks for a link; the mail (kind
+'manage', one an hour per address) goes to the reader's own address and carries a token of
+its own purpose, valid 24 hours, that opens /manage/<token>: download (JSON) and delete.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+
+from flask import Blueprint, Response, g, request
+
+from newsletter.store import sqlite as store
+from newsletter.config import Config
+from newsletter.audience.forget import export_json, forget_reader, reader_export
+from newsletter.i18n import gettext_for
+from newsletter.web.manage_mail import HOURS
+from newsletter.store.manage import queue_manage_mail
+from newsletter.audience.tokens import make_token, verification_secrets, verify_manage_token, verify_token
+from newsletter.web.language import reader_language
+from newsletter.web.pages import Pages
+
+Clock = Callable[[], datetime]
+
+
+def _db(config: Config) -> sqlite3.Connection:
+    if "db" not in g:  # the same per-request connection as web.py's (closed at teardown)
+        g.db = store.connect(config.store_path)
+    return g.db
+
+
+def manage_pages(config: Config, prefix: str, clock: Clock,
+                 on_queued: Callable[[], None] = lambda: None) -> Blueprint:
+    bp = Blueprint("manage", __name__)
+    pages = Pages(config, prefix)
+
+    def language(preferred: str = "") -> str:
+        return reader_language(request.args.get("lang", ""), preferred,
+                               request.accept_languages, config.default_language)
+
+    def subscriber(email: str | None) -> store.Subscriber | None:
+        return store.get_subscriber(_db(config), email) if email else None
+
+    def ask_for_link(token: str) -> str | tuple[str, int]:
+        """Queue the data-link mail to the token's own address (at most one an hour). The
+        answer is the same whether or not the address is on the list, or a link was
+        already sent this hour: nothing to learn from it."""
+        email = verify_token(verification_secrets(clock()), config.list_id, token)
+        if email is None:
+            return pages.invalid_link(language())
+        sub = subscriber(email)
+        lang = language(sub.language if sub else "")
+        if sub is not None and queue_manage_mail(_db(config), sub.email,
+                                                 sub.language or lang, clock()):
+            on_queued()
+        _ = gettext_for(lang)
+        return pages.message(lang, _("Check your inbox"), _(
+            "If this address is on our list, we have sent it a link to download or delete "
+            "its data. The link works for %(hours)s hours; we send at most one an hour.")
+            % {"hours": HOURS}, notice=True, here=f"{prefix}/preferences/{token}")
+
+    @bp.post("/preferences/<token>/data-link")
+    def data_link(token: str) -> str | tuple[str, int]:
+        return ask_for_link(token)
+
+    @bp.post("/preferences/<token>/data")
+    def old_download(token: str) -> str | tuple[str, int]:
+        return ask_for_link(token)  # an old page's button: the link, never the data itself
+
+    @bp.route("/forget/<token>", methods=["GET", "POST"])
+    def old_forget(token: str) -> str | tuple[str, int]:
+        if request.method == "POST":
+            return ask_for_link(token)
+        email = verify_token(verification_secrets(clock()), config.list_id, token)
+        if email is None:
+            return pages.invalid_link(language())
+        sub = subscriber(email)
+        lang = language(sub.language if sub else "")
+        _ = gettext_for(lang)
+        return pages.render(lang, "web/data_link.html.j2", _("Your data"),
+                            action=f"{prefix}/preferences/{token}/data-link")
+
+    def reader(token: str) -> store.Subscriber | None:
+        return subscriber(verify_manage_token(verification_secrets(clock()), config.list_id,
+                                              token, clock()))
+
+    @bp.get("/manage/<token>")
+    def manage(token: str) -> str | tuple[str, int]:
+        sub = reader(token)
+        if sub is None:
+            return pages.invalid_link(language())
+        lang = language(sub.language)
+        _ = gettext_for(lang)
+        return pages.render(lang, "web/manage.html.j2", _("Your data"), email=sub.email,
+                            action=f"{prefix}/manage/{token}", hours=HOURS)
+
+    @bp.post("/manage/<token>/data")
+    def download(token: str) -> Response | tuple[str, int]:
+        sub = reader(token)
+        data = reader_export(config, _db(config), sub.email, clock()) if sub else None
+        if data is None:
+            return pages.invalid_link(language())
+        return Response(export_json(data), mimetype="application/json", headers={
+            "Content-Disposition": 'attachment; filename="newsletter-data.json"'})
+
+    @bp.route("/manage/<token>/delete", methods=["GET", "POST"])
+    def delete(token: str) -> str | tuple[str, int]:
+        sub = reader(token)
+        if sub is None:
+            return pages.invalid_link(language())
+        lang = language(sub.language)
+        _ = gettext_for(lang)
+        if request.method != "POST" or request.form.get("confirm") != "yes":
+            preferences = make_token(verification_secrets(clock())[0], config.list_id,
+                                     sub.email)
+            return pages.render(lang, "web/forget.html.j2", _("Delete your data"),
+                                email=sub.email, action=f"{prefix}/manage/{token}/delete",
+                                preferences=f"{prefix}/preferences/{preferences}")
+        forget_reader(config, _db(config), sub.email, clock())
+        return pages.message(lang, _("Your data is deleted"), _(
+            "We have erased your address, name and history from %(newsletter)s. You will "
+            "receive nothing more from us.") % {"newsletter": config.name}, notice=True)
+
+    return bp
