@@ -12,10 +12,10 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from newsletter.config_reach import ReachSettings, parse_reach
 from newsletter.errors import ConfigError
 from newsletter.headers import header_text_problem
 from newsletter.netguard import parse_allow_hosts
-from newsletter.config_reach import ReachSettings, parse_reach
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,15 @@ import html5lib
 import pytest
 from conftest_delivery import REPO, make_delivery_project
 
-from newsletter.deliver import ledger
-from newsletter.store import sqlite as store
-from newsletter.web.archive import cmd_archive, entry_id
 from newsletter.compose.edition import compose
+from newsletter.compose.render import view_online_url
 from newsletter.config import Config, load_config
+from newsletter.deliver import ledger
 from newsletter.errors import InputError
 from newsletter.i18n import gettext_for
-from newsletter.compose.render import Edition, view_online_url
+from newsletter.model import Edition
+from newsletter.store import sqlite as store
+from newsletter.web.archive import cmd_archive, entry_id
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 XHTML = "{http://www.w3.org/1999/xhtml}"

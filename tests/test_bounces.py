@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.store import sqlite as store
 from newsletter.audience.bounces import (
     BounceRun,
     add_bounces_arguments,
@@ -24,11 +23,12 @@ from newsletter.audience.bounces import (
     read_mailbox,
     record_report,
 )
-from newsletter.config import Config, load_config
 from newsletter.audience.dsn import Recipient, Report, classify, parse_report, report_key
-from newsletter.errors import InputError
-from newsletter.audience.subscribers import Subscriber
 from newsletter.audience.tokens import DEV_SECRET, make_token, verify_token
+from newsletter.config import Config, load_config
+from newsletter.errors import InputError
+from newsletter.model import Subscriber
+from newsletter.store import sqlite as store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 LIST_ID = "ip-for-business.ipbusiness.example.org"

@@ -13,8 +13,8 @@ from consent_helpers import HTTP, PREFIX, bounce_maildir, subscribe_and_confirm
 from smtp_server import Script, ScriptedServer
 from web_server import running_app
 
-from newsletter.i18n import gettext_for
 from newsletter.audience.tokens import make_token
+from newsletter.i18n import gettext_for
 
 LIST_ID = "ip-for-business.ipbusiness.example.org"
 

@@ -12,8 +12,8 @@ from conftest_delivery import DeliveryProject
 from consent_helpers import PREFIX, local, manage_links, outbox_messages
 from web_server import deliver_queued, running_app
 
-from newsletter.compose.browser import open_browser
 from newsletter.audience.tokens import make_token
+from newsletter.compose.browser import open_browser
 
 pytestmark = pytest.mark.browser
 LIST_ID = "ip-for-business.ipbusiness.example.org"

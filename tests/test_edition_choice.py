@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from test_editions import multilingual, send_all  # noqa: F401 - fixtures and helpers
 
-from newsletter.deliver.ledger import edition_language
+from newsletter.compose.edition import edition_language
 
 
 def test_one_rule_picks_the_edition_for_a_regional_tag():

@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from newsletter.store import sqlite as store
+from newsletter.compose.feeds import FeedItem, normalise_link, parse_feed
+from newsletter.compose.feeds import fetch as guarded_fetch
+from newsletter.compose.pull import choose_items, pull
 from newsletter.config import FeedConfig
 from newsletter.errors import FeedError
-from newsletter.compose.feeds import CachedFeed, FeedItem, normalise_link, parse_feed
-from newsletter.compose.feeds import fetch as guarded_fetch
+from newsletter.model import CachedFeed
 from newsletter.netguard import NetGuard
-from newsletter.compose.pull import choose_items, pull
+from newsletter.store import sqlite as store
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 IN_WINDOW = datetime(2026, 10, 15, 12, 0, tzinfo=UTC)  # the 2026-11 window: 1 Oct to 5 Nov 08:00

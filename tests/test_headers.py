@@ -16,13 +16,13 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from newsletter.config import load_config
+from newsletter.audience.subscribers import clean_name
 from newsletter.compose.drafts import load_draft
+from newsletter.compose.message import Personal, build_message, make_envelope
+from newsletter.config import load_config
 from newsletter.errors import ConfigError, DraftError, InputError
 from newsletter.headers import check_header_text, clean_header_text, header_text_problem
-from newsletter.compose.message import Personal, build_message, make_envelope
-from newsletter.compose.render import Edition
-from newsletter.audience.subscribers import clean_name
+from newsletter.model import Edition
 
 CONFIG = """\
 [newsletter]

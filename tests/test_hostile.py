@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from sample_issues import SAMPLE_ISSUES
 from smtp_server import Script, ScriptedServer
 
-from newsletter.compose.personalise import Recipient, personalise_html, personalise_text
 from newsletter.audience.tokens import make_token
+from newsletter.compose.personalise import Recipient, personalise_html, personalise_text
 
 NOW = "2026-11-22T10:00"
 

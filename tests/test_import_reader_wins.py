@@ -14,9 +14,9 @@ from conftest_delivery import REPO, DeliveryProject
 from smtp_server import Script, ScriptedServer
 from web_server import deliver_queued, running_app
 
+from newsletter.audience.tokens import make_token
 from newsletter.store import sqlite as store
 from newsletter.store.reader import reader_set_fields
-from newsletter.audience.tokens import make_token
 
 PREFIX = "/newsletter"  # the path of base_url in the sample newsletter.toml
 LIST_ID = "ip-for-business.ipbusiness.example.org"

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sample_issues import SAMPLE_ISSUES
 
-from newsletter.config import load_config
 from newsletter.compose.drafts import load_draft
 from newsletter.compose.render import render_edition
 from newsletter.compose.snapshot import read_snapshot
+from newsletter.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent
 FEATURES = REPO / "templates" / "email-features.json"

@@ -21,9 +21,9 @@ from imap_server import (  # noqa: F401
     trusted,
 )
 
-from newsletter.errors import InputError, NewsletterError
 from newsletter.audience.imap_mailbox import KEYWORD, ImapSource, mailbox_name, parse_imap_url
 from newsletter.audience.mailboxes import MAX_MESSAGE_BYTES, open_source
+from newsletter.errors import InputError, NewsletterError
 
 CONFIG = """\
 [newsletter]

@@ -18,12 +18,12 @@ from conftest_delivery import DeliveryProject
 from smtp_server import DROP, Script, ScriptedServer, free_port
 from web_server import running_app
 
-from newsletter.store import sqlite as store
 from newsletter.config import WebSettings, load_config
 from newsletter.deliver.dkimkeys import config_lines, keygen
 from newsletter.i18n import gettext_for
+from newsletter.model import normalise_mailbox
+from newsletter.store import sqlite as store
 from newsletter.web.mailqueue import LEASE, MailQueue
-from newsletter.audience.subscribers import normalise_mailbox
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 

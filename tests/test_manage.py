@@ -13,10 +13,10 @@ from consent_helpers import HTTP, PREFIX, ask_for_data_link, local, manage_links
 from smtp_server import Script, ScriptedServer
 from web_server import running_app
 
+from newsletter.audience.tokens import make_confirm_token, make_manage_token, make_token
 from newsletter.config import load_config
 from newsletter.i18n import gettext_for
 from newsletter.web.mailqueue import MailQueue
-from newsletter.audience.tokens import make_confirm_token, make_manage_token, make_token
 
 LIST_ID = "ip-for-business.ipbusiness.example.org"
 READER = "lea@example.org"

@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.errors import InputError
 from newsletter.compose.message import Envelope, Personal, build_message, make_envelope, message_id
 from newsletter.compose.personalise import (
     NAME,
@@ -25,7 +24,8 @@ from newsletter.compose.personalise import (
     personalise_text,
     unknown_placeholders,
 )
-from newsletter.compose.render import Edition
+from newsletter.errors import InputError
+from newsletter.model import Edition
 
 ISSUE = "2026-12"
 SENDER_DOMAIN = "ipbusiness.example.org"

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
+from newsletter.compose.feeds import fetch
 from newsletter.config import FeedConfig
 from newsletter.errors import ConfigError, FeedError
-from newsletter.compose.feeds import fetch
 from newsletter.netguard import NetGuard, Refused, classify, parse_allow_hosts
 
 RSS = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item><title>One'

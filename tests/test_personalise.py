@@ -138,12 +138,12 @@ def test_the_message_built_from_a_planted_draft_fills_only_the_templates_slots(
     """Should check be skipped, the edition itself still fills no planted slot."""
     from email import message_from_bytes, policy
 
-    from newsletter.config import load_config
     from newsletter.compose.drafts import load_draft
     from newsletter.compose.message import Personal, build_message
     from newsletter.compose.render import render_edition
-    from newsletter.deliver.send import envelope_for, unsubscribe_url_maker
     from newsletter.compose.snapshot import read_snapshot
+    from newsletter.config import load_config
+    from newsletter.deliver.send import envelope_for, unsubscribe_url_maker
 
     _plant(delivery_project)
     config = load_config(delivery_project.config)

@@ -10,9 +10,9 @@ import pytest
 import yaml
 from sample_issues import SAMPLE_ISSUES
 
-from newsletter.errors import InputError
 from newsletter.compose.pull import issue_window
 from newsletter.compose.snapshot import read_snapshot
+from newsletter.errors import InputError
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_SNAPSHOT = SAMPLE_ISSUES / "2026-11.items.yaml"

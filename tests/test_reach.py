@@ -14,10 +14,10 @@ from conftest_delivery import DeliveryProject
 from test_editions import multilingual  # noqa: F401 - the fixture
 from web_server import running_app
 
+from newsletter.compose.links import CANARY_HTML, count_links
 from newsletter.config import load_config
 from newsletter.errors import ConfigError
-from newsletter.compose.links import CANARY_HTML, count_links
-from newsletter.compose.render import Edition
+from newsletter.model import Edition
 from newsletter.web.scan_filter import ScannerFilter
 
 NOW = "2026-11-22T10:00"

@@ -26,14 +26,15 @@ from conftest import front_matter
 from conftest_delivery import REPO
 from web_server import running_app
 
-from newsletter.web.archive import Published, write_site
-from newsletter.config import Config, load_config
+from newsletter.audience.tokens import make_token
 from newsletter.compose.drafts import load_draft
 from newsletter.compose.feeds import FeedItem
-from newsletter.i18n import LOCALE_DIR, direction, gettext_for
 from newsletter.compose.personalise import Recipient, personalise_html
-from newsletter.compose.render import Edition, render_edition, view_online_url
-from newsletter.audience.tokens import make_token
+from newsletter.compose.render import render_edition, view_online_url
+from newsletter.config import Config, load_config
+from newsletter.i18n import LOCALE_DIR, direction, gettext_for
+from newsletter.model import Edition
+from newsletter.web.archive import Published, write_site
 from newsletter.web.mail import build_confirmation, confirmation_subject
 from newsletter.web.optin import confirm_token
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from sample_issues import SAMPLE_ISSUES
 
-from newsletter.config import load_config
 from newsletter.compose.drafts import load_draft
-from newsletter.errors import InputError
 from newsletter.compose.feeds import FeedItem
 from newsletter.compose.personalise import NAME, UNSUBSCRIBE_URL
 from newsletter.compose.render import render_edition
 from newsletter.compose.snapshot import read_snapshot
+from newsletter.config import load_config
+from newsletter.errors import InputError
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"

@@ -18,7 +18,6 @@ from aiosmtpd.controller import Controller
 from conftest_delivery import DeliveryProject
 from smtp_server import free_port
 
-from newsletter.config import ConfigError, load_config
 from newsletter.audience.return_address import (
     ReturnPaths,
     addressed_token,
@@ -28,6 +27,7 @@ from newsletter.audience.return_address import (
     verp_subscriber_id,
 )
 from newsletter.audience.tokens import make_id_token, make_token, verify_token
+from newsletter.config import ConfigError, load_config
 
 SECRET = "test-secret"
 LIST_ID = "ip-for-business.ipbusiness.example.org"

@@ -161,8 +161,8 @@ def _mode(path: Path) -> int:
 
 def test_the_database_its_wal_and_shm_and_the_send_lock_are_created_0600(
         delivery_project):
-    from newsletter.store import sqlite as store
     from newsletter.deliver.lock import SendLock
+    from newsletter.store import sqlite as store
 
     old = os.umask(0o022)  # the usual umask, which left them 0644 before
     try:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from newsletter.compose.sanitize import clean_line, plain_text, sanitize_html
+from newsletter.sanitize import clean_line, plain_text, sanitize_html
 
 
 @pytest.mark.parametrize("hostile, banned", [

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.store import sqlite as store
+from newsletter.audience.subscribers import read_csv
 from newsletter.cli.main import main
 from newsletter.errors import InputError
-from newsletter.audience.subscribers import Subscriber, read_csv
+from newsletter.model import Subscriber
+from newsletter.store import sqlite as store
 
 HEADER = "email,name,language,tags\r\n"
 
@@ -249,11 +250,11 @@ def test_iter_subscribers_streams_every_row_once_in_id_order_a_page_at_a_time(co
     emails = [f"s{i}@example.org" for i in (5, 3, 1, 4, 2)]
     store.upsert_subscribers(conn, [Subscriber(e) for e in emails])
     selects: list[str] = []
-    conn.set_trace_callback(lambda sql: selects.append(sql) if sql.startswith("SELECT") else None)
+    conn.trace(lambda sql: selects.append(sql) if sql.startswith("SELECT") else None)
 
     got = list(store.iter_subscribers(conn, page=2))
 
-    conn.set_trace_callback(None)
+    conn.trace(None)
     assert [s.email for s in got] == emails  # insertion order is id order
     assert [s.id for s in got] == sorted(s.id for s in got)
     assert len(selects) == 4  # pages of 2, 2 and 1 row, then an empty page ends it
@@ -488,8 +489,8 @@ def test_the_export_file_is_owner_only_and_never_written_through_a_link(tmp_path
     import os
     import stat
 
-    from newsletter.safe_files import LinkRefused
     from newsletter.audience.subscribers import write_export
+    from newsletter.safe_files import LinkRefused
 
     out = tmp_path / "export.csv"
     write_export(out, HOSTILE, root=tmp_path)

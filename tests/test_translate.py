@@ -10,8 +10,8 @@ import pytest
 from conftest_delivery import REPO, DeliveryProject, make_delivery_project
 from sample_issues import SAMPLE_ISSUES
 
-from newsletter.compose.xliff_segments import render_body, split_document
 from newsletter.compose.translate import short_diff, source_sections, split_draft
+from newsletter.compose.xliff_segments import render_body, split_document
 
 NOW = "2026-11-22T10:00"
 SAMPLE_LANGUAGES = ("ar", "es", "fr", "ru", "zh")

@@ -10,8 +10,8 @@ import trustme
 from conftest_delivery import DeliveryProject
 from smtp_server import Script, ScriptedServer
 
-from newsletter.errors import DeliveryError, InputError
 from newsletter.deliver.transport import SmtpTransport, parse_smtp_url
+from newsletter.errors import DeliveryError, InputError
 
 NOW = "2026-11-22T10:00"
 

@@ -14,8 +14,8 @@ from sample_issues import SAMPLE_ISSUES
 from smtp_server import Script, ScriptedServer
 from web_server import deliver_queued, running_app
 
-from newsletter.i18n import gettext_for
 from newsletter.audience.tokens import make_token
+from newsletter.i18n import gettext_for
 
 NOW = "2026-11-22T10:00"
 PREFIX = "/newsletter"  # the path of base_url in the sample newsletter.toml

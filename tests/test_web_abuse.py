@@ -367,8 +367,8 @@ def test_slash_redirects_point_at_base_url_not_the_host_header(
 
 
 def test_serve_limits_what_one_connection_can_hold() -> None:
-    from newsletter.web.serving import WAITRESS_LIMITS, make_server
     from newsletter.web.app import MAX_BODY_BYTES
+    from newsletter.web.serving import WAITRESS_LIMITS, make_server
 
     server = make_server(lambda environ, start: [], "127.0.0.1", 0)
     try:

@@ -32,17 +32,17 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from newsletter.audience import sns
-from newsletter.store import sqlite as store
-from newsletter.config import load_config
-from newsletter.web.serving import make_server
-from newsletter.audience.subscribers import Subscriber
-from newsletter.web.app import create_app
 from newsletter.audience.webhook_payloads import (
     mailgun_report,
     postmark_report,
     report_from_ses_json,
     ses_report,
 )
+from newsletter.config import load_config
+from newsletter.model import Subscriber
+from newsletter.store import sqlite as store
+from newsletter.web.app import create_app
+from newsletter.web.serving import make_server
 from newsletter.web.webhooks import register_webhooks
 
 SAMPLES = Path(__file__).parent / "fixtures" / "webhooks"

@@ -16,8 +16,8 @@ from sample_issues import SAMPLE_ISSUES
 from smtp_server import Script, ScriptedServer
 from web_server import deliver_queued, running_app
 
-from newsletter.i18n import edition_note, gettext_for
 from newsletter.audience.tokens import verification_secrets, verify_token
+from newsletter.i18n import edition_note, gettext_for
 
 NOW = "2026-11-22T10:00"
 LIST_ID = "ip-for-business.ipbusiness.example.org"

@@ -14,7 +14,7 @@ from newsletter.compose.message import Personal, build_message, make_envelope, m
 sys.path.insert(0, str(Path(__file__).parent))
 from test_layout import sample_html, sample_text  # noqa: E402
 
-from newsletter.compose.render import Edition  # noqa: E402
+from newsletter.model import Edition
 
 WHEN = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
 UNSUB = "https://ipbusiness.example.org/newsletter/unsubscribe/tok.en"

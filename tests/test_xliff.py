@@ -14,8 +14,8 @@ from sample_issues import SAMPLE_ISSUES
 from translate.storage.placeables import StringElem
 from translate.storage.xliff2 import Xliff2File
 
-from newsletter.compose.xliff_segments import Ph, Span, split_document
 from newsletter.compose.translate import split_draft
+from newsletter.compose.xliff_segments import Ph, Span, split_document
 
 NOW = "2026-11-22T10:00"
 NS = "urn:oasis:names:tc:xliff:document:2.0"

@@ -8,9 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from newsletter.config import load_config
+from newsletter.web.app import create_app
 from newsletter.web.mailqueue import MailQueue, QueueRun, QueueWorker
 from newsletter.web.serving import make_server
-from newsletter.web.app import create_app
 
 
 @contextmanager

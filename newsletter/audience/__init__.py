@@ -1,1 +1,3 @@
-"""The audience and the return path: subscribers, tokens, consent, bounces, complaints, suppression."""
+"""The audience and the return path: subscribers, tokens, consent, bounces, complaints,
+suppression.
+"""

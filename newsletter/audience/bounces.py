@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -14,22 +13,23 @@ from datetime import UTC, datetime
 from email.message import Message
 from functools import partial
 
-from newsletter.store import sqlite as store
 from newsletter.audience.bounce_report import FAILED
-from newsletter.cli.main import config_of, open_store
-from newsletter.config import Config
 from newsletter.audience.dsn import Report, classify, parse_report, report_key
 from newsletter.audience.mailboxes import open_source, read_mailbox  # noqa: F401 (moved there)
 from newsletter.audience.suppression import BounceRun, Change, apply_recipient, stamp  # noqa: F401
 from newsletter.audience.text_bounces import bounce_for
 from newsletter.audience.tokens import verification_secrets, verify_token
+from newsletter.cli.main import config_of, open_store
+from newsletter.config import Config
+from newsletter.store import sqlite as store
+from newsletter.store.db import Db
 
 _IGNORED = ("auto-reply", "delivery", "other", "unparseable")
 
 
 # --- effects: one transaction per report ---------------------------------------------------
 
-def process_reports(conn: sqlite3.Connection, messages: Iterable[tuple[str, bytes]],
+def process_reports(conn: Db, messages: Iterable[tuple[str, bytes]],
                     config: Config, *, now: datetime | None = None, dry_run: bool = False,
                     on_warning: Callable[[str], None] = lambda line: None,
                     on_done: Callable[[str], None] = lambda label: None,
@@ -71,17 +71,17 @@ def process_reports(conn: sqlite3.Connection, messages: Iterable[tuple[str, byte
     return run
 
 
-def already_processed(conn: sqlite3.Connection, key: str) -> bool:
+def already_processed(conn: Db, key: str) -> bool:
     return conn.execute("SELECT 1 FROM processed_reports WHERE report_key = ?",
                         (key,)).fetchone() is not None
 
 
-def _step(conn: sqlite3.Connection, dry_run: bool) -> AbstractContextManager:
+def _step(conn: Db, dry_run: bool) -> AbstractContextManager:
     return nullcontext() if dry_run else store.transaction(conn)
 
 
 @contextmanager
-def _rolled_back(conn: sqlite3.Connection) -> Iterator[None]:
+def _rolled_back(conn: Db) -> Iterator[None]:
     """--dry-run: do everything in one transaction and roll it back, so the tally is exact."""
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -90,7 +90,7 @@ def _rolled_back(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute("ROLLBACK")
 
 
-def _attributed(conn: sqlite3.Connection, message: Message, report: Report, config: Config,
+def _attributed(conn: Db, message: Message, report: Report, config: Config,
                 now: datetime) -> Report:
     """A report sent to our VERP address bounces+TOKEN@ is about the token's subscriber,
     whatever address a forwarding or rewriting MTA put in it."""
@@ -112,7 +112,7 @@ def _attributed(conn: sqlite3.Connection, message: Message, report: Report, conf
     return bounce_for(message, sub.email.lower()) or report
 
 
-def record_report(conn: sqlite3.Connection, key: str, report: Report, config: Config,
+def record_report(conn: Db, key: str, report: Report, config: Config,
                   now: datetime, run: BounceRun, label: str) -> tuple[str, ...]:
     """Apply one classified report and record its key, inside the caller's transaction.
 
@@ -135,7 +135,10 @@ def record_report(conn: sqlite3.Connection, key: str, report: Report, config: Co
 # --- the command -----------------------------------------------------------------------------
 
 def cmd_bounces(args: argparse.Namespace) -> int:
-    from newsletter.cli.compose_commands import say, warn  # commands imports this module to register it
+    from newsletter.cli.compose_commands import (  # commands imports this module to register it
+        say,
+        warn,
+    )
 
     started = time.monotonic()
     config = config_of(args)

@@ -6,17 +6,17 @@ from __future__ import annotations
 import getpass
 import hashlib
 import hmac
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter.store import consent as store_consent
-from newsletter.config import Config
-from newsletter.store.consent import ConsentEvent
-from newsletter.audience.subscribers import Subscriber, normalise_mailbox
 from newsletter.audience.tokens import verification_secrets
+from newsletter.config import Config
+from newsletter.model import Subscriber, normalise_mailbox
+from newsletter.store import consent as store_consent
+from newsletter.store.consent import ConsentEvent
+from newsletter.store.db import Db
 
 
 def stamp(now: datetime) -> str:
@@ -59,7 +59,7 @@ class ImportPlan:
     events: tuple[ConsentEvent, ...]  # for the addresses that are new to the list
 
 
-def plan_import(conn: sqlite3.Connection, config: Config, path: str,
+def plan_import(conn: Db, config: Config, path: str,
                 subscribers: Iterable[Subscriber], lines: Iterable[int],
                 now: datetime) -> ImportPlan:
     """Leave out every forgotten reader (any spelling of their inbox), and make a 'subscribed
@@ -94,7 +94,7 @@ def relative(path: str, root: Path) -> str:
         return path
 
 
-def record_new(conn: sqlite3.Connection, events: Iterable[ConsentEvent]) -> None:
+def record_new(conn: Db, events: Iterable[ConsentEvent]) -> None:
     """Write the events of a plan once the import has added its addresses."""
     from newsletter.store.sqlite import transaction
 
@@ -102,7 +102,7 @@ def record_new(conn: sqlite3.Connection, events: Iterable[ConsentEvent]) -> None
         store_consent.record_events(conn, events)
 
 
-def status_event(conn: sqlite3.Connection, email: str, action: str, source: str, detail: str,
+def status_event(conn: Db, email: str, action: str, source: str, detail: str,
                  now: datetime) -> None:
     """One status change in the history (unsubscribe, bounce, complaint, operator's add),
     in the caller's transaction when there is one."""

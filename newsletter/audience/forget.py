@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import Message
@@ -15,12 +14,13 @@ from email.policy import compat32
 from email.utils import getaddresses
 from pathlib import Path
 
+from newsletter.audience.consent import forget_keys, relative, stamp
+from newsletter.config import Config
+from newsletter.model import normalise_mailbox
 from newsletter.store import consent as store_consent
 from newsletter.store import forget as store_forget
-from newsletter.config import Config
-from newsletter.audience.consent import forget_keys, relative, stamp
+from newsletter.store.db import Db
 from newsletter.store.forget import Erased
-from newsletter.audience.subscribers import normalise_mailbox
 
 _GMAIL = ("gmail.com", "googlemail.com")
 _MAX_HEADER = 256 * 1024  # a header longer than this is not one the transport wrote
@@ -34,7 +34,7 @@ class ForgetReport:
     still_in: tuple[str, ...]  # "file:line" of the editors' CSV files that still list it
 
 
-def same_mailbox(conn: sqlite3.Connection, email: str) -> set[str]:
+def same_mailbox(conn: Db, email: str) -> set[str]:
     """email and every other spelling of its inbox that the database holds."""
     mailbox_ = normalise_mailbox(email)
     domain = mailbox_.rpartition("@")[2]
@@ -42,7 +42,7 @@ def same_mailbox(conn: sqlite3.Connection, email: str) -> set[str]:
     return {email} | {e for e in found if e and normalise_mailbox(e) == mailbox_}
 
 
-def forget_reader(config: Config, conn: sqlite3.Connection, email: str,
+def forget_reader(config: Config, conn: Db, email: str,
                   now: datetime) -> ForgetReport:
     """Erase a reader; idempotent (a second call finds nothing and keeps the one hash)."""
     spellings = same_mailbox(conn, email)
@@ -106,7 +106,7 @@ def _csv_mentions(files: tuple[Path, ...], spellings: set[str],
     return tuple(found)
 
 
-def reader_export(config: Config, conn: sqlite3.Connection, email: str,
+def reader_export(config: Config, conn: Db, email: str,
                   now: datetime) -> dict[str, object] | None:
     """Everything the list holds about one reader, for the reader: their fields, consent
     history, deliveries (issue, edition, state, when) and bounces. None if not a subscriber."""

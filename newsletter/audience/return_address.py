@@ -11,8 +11,8 @@ from email.utils import getaddresses
 from typing import TYPE_CHECKING, cast
 from urllib.parse import quote
 
-from newsletter.errors import InputError
 from newsletter.audience.tokens import make_id_token, make_token, verify_id_token
+from newsletter.errors import InputError
 
 if TYPE_CHECKING:
     from newsletter.config import Config

@@ -156,7 +156,9 @@ def sender_status_reason(status: str) -> str:
 def is_sender_refusal(code: int, text: str) -> bool:
     """send's policy stop: a 5xx whose text or enhanced code blames us (our IP, our domain,
     our authentication, our content), not the recipient's address."""
-    from newsletter.audience.bounce_rules import refusal_class  # the full rule order, as bounces use
+    from newsletter.audience.bounce_rules import (
+        refusal_class,  # the full rule order, as bounces use
+    )
 
     if code < 500:
         return False

@@ -15,7 +15,8 @@ from email_validator import EmailNotValidError, validate_email
 from newsletter import safe_files
 from newsletter.errors import InputError
 from newsletter.headers import clean_header_text, header_text_problem
-from newsletter.compose.sanitize import clean_line
+from newsletter.model import Subscriber
+from newsletter.sanitize import clean_line
 
 _LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
 _FORMULA_START = ("=", "+", "-", "@")
@@ -27,17 +28,6 @@ _COLUMNS = {
 }
 MAX_NAME = 200
 STATUSES = ("active", "pending", "unsubscribed", "bounced", "complained")
-
-
-@dataclass(frozen=True)
-class Subscriber:
-    email: str
-    name: str = ""
-    language: str = ""
-    tags: tuple[str, ...] = ()
-    status: str = "active"
-    reason: str = ""
-    id: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,20 +62,6 @@ def normalise_address(raw: str) -> str:
     if result.ascii_email is None:  # allow_smtputf8=False: validate_email refused it already
         raise ValueError(f"{value[:60]!r} is not a valid address: it needs SMTPUTF8")
     return result.ascii_email
-
-
-_GMAIL = ("gmail.com", "googlemail.com")
-
-
-def normalise_mailbox(email: str) -> str:
-    """The mailbox an address delivers to, as the per-address cap counts it: lower-case, no
-    +tag (for every domain), and for Gmail no dots and googlemail.com as gmail.com (Gmail
-    ignores both, so "a.b+x@gmail.com" and "ab@gmail.com" are one inbox)."""
-    local, _, domain = email.lower().rpartition("@")
-    local = local.split("+", 1)[0]
-    if domain in _GMAIL:
-        local, domain = local.replace(".", ""), "gmail.com"
-    return f"{local}@{domain}"
 
 
 def clean_name(raw: str) -> str:

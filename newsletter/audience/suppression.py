@@ -4,15 +4,15 @@ and the subscriber suppressed, counted toward the soft limit, or left alone."""
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from newsletter.store import sqlite as store
 from newsletter.audience.bounce_report import Recipient, Report, one_line
-from newsletter.config import Config
 from newsletter.audience.consent import status_event
+from newsletter.config import Config
+from newsletter.store import sqlite as store
+from newsletter.store.db import Db
 
 # "550 5.1.1 ", "550-5.1.1 ": the reply code and enhanced status quoted in a diagnostic
 _CODES_RE = re.compile(r"^[245]\d\d[ -]|(?<!\S)[245]\d\d-?\s*[245]\.\d{1,3}\.\d{1,3}\s*")
@@ -57,7 +57,7 @@ class BounceRun:
         return f" ({'; '.join(f'{n} at {d}: {r}' for (r, d), n in top)})" if top else ""
 
 
-def apply_recipient(conn: sqlite3.Connection, key: str, recipient: Recipient, report: Report,
+def apply_recipient(conn: Db, key: str, recipient: Recipient, report: Report,
            config: Config, now: datetime, run: BounceRun) -> tuple[str, str]:
     """One recipient's event and status change: (action, note for the outcome)."""
     address, klass = recipient.address, recipient.klass
@@ -96,7 +96,7 @@ def apply_recipient(conn: sqlite3.Connection, key: str, recipient: Recipient, re
     return "suppressed", f"{sub.email} ({status})"
 
 
-def _change(conn: sqlite3.Connection, email: str, kind: str, recipient: Recipient,
+def _change(conn: Db, email: str, kind: str, recipient: Recipient,
             report: Report, config: Config, now: datetime) -> tuple[str, str, str] | None:
     """(status, why, reason) the subscriber moves to, or None (a soft bounce under the limit)."""
     date = now.astimezone(config.timezone).date().isoformat()
@@ -124,13 +124,13 @@ def _detail(recipient: Recipient) -> str:
     return one_line(f"{recipient.status} {text}") or recipient.reason
 
 
-def _event(conn: sqlite3.Connection, email: str, kind: str, key: str, now: datetime,
+def _event(conn: Db, email: str, kind: str, key: str, now: datetime,
            reason: str = "", domain: str = "") -> None:
     conn.execute("INSERT INTO bounce_events (email, kind, report_key, at, reason, domain) "
                  "VALUES (?, ?, ?, ?, ?, ?)", (email, kind, key, stamp(now), reason, domain))
 
 
-def _recent_soft(conn: sqlite3.Connection, address: str, now: datetime, days: int) -> int:
+def _recent_soft(conn: Db, address: str, now: datetime, days: int) -> int:
     return conn.execute(
         "SELECT count(*) FROM bounce_events WHERE email = ? AND kind = 'soft' "
         "AND reason != 'delayed' AND at > ? AND at <= ?",
@@ -143,7 +143,7 @@ def stamp(moment: datetime) -> str:
 
 
 
-def month_summary(conn: sqlite3.Connection, now: datetime, zone: tzinfo) -> str:
+def month_summary(conn: Db, now: datetime, zone: tzinfo) -> str:
     """`status`: this month's events, '' when there are none.
 
     "bounces this month: 3 hard, 5 soft, 1 complaints, 37 refused for sender reasons

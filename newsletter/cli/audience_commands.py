@@ -6,14 +6,14 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from newsletter.store import consent as store_consent
-from newsletter.cli.main import open_store
-from newsletter.cli.compose_commands import say, warn
-from newsletter.config import Config
 from newsletter.audience.consent import forget_keys
-from newsletter.errors import InputError
 from newsletter.audience.forget import export_json, forget_reader, reader_export
 from newsletter.audience.subscribers import normalise_address
+from newsletter.cli.compose_commands import say, warn
+from newsletter.cli.main import open_store
+from newsletter.config import Config
+from newsletter.errors import InputError
+from newsletter.store import consent as store_consent
 
 ACTIONS = ("show", "forget", "reasons")
 # The fixed answers of the question after an unsubscribe (web_consent shows them translated)
@@ -114,8 +114,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 def add_with_consent(conn, config: Config, sub) -> str:  # noqa: ANN001
     """`subscribers add`: refused for a forgotten reader; a new address gets its history
     event (the operator's command, and who ran it). Returns the status afterwards."""
-    from newsletter.store import sqlite as store
     from newsletter.audience.consent import event, operator
+    from newsletter.store import sqlite as store
 
     now = datetime.now(UTC)
     on = store_consent.forgotten_on(conn, forget_keys(config, sub.email, now))

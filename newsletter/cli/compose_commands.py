@@ -9,18 +9,18 @@ from datetime import datetime
 from pathlib import Path
 
 from newsletter import safe_files
+from newsletter.audience.tokens import secret_from_env
 from newsletter.cli.main import config_of, open_store, parse_now
-from newsletter.compose.edition import compose
-from newsletter.config import Config
 from newsletter.compose.drafts import check_issue_id, draft_path, load_draft
-from newsletter.errors import DraftError, InputError
+from newsletter.compose.edition import compose
 from newsletter.compose.fonts import font_warning
-from newsletter.deliver.issue_check import check_edition, draft_error_lines
 from newsletter.compose.preview import SAMPLE_EMAIL, write_preview
 from newsletter.compose.pull import pull
+from newsletter.config import Config
+from newsletter.deliver.issue_check import check_edition, draft_error_lines
 from newsletter.deliver.segmenting import as_reader_with
 from newsletter.deliver.send import envelope_for, unsubscribe_url_maker
-from newsletter.audience.tokens import secret_from_env
+from newsletter.errors import DraftError, InputError
 
 
 def say(line: str) -> None:
@@ -211,13 +211,13 @@ COMMANDS = {
 
 def _register_optional_commands() -> None:
     """Commands whose modules import this one (for say/warn): registered after it loads."""
-    from newsletter.cli import delivery_commands
-    from newsletter.web.archive import add_archive_arguments, cmd_archive
     from newsletter.audience.bounces import add_bounces_arguments, cmd_bounces
-    from newsletter.deliver.dkimkeys import add_dkim_arguments, cmd_dkim
-    from newsletter.web.preview_app import add_preview_arguments, cmd_preview
-    from newsletter.deliver.report import add_report_arguments, cmd_report
+    from newsletter.cli import delivery_commands
     from newsletter.cli.translate_commands import add_translate_arguments, cmd_translate
+    from newsletter.deliver.dkimkeys import add_dkim_arguments, cmd_dkim
+    from newsletter.deliver.report import add_report_arguments, cmd_report
+    from newsletter.web.archive import add_archive_arguments, cmd_archive
+    from newsletter.web.preview_app import add_preview_arguments, cmd_preview
 
     COMMANDS.update(delivery_commands.COMMANDS)
     COMMANDS["bounces"] = (cmd_bounces, "read bounces, complaints and unsubscribe mail from a "

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
 
-from newsletter.cli.main import config_of, open_store, parse_now
-from newsletter.cli.compose_commands import _issue_arg, resolve_draft, say, warn
-from newsletter.config import Config
-from newsletter.compose.drafts import Draft, check_issue_id, load_draft
-from newsletter.errors import InputError
 from newsletter.audience.tokens import secret_from_env
+from newsletter.cli.compose_commands import _issue_arg, resolve_draft, say, warn
+from newsletter.cli.main import config_of, open_store, parse_now
+from newsletter.compose.drafts import Draft, check_issue_id, load_draft
+from newsletter.config import Config
+from newsletter.errors import InputError
 
 if TYPE_CHECKING:
     from rich.progress import Progress as RichBar
@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    from newsletter.audience.subscribers import normalise_address
     from newsletter.deliver.deliverability import unsigned_bulk_warning
     from newsletter.deliver.send import SendOptions, Transports, outbox_hint, send
-    from newsletter.audience.subscribers import normalise_address
     from newsletter.deliver.transport_choice import implicit_warning
 
     config = config_of(args)
@@ -153,11 +153,11 @@ class Progress:
 def cmd_status(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
+    from newsletter.audience.suppression import month_summary
     from newsletter.deliver import ledger
     from newsletter.deliver.segment_report import status_lines
     from newsletter.deliver.send_safety import transport_lines
     from newsletter.store.sendlog import transport_uses
-    from newsletter.audience.suppression import month_summary
 
     config = config_of(args)
     issue = args.issue.partition(".")[0] if args.issue else None
@@ -205,10 +205,10 @@ def _import_files(config: Config, files, *, quiet: bool = False,  # noqa: ANN001
     import hashlib
     from datetime import UTC, datetime
 
-    from newsletter.store import sqlite as store
     from newsletter.audience.consent import plan_import, record_new
-    from newsletter.store.reader import merge_subscribers
     from newsletter.audience.subscribers import read_csv
+    from newsletter.store import sqlite as store
+    from newsletter.store.reader import merge_subscribers
 
     added = updated = rejected = kept = 0
     with open_store(config) as conn:
@@ -251,8 +251,8 @@ def _import_files(config: Config, files, *, quiet: bool = False,  # noqa: ANN001
 
 
 def cmd_subscribers(args: argparse.Namespace) -> int:
-    from newsletter.store import sqlite as store
     from newsletter.audience.subscribers import STATUSES, make_subscriber
+    from newsletter.store import sqlite as store
 
     config = config_of(args)
     action = args.action

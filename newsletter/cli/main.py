@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from newsletter import __version__
-from newsletter.store import sqlite as store
 from newsletter.config import Config, load_config
 from newsletter.errors import InputError, NewsletterError
+from newsletter.store import sqlite as store
+from newsletter.store.db import Db
 
 log = logging.getLogger("newsletter")
 
@@ -31,9 +30,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NewsletterError as exc:
         print(f"newsletter: {exc}".replace("\n", "\nnewsletter: "), file=sys.stderr)
         return exc.exit_code
-    except sqlite3.Error as exc:  # disk full, read-only or corrupt database: the operator's call
-        print(f"newsletter: database: {exc}", file=sys.stderr)
-        return 1
     except OSError as exc:  # a file that cannot be written or read at the system level
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"newsletter: {where}{exc.strerror or exc}", file=sys.stderr)
@@ -52,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="settings file (default: ./newsletter.toml)")
     parser.add_argument("--version", action="version", version=f"newsletter {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND")
-    from newsletter.cli import compose_commands as commands  # the command bodies; kept apart so this file stays thin
+    from newsletter.cli import (
+        compose_commands as commands,  # the command bodies; kept apart so this file stays thin
+    )
 
     for name, (func, help_text, add_args) in commands.COMMANDS.items():
         cmd = sub.add_parser(name, help=help_text, description=help_text)
@@ -75,8 +73,8 @@ def parse_now(value: str | None, config: Config) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=config.timezone)
 
 
-def open_store(config: Config) -> contextlib.closing[sqlite3.Connection]:
-    """`with open_store(config) as conn:` opens the database and always closes it."""
-    return contextlib.closing(store.connect(config.store_path))
+def open_store(config: Config) -> Db:
+    """`with open_store(config) as db:` opens the database and always closes it."""
+    return store.connect(config.store_path)
 
 

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import argparse
 import re
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from newsletter import safe_files
-from newsletter.store import sqlite as store
 from newsletter.cli.main import config_of, open_store
-from newsletter.config import Config
 from newsletter.compose.drafts import ISSUE_RE, load_draft
-from newsletter.errors import DraftError, InputError
-from newsletter.headers import header_text_problem
-from newsletter.compose.xliff_segments import Document, plain_text, render_body, split_document
 from newsletter.compose.translate import (
     LANG_RE,
     front_raw,
@@ -29,6 +23,12 @@ from newsletter.compose.translate import (
 )
 from newsletter.compose.xliff import XliffFile, inline_xml, read_xliff, write_xliff
 from newsletter.compose.xliff_checks import target_problems
+from newsletter.compose.xliff_segments import Document, plain_text, render_body, split_document
+from newsletter.config import Config
+from newsletter.errors import DraftError, InputError
+from newsletter.headers import header_text_problem
+from newsletter.store import sqlite as store
+from newsletter.store.db import Db
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def _default_edition(config: Config, issue: str) -> tuple[Path, Document, str]:
     return path, split_document(draft.subject, draft.preheader, body), header
 
 
-def export_issue(config: Config, conn: sqlite3.Connection, issue: str, language: str,
+def export_issue(config: Config, conn: Db, issue: str, language: str,
                  out: Path | None) -> Exported:
     if not LANG_RE.match(language) or language == config.default_language:
         raise InputError(f"--lang must be a language other than {config.default_language!r} "
@@ -72,7 +72,7 @@ def export_issue(config: Config, conn: sqlite3.Connection, issue: str, language:
     return Exported(out, len(units), prefilled)
 
 
-def import_file(config: Config, conn: sqlite3.Connection, file: Path, *,
+def import_file(config: Config, conn: Db, file: Path, *,
                 force: bool) -> Imported:
     try:
         data = file.read_bytes()

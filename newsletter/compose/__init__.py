@@ -1,1 +1,3 @@
-"""Composition: drafts, feeds and snapshots, rendering, inlining, text, checks, and the assembled email message."""
+"""Composition: drafts, feeds and snapshots, rendering, inlining, text, checks, and the assembled
+email message.
+"""

@@ -15,16 +15,16 @@ import markdown
 
 from newsletter.compose.a11y import reading_problems
 from newsletter.compose.drafts import Draft, content_hash
+from newsletter.compose.edition import edition_language
 from newsletter.compose.frontmatter_lint import lint_draft
-from newsletter.deliver.ledger import edition_language
 from newsletter.compose.message import html_wire_size
-from newsletter.netguard import Resolver, local_name_reason, private_only_hosts, system_resolver
 from newsletter.compose.only_sections import marker_findings
 from newsletter.compose.personalise import KNOWN, placeholder_lookalikes
-from newsletter.compose.render import Edition
 from newsletter.compose.snapshot import snapshot_path
 from newsletter.compose.template_hints import hint_message, leftover_hints, template_hints
 from newsletter.compose.translate import read_sidecar, sidecar_path, stale_sections
+from newsletter.model import Edition
+from newsletter.netguard import Resolver, local_name_reason, private_only_hosts, system_resolver
 
 GMAIL_CLIP_BYTES = 102 * 1024
 HTML_LIMIT_BYTES = 100 * 1024  # a margin below Gmail's clip for headers and personal values

@@ -13,14 +13,14 @@ import markdown
 import yaml
 
 from newsletter.compose.audience_spec import Audience, parse_audience
-from newsletter.errors import DraftError, InputError
 from newsletter.compose.frontmatter_lint import lint_draft
 from newsletter.compose.frontmatter_yaml import Header, parse_header
-from newsletter.headers import header_text_problem
 from newsletter.compose.only_sections import variant_body
-from newsletter.compose.sanitize import plain_text, sanitize_html
 from newsletter.compose.signoff import Approval, parse_approval
 from newsletter.compose.word_bullets import as_markdown_lists
+from newsletter.errors import DraftError, InputError
+from newsletter.headers import header_text_problem
+from newsletter.sanitize import plain_text, sanitize_html
 
 ISSUE_RE = re.compile(r"^(?P<year>\d{4})-(?P<month>0[1-9]|1[0-2])$")
 _DRAFT_NAME_RE = re.compile(

@@ -18,8 +18,9 @@ from feedparser.encodings import convert_to_utf8
 from newsletter import __version__
 from newsletter.config import FeedConfig
 from newsletter.errors import FeedError
+from newsletter.model import CachedFeed
 from newsletter.netguard import NetGuard, Refused, guarded_client, open_url
-from newsletter.compose.sanitize import clean_line, plain_text, sanitize_html
+from newsletter.sanitize import clean_line, plain_text, sanitize_html
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -37,13 +38,6 @@ class FeedItem:
     feed: str  # the configured feed's name
     section: str  # heading of the section it appears under
     kind: str = "news"
-
-
-@dataclass(frozen=True)
-class CachedFeed:
-    etag: str | None
-    last_modified: str | None
-    body: bytes
 
 
 @dataclass(frozen=True)

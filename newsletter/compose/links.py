@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from newsletter.compose.personalise import PLACEHOLDER_RE, safe_url
-from newsletter.compose.render import Edition
+from newsletter.model import Edition
 
 ROUTE = "/r/"
 _HREF_RE = re.compile(r"""(<a\b[^>]*?\shref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)

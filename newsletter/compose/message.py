@@ -11,15 +11,15 @@ from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
 
-from newsletter.errors import InputError
-from newsletter.headers import check_header_text  # the one gate for header text
 from newsletter.compose.personalise import (
     PLACEHOLDER_RE,
     Recipient,
     personalise_html,
     personalise_text,
 )
-from newsletter.compose.render import Edition
+from newsletter.errors import InputError
+from newsletter.headers import check_header_text  # the one gate for header text
+from newsletter.model import Edition
 
 CRLF = "\r\n"
 

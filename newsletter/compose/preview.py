@@ -9,9 +9,9 @@ from pathlib import Path
 from newsletter import safe_files
 from newsletter.compose.browser import BrowserUnavailable, open_browser, screenshot
 from newsletter.compose.message import Envelope, Personal, build_message, message_id
-from newsletter.netguard import NetGuard
 from newsletter.compose.personalise import Recipient, personalise_html, personalise_text
-from newsletter.compose.render import Edition
+from newsletter.model import Edition
+from newsletter.netguard import NetGuard
 
 SAMPLE_EMAIL = "reader@example.com"
 

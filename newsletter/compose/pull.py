@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter.store import sqlite as store
-from newsletter.config import Config, FeedConfig
 from newsletter.compose.drafts import Draft
-from newsletter.errors import FeedError, InputError
 from newsletter.compose.feeds import (
     FeedItem,
     fetch,
@@ -20,9 +16,13 @@ from newsletter.compose.feeds import (
     parse_feed,
     self_describing,
 )
-from newsletter.netguard import NetGuard
-from newsletter.compose.sanitize import plain_text
 from newsletter.compose.snapshot import Snapshot, read_snapshot, snapshot_path, write_snapshot
+from newsletter.config import Config, FeedConfig
+from newsletter.errors import FeedError, InputError
+from newsletter.netguard import NetGuard
+from newsletter.sanitize import plain_text
+from newsletter.store import sqlite as store
+from newsletter.store.db import Db
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def earlier_item_ids(draft: Draft, issues_dir: Path) -> set[str]:
     return seen
 
 
-def pull(config: Config, draft: Draft, conn: sqlite3.Connection, *, now: datetime | None = None,
+def pull(config: Config, draft: Draft, conn: Db, *, now: datetime | None = None,
          timeout: float = 10.0, write: bool = True) -> PullResult:
     """Fetch the draft's feeds, keep the new items in its window, write the snapshot."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
@@ -116,7 +116,7 @@ def selected_feeds(config: Config, draft: Draft) -> list[FeedConfig]:
     return chosen
 
 
-def _fetch_one(conn: sqlite3.Connection, feed: FeedConfig, timeout: float,
+def _fetch_one(conn: Db, feed: FeedConfig, timeout: float,
                guard: NetGuard) -> tuple[list[FeedItem], str]:
     cached = store.get_feed_cache(conn, feed.url) if feed.is_remote else None
     fetched = fetch(feed, cached, timeout=timeout, guard=guard)

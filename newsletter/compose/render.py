@@ -11,29 +11,17 @@ import jinja2
 from babel.dates import format_skeleton
 from markupsafe import Markup
 
-from newsletter.config import Config
 from newsletter.compose.drafts import Draft
-from newsletter.errors import InputError
 from newsletter.compose.event_dates import event_title_line, split_event_title
 from newsletter.compose.feeds import FeedItem
-from newsletter.i18n import LANGUAGES, babel_locale, direction, gettext_for, translations
 from newsletter.compose.inline import break_lines, inline_css
 from newsletter.compose.personalise import Placeholders, neutralise, seal_slots
 from newsletter.compose.textify import html_to_text
 from newsletter.compose.textwidth import hanging, underline
-
-
-@dataclass(frozen=True)
-class Edition:
-    """One language edition of one issue, inlined, with per-recipient placeholders left in."""
-
-    issue: str
-    language: str
-    subject: str
-    preheader: str
-    html: str
-    text: str
-    fallback_name: str  # used where a subscriber has no name ("Dear reader")
+from newsletter.config import Config
+from newsletter.errors import InputError
+from newsletter.i18n import LANGUAGES, babel_locale, direction, gettext_for, translations
+from newsletter.model import Edition
 
 
 @dataclass(frozen=True)

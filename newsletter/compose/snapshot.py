@@ -9,9 +9,9 @@ from pathlib import Path
 import yaml
 
 from newsletter import safe_files
-from newsletter.errors import InputError
 from newsletter.compose.feeds import FeedItem, is_http_url, shorten_html
-from newsletter.compose.sanitize import clean_line, sanitize_html
+from newsletter.errors import InputError
+from newsletter.sanitize import clean_line, sanitize_html
 
 _HEADER = """\
 # Feed items for issue {issue}, pulled by `newsletter pull` at {pulled}.

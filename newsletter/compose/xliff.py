@@ -9,8 +9,8 @@ from xml.etree import ElementTree as ET
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from newsletter.errors import DraftError
 from newsletter.compose.xliff_segments import Code, Document, Ph, Span, Unit
+from newsletter.errors import DraftError
 
 NS = "urn:oasis:names:tc:xliff:document:2.0"
 MAX_BYTES = 8 * 1024 * 1024  # a month's issue is a few dozen KB

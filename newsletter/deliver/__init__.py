@@ -1,1 +1,3 @@
-"""Delivery: plan what is due, freeze editions, claim, send, settle; DKIM, transports, workers, reports."""
+"""Delivery: plan what is due, freeze editions, claim, send, settle; DKIM, transports, workers,
+reports.
+"""

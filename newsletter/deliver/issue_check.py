@@ -8,18 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from newsletter.store import sqlite as store
 from newsletter.compose.check import Problem, check_editions, check_issue
+from newsletter.compose.drafts import draft_path
 from newsletter.compose.edition import Composed, compose
+from newsletter.compose.snapshot import snapshot_path
 from newsletter.config import Config
 from newsletter.deliver.deliverability import unsigned_bulk_warning
-from newsletter.compose.drafts import draft_path
-from newsletter.errors import DraftError
 from newsletter.deliver.ledger import is_frozen
-from newsletter.netguard import Resolver, system_resolver
 from newsletter.deliver.schedule_rule import check_warning
 from newsletter.deliver.segment_report import check_segments
-from newsletter.compose.snapshot import snapshot_path
+from newsletter.errors import DraftError
+from newsletter.netguard import Resolver, system_resolver
+from newsletter.store import sqlite as store
 
 
 @dataclass(frozen=True)

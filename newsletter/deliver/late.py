@@ -3,24 +3,24 @@ got another edition only because theirs was missing, once each (ledger key ISSUE
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 
-from newsletter.deliver import ledger
-from newsletter.store import segments as store_segments
 from newsletter.compose.check import check_issue
-from newsletter.compose.edition import compose
-from newsletter.config import Config
 from newsletter.compose.drafts import draft_path, load_draft
-from newsletter.errors import NewsletterError
+from newsletter.compose.edition import compose
+from newsletter.compose.signoff import signed_only
+from newsletter.config import Config
+from newsletter.deliver import ledger
 from newsletter.deliver.plan import translations_of
 from newsletter.deliver.reach import counted_composed
 from newsletter.deliver.segmenting import Segmenter, counted_outside_transactions
-from newsletter.compose.signoff import signed_only
+from newsletter.errors import NewsletterError
+from newsletter.store import segments as store_segments
+from newsletter.store.db import Db
 
 
-def freeze_late_editions(config: Config, conn: sqlite3.Connection, now: datetime, *,
+def freeze_late_editions(config: Config, conn: Db, now: datetime, *,
                          only: str | None = None,
                          on_note: Callable[[str], None] = lambda line: None
                          ) -> tuple[list[str], list[str]]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from newsletter.compose.render import Edition
+from newsletter.compose.edition import edition_language
+from newsletter.model import Edition
+from newsletter.store.db import Db, Row
 from newsletter.store.sqlite import transaction
 
 STATES = ("pending", "sending", "sent", "deferred", "failed", "unknown", "suppressed")
@@ -41,7 +42,7 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def is_frozen(conn: sqlite3.Connection, issue: str) -> bool:
+def is_frozen(conn: Db, issue: str) -> bool:
     return conn.execute("SELECT 1 FROM editions WHERE issue = ? LIMIT 1", (issue,)).fetchone() \
         is not None
 
@@ -53,10 +54,10 @@ def shard_of(email: str, count: int) -> int:
 
 # Assigns the readers of a segmented issue inside the freeze's transaction: (conn, ledger key,
 # stamp, (K, N)) -> rows inserted (newsletter.deliver.segmenting.Segmenter.freeze_rows).
-AudienceFreeze = Callable[[sqlite3.Connection, str, str, tuple[int, int]], int]
+AudienceFreeze = Callable[[Db, str, str, tuple[int, int]], int]
 
 
-def freeze(conn: sqlite3.Connection, editions: Edition | Sequence[Edition],
+def freeze(conn: Db, editions: Edition | Sequence[Edition],
            item_ids: Iterable[str], now: datetime, *,
            shard: tuple[int, int] | None = None,
            audience: AudienceFreeze | None = None) -> int:
@@ -93,17 +94,6 @@ def freeze(conn: sqlite3.Connection, editions: Edition | Sequence[Edition],
     return rows
 
 
-def edition_language(language: str, available: set[str], default: str) -> str:
-    """The edition a subscriber gets: their language, else its primary subtag (fr-CA -> fr),
-    else the default edition."""
-    language = (language or "").lower()
-    available = {a.lower() for a in available}
-    if language in available:
-        return language
-    primary = language.split("-")[0]
-    return primary if primary in available else default
-
-
 # A late edition's deliveries are keyed "ISSUE+LANG": a row of their own beside the reader's
 # row of the issue, so the ledger keeps each of the two messages exactly once.
 LATE_MARK = "+"
@@ -118,7 +108,7 @@ def late_key(issue: str, language: str) -> str:
     return f"{issue}{LATE_MARK}{language}"
 
 
-def late_issues_open(conn: sqlite3.Connection, now: datetime) -> list[str]:
+def late_issues_open(conn: Db, now: datetime) -> list[str]:
     """Issues frozen within the last month: a translation ready now still goes out."""
     return [r[0] for r in conn.execute(
         "SELECT issue FROM editions GROUP BY issue HAVING min(frozen_at) > ? ORDER BY issue",
@@ -127,10 +117,10 @@ def late_issues_open(conn: sqlite3.Connection, now: datetime) -> list[str]:
 
 # A segmented late edition: (conn, ledger key, reader ids, stamp) -> rows inserted, each with
 # its variant; readers outside its audience or with an empty variant get none.
-LateAudience = Callable[[sqlite3.Connection, str, list[int], str], int]
+LateAudience = Callable[[Db, str, list[int], str], int]
 
 
-def freeze_late(conn: sqlite3.Connection, edition: Edition, default: str, now: datetime, *,
+def freeze_late(conn: Db, edition: Edition, default: str, now: datetime, *,
                 audience: LateAudience | None = None) -> int:
     """Add a language edition to an issue sent without it, and queue it (key ISSUE+LANG) for
     the readers who got another edition only because theirs was missing then. Once: a second
@@ -163,7 +153,7 @@ def freeze_late(conn: sqlite3.Connection, edition: Edition, default: str, now: d
     return len(readers)
 
 
-def load_edition(conn: sqlite3.Connection, issue: str, language: str) -> Edition:
+def load_edition(conn: Db, issue: str, language: str) -> Edition:
     row = conn.execute("SELECT * FROM editions WHERE issue = ? AND language = ?",
                        (base_issue(issue), language)).fetchone()
     if row is None:
@@ -173,7 +163,7 @@ def load_edition(conn: sqlite3.Connection, issue: str, language: str) -> Edition
                    fallback_name=row["fallback_name"])
 
 
-def frozen_languages(conn: sqlite3.Connection, issue: str) -> list[str]:
+def frozen_languages(conn: Db, issue: str) -> list[str]:
     if LATE_MARK in issue:  # a late edition's rows are all in its one language
         return [issue.split(LATE_MARK, 1)[1]]
     return [r[0] for r in conn.execute("SELECT language FROM editions WHERE issue = ?", (issue,))]
@@ -211,7 +201,7 @@ def _owner_alive(owner: str | None) -> bool:
     return _identity(int(pid)) == identity
 
 
-def recover_interrupted(conn: sqlite3.Connection, now: datetime) -> int:
+def recover_interrupted(conn: Db, now: datetime) -> int:
     """Rows left `sending` by a crash: the server may have the message, so never resend blindly."""
     owners = [r[0] for r in conn.execute(
         "SELECT DISTINCT claimed_by FROM deliveries WHERE state = 'sending'")]
@@ -226,7 +216,7 @@ def recover_interrupted(conn: sqlite3.Connection, now: datetime) -> int:
     return total
 
 
-def resend_unknown(conn: sqlite3.Connection, issues: Iterable[str], now: datetime) -> int:
+def resend_unknown(conn: Db, issues: Iterable[str], now: datetime) -> int:
     """The operator's explicit decision to resend rows whose outcome is unknown."""
     total = 0
     with transaction(conn):
@@ -237,13 +227,13 @@ def resend_unknown(conn: sqlite3.Connection, issues: Iterable[str], now: datetim
     return total
 
 
-def open_issues(conn: sqlite3.Connection) -> list[str]:
+def open_issues(conn: Db) -> list[str]:
     return [r[0] for r in conn.execute(
         "SELECT DISTINCT issue FROM deliveries WHERE state IN ('pending', 'sending', 'deferred') "
         "ORDER BY issue")]
 
 
-def count_due(conn: sqlite3.Connection, issues: list[str], now: datetime) -> int:
+def count_due(conn: Db, issues: list[str], now: datetime) -> int:
     if not issues:
         return 0
     marks = ",".join("?" * len(issues))
@@ -252,7 +242,7 @@ def count_due(conn: sqlite3.Connection, issues: list[str], now: datetime) -> int
         f"(state = 'deferred' AND next_attempt_at <= ?))", (*issues, _iso(now))).fetchone()[0]
 
 
-def iter_due(conn: sqlite3.Connection, issues: list[str], now: datetime,
+def iter_due(conn: Db, issues: list[str], now: datetime,
              page: int = 500) -> Iterator[tuple[str, int]]:
     """(issue, subscriber_id) of rows to attempt now, streamed a page at a time."""
     for issue in issues:
@@ -279,7 +269,7 @@ class Settle:
     message_id: str = ""
 
 
-def claim(conn: sqlite3.Connection, issue: str, subscriber_id: int, now: datetime, *,
+def claim(conn: Db, issue: str, subscriber_id: int, now: datetime, *,
           settle_first: Settle | None = None, transport: str = ""
           ) -> tuple[Delivery | None, str]:
     """pending/deferred -> sending, committed; suppressed instead if no longer active.
@@ -310,7 +300,7 @@ def claim(conn: sqlite3.Connection, issue: str, subscriber_id: int, now: datetim
                     row[2]), settled
 
 
-def _suppress_if_inactive(conn: sqlite3.Connection, issue: str, subscriber_id: int,
+def _suppress_if_inactive(conn: Db, issue: str, subscriber_id: int,
                           stamp: str) -> None:
     conn.execute(
         "UPDATE deliveries SET state = 'suppressed', updated_at = ?, last_reply = "
@@ -319,13 +309,13 @@ def _suppress_if_inactive(conn: sqlite3.Connection, issue: str, subscriber_id: i
         (stamp, subscriber_id, issue, subscriber_id))
 
 
-def settle(conn: sqlite3.Connection, outcome: Settle, now: datetime) -> str:
+def settle(conn: Db, outcome: Settle, now: datetime) -> str:
     """Record one outcome on its own; returns the state written."""
     with transaction(conn):
         return _settle(conn, outcome, now)
 
 
-def _settle(conn: sqlite3.Connection, s: Settle, now: datetime) -> str:
+def _settle(conn: Db, s: Settle, now: datetime) -> str:
     d, state, extra = s.delivery, s.state, ""
     params: tuple[object, ...] = ()
     if state == "sent":
@@ -346,7 +336,7 @@ def _settle(conn: sqlite3.Connection, s: Settle, now: datetime) -> str:
 _HOUR = timedelta(hours=1)
 
 
-def _deferral(conn: sqlite3.Connection, d: Delivery, now: datetime) -> tuple[str, str, tuple]:
+def _deferral(conn: Db, d: Delivery, now: datetime) -> tuple[str, str, tuple]:
     """4xx: retry later with backoff until the retry period is over; then failed."""
     row = conn.execute("SELECT first_deferred_at FROM deliveries WHERE issue = ? AND "
                        "subscriber_id = ?", (d.issue, d.subscriber_id)).fetchone()
@@ -367,7 +357,7 @@ def _deferral(conn: sqlite3.Connection, d: Delivery, now: datetime) -> tuple[str
 
 
 
-def counts(conn: sqlite3.Connection, issue: str | None = None) -> dict[str, dict[str, int]]:
+def counts(conn: Db, issue: str | None = None) -> dict[str, dict[str, int]]:
     query = "SELECT issue, state, count(*) FROM deliveries {} GROUP BY issue, state ORDER BY issue"
     rows = conn.execute(query.format("WHERE issue = ?"), (issue,)) if issue else conn.execute(
         query.format(""))
@@ -382,14 +372,14 @@ def counts(conn: sqlite3.Connection, issue: str | None = None) -> dict[str, dict
     return dict(sorted(result.items()))
 
 
-def problem_rows(conn: sqlite3.Connection, issue: str) -> list[sqlite3.Row]:
+def problem_rows(conn: Db, issue: str) -> list[Row]:
     return conn.execute(
         "SELECT s.email, d.state, d.last_reply, d.updated_at FROM deliveries d JOIN subscribers s "
         "ON s.id = d.subscriber_id WHERE d.issue = ? AND d.state IN ('failed', 'unknown') "
         "ORDER BY d.state, s.email", (issue,)).fetchall()
 
 
-def fallbacks(conn: sqlite3.Connection, issue: str) -> list[tuple[str, str, int]]:
+def fallbacks(conn: Db, issue: str) -> list[tuple[str, str, int]]:
     """(subscriber language, edition sent instead, count) where a subscriber's language had
     no edition of this issue."""
     return [tuple(r) for r in conn.execute(
@@ -399,7 +389,7 @@ def fallbacks(conn: sqlite3.Connection, issue: str) -> list[tuple[str, str, int]
         "GROUP BY s.language, d.language ORDER BY s.language", (issue,))]
 
 
-def edition_counts(conn: sqlite3.Connection, issue: str) -> dict[str, int]:
+def edition_counts(conn: Db, issue: str) -> dict[str, int]:
     return {r[0]: r[1] for r in conn.execute(
         "SELECT language, count(*) FROM deliveries WHERE issue = ? GROUP BY language "
         "ORDER BY language", (issue,))}

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from newsletter.deliver import ledger
-from newsletter.config import Config
 from newsletter.compose.drafts import Draft, load_draft
-from newsletter.errors import InputError, NewsletterError
+from newsletter.config import Config
+from newsletter.deliver import ledger
 from newsletter.deliver.schedule_rule import held_line, off_schedule
+from newsletter.errors import InputError, NewsletterError
+from newsletter.store.db import Db
 
 _DEFAULT_DRAFT_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])\.md$")
 
@@ -40,7 +40,7 @@ def declared_status(path: Path) -> str:
     return match.group(1) if match else ""
 
 
-def plan_run(config: Config, conn: sqlite3.Connection, now: datetime, *,
+def plan_run(config: Config, conn: Db, now: datetime, *,
              only: Draft | None = None, off_schedule_ok: bool = False) -> Plan:
     """Due = status ready and send_at <= now (in the configured zone) and not yet frozen.
     A due issue off its schedule (send_at long past, or far from its month) is held with a

@@ -5,18 +5,18 @@ carries the counted ones."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from newsletter.store import reach as store_reach
 from newsletter.compose.edition import Composed
-from newsletter.config import Config
 from newsletter.compose.links import count_links
-from newsletter.compose.render import Edition
+from newsletter.config import Config
+from newsletter.model import Edition
+from newsletter.store import reach as store_reach
+from newsletter.store.db import Db
 
 
-def counted_editions(config: Config, conn: sqlite3.Connection,
+def counted_editions(config: Config, conn: Db,
                      editions: Sequence[Edition]) -> list[Edition]:
     """The editions as they are to be frozen: unchanged unless [reach] count_clicks is on."""
     if not config.reach.count_clicks:
@@ -28,7 +28,7 @@ def counted_editions(config: Config, conn: sqlite3.Connection,
             for e in editions]
 
 
-def counted_composed(config: Config, conn: sqlite3.Connection,
+def counted_composed(config: Config, conn: Db,
                      composed: Sequence[Composed]) -> list[Composed]:
     """The same, for composed editions (what the freeze takes)."""
     editions = counted_editions(config, conn, [c.edition for c in composed])

@@ -10,17 +10,17 @@ any click count from 1 to 9 is shown as "<10", so that a small count cannot poin
 from __future__ import annotations
 
 import argparse
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from newsletter import safe_files
-from newsletter.store import reach as store_reach
 from newsletter.cli.main import config_of, open_store
-from newsletter.config import Config
 from newsletter.compose.drafts import check_issue_id
+from newsletter.config import Config
 from newsletter.errors import InputError
+from newsletter.store import reach as store_reach
+from newsletter.store.db import Db
 
 MONTH = timedelta(days=31)
 K = 10  # counts below this (and above 0) are shown as "<10"
@@ -70,7 +70,7 @@ class IssueReport:
         return any(e.links or e.scanner_visits for e in self.editions)
 
 
-def issue_report(conn: sqlite3.Connection, issue: str) -> IssueReport:
+def issue_report(conn: Db, issue: str) -> IssueReport:
     first = store_reach.first_frozen(conn, issue)
     if first is None:
         raise InputError(f"{issue} has not been sent (no frozen edition): nothing to report "

@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter.store import sqlite as store
-from newsletter.store import segments as store_segments
-from newsletter.compose.audience_spec import clean_tags
-from newsletter.compose.edition import Composed, compose
-from newsletter.config import Config
 from newsletter.audience.consent import plan_import
+from newsletter.audience.subscribers import read_csv
+from newsletter.compose.audience_spec import clean_tags
 from newsletter.compose.drafts import draft_path, load_draft
-from newsletter.errors import NewsletterError
+from newsletter.compose.edition import Composed, compose
 from newsletter.compose.only_sections import ATTRIBUTE, markers, where
-from newsletter.deliver.plan import translations_of
-from newsletter.deliver.segmenting import Choice, Segmenter, drafts_need_segments
 from newsletter.compose.signoff import missing_signoff, signed_only
 from newsletter.compose.snapshot import read_snapshot, snapshot_path
+from newsletter.config import Config
+from newsletter.deliver.plan import translations_of
+from newsletter.deliver.segmenting import Choice, Segmenter, drafts_need_segments
+from newsletter.errors import NewsletterError
+from newsletter.store import segments as store_segments
+from newsletter.store import sqlite as store
+from newsletter.store.db import Db
 from newsletter.store.segments import Reader, SegmentCount
-from newsletter.audience.subscribers import read_csv
 
 Finding = tuple[str, str, str]  # (severity, where, message), as check.Problem takes them
 
@@ -54,7 +54,7 @@ def describe_counts(language: str, counts: Iterable[SegmentCount]) -> str:
     return f"{language} ({audience}): " + "; ".join(parts)
 
 
-def status_lines(conn: sqlite3.Connection, key: str) -> list[str]:
+def status_lines(conn: Db, key: str) -> list[str]:
     """The frozen segments of a ledger key, one line per edition; none for a plain issue."""
     by_language: dict[str, list[SegmentCount]] = {}
     for count in store_segments.frozen_counts(conn, key):
@@ -62,7 +62,7 @@ def status_lines(conn: sqlite3.Connection, key: str) -> list[str]:
     return [f"segments: {describe_counts(lang, rows)}" for lang, rows in by_language.items()]
 
 
-def readers_now(config: Config, conn: sqlite3.Connection | None) -> Iterator[Reader]:
+def readers_now(config: Config, conn: Db | None) -> Iterator[Reader]:
     """Who a send would look at now: the active subscribers, then the new addresses of the
     configured CSV files (read, not imported)."""
     seen = set()
@@ -183,7 +183,7 @@ def _item_count(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def _open(config: Config) -> Iterator[sqlite3.Connection | None]:
+def _open(config: Config) -> Iterator[Db | None]:
     if not config.store_path.exists():  # check creates no database
         yield None
         return

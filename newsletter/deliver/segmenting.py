@@ -14,23 +14,30 @@ headed section with a body and no feed item at all: there the introduction is th
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from newsletter.deliver import ledger
-from newsletter.store import segments as store_segments
 from newsletter.compose.audience_spec import Audience, clean_tags
-from newsletter.compose.edition import Composed
-from newsletter.config import Config
 from newsletter.compose.drafts import Draft, Section, split_sections
-from newsletter.deliver.ledger import edition_language, frozen_languages, load_edition, shard_of
+from newsletter.compose.edition import Composed, edition_language
 from newsletter.compose.message import Envelope, Prepared, prepare
-from newsletter.compose.only_sections import key_tags, parts_seen, used_tags, variant_body, variant_key
-from newsletter.compose.render import Edition, render_edition
-from newsletter.compose.sanitize import plain_text
+from newsletter.compose.only_sections import (
+    key_tags,
+    parts_seen,
+    used_tags,
+    variant_body,
+    variant_key,
+)
+from newsletter.compose.render import render_edition
+from newsletter.config import Config
+from newsletter.deliver import ledger
+from newsletter.deliver.ledger import frozen_languages, load_edition, shard_of
+from newsletter.model import Edition
+from newsletter.sanitize import plain_text
+from newsletter.store import segments as store_segments
+from newsletter.store.db import Db
 from newsletter.store.segments import Reader, SegmentCount
 
 
@@ -153,7 +160,7 @@ class Segmenter:
         audience = self.audience[lang]
         return audience.describe() if audience else "everyone"
 
-    def freeze_rows(self, conn: sqlite3.Connection, key: str, stamp: str,
+    def freeze_rows(self, conn: Db, key: str, stamp: str,
                     shard: tuple[int, int]) -> int:
         """ledger.freeze's audience step, inside its transaction: the rows with their
         variants, each variant's edition, and the counts status shows."""
@@ -172,7 +179,7 @@ class Segmenter:
     def freeze_late_rows(self, lang: str) -> _LateRows:
         return _LateRows(self, lang)
 
-    def _write(self, conn: sqlite3.Connection, key: str, rows: list[tuple[int, str, str]],
+    def _write(self, conn: Db, key: str, rows: list[tuple[int, str, str]],
                found: Counter[Choice], stamp: str) -> int:
         issue = next(iter(self.composed.values())).edition.issue
         store_segments.insert_variants(conn, issue, [
@@ -191,7 +198,7 @@ class _LateRows:
     segmenter: Segmenter
     lang: str
 
-    def __call__(self, conn: sqlite3.Connection, key: str, ids: list[int], stamp: str) -> int:
+    def __call__(self, conn: Db, key: str, ids: list[int], stamp: str) -> int:
         rows, found = [], Counter[Choice]()
         for reader in store_segments.active_readers(conn, ids):
             choice = self.segmenter.choose(reader.language, reader.tags, edition=self.lang)
@@ -201,7 +208,7 @@ class _LateRows:
         return self.segmenter._write(conn, key, rows, found, stamp)
 
 
-def prepared_editions(conn: sqlite3.Connection, keys: Iterable[str],
+def prepared_editions(conn: Db, keys: Iterable[str],
                       envelope: Envelope) -> dict[tuple[str, str, str], Prepared]:
     """Every frozen edition and variant the rows of these ledger keys name, encoded once."""
     prepared = {}
@@ -214,7 +221,7 @@ def prepared_editions(conn: sqlite3.Connection, keys: Iterable[str],
     return prepared
 
 
-def freeze_issue(config: Config, conn: sqlite3.Connection, composed: Sequence[Composed],
+def freeze_issue(config: Config, conn: Db, composed: Sequence[Composed],
                  item_ids: Iterable[str], now: datetime,
                  shard: tuple[int, int] | None = None) -> tuple[int, str]:
     """ledger.freeze for one issue, with its segments when it has any. Returns (rows, a
@@ -230,7 +237,7 @@ def freeze_issue(config: Config, conn: sqlite3.Connection, composed: Sequence[Co
 
 
 def counted_outside_transactions(config: Config,
-                                 conn: sqlite3.Connection) -> Callable[[Edition], Edition]:
+                                 conn: Db) -> Callable[[Edition], Edition]:
     """[reach] counted links for a rendered variant. Variants are rendered before the freeze's
     transaction; one first met inside it (a reader's tags changed in between) keeps its
     direct links, as link ids are made in a transaction of their own."""

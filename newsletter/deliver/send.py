@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,17 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter.deliver import ledger
-from newsletter.store import sqlite as store
+from newsletter.audience.return_address import ReturnPaths, unsubscribe_address
+from newsletter.audience.subscribers import read_csv
+from newsletter.audience.tokens import make_token, secret_from_env
 from newsletter.compose.check import check_issue
-from newsletter.compose.edition import compose
-from newsletter.config import Config
-from newsletter.deliver.dkim import DkimSigner, signer_from_config
 from newsletter.compose.drafts import Draft
-from newsletter.errors import DeliveryError, InputError, NewsletterError
-from newsletter.deliver.faults import crash_point
-from newsletter.deliver.late import freeze_late_editions
-from newsletter.deliver.lock import SendLock
+from newsletter.compose.edition import compose
 from newsletter.compose.message import (
     Envelope,
     Personal,
@@ -30,17 +24,24 @@ from newsletter.compose.message import (
     make_envelope,
     message_id,
 )
+from newsletter.compose.signoff import missing_signoff, signed_only
+from newsletter.config import Config
+from newsletter.deliver import ledger
+from newsletter.deliver.dkim import DkimSigner, signer_from_config
+from newsletter.deliver.faults import crash_point
+from newsletter.deliver.late import freeze_late_editions
+from newsletter.deliver.lock import SendLock
 from newsletter.deliver.plan import Plan, plan_run, translations_of
 from newsletter.deliver.reach import counted_composed
-from newsletter.audience.return_address import ReturnPaths, unsubscribe_address
 from newsletter.deliver.schedule_rule import held_line
 from newsletter.deliver.segmenting import Segmenter, freeze_issue, prepared_editions
-from newsletter.compose.signoff import missing_signoff, signed_only
-from newsletter.audience.subscribers import Subscriber, read_csv
-from newsletter.audience.tokens import make_token, secret_from_env
 from newsletter.deliver.transport import MaildirTransport, SmtpTransport
 from newsletter.deliver.transport_choice import choose_transport
 from newsletter.deliver.workers import Clock, Job, RateLimiter, Tally, run_deliveries
+from newsletter.errors import DeliveryError, InputError, NewsletterError
+from newsletter.model import Subscriber
+from newsletter.store import sqlite as store
+from newsletter.store.db import Db
 
 TEST_PREFIX = "[TEST] "
 
@@ -143,7 +144,7 @@ def send(config: Config, now: datetime, options: SendOptions, *,
             conn.close()
 
 
-def _locked_run(config: Config, conn: sqlite3.Connection, now: datetime, options: SendOptions,
+def _locked_run(config: Config, conn: Db, now: datetime, options: SendOptions,
                 transports: Transports, secret: str, started: float,
                 on_progress: Callable[[Tally, int], None],
                 on_note: Callable[[str], None], signer: DkimSigner | None) -> SendReport:
@@ -222,13 +223,13 @@ def _stop_on_sigterm(tally: Tally) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _all_issues(conn: sqlite3.Connection, options: SendOptions) -> list[str]:
+def _all_issues(conn: Db, options: SendOptions) -> list[str]:
     if options.issue:
         return [options.issue.issue]
     return [r[0] for r in conn.execute("SELECT DISTINCT issue FROM deliveries")]
 
 
-def _freeze_due(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
+def _freeze_due(config: Config, conn: Db, plan: Plan, clock: Clock,
                 on_note: Callable[[str], None],
                 shard: tuple[int, int] | None = None) -> tuple[list[str], tuple[str, ...]]:
     """Compose, check and freeze each due issue with its ready language editions. An issue
@@ -269,7 +270,7 @@ def _freeze_due(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clo
     return frozen, tuple(problems)
 
 
-def _nothing_note(plan: Plan, conn: sqlite3.Connection) -> str:
+def _nothing_note(plan: Plan, conn: Db) -> str:
     done = [i for i in ledger.counts(conn)]
     parts = ["nothing to send"]
     if done:
@@ -279,7 +280,7 @@ def _nothing_note(plan: Plan, conn: sqlite3.Connection) -> str:
     return "; ".join(parts)
 
 
-def _dry_run(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
+def _dry_run(config: Config, conn: Db, plan: Plan, clock: Clock,
              transports: Transports, secret: str, started: float,
              shard: tuple[int, int] | None) -> SendReport:
     """Render every message that would go out now; send nothing and write nothing (no
@@ -328,7 +329,7 @@ def _dry_run(config: Config, conn: sqlite3.Connection, plan: Plan, clock: Clock,
                       + tuple(held_line(issue, why) for issue, why in plan.off_schedule))
 
 
-def _audience(config: Config, conn: sqlite3.Connection) -> Iterator[Subscriber]:
+def _audience(config: Config, conn: Db) -> Iterator[Subscriber]:
     """Who a send would freeze now: the active subscribers, and the new addresses in the
     subscriber CSV files the real run imports first (read here, not written)."""
     seen = set()

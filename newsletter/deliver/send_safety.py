@@ -10,17 +10,17 @@ an upper bound when segments are in use.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from newsletter.deliver import ledger
-from newsletter.store import sqlite as store
-from newsletter.config import Config
 from newsletter.compose.drafts import Draft
-from newsletter.deliver.plan import plan_run, translations_of
 from newsletter.compose.signoff import missing_signoff, signed_only
+from newsletter.config import Config
+from newsletter.deliver import ledger
+from newsletter.deliver.plan import plan_run, translations_of
+from newsletter.store import sqlite as store
+from newsletter.store.db import Db
 from newsletter.store.sendlog import TransportUse, due_by_language
 
 
@@ -62,7 +62,7 @@ class RunPreview:
         return out
 
 
-def preview_run(config: Config, conn: sqlite3.Connection, now: datetime, *,
+def preview_run(config: Config, conn: Db, now: datetime, *,
                 only: Draft | None, transport: str) -> RunPreview:
     """Who a run at `now` would mail (acknowledged: off-schedule issues included, marked)."""
     strict = plan_run(config, conn, now, only=only)

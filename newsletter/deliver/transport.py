@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from newsletter.errors import DeliveryError, InputError
-from newsletter.deliver.faults import crash_point
 from newsletter.audience.sender_rules import is_sender_refusal
+from newsletter.deliver.faults import crash_point
+from newsletter.errors import DeliveryError, InputError
 
 SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 _DOT_RE = re.compile(rb"(?m)^\.")

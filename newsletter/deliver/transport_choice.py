@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from newsletter.config import Config
-from newsletter.errors import ConfigError
 from newsletter.deliver.transport import SmtpSettings, parse_smtp_url
+from newsletter.errors import ConfigError
 
 
 @dataclass(frozen=True)

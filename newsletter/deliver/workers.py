@@ -7,7 +7,6 @@ right after the server's reply; workers share only the tally, the clock and the 
 from __future__ import annotations
 
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -15,15 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from newsletter.deliver import ledger
-from newsletter.store import sqlite as store
-from newsletter.deliver.dkim import DkimSigner
-from newsletter.errors import DeliveryError, InputError
-from newsletter.deliver.faults import crash_point
-from newsletter.i18n import edition_note
-from newsletter.compose.message import Envelope, Personal, Prepared, assemble, message_id
 from newsletter.audience.return_address import ReturnPaths
+from newsletter.compose.message import Envelope, Personal, Prepared, assemble, message_id
+from newsletter.deliver import ledger
+from newsletter.deliver.dkim import DkimSigner
+from newsletter.deliver.faults import crash_point
 from newsletter.deliver.transport import Outcome
+from newsletter.errors import DeliveryError, InputError
+from newsletter.i18n import edition_note
+from newsletter.store import sqlite as store
+from newsletter.store.db import StoreError
 
 POLICY_STREAK = 5  # this many 5.7.x replies in a row means "we" are blocked, not the subscribers
 RETRIES_PER_RUN = 3  # reconnect-and-retry for 421 or a connection lost before the final dot
@@ -141,8 +141,8 @@ def deliver(job: Job, work: queue.Queue, transport) -> None:  # noqa: ANN001
             done = _attempt(job, transport, d)
         if done is not None:
             _count(job, done, ledger.settle(conn, done.settle, job.clock.now()))
-    except sqlite3.Error as exc:
-        job.tally.stop(f"database {job.db_path}: {exc}; stopped before the next message "
+    except StoreError as exc:
+        job.tally.stop(f"database {job.db_path}: {exc.detail}; stopped before the next message "
                        "(rows left `sending` become `unknown` on the next run)")
     finally:
         transport.close()

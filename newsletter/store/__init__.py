@@ -1,1 +1,3 @@
-"""Storage: every SQL statement of the program, behind functions that take and return plain values and frozen dataclasses."""
+"""Storage: every SQL statement of the program, behind functions that take and return plain values
+and frozen dataclasses.
+"""

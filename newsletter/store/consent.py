@@ -3,10 +3,10 @@ unsubscribe-reason totals (tables of the consent migration in store.py)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from newsletter.store.db import Db
 from newsletter.store.sqlite import transaction
 
 
@@ -21,20 +21,20 @@ class ConsentEvent:
     detail: str = ""  # file:line, the form's language and text version, the reason
 
 
-def record_events(conn: sqlite3.Connection, events: Iterable[ConsentEvent]) -> None:
+def record_events(conn: Db, events: Iterable[ConsentEvent]) -> None:
     """Insert events; inside the caller's transaction when there is one."""
     conn.executemany(
         "INSERT INTO consent_events (email, at, action, source, detail) VALUES (?, ?, ?, ?, ?)",
         [(e.email, e.at, e.action, e.source, e.detail[:500]) for e in events])
 
 
-def history(conn: sqlite3.Connection, email: str) -> list[ConsentEvent]:
+def history(conn: Db, email: str) -> list[ConsentEvent]:
     return [ConsentEvent(*row) for row in conn.execute(
         "SELECT email, at, action, source, detail FROM consent_events WHERE email = ? "
         "ORDER BY at, id", (email,))]
 
 
-def existing_addresses(conn: sqlite3.Connection, emails: Iterable[str]) -> set[str]:
+def existing_addresses(conn: Db, emails: Iterable[str]) -> set[str]:
     """The lower-cased addresses among emails that have a subscriber row."""
     found = set()
     for email in emails:
@@ -43,7 +43,7 @@ def existing_addresses(conn: sqlite3.Connection, emails: Iterable[str]) -> set[s
     return found
 
 
-def remember_form(conn: sqlite3.Connection, public_id: str, language: str, version: str,
+def remember_form(conn: Db, public_id: str, language: str, version: str,
                   text: str, stamp: str) -> None:
     """Which form (language, text version) a subscribe request came from; the text itself
     once per version, so the history can show what a reader agreed to."""
@@ -57,31 +57,31 @@ def remember_form(conn: sqlite3.Connection, public_id: str, language: str, versi
                      "(SELECT public_id FROM optin_requests)")
 
 
-def latest_queued_request(conn: sqlite3.Connection, email: str) -> str:
+def latest_queued_request(conn: Db, email: str) -> str:
     """The public id of the newest subscribe request for email whose mail was queued."""
     row = conn.execute("SELECT public_id FROM optin_requests WHERE email = ? AND outcome = "
                        "'queued' ORDER BY id DESC LIMIT 1", (email,)).fetchone()
     return str(row[0]) if row else ""
 
 
-def in_audience(conn: sqlite3.Connection, issue: str, subscriber_id: int) -> bool:
+def in_audience(conn: Db, issue: str, subscriber_id: int) -> bool:
     return conn.execute("SELECT 1 FROM deliveries WHERE issue = ? AND subscriber_id = ?",
                         (issue, subscriber_id)).fetchone() is not None
 
 
-def form_of(conn: sqlite3.Connection, public_id: str) -> tuple[str, str] | None:
+def form_of(conn: Db, public_id: str) -> tuple[str, str] | None:
     """(language, version) of the form a request came from."""
     row = conn.execute("SELECT language, version FROM optin_forms WHERE public_id = ?",
                        (public_id,)).fetchone()
     return (row[0], row[1]) if row else None
 
 
-def consent_text(conn: sqlite3.Connection, version: str) -> str:
+def consent_text(conn: Db, version: str) -> str:
     row = conn.execute("SELECT text FROM consent_texts WHERE version = ?", (version,)).fetchone()
     return row[0] if row else ""
 
 
-def record_confirmation(conn: sqlite3.Connection, event: ConsentEvent, public_id: str,
+def record_confirmation(conn: Db, event: ConsentEvent, public_id: str,
                         forget_keys: Iterable[str], welcome: tuple[str, str] | None) -> bool:
     """One transaction after a confirmed opt-in: the history event, the form row consumed,
     any forgotten mark of this reader lifted (they asked to join again themselves), and,
@@ -104,7 +104,7 @@ def record_confirmation(conn: sqlite3.Connection, event: ConsentEvent, public_id
         return True
 
 
-def forgotten_on(conn: sqlite3.Connection, keys: Iterable[str]) -> str:
+def forgotten_on(conn: Db, keys: Iterable[str]) -> str:
     """The date the reader with one of these key hashes was forgotten, or ''."""
     for key in keys:
         row = conn.execute("SELECT forgotten_on FROM forgotten WHERE key_hash = ?",
@@ -114,12 +114,12 @@ def forgotten_on(conn: sqlite3.Connection, keys: Iterable[str]) -> str:
     return ""
 
 
-def all_forgotten(conn: sqlite3.Connection) -> dict[str, str]:
+def all_forgotten(conn: Db) -> dict[str, str]:
     """key hash -> date: read once per import (the table is small next to a list)."""
     return {r[0]: r[1] for r in conn.execute("SELECT key_hash, forgotten_on FROM forgotten")}
 
 
-def count_reason(conn: sqlite3.Connection, reason: str, nonce: str, expires: str,
+def count_reason(conn: Db, reason: str, nonce: str, expires: str,
                  now: str) -> bool:
     """Add one to a reason's total, once per ticket nonce; False if the nonce was used.
     Used nonces are kept only until their ticket expires, and say nothing of whose."""
@@ -133,37 +133,37 @@ def count_reason(conn: sqlite3.Connection, reason: str, nonce: str, expires: str
     return True
 
 
-def reason_totals(conn: sqlite3.Connection) -> dict[str, int]:
+def reason_totals(conn: Db) -> dict[str, int]:
     return {r[0]: r[1] for r in conn.execute(
         "SELECT reason, count FROM unsubscribe_reasons ORDER BY count DESC, reason")}
 
 
-def subscriber_record(conn: sqlite3.Connection, email: str) -> dict[str, object] | None:
+def subscriber_record(conn: Db, email: str) -> dict[str, object] | None:
     row = conn.execute("SELECT id, email, name, language, tags, status, reason, created_at, "
                        "updated_at FROM subscribers WHERE email = ?", (email,)).fetchone()
     return dict(zip(("id", "email", "name", "language", "tags", "status", "reason",
                      "created_at", "updated_at"), tuple(row), strict=True)) if row else None
 
 
-def deliveries_of(conn: sqlite3.Connection, subscriber_id: int) -> list[dict[str, str]]:
+def deliveries_of(conn: Db, subscriber_id: int) -> list[dict[str, str]]:
     return [{"issue": r[0], "language": r[1], "state": r[2], "updated_at": r[3]}
             for r in conn.execute("SELECT issue, language, state, updated_at FROM deliveries "
                                   "WHERE subscriber_id = ? ORDER BY issue", (subscriber_id,))]
 
 
-def bounces_of(conn: sqlite3.Connection, email: str) -> list[dict[str, str]]:
+def bounces_of(conn: Db, email: str) -> list[dict[str, str]]:
     return [{"kind": r[0], "at": r[1], "reason": r[2]}
             for r in conn.execute("SELECT kind, at, reason FROM bounce_events WHERE email = ? "
                                   "ORDER BY at, id", (email,))]
 
 
-def latest_issue(conn: sqlite3.Connection) -> str:
+def latest_issue(conn: Db) -> str:
     """The newest issue with frozen editions (late-edition keys aside), or ''."""
     row = conn.execute("SELECT max(issue) FROM editions").fetchone()
     return row[0] or ""
 
 
-def forgotten_delivery_counts(conn: sqlite3.Connection,
+def forgotten_delivery_counts(conn: Db,
                               issue: str | None = None) -> list[tuple[str, str, int]]:
     """(issue, state, count) of the delivery rows of forgotten readers."""
     query = "SELECT issue, state, sum(count) FROM forgotten_deliveries {} GROUP BY issue, state"

@@ -5,10 +5,10 @@ in store.py; newsletter.forget decides what to erase)."""
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from newsletter.store.db import Db
 from newsletter.store.sqlite import transaction
 
 OPEN_STATES = ("pending", "sending", "deferred")  # ledger.OPEN_STATES (no import: a cycle)
@@ -26,7 +26,7 @@ class Erased:
     scrubbed: int = 0  # values elsewhere that named the address, now FORGOTTEN_MARK
 
 
-def spellings(conn: sqlite3.Connection, domains: Iterable[str]) -> set[str]:
+def spellings(conn: Db, domains: Iterable[str]) -> set[str]:
     """Every address the database holds at these domains (the caller keeps those of one
     mailbox): subscribers, requests, queued mail, bounces and history."""
     found: set[str] = set()
@@ -40,7 +40,7 @@ def spellings(conn: sqlite3.Connection, domains: Iterable[str]) -> set[str]:
     return found
 
 
-def erase(conn: sqlite3.Connection, emails: Iterable[str], mailbox: str, key: str,
+def erase(conn: Db, emails: Iterable[str], mailbox: str, key: str,
           on_date: str) -> Erased:
     """Forget one reader (every spelling in emails) in one transaction: delivery rows become
     counts, bounce events lose the address, every other row naming it goes, any text value
@@ -75,7 +75,7 @@ def erase(conn: sqlite3.Connection, emails: Iterable[str], mailbox: str, key: st
     return Erased(gone, deliveries, bounces, other, scrubbed)
 
 
-def _deliveries_to_counts(conn: sqlite3.Connection, ids: list[int]) -> int:
+def _deliveries_to_counts(conn: Db, ids: list[int]) -> int:
     """The ledger keeps how many, by issue, edition and state, not to whom. A row still open
     is counted as suppressed: it will never be sent."""
     total = 0
@@ -92,12 +92,12 @@ def _deliveries_to_counts(conn: sqlite3.Connection, ids: list[int]) -> int:
     return total
 
 
-def _tables(conn: sqlite3.Connection) -> list[str]:
+def _tables(conn: Db) -> list[str]:
     return [r[0] for r in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
 
 
-def _references_to_subscribers(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+def _references_to_subscribers(conn: Db) -> list[tuple[str, str]]:
     """(table, column) of every foreign key onto subscribers, deliveries first (already
     counted): whatever table a later migration adds, its rows about the reader go too."""
     found = [(t, fk[3]) for t in _tables(conn) if t != "subscribers"
@@ -105,7 +105,7 @@ def _references_to_subscribers(conn: sqlite3.Connection) -> list[tuple[str, str]
     return sorted(found, key=lambda tc: tc[0] != "deliveries")
 
 
-def _scrub_everywhere(conn: sqlite3.Connection, needles: list[str]) -> int:
+def _scrub_everywhere(conn: Db, needles: list[str]) -> int:
     """Replace each needle (case-insensitively) in every text value of every table: a
     processed report's outcome line, a queue reply, a table added later that names the
     address. Returns how many values changed."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 
+from newsletter.store.db import Db
 from newsletter.store.sqlite import transaction
 
 PER_HOUR = 1  # data links mailed to one address in an hour: a stranger cannot flood the inbox
@@ -14,7 +14,7 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def queue_manage_mail(conn: sqlite3.Connection, email: str, language: str,
+def queue_manage_mail(conn: Db, email: str, language: str,
                       now: datetime) -> bool:
     """Queue the data-link mail to email unless one was queued within the hour; True if
     queued. The check and the insert share one transaction, so two racing POSTs queue one.

@@ -9,11 +9,11 @@ memory for a few seconds only: newsletter.reach).
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from newsletter.store.db import Db
 from newsletter.store.sqlite import transaction
 
 CANARY = "canary"
@@ -41,7 +41,7 @@ def _new_id() -> str:
     return secrets.token_urlsafe(9)
 
 
-def link_ids(conn: sqlite3.Connection, issue: str, language: str,
+def link_ids(conn: Db, issue: str, language: str,
              urls: Iterable[str]) -> dict[str, str]:
     """url -> id for an edition's links, and CANARY -> the edition's canary id. Created on
     first use, the same ever after: two hosts freezing at once get the same ids, and a
@@ -64,14 +64,14 @@ def link_ids(conn: sqlite3.Connection, issue: str, language: str,
     return ids
 
 
-def find_link(conn: sqlite3.Connection, link_id: str) -> Link | None:
+def find_link(conn: Db, link_id: str) -> Link | None:
     row = conn.execute("SELECT id, issue, language, url, kind FROM reach_links WHERE id = ?",
                        (link_id,)).fetchone()
     return Link(row["id"], row["issue"], row["language"], row["url"], row["kind"]) \
         if row else None
 
 
-def add_hits(conn: sqlite3.Connection, clicks: Mapping[str, int],
+def add_hits(conn: Db, clicks: Mapping[str, int],
              filtered: Mapping[str, int]) -> None:
     """Add totals per link id in one transaction (the filter commits in batches)."""
     with transaction(conn):
@@ -81,7 +81,7 @@ def add_hits(conn: sqlite3.Connection, clicks: Mapping[str, int],
                          [(n, i) for i, n in filtered.items() if n])
 
 
-def link_counts(conn: sqlite3.Connection, issue: str) -> list[LinkCount]:
+def link_counts(conn: Db, issue: str) -> list[LinkCount]:
     """Every counted link of an issue, in edition order; the canary's row counts scanners."""
     return [LinkCount(r["language"], r["url"] if r["kind"] == "link" else CANARY, r["clicks"],
                       r["filtered"]) for r in conn.execute(
@@ -96,19 +96,19 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def first_frozen(conn: sqlite3.Connection, issue: str) -> datetime | None:
+def first_frozen(conn: Db, issue: str) -> datetime | None:
     row = conn.execute("SELECT min(frozen_at) FROM editions WHERE issue = ?",
                        (issue,)).fetchone()
     return datetime.fromisoformat(row[0]) if row and row[0] else None
 
 
-def next_frozen(conn: sqlite3.Connection, issue: str) -> datetime | None:
+def next_frozen(conn: Db, issue: str) -> datetime | None:
     row = conn.execute("SELECT min(frozen_at) FROM editions WHERE issue > ?",
                        (issue,)).fetchone()
     return datetime.fromisoformat(row[0]) if row and row[0] else None
 
 
-def delivery_states(conn: sqlite3.Connection, issue: str) -> dict[str, dict[str, int]]:
+def delivery_states(conn: Db, issue: str) -> dict[str, dict[str, int]]:
     """language -> state -> rows, the issue's own rows and its late editions' (ISSUE+LANG),
     with the rows of forgotten readers, which the ledger keeps as counts (as status does)."""
     out: dict[str, dict[str, int]] = {}
@@ -120,7 +120,7 @@ def delivery_states(conn: sqlite3.Connection, issue: str) -> dict[str, dict[str,
     return out
 
 
-def return_path_events(conn: sqlite3.Connection, issue: str, start: datetime,
+def return_path_events(conn: Db, issue: str, start: datetime,
                        end: datetime) -> dict[str, dict[str, int]]:
     """language -> kind -> readers: bounce_events (hard, soft, ours, complaint, unsubscribe
     by mail) of addresses this issue was sent to, recorded in [start, end). One reader counts
@@ -136,7 +136,7 @@ def return_path_events(conn: sqlite3.Connection, issue: str, start: datetime,
     return out
 
 
-def unsubscribed_after(conn: sqlite3.Connection, issue: str, start: datetime,
+def unsubscribed_after(conn: Db, issue: str, start: datetime,
                        days: int = 31) -> dict[str, int]:
     """language -> readers sent this issue who unsubscribed within `days` after start: by
     the consent history's 'unsubscribed' event (link, mail, webhook or operator), or, for an

@@ -10,12 +10,12 @@ Status is never an import's to change, override or not: whoever left stays left.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from newsletter.model import Subscriber
+from newsletter.store.db import Db
 from newsletter.store.sqlite import now_iso, transaction
-from newsletter.audience.subscribers import Subscriber
 
 READER_FIELDS = ("name", "language")  # the reader_fields CHECK names the same two
 
@@ -45,7 +45,7 @@ class MergeResult:
     overridden: int = 0  # reader-set fields the CSV replaced (--override reader)
 
 
-def merge_subscribers(conn: sqlite3.Connection, subs: Iterable[Subscriber], *,
+def merge_subscribers(conn: Db, subs: Iterable[Subscriber], *,
                       override_reader: bool = False) -> MergeResult:
     """Insert new addresses; refresh name, language and tags of known ones, except a field
     the reader set themselves that the CSV would change (kept, and reported), unless
@@ -95,7 +95,7 @@ def merge_subscribers(conn: sqlite3.Connection, subs: Iterable[Subscriber], *,
     return MergeResult(added, updated, tuple(kept), overridden)
 
 
-def save_reader_profile(conn: sqlite3.Connection, email: str, name: str,
+def save_reader_profile(conn: Db, email: str, name: str,
                         language: str) -> tuple[str, ...]:
     """The reader's own edit (preferences page): store name and language; each field whose
     value changed becomes the reader's. Returns the fields that changed. A field saved
@@ -113,7 +113,7 @@ def save_reader_profile(conn: sqlite3.Connection, email: str, name: str,
     return changed
 
 
-def mark_reader_set(conn: sqlite3.Connection, subscriber_id: int, fields: Iterable[str],
+def mark_reader_set(conn: Db, subscriber_id: int, fields: Iterable[str],
                     stamp: str) -> None:
     """Record that the reader set these fields now. Runs in the caller's transaction."""
     conn.executemany(
@@ -122,14 +122,14 @@ def mark_reader_set(conn: sqlite3.Connection, subscriber_id: int, fields: Iterab
         [(subscriber_id, field, stamp) for field in fields])
 
 
-def reader_set_fields(conn: sqlite3.Connection, email: str) -> dict[str, str]:
+def reader_set_fields(conn: Db, email: str) -> dict[str, str]:
     """field -> when the reader set it, for one address."""
     return {r[0]: r[1] for r in conn.execute(
         "SELECT f.field, f.changed_at FROM reader_fields f JOIN subscribers s "
         "ON s.id = f.subscriber_id WHERE s.email = ? ORDER BY f.field", (email,))}
 
 
-def choices_kept_from(conn: sqlite3.Connection, sub: Subscriber) -> tuple[KeptChoice, ...]:
+def choices_kept_from(conn: Db, sub: Subscriber) -> tuple[KeptChoice, ...]:
     """What merge_subscribers would keep of sub's name and language (read only): an
     editor's `subscribers add` of a known address asks before it writes."""
     row = conn.execute("SELECT id, email, name, language FROM subscribers WHERE email = ?",

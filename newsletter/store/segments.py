@@ -3,12 +3,12 @@ many readers each variant, an empty variant or the audience took at freeze time.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from newsletter.deliver.ledger import base_issue, load_edition
-from newsletter.compose.render import Edition
+from newsletter.model import Edition
+from newsletter.store.db import Db, Row
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class SegmentCount:
     audience: str  # the edition's audience as frozen ("everyone", "tags geneva; not staff")
 
 
-def active_readers(conn: sqlite3.Connection, ids: Iterable[int] | None = None,
+def active_readers(conn: Db, ids: Iterable[int] | None = None,
                    page: int = 1000) -> Iterator[Reader]:
     """The active subscribers in id order, a page at a time (or just those of `ids`)."""
     if ids is not None:
@@ -49,7 +49,7 @@ def active_readers(conn: sqlite3.Connection, ids: Iterable[int] | None = None,
         last = rows[-1][0]
 
 
-def _reader(row: sqlite3.Row) -> Reader:
+def _reader(row: Row) -> Reader:
     return Reader(row[0], row[1], row[2], tuple(t for t in row[3].split(";") if t))
 
 
@@ -58,18 +58,18 @@ def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
         yield items[start:start + size]
 
 
-def insert_deliveries(conn: sqlite3.Connection, key: str,
+def insert_deliveries(conn: Db, key: str,
                       rows: Iterable[tuple[int, str, str]], stamp: str) -> int:
     """(subscriber id, edition language, variant) rows, pending; inside the caller's
     transaction. Returns how many were new."""
-    before = conn.total_changes
-    conn.executemany("INSERT OR IGNORE INTO deliveries (issue, subscriber_id, language, variant, "
-                     "state, updated_at) VALUES (?, ?, ?, ?, 'pending', ?)",
-                     [(key, sid, lang, variant, stamp) for sid, lang, variant in rows])
-    return conn.total_changes - before
+    cursor = conn.executemany(
+        "INSERT OR IGNORE INTO deliveries (issue, subscriber_id, language, variant, "
+        "state, updated_at) VALUES (?, ?, ?, ?, 'pending', ?)",
+        [(key, sid, lang, variant, stamp) for sid, lang, variant in rows])
+    return cursor.rowcount  # executemany: the sum over the rows (ignored ones count 0)
 
 
-def insert_variants(conn: sqlite3.Connection, issue: str,
+def insert_variants(conn: Db, issue: str,
                     variants: Iterable[tuple[str, Edition]]) -> None:
     conn.executemany(
         "INSERT OR IGNORE INTO edition_variants (issue, language, variant, subject, preheader, "
@@ -78,7 +78,7 @@ def insert_variants(conn: sqlite3.Connection, issue: str,
          for variant, e in variants])
 
 
-def insert_counts(conn: sqlite3.Connection, key: str, counts: Iterable[SegmentCount]) -> None:
+def insert_counts(conn: Db, key: str, counts: Iterable[SegmentCount]) -> None:
     conn.executemany(
         "INSERT INTO segment_counts (issue, language, variant, outcome, readers, audience) "
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (issue, language, variant, outcome) DO UPDATE "
@@ -86,7 +86,7 @@ def insert_counts(conn: sqlite3.Connection, key: str, counts: Iterable[SegmentCo
         [(key, c.language, c.variant, c.outcome, c.readers, c.audience) for c in counts])
 
 
-def load_variant(conn: sqlite3.Connection, issue: str, language: str, variant: str) -> Edition:
+def load_variant(conn: Db, issue: str, language: str, variant: str) -> Edition:
     """The frozen edition a delivery row names; the plain variant is the editions row."""
     if not variant:
         return load_edition(conn, issue, language)
@@ -99,14 +99,14 @@ def load_variant(conn: sqlite3.Connection, issue: str, language: str, variant: s
                    fallback_name=row["fallback_name"])
 
 
-def delivery_variants(conn: sqlite3.Connection, key: str) -> list[tuple[str, str]]:
+def delivery_variants(conn: Db, key: str) -> list[tuple[str, str]]:
     """(language, variant) pairs the rows of a ledger key name, variants other than ""."""
     return [(r[0], r[1]) for r in conn.execute(
         "SELECT DISTINCT language, variant FROM deliveries WHERE issue = ? AND variant != '' "
         "ORDER BY language, variant", (key,))]
 
 
-def frozen_counts(conn: sqlite3.Connection, key: str) -> list[SegmentCount]:
+def frozen_counts(conn: Db, key: str) -> list[SegmentCount]:
     return [SegmentCount(*r) for r in conn.execute(
         "SELECT language, variant, outcome, readers, audience FROM segment_counts WHERE "
         "issue = ? ORDER BY language, outcome DESC, variant", (key,))]

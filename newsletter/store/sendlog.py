@@ -3,9 +3,10 @@ who a run would mail now (the confirmation before `send` on a terminal)."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from newsletter.store.db import Db
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class TransportUse:
     last_at: datetime
 
 
-def transport_uses(conn: sqlite3.Connection, issue: str) -> list[TransportUse]:
+def transport_uses(conn: Db, issue: str) -> list[TransportUse]:
     """Per transport: the sent rows, by edition language, with the first and last send time
     (updated_at of a sent row is when the server's reply was recorded)."""
     rows = conn.execute(
@@ -36,7 +37,7 @@ def transport_uses(conn: sqlite3.Connection, issue: str) -> list[TransportUse]:
             for transport, parts in uses.items()]
 
 
-def due_by_language(conn: sqlite3.Connection, issue: str, now: datetime) -> dict[str, int]:
+def due_by_language(conn: Db, issue: str, now: datetime) -> dict[str, int]:
     """Rows of a started issue that a run at `now` would attempt, by edition language."""
     stamp = now.astimezone(UTC).isoformat(timespec="microseconds")
     return {r[0]: r[1] for r in conn.execute(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,8 +13,9 @@ from pathlib import Path
 
 from newsletter.config import WebSettings
 from newsletter.errors import NewsletterError
-from newsletter.compose.feeds import CachedFeed
-from newsletter.audience.subscribers import Subscriber, normalise_mailbox
+from newsletter.model import CachedFeed, Subscriber, normalise_mailbox
+from newsletter.store.db import Db, Row, StoreError
+from newsletter.store.sqlite_db import open_sqlite
 
 # Each entry migrates from version i to i + 1; PRAGMA user_version records where a file is.
 _MIGRATIONS = [
@@ -336,19 +336,18 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path) -> Db:
     """Open (creating or migrating) the database; WAL so readers never block the sender."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _create_owner_only(path)
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
+        conn = open_sqlite(str(path))
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         _migrate(conn, path)
-    except sqlite3.Error as exc:
-        raise NewsletterError(f"database: {exc}", where=str(path)) from exc
+    except StoreError as exc:
+        raise StoreError(exc.detail, where=str(path)) from exc
     return conn
 
 
@@ -366,7 +365,7 @@ def _create_owner_only(path: Path) -> None:
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+def _migrate(conn: Db, path: Path) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise NewsletterError(f"database schema {version} is newer than this program "
@@ -380,24 +379,19 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection, *, immediate: bool = True) -> Iterator[None]:
+def transaction(conn: Db, *, immediate: bool = True) -> Iterator[None]:
     """BEGIN IMMEDIATE ... COMMIT: writers queue on the lock instead of failing mid-way."""
-    conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-    try:
+    with conn.transaction(immediate=immediate):
         yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
-def get_feed_cache(conn: sqlite3.Connection, url: str) -> CachedFeed | None:
+def get_feed_cache(conn: Db, url: str) -> CachedFeed | None:
     row = conn.execute("SELECT etag, last_modified, body FROM feed_cache WHERE url = ?",
                        (url,)).fetchone()
     return CachedFeed(row["etag"], row["last_modified"], row["body"]) if row else None
 
 
-def put_feed_cache(conn: sqlite3.Connection, url: str, etag: str | None,
+def put_feed_cache(conn: Db, url: str, etag: str | None,
                    last_modified: str | None, body: bytes) -> None:
     conn.execute(
         "INSERT INTO feed_cache (url, etag, last_modified, body, fetched_at) VALUES (?,?,?,?,?) "
@@ -407,7 +401,7 @@ def put_feed_cache(conn: sqlite3.Connection, url: str, etag: str | None,
         (url, etag, last_modified, body, now_iso()))
 
 
-def sent_item_ids(conn: sqlite3.Connection, before_issue: str) -> set[str]:
+def sent_item_ids(conn: Db, before_issue: str) -> set[str]:
     """Feed item ids (and normalised links) that went out in an earlier issue."""
     return {r[0] for r in conn.execute("SELECT item_id FROM sent_items WHERE issue < ?",
                                        (before_issue,))}
@@ -419,13 +413,13 @@ def sent_item_ids(conn: sqlite3.Connection, before_issue: str) -> set[str]:
 _SUBSCRIBER_COLUMNS = "id, email, name, language, tags, status, reason"
 
 
-def _subscriber(row: sqlite3.Row) -> Subscriber:
+def _subscriber(row: Row) -> Subscriber:
     return Subscriber(email=row["email"], name=row["name"], language=row["language"],
                       tags=tuple(t for t in row["tags"].split(";") if t), status=row["status"],
                       reason=row["reason"], id=row["id"])
 
 
-def upsert_subscribers(conn: sqlite3.Connection, subs: Iterable[Subscriber]) -> tuple[int, int]:
+def upsert_subscribers(conn: Db, subs: Iterable[Subscriber]) -> tuple[int, int]:
     """Insert new addresses, refresh name/language/tags of known ones; never touch status.
 
     Returns (added, updated). Someone who unsubscribed, bounced or complained stays so, and
@@ -438,7 +432,7 @@ def upsert_subscribers(conn: sqlite3.Connection, subs: Iterable[Subscriber]) -> 
     return merged.added, merged.updated
 
 
-def add_subscriber(conn: sqlite3.Connection, sub: Subscriber) -> str:
+def add_subscriber(conn: Db, sub: Subscriber) -> str:
     """`subscribers add`: a new address becomes active; a known active one is left alone.
 
     Returns the status the address has afterwards. An unsubscribed address is not
@@ -448,13 +442,13 @@ def add_subscriber(conn: sqlite3.Connection, sub: Subscriber) -> str:
     return get_subscriber(conn, sub.email).status  # type: ignore[union-attr]
 
 
-def get_subscriber(conn: sqlite3.Connection, email: str) -> Subscriber | None:
+def get_subscriber(conn: Db, email: str) -> Subscriber | None:
     row = conn.execute(f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE email = ?",
                        (email,)).fetchone()
     return _subscriber(row) if row else None
 
 
-def set_status(conn: sqlite3.Connection, email: str, status: str, reason: str = "") -> bool:
+def set_status(conn: Db, email: str, status: str, reason: str = "") -> bool:
     """Change a subscriber's status (unsubscribe, bounce, complaint); True if the row exists."""
     with transaction(conn):
         cur = conn.execute("UPDATE subscribers SET status = ?, reason = ?, updated_at = ? "
@@ -462,7 +456,7 @@ def set_status(conn: sqlite3.Connection, email: str, status: str, reason: str = 
     return cur.rowcount > 0
 
 
-def iter_subscribers(conn: sqlite3.Connection, status: str | None = None,
+def iter_subscribers(conn: Db, status: str | None = None,
                      page: int = 1000) -> Iterator[Subscriber]:
     """Stream subscribers in id order, a page at a time: memory stays flat in list size."""
     last = 0
@@ -478,12 +472,12 @@ def iter_subscribers(conn: sqlite3.Connection, status: str | None = None,
         last = rows[-1]["id"]
 
 
-def subscriber_counts(conn: sqlite3.Connection) -> dict[str, int]:
+def subscriber_counts(conn: Db) -> dict[str, int]:
     return {r[0]: r[1] for r in conn.execute(
         "SELECT status, count(*) FROM subscribers GROUP BY status ORDER BY status")}
 
 
-def update_profile(conn: sqlite3.Connection, email: str, name: str, language: str) -> None:
+def update_profile(conn: Db, email: str, name: str, language: str) -> None:
     """The reader's own edit: the fields it changes are the reader's from now on (a later
     CSV import keeps them: store_reader)."""
     from newsletter.store.reader import save_reader_profile
@@ -491,18 +485,18 @@ def update_profile(conn: sqlite3.Connection, email: str, name: str, language: st
     save_reader_profile(conn, email, name, language)
 
 
-def imported_digest(conn: sqlite3.Connection, path: str) -> str:
+def imported_digest(conn: Db, path: str) -> str:
     row = conn.execute("SELECT sha256 FROM imported_files WHERE path = ?", (path,)).fetchone()
     return row[0] if row else ""
 
 
-def record_import(conn: sqlite3.Connection, path: str, digest: str) -> None:
+def record_import(conn: Db, path: str, digest: str) -> None:
     conn.execute("INSERT INTO imported_files (path, sha256, imported_at) VALUES (?, ?, ?) "
                  "ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, "
                  "imported_at = excluded.imported_at", (path, digest, now_iso()))
 
 
-def subscriber_languages(conn: sqlite3.Connection) -> dict[str, int]:
+def subscriber_languages(conn: Db) -> dict[str, int]:
     return {r[0]: r[1] for r in conn.execute(
         "SELECT language, count(*) FROM subscribers WHERE status = 'active' GROUP BY language")}
 
@@ -548,7 +542,7 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def record_subscribe_request(conn: sqlite3.Connection, req: SubscribeRequest, limits: WebSettings,
+def record_subscribe_request(conn: Db, req: SubscribeRequest, limits: WebSettings,
                              now: datetime) -> str:
     """One transaction: decide whether this request may send mail, record it, and queue the
     confirmation. Returns the outcome: queued, suppressed, client-limit, address-limit or
@@ -574,7 +568,7 @@ def record_subscribe_request(conn: sqlite3.Connection, req: SubscribeRequest, li
     return outcome
 
 
-def _subscribe_outcome(conn: sqlite3.Connection, req: SubscribeRequest, limits: WebSettings,
+def _subscribe_outcome(conn: Db, req: SubscribeRequest, limits: WebSettings,
                        now: datetime) -> str:
     hour_ago = _stamp(now - timedelta(hours=1))
     row = conn.execute("SELECT status FROM subscribers WHERE email = ?", (req.email,)).fetchone()
@@ -598,7 +592,7 @@ def _subscribe_outcome(conn: sqlite3.Connection, req: SubscribeRequest, limits: 
     return "queued"
 
 
-def _mailbox_suppressed(conn: sqlite3.Connection, mailbox: str) -> bool:
+def _mailbox_suppressed(conn: Db, mailbox: str) -> bool:
     """True if another spelling of the same inbox (a.b+x@gmail.com for ab@gmail.com) bounced
     or complained: that inbox is dead, or its owner said no."""
     domain = mailbox.rpartition("@")[2]
@@ -613,7 +607,7 @@ def _mailbox_suppressed(conn: sqlite3.Connection, mailbox: str) -> bool:
     return False
 
 
-def get_optin_request(conn: sqlite3.Connection, public_id: str,
+def get_optin_request(conn: Db, public_id: str,
                       not_before: datetime) -> OptinRequest | None:
     """A request whose confirmation mail was queued, made after not_before; else None."""
     row = conn.execute("SELECT email, name, language, created_at, confirmed_at FROM "
@@ -624,7 +618,7 @@ def get_optin_request(conn: sqlite3.Connection, public_id: str,
     return OptinRequest(row[0], row[1], row[2], datetime.fromisoformat(row[3]), bool(row[4]))
 
 
-def confirm_optin_request(conn: sqlite3.Connection, public_id: str, not_before: datetime,
+def confirm_optin_request(conn: Db, public_id: str, not_before: datetime,
                           now: datetime) -> str:
     """The owner's POST on a confirm link: apply that request's name and language and make
     the address active. Returns confirmed, or why not: invalid, suppressed (bounced or
@@ -661,7 +655,7 @@ def confirm_optin_request(conn: sqlite3.Connection, public_id: str, not_before: 
     return "confirmed"
 
 
-def prune_web_records(conn: sqlite3.Connection, requests_before: datetime,
+def prune_web_records(conn: Db, requests_before: datetime,
                       mail_before: datetime) -> int:
     """Forget subscribe requests older than their links, the `pending` addresses nobody
     confirmed, and settled queue rows older than mail_before: all hold addresses that
@@ -679,7 +673,7 @@ def prune_web_records(conn: sqlite3.Connection, requests_before: datetime,
             "AND updated_at < ?", (_stamp(mail_before),)).rowcount
 
 
-def claim_due_mail(conn: sqlite3.Connection, owner: str, now: datetime, limit: int,
+def claim_due_mail(conn: Db, owner: str, now: datetime, limit: int,
                    lease: timedelta) -> list[QueuedMail]:
     """Claim the next `limit` due rows for `owner`, committed before any is sent.
 
@@ -712,7 +706,7 @@ def claim_due_mail(conn: sqlite3.Connection, owner: str, now: datetime, limit: i
                   key=lambda m: m.id)
 
 
-def settle_mail(conn: sqlite3.Connection, mail_id: int, owner: str, state: str, reply: str,
+def settle_mail(conn: Db, mail_id: int, owner: str, state: str, reply: str,
                 now: datetime, *, retry_at: datetime | None = None,
                 message_id: str = "") -> bool:
     """Record a claimed row's outcome; False if the claim was no longer ours (lease ran out)."""
@@ -728,12 +722,12 @@ def settle_mail(conn: sqlite3.Connection, mail_id: int, owner: str, state: str, 
              owner)).rowcount == 1
 
 
-def mail_queue_counts(conn: sqlite3.Connection) -> dict[str, int]:
+def mail_queue_counts(conn: Db) -> dict[str, int]:
     return {r[0]: r[1] for r in conn.execute(
         "SELECT state, count(*) FROM mail_queue GROUP BY state ORDER BY state")}
 
 
-def get_subscriber_by_id(conn: sqlite3.Connection, subscriber_id: int) -> Subscriber | None:
+def get_subscriber_by_id(conn: Db, subscriber_id: int) -> Subscriber | None:
     row = conn.execute(f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE id = ?",
                        (subscriber_id,)).fetchone()
     return _subscriber(row) if row else None
@@ -743,7 +737,7 @@ def _source_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def remember_translations(conn: sqlite3.Connection, source_language: str,
+def remember_translations(conn: Db, source_language: str,
                           target_language: str, issue: str,
                           pairs: Iterable[tuple[str, str]]) -> int:
     """Store (source, target) units; a later translation of the same source replaces it."""
@@ -759,7 +753,7 @@ def remember_translations(conn: sqlite3.Connection, source_language: str,
     return len(rows)
 
 
-def recall_translations(conn: sqlite3.Connection, source_language: str, target_language: str,
+def recall_translations(conn: Db, source_language: str, target_language: str,
                         sources: Iterable[str]) -> dict[str, str]:
     """source -> target for each source the memory holds (compared in full, not by hash)."""
     found = {}

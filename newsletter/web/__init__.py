@@ -1,1 +1,3 @@
-"""The web app and the servers: unsubscribe, opt-in, preferences, webhooks, the archive site, the editors' live preview."""
+"""The web app and the servers: unsubscribe, opt-in, preferences, webhooks, the archive site, the
+editors' live preview.
+"""

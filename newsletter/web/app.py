@@ -7,19 +7,19 @@ the response is sent; no request waits on mail (the confirmation goes through ma
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, Flask, Response, abort, g, request
 
-from newsletter.store import sqlite as store
-from newsletter.config import Config
 from newsletter.audience.consent import status_event
-from newsletter.i18n import LANGUAGES, gettext_for
 from newsletter.audience.subscribers import clean_name
 from newsletter.audience.tokens import verification_secrets, verify_token
+from newsletter.config import Config
+from newsletter.i18n import LANGUAGES, gettext_for
+from newsletter.store import sqlite as store
+from newsletter.store.db import Db
 from newsletter.web.consent import after_confirm, consent_pages, remember_form, unsubscribed_page
 from newsletter.web.language import form_problem, reader_language, register_error_pages
 from newsletter.web.optin import (
@@ -110,7 +110,7 @@ def _install_hooks(app: Flask, config: Config) -> None:
         return response
 
 
-def _db(config: Config) -> sqlite3.Connection:
+def _db(config: Config) -> Db:
     if "db" not in g:
         g.db = store.connect(config.store_path)
     return g.db
@@ -122,7 +122,7 @@ def _reader_pages(config: Config, prefix: str, clock: Clock,
     pages = Pages(config, prefix)
     languages = ",".join(LANGUAGES)
 
-    def db() -> sqlite3.Connection:
+    def db() -> Db:
         return _db(config)
 
     def language(preferred: str = "") -> str:

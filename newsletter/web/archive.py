@@ -6,7 +6,6 @@ import argparse
 import os
 import re
 import shutil
-import sqlite3
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -21,12 +20,14 @@ import jinja2
 from babel import Locale, UnknownLocaleError
 
 from newsletter.cli.main import config_of, open_store
-from newsletter.config import Config
 from newsletter.compose.drafts import check_issue_id
+from newsletter.compose.personalise import Recipient, personalise_html
+from newsletter.compose.render import issue_label, view_online_url
+from newsletter.config import Config
 from newsletter.errors import InputError
 from newsletter.i18n import LANGUAGES, direction, gettext_for, translations
-from newsletter.compose.personalise import Recipient, personalise_html
-from newsletter.compose.render import Edition, issue_label, view_online_url
+from newsletter.model import Edition
+from newsletter.store.db import Db
 
 ATOM = "http://www.w3.org/2005/Atom"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -66,7 +67,7 @@ class Group:
     editions: tuple[Published, ...]
 
 
-def published_editions(conn: sqlite3.Connection, config: Config) -> list[Published]:
+def published_editions(conn: Db, config: Config) -> list[Published]:
     """Every frozen edition (an issue whose send has begun): newest issue first, then the
     default language, then the others alphabetically."""
     found = []
@@ -168,7 +169,7 @@ def _environment(config: Config, language: str = "") -> jinja2.Environment:
     return env
 
 
-def served_file(config: Config, conn: sqlite3.Connection, path: str) -> tuple[str, bytes] | None:
+def served_file(config: Config, conn: Db, path: str) -> tuple[str, bytes] | None:
     """What `newsletter serve` answers for an archive path (under base_url): the same pages
     and feeds `archive` writes. Returns (mimetype, body), or None if there is no such page."""
     published = published_editions(conn, config)
@@ -191,7 +192,7 @@ def served_file(config: Config, conn: sqlite3.Connection, path: str) -> tuple[st
 ATOM_TYPE = "application/atom+xml"
 
 
-def edition_page_for(config: Config, conn: sqlite3.Connection, issue: str,
+def edition_page_for(config: Config, conn: Db, issue: str,
                      language: str) -> str | None:
     """The archive page of one edition, as `newsletter serve` shows it; None if not sent."""
     published = published_editions(conn, config)

@@ -8,19 +8,19 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import Blueprint, g, request
 
-from newsletter.store import sqlite as store
-from newsletter.store import consent as store_consent
-from newsletter.config import Config
 from newsletter.audience.consent import event, forget_key, forget_keys, stamp
-from newsletter.cli.audience_commands import REASONS
-from newsletter.i18n import gettext_for
 from newsletter.audience.tokens import verification_secrets
+from newsletter.cli.audience_commands import REASONS
+from newsletter.config import Config
+from newsletter.i18n import gettext_for
+from newsletter.store import consent as store_consent
+from newsletter.store import sqlite as store
+from newsletter.store.db import Db
 from newsletter.web.language import reader_language
 from newsletter.web.pages import Pages
 
@@ -28,7 +28,7 @@ Clock = Callable[[], datetime]
 _HOUR = 3600
 
 
-def _db(config: Config) -> sqlite3.Connection:
+def _db(config: Config) -> Db:
     if "db" not in g:  # the same per-request connection as web.py's (closed at teardown)
         g.db = store.connect(config.store_path)
     return g.db
@@ -96,7 +96,7 @@ def form_text(html: str) -> str:
     return " ".join(re.sub(r"<[^>]*>", " ", html).split())
 
 
-def remember_form(conn: sqlite3.Connection, pages: Pages, lang: str, email: str,
+def remember_form(conn: Db, pages: Pages, lang: str, email: str,
                   now: datetime) -> None:
     """After a subscribe POST: which form, in which language and text version, the request
     came from (the version is a hash of the words the blank form shows in that language).
@@ -109,7 +109,7 @@ def remember_form(conn: sqlite3.Connection, pages: Pages, lang: str, email: str,
         store_consent.remember_form(conn, public_id, lang, version, text, stamp(now))
 
 
-def after_confirm(conn: sqlite3.Connection, config: Config, public_id: str, email: str,
+def after_confirm(conn: Db, config: Config, public_id: str, email: str,
                   language: str, requested_at: datetime, was_active: bool,
                   now: datetime) -> bool:
     """A confirmed opt-in: its history event (the form's language and text version), any

@@ -14,17 +14,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from newsletter.compose.edition import compose
-from newsletter.config import load_config
-from newsletter.compose.drafts import check_issue_id, draft_path
-from newsletter.errors import DraftError, NewsletterError
-from newsletter.deliver.issue_check import check_edition, draft_error_lines
-from newsletter.compose.live_findings import Checker, Findings, Key
-from newsletter.netguard import Resolver, local_name_reason, private_only_hosts, system_resolver
-from newsletter.compose.preview import SAMPLE_EMAIL, sample_parts
-from newsletter.deliver.send import unsubscribe_url_maker
-from newsletter.compose.snapshot import snapshot_path
 from newsletter.audience.tokens import secret_from_env
+from newsletter.compose.drafts import check_issue_id, draft_path
+from newsletter.compose.edition import compose
+from newsletter.compose.live_findings import Checker, Findings, Key
+from newsletter.compose.preview import SAMPLE_EMAIL, sample_parts
+from newsletter.compose.snapshot import snapshot_path
+from newsletter.config import load_config
+from newsletter.deliver.issue_check import check_edition, draft_error_lines
+from newsletter.deliver.send import unsubscribe_url_maker
+from newsletter.errors import DraftError, NewsletterError
+from newsletter.netguard import Resolver, local_name_reason, private_only_hosts, system_resolver
 
 _IMG_SRC_RE = re.compile(r'(<img\b[^>]*?\ssrc=")([^"]*)(")', re.IGNORECASE)
 

@@ -8,14 +8,15 @@ from email.utils import make_msgid
 
 import jinja2
 
-from newsletter.config import Config
-from newsletter.deliver.dkim import DkimSigner
-from newsletter.errors import InputError
-from newsletter.i18n import LANGUAGES, direction, gettext_for
 from newsletter.compose.inline import break_lines, inline_css
 from newsletter.compose.message import Personal, build_message
-from newsletter.compose.render import Edition, make_environment
+from newsletter.compose.render import make_environment
+from newsletter.config import Config
+from newsletter.deliver.dkim import DkimSigner
 from newsletter.deliver.send import envelope_for
+from newsletter.errors import InputError
+from newsletter.i18n import LANGUAGES, direction, gettext_for
+from newsletter.model import Edition
 from newsletter.web.optin import CONFIRM_DAYS
 
 

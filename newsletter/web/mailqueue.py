@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sqlite3
 import threading
 import uuid
 from collections import Counter
@@ -20,14 +19,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import make_msgid
 
-from newsletter.store import sqlite as store
+from newsletter.audience.return_address import bounce_address
+from newsletter.audience.tokens import secret_from_env
 from newsletter.config import Config
 from newsletter.deliver.dkim import signer_from_config
-from newsletter.errors import DeliveryError, InputError, NewsletterError
-from newsletter.audience.return_address import bounce_address
 from newsletter.deliver.send import Transports, unsubscribe_url_maker
-from newsletter.audience.tokens import secret_from_env
 from newsletter.deliver.transport import Outcome
+from newsletter.errors import DeliveryError, InputError, NewsletterError
+from newsletter.store import sqlite as store
+from newsletter.store.db import Db
 from newsletter.web.mail import build_confirmation
 from newsletter.web.optin import CONFIRM_DAYS, confirm_token
 
@@ -82,13 +82,13 @@ class MailQueue:
         return QueueRun(len(claimed), tally["sent"], tally["deferred"], tally["failed"],
                         tally["unknown"])
 
-    def _prune(self, conn: sqlite3.Connection, now: datetime) -> None:
+    def _prune(self, conn: Db, now: datetime) -> None:
         if self._pruned_at is None or now - self._pruned_at > timedelta(hours=1):
             store.prune_web_records(conn, now - timedelta(days=CONFIRM_DAYS + 1),
                                     now - KEEP_SETTLED)
             self._pruned_at = now
 
-    def _deliver(self, conn: sqlite3.Connection, claimed: list[store.QueuedMail]) -> Counter:
+    def _deliver(self, conn: Db, claimed: list[store.QueuedMail]) -> Counter:
         tally: Counter = Counter()
         transport = self.transports.make()
         try:
@@ -106,7 +106,7 @@ class MailQueue:
         return tally
 
     def _send(self, transport, mail: store.QueuedMail,  # noqa: ANN001
-              conn: sqlite3.Connection) -> tuple[Outcome, str]:
+              conn: Db) -> tuple[Outcome, str]:
         """(the outcome, the message's Message-ID)."""
         base, mid = self.config.base_url, make_msgid(domain=self.config.sender_domain)
         if mail.kind == "welcome":  # newsletter.welcome: the latest issue, once per reader
@@ -135,7 +135,7 @@ class MailQueue:
         except DeliveryError as exc:  # nothing reached the relay (it went away, disk full)
             return Outcome("deferred", 0, str(exc)), mid
 
-    def _settle(self, conn: sqlite3.Connection, mail: store.QueuedMail, outcome: Outcome,
+    def _settle(self, conn: Db, mail: store.QueuedMail, outcome: Outcome,
                 message_id: str = "") -> str:
         now = self.clock()
         state, reply, retry_at = _STATE_OF.get(outcome.kind, "deferred"), outcome.reply, None

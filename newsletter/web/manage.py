@@ -9,26 +9,31 @@ its own purpose, valid 24 hours, that opens /manage/<token>: download (JSON) and
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 
 from flask import Blueprint, Response, g, request
 
-from newsletter.store import sqlite as store
-from newsletter.config import Config
 from newsletter.audience.forget import export_json, forget_reader, reader_export
+from newsletter.audience.tokens import (
+    make_token,
+    verification_secrets,
+    verify_manage_token,
+    verify_token,
+)
+from newsletter.config import Config
 from newsletter.i18n import gettext_for
-from newsletter.web.manage_mail import HOURS
+from newsletter.store import sqlite as store
+from newsletter.store.db import Db
 from newsletter.store.manage import queue_manage_mail
-from newsletter.audience.tokens import make_token, verification_secrets, verify_manage_token, verify_token
 from newsletter.web.language import reader_language
+from newsletter.web.manage_mail import HOURS
 from newsletter.web.pages import Pages
 
 Clock = Callable[[], datetime]
 
 
-def _db(config: Config) -> sqlite3.Connection:
+def _db(config: Config) -> Db:
     if "db" not in g:  # the same per-request connection as web.py's (closed at teardown)
         g.db = store.connect(config.store_path)
     return g.db

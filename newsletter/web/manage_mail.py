@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from newsletter.audience.tokens import MANAGE_SECONDS, make_manage_token
 from newsletter.config import Config
 from newsletter.deliver.dkim import DkimSigner
 from newsletter.i18n import LANGUAGES, gettext_for
-from newsletter.audience.tokens import MANAGE_SECONDS, make_manage_token
 from newsletter.web.mail import ServiceMail, service_mail
 
 HOURS = MANAGE_SECONDS // 3600

@@ -8,19 +8,15 @@ import hmac
 import ipaddress
 import logging
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from newsletter.store import sqlite as store
+from newsletter.audience.subscribers import clean_language, clean_name, normalise_address
 from newsletter.config import Config
 from newsletter.i18n import LANGUAGES
-from newsletter.audience.subscribers import (
-    clean_language,
-    clean_name,
-    normalise_address,
-    normalise_mailbox,
-)
+from newsletter.model import normalise_mailbox
+from newsletter.store import sqlite as store
+from newsletter.store.db import Db
 
 log = logging.getLogger("newsletter.web")
 CONFIRM_DAYS = 7
@@ -118,7 +114,7 @@ def request_of_token(token: str, secrets_: list[str], list_id: str) -> str | Non
     return public_id if ok else None
 
 
-def request_subscription(conn: sqlite3.Connection, config: Config, form: SubscribeForm,
+def request_subscription(conn: Db, config: Config, form: SubscribeForm,
                          client: str, now: datetime) -> str:
     """Record the request and queue its confirmation mail when the limits allow: one
     transaction, no mail I/O, the same work for every address. Returns the outcome, which
@@ -143,7 +139,7 @@ _WHY = {
 }
 
 
-def pending_request(conn: sqlite3.Connection, config: Config, token: str, now: datetime,
+def pending_request(conn: Db, config: Config, token: str, now: datetime,
                     secrets_: list[str]) -> tuple[str, store.OptinRequest] | None:
     """(request id, request) for a genuine, unexpired confirm token; else None."""
     public_id = request_of_token(token, secrets_, config.list_id)
@@ -153,7 +149,7 @@ def pending_request(conn: sqlite3.Connection, config: Config, token: str, now: d
     return (public_id, found) if found else None
 
 
-def confirm_request(conn: sqlite3.Connection, public_id: str, now: datetime) -> bool:
+def confirm_request(conn: Db, public_id: str, now: datetime) -> bool:
     """Apply a request on its owner's POST; False if it must not (any longer) subscribe."""
     outcome = store.confirm_optin_request(conn, public_id, now - timedelta(days=CONFIRM_DAYS),
                                           now)

@@ -13,11 +13,11 @@ import jinja2
 from flask import Flask, Response, request
 from markupsafe import escape
 
-from newsletter.config import load_config
 from newsletter.compose.drafts import check_issue_id, draft_path
+from newsletter.compose.live_findings import Findings, Key
+from newsletter.config import load_config
 from newsletter.errors import InputError
 from newsletter.i18n import LANGUAGES, direction
-from newsletter.compose.live_findings import Findings, Key
 from newsletter.web.live_preview import LivePreview, Rendered
 
 POLL_MS = 700
@@ -121,7 +121,10 @@ def _plain(text: str, status: int) -> Response:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from newsletter.cli.compose_commands import say, warn  # commands imports this module to register it
+    from newsletter.cli.compose_commands import (  # commands imports this module to register it
+        say,
+        warn,
+    )
     from newsletter.web.serving import listen
 
     config = load_config(args.config)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import logging
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -19,14 +18,14 @@ from collections.abc import Callable
 from flask import Blueprint, Flask, g, redirect, request
 from werkzeug.wrappers import Response
 
-from newsletter.store import sqlite as store
-from newsletter.store import reach as store_reach
 from newsletter.config import Config
 from newsletter.errors import NewsletterError
 from newsletter.i18n import LANGUAGES
-from newsletter.web.scan_filter import ScannerFilter
+from newsletter.store import reach as store_reach
+from newsletter.store import sqlite as store
 from newsletter.web.optin import client_key
 from newsletter.web.pages import Pages
+from newsletter.web.scan_filter import ScannerFilter
 
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{8,32}")
 _log = logging.getLogger("newsletter.reach")
@@ -58,7 +57,7 @@ class Committer:
                 store_reach.add_hits(conn, settled.clicks, settled.filtered)
             finally:
                 conn.close()
-        except (sqlite3.Error, NewsletterError) as exc:
+        except NewsletterError as exc:  # StoreError included
             # Kept for the next round rather than lost: a busy database is no reason to
             # forget a click.
             self.scanners.restore(settled)

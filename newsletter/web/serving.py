@@ -9,8 +9,8 @@ from flask import Flask
 
 from newsletter.config import Config
 from newsletter.errors import NewsletterError
-from newsletter.web.mailqueue import MailQueue, QueueWorker
 from newsletter.web.app import MAX_BODY_BYTES, create_app
+from newsletter.web.mailqueue import MailQueue, QueueWorker
 
 # waitress on its own cannot outlast many slow clients (each holds a channel until
 # channel_timeout); the README's recipe puts a buffering proxy in front. These limits keep

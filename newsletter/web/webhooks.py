@@ -23,17 +23,17 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, request
 
 from newsletter.audience import sns
-from newsletter.store import sqlite as store
 from newsletter.audience.bounce_report import Report
 from newsletter.audience.bounces import BounceRun, already_processed, record_report
-from newsletter.config import Config
-from newsletter.errors import ConfigError
 from newsletter.audience.webhook_payloads import (
     MalformedPayload,
     mailgun_report,
     postmark_report,
     ses_report,
 )
+from newsletter.config import Config
+from newsletter.errors import ConfigError
+from newsletter.store import sqlite as store
 
 log = logging.getLogger("newsletter.webhooks")
 MAX_BODY = 256 * 1024  # SNS messages are at most 256 KB; provider events are a few KB

@@ -5,24 +5,24 @@ language, personalised as a send personalises it, sent once through the web app'
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from newsletter.deliver import ledger
-from newsletter.store import sqlite as store
-from newsletter.store import consent as store_consent
-from newsletter.store import segments as store_segments
-from newsletter.config import Config
-from newsletter.deliver.dkim import DkimSigner
-from newsletter.errors import DeliveryError
-from newsletter.i18n import LANGUAGES, edition_note, gettext_for
-from newsletter.compose.message import Personal, assemble, prepare
 from newsletter.audience.return_address import ReturnPaths, bounce_address
+from newsletter.compose.message import Personal, assemble, prepare
+from newsletter.config import Config
+from newsletter.deliver import ledger
+from newsletter.deliver.dkim import DkimSigner
 from newsletter.deliver.send import envelope_for
 from newsletter.deliver.transport import Outcome
+from newsletter.errors import DeliveryError
+from newsletter.i18n import LANGUAGES, edition_note, gettext_for
+from newsletter.store import consent as store_consent
+from newsletter.store import segments as store_segments
+from newsletter.store import sqlite as store
+from newsletter.store.db import Db
 
 if TYPE_CHECKING:
     from newsletter.web.mailqueue import MailQueue
@@ -40,7 +40,7 @@ class Welcome:
     why_not: str = ""
 
 
-def build_welcome(config: Config, conn: sqlite3.Connection, email: str, language: str,
+def build_welcome(config: Config, conn: Db, email: str, language: str,
                   now: datetime, message_id: str, secret: str,
                   unsubscribe_url: Callable[[str], str],
                   signer: DkimSigner | None = None) -> Welcome:
@@ -78,7 +78,7 @@ def build_welcome(config: Config, conn: sqlite3.Connection, email: str, language
     return Welcome(signer.sign(data) if signer is not None else data, issue, edition.language)
 
 
-def send_welcome(queue: MailQueue, transport, conn: sqlite3.Connection,  # noqa: ANN001
+def send_welcome(queue: MailQueue, transport, conn: Db,  # noqa: ANN001
                  mail: store.QueuedMail, message_id: str) -> Outcome:
     """One queued welcome row: built now (the reader may have left), then sent."""
     try:

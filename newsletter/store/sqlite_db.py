@@ -1,0 +1,82 @@
+"""The embedded engine: one SQLite file (WAL), the default for one machine."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from newsletter.store.db import Cursor, Db, IntegrityError, Params, StoreError
+
+
+def _translate(exc: sqlite3.Error) -> StoreError:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return IntegrityError(str(exc))
+    return StoreError(str(exc))
+
+
+class SqliteDb(Db):
+    engine = "sqlite"
+
+    def __init__(self, raw: sqlite3.Connection, where: str) -> None:
+        self._raw = raw
+        self.where = where
+
+    def execute(self, sql: str, params: Params = ()) -> Cursor:
+        try:
+            return self._raw.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    def executemany(self, sql: str, rows: Iterable[Params]) -> Cursor:
+        try:
+            return self._raw.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    @contextmanager
+    def transaction(self, *, immediate: bool = True) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT: writers queue on the lock instead of failing mid-way."""
+        self.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.execute("ROLLBACK")
+            raise
+        self.execute("COMMIT")
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._raw.in_transaction
+
+    @property
+    def changes(self) -> int:
+        """Rows changed since this connection opened (for counting one statement's effect)."""
+        return self._raw.total_changes
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def trace(self, callback: Any) -> None:
+        """Every statement this connection runs goes to `callback` (None stops): for tests
+        that count queries."""
+        self._raw.set_trace_callback(callback)
+
+    def create_function(self, name: str, arity: int, func: Any, **kw: Any) -> None:
+        """TEMPORARY (removed when the freeze becomes a store operation): SQLite only."""
+        self._raw.create_function(name, arity, func, **kw)
+
+    def __getattr__(self, name: str) -> Any:  # pragma: no cover - a guard, not an API
+        raise AttributeError(f"Db has no {name!r}: add an operation to newsletter.store")
+
+
+def open_sqlite(path: str, *, timeout: float = 30) -> SqliteDb:
+    """A raw connection in autocommit mode (transactions are explicit), rows by name."""
+    try:
+        raw = sqlite3.connect(path, timeout=timeout, isolation_level=None,
+                              check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StoreError(str(exc), where=path) from exc
+    raw.row_factory = sqlite3.Row
+    return SqliteDb(raw, path)
