@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from newsletter.store.db import Db
-from newsletter.store.sqlite import transaction
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ def remember_form(conn: Db, public_id: str, language: str, version: str,
                   text: str, stamp: str) -> None:
     """Which form (language, text version) a subscribe request came from; the text itself
     once per version, so the history can show what a reader agreed to."""
-    with transaction(conn):
+    with conn.transaction():
         conn.execute("INSERT OR IGNORE INTO consent_texts (version, language, text, first_seen) "
                      "VALUES (?, ?, ?, ?)", (version, language, text, stamp))
         conn.execute("INSERT OR REPLACE INTO optin_forms (public_id, language, version) "
@@ -87,7 +86,7 @@ def record_confirmation(conn: Db, event: ConsentEvent, public_id: str,
     any forgotten mark of this reader lifted (they asked to join again themselves), and,
     when welcome is (key hash, language), the welcome mail queued unless this reader was
     welcomed before. Returns True if a welcome was queued."""
-    with transaction(conn):
+    with conn.transaction():
         record_events(conn, [event])
         conn.execute("DELETE FROM optin_forms WHERE public_id = ?", (public_id,))
         conn.executemany("DELETE FROM forgotten WHERE key_hash = ?", [(k,) for k in forget_keys])
@@ -123,7 +122,7 @@ def count_reason(conn: Db, reason: str, nonce: str, expires: str,
                  now: str) -> bool:
     """Add one to a reason's total, once per ticket nonce; False if the nonce was used.
     Used nonces are kept only until their ticket expires, and say nothing of whose."""
-    with transaction(conn):
+    with conn.transaction():
         conn.execute("DELETE FROM why_tickets_used WHERE expires < ?", (now,))
         if conn.execute("INSERT OR IGNORE INTO why_tickets_used (nonce, expires) VALUES (?, ?)",
                         (nonce, expires)).rowcount == 0:

@@ -9,7 +9,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from newsletter.store.db import Db
-from newsletter.store.sqlite import transaction
 
 OPEN_STATES = ("pending", "sending", "deferred")  # ledger.OPEN_STATES (no import: a cycle)
 FORGOTTEN_MARK = "[forgotten]"
@@ -51,7 +50,7 @@ def erase(conn: Db, emails: Iterable[str], mailbox: str, key: str,
     lowered = sorted({e.lower() for e in emails})
     marks = ",".join("?" * len(lowered))
     conn.execute("PRAGMA secure_delete = ON")
-    with transaction(conn):
+    with conn.transaction():
         ids = [r[0] for r in conn.execute(
             f"SELECT id FROM subscribers WHERE lower(email) IN ({marks})", lowered)]
         deliveries = _deliveries_to_counts(conn, ids)

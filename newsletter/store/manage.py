@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from newsletter.store.db import Db
-from newsletter.store.sqlite import transaction
+from newsletter.store.stamps import stamp as _stamp
 
 PER_HOUR = 1  # data links mailed to one address in an hour: a stranger cannot flood the inbox
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def queue_manage_mail(conn: Db, email: str, language: str,
@@ -20,7 +16,7 @@ def queue_manage_mail(conn: Db, email: str, language: str,
     queued. The check and the insert share one transaction, so two racing POSTs queue one.
     The token is made when the mail is built (its 24 hours start then), not stored here."""
     stamp = _stamp(now)
-    with transaction(conn):
+    with conn.transaction():
         recent = conn.execute(
             "SELECT count(*) FROM mail_queue WHERE kind = 'manage' AND email = ? COLLATE "
             "NOCASE AND created_at > ?", (email, _stamp(now - timedelta(hours=1)))).fetchone()[0]

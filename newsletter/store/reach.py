@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from newsletter.store.db import Db
-from newsletter.store.sqlite import transaction
 
 CANARY = "canary"
 
@@ -47,7 +46,7 @@ def link_ids(conn: Db, issue: str, language: str,
     first use, the same ever after: two hosts freezing at once get the same ids, and a
     re-frozen edition keeps the ids already in readers' mail."""
     wanted = [("canary", "")] + [("link", u) for u in dict.fromkeys(urls)]
-    with transaction(conn):
+    with conn.transaction():
         # After the links already there: a variant's own links follow the edition's.
         start = conn.execute("SELECT count(*) FROM reach_links WHERE issue = ? AND "
                              "language = ?", (issue, language)).fetchone()[0]
@@ -74,7 +73,7 @@ def find_link(conn: Db, link_id: str) -> Link | None:
 def add_hits(conn: Db, clicks: Mapping[str, int],
              filtered: Mapping[str, int]) -> None:
     """Add totals per link id in one transaction (the filter commits in batches)."""
-    with transaction(conn):
+    with conn.transaction():
         conn.executemany("UPDATE reach_links SET clicks = clicks + ? WHERE id = ?",
                          [(n, i) for i, n in clicks.items() if n])
         conn.executemany("UPDATE reach_links SET filtered = filtered + ? WHERE id = ?",

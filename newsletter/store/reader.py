@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from newsletter.model import Subscriber
 from newsletter.store.db import Db
-from newsletter.store.sqlite import now_iso, transaction
+from newsletter.store.stamps import now_iso
 
 READER_FIELDS = ("name", "language")  # the reader_fields CHECK names the same two
 
@@ -54,7 +54,7 @@ def merge_subscribers(conn: Db, subs: Iterable[Subscriber], *,
     added = updated = overridden = 0
     kept: list[KeptChoice] = []
     stamp = now_iso()
-    with transaction(conn):
+    with conn.transaction():
         # The readers' own choices are few next to the list: one read, not one per row.
         owned: dict[int, dict[str, str]] = {}
         for sid, field, changed_at in conn.execute(
@@ -101,7 +101,7 @@ def save_reader_profile(conn: Db, email: str, name: str,
     value changed becomes the reader's. Returns the fields that changed. A field saved
     unchanged stays the CSV's: the reader only confirmed what the editor had."""
     stamp = now_iso()
-    with transaction(conn):
+    with conn.transaction():
         row = conn.execute("SELECT id, name, language FROM subscribers WHERE email = ?",
                            (email,)).fetchone()
         if row is None:
