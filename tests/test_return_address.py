@@ -27,7 +27,8 @@ from newsletter.audience.return_address import (
     verp_subscriber_id,
 )
 from newsletter.audience.tokens import make_id_token, make_token, verify_token
-from newsletter.config import ConfigError, load_config
+from newsletter.config import load_config
+from newsletter.errors import ConfigError
 
 SECRET = "test-secret"
 LIST_ID = "ip-for-business.ipbusiness.example.org"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from newsletter.config.problems import Problems
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,7 @@ class ReachSettings:
     scanner_seconds: int = 10
 
 
-def parse_reach(p: Any, raw: object) -> ReachSettings:  # noqa: ANN401 - config._Problems
+def parse_reach(p: Problems, raw: object) -> ReachSettings:
     """[reach] count_clicks = true|false, scanner_seconds = N (1..300)."""
     table = raw if isinstance(raw, dict) else {}
     defaults = ReachSettings()
