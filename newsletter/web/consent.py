@@ -1,37 +1,26 @@
-"""The "why?" after an unsubscribe (totals only) and the consent record of a confirmed
-subscribe form. The reader's data (download, delete) is behind a mailed link: web_manage."""
+"""The "why?" after an unsubscribe: an optional reason, counted in totals only (nothing in
+the answer names the reader). The consent record of a subscribe form is optin_service.py's;
+the reader's data (download, delete) is behind a mailed link: manage.py."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
-import re
 import secrets
-from collections.abc import Callable
 from datetime import UTC, datetime
 
-from flask import Blueprint, g, request
+from flask import Blueprint, request
 
-from newsletter.audience.consent import event, forget_key, forget_keys, stamp
+from newsletter.audience.consent import REASONS, stamp
 from newsletter.audience.tokens import verification_secrets
-from newsletter.cli.audience_commands import REASONS
 from newsletter.config import Config
 from newsletter.i18n import gettext_for
 from newsletter.store import consent as store_consent
-from newsletter.store import sqlite as store
-from newsletter.store.db import Db
-from newsletter.web.language import reader_language
 from newsletter.web.pages import Pages
+from newsletter.web.site import Site
 
-Clock = Callable[[], datetime]
 _HOUR = 3600
-
-
-def _db(config: Config) -> Db:
-    if "db" not in g:  # the same per-request connection as web.py's (closed at teardown)
-        g.db = store.connect(config.store_path)
-    return g.db
 
 
 def reason_labels(lang: str) -> list[tuple[str, str]]:
@@ -90,58 +79,18 @@ def unsubscribed_page(pages: Pages, config: Config, lang: str, email: str,
                         why_action=f"{pages.prefix}/unsubscribe-reason?lang={lang}")
 
 
-def form_text(html: str) -> str:
-    """The words a page shows: tags and the style sheet gone, white space collapsed."""
-    html = re.sub(r"(?is)<(style|script)\b.*?</\1>", " ", html)
-    return " ".join(re.sub(r"<[^>]*>", " ", html).split())
-
-
-def remember_form(conn: Db, pages: Pages, lang: str, email: str,
-                  now: datetime) -> None:
-    """After a subscribe POST: which form, in which language and text version, the request
-    came from (the version is a hash of the words the blank form shows in that language).
-    Only for a request whose confirmation was queued; the same work for every address."""
-    text = form_text(pages.subscribe_form(lang, email="", name="", chosen_language=lang,
-                                          error=""))
-    version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-    public_id = store_consent.latest_queued_request(conn, email)
-    if public_id:
-        store_consent.remember_form(conn, public_id, lang, version, text, stamp(now))
-
-
-def after_confirm(conn: Db, config: Config, public_id: str, email: str,
-                  language: str, requested_at: datetime, was_active: bool,
-                  now: datetime) -> bool:
-    """A confirmed opt-in: its history event (the form's language and text version), any
-    forgotten mark lifted (the reader asked to join again themselves), and the welcome mail
-    queued for a reader who was not active before. True if a welcome was queued."""
-    form = store_consent.form_of(conn, public_id)
-    shown = f"form in {form[0]}, text version {form[1]}" if form else "form"
-    asked = requested_at.astimezone(config.timezone)  # the zone `subscribers show` uses
-    detail = (f"{shown}; asked {asked:%Y-%m-%d %H:%M %Z}".rstrip() + ", confirmed by the link "
-              "mailed to the address")
-    key = forget_key(verification_secrets(now)[0], config.list_id, email)
-    return store_consent.record_confirmation(
-        conn, event(email, "subscribed", "web form", detail, now), public_id,
-        forget_keys(config, email, now), None if was_active else (key, language))
-
-
-def consent_pages(config: Config, prefix: str, clock: Clock) -> Blueprint:
+def consent_pages(site: Site) -> Blueprint:
     bp = Blueprint("consent", __name__)
-    pages = Pages(config, prefix)
-
-    def language(preferred: str = "") -> str:
-        return reader_language(request.args.get("lang", ""), preferred,
-                               request.accept_languages, config.default_language)
+    config, pages, clock = site.config, site.pages, site.clock
 
     @bp.post("/unsubscribe-reason")
     def why() -> str:
-        lang = language()
+        lang = site.language()
         ticket = check_ticket(request.form.get("ticket", ""), verification_secrets(clock()),
                               config.list_id, clock())
         reason = request.form.get("reason", "")
         if ticket is not None and reason in REASONS:
-            store_consent.count_reason(_db(config), reason, *ticket, stamp(clock()))
+            store_consent.count_reason(site.db(), reason, *ticket, stamp(clock()))
         _ = gettext_for(lang)  # the same answer whatever was sent: nothing to probe
         return pages.message(lang, _("Thank you"), _("Thank you for telling us."), notice=True)
 

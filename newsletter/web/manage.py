@@ -9,10 +9,7 @@ its own purpose, valid 24 hours, that opens /manage/<token>: download (JSON) and
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, request
 
 from newsletter.audience.forget import export_json, forget_reader, reader_export
 from newsletter.audience.tokens import (
@@ -21,35 +18,21 @@ from newsletter.audience.tokens import (
     verify_manage_token,
     verify_token,
 )
-from newsletter.config import Config
 from newsletter.i18n import gettext_for
+from newsletter.model import Subscriber
 from newsletter.store import sqlite as store
-from newsletter.store.db import Db
 from newsletter.store.manage import queue_manage_mail
-from newsletter.web.language import reader_language
 from newsletter.web.manage_mail import HOURS
-from newsletter.web.pages import Pages
-
-Clock = Callable[[], datetime]
+from newsletter.web.site import Site
 
 
-def _db(config: Config) -> Db:
-    if "db" not in g:  # the same per-request connection as web.py's (closed at teardown)
-        g.db = store.connect(config.store_path)
-    return g.db
-
-
-def manage_pages(config: Config, prefix: str, clock: Clock,
-                 on_queued: Callable[[], None] = lambda: None) -> Blueprint:
+def manage_pages(site: Site) -> Blueprint:
     bp = Blueprint("manage", __name__)
-    pages = Pages(config, prefix)
+    config, prefix, pages, clock = site.config, site.prefix, site.pages, site.clock
+    language = site.language
 
-    def language(preferred: str = "") -> str:
-        return reader_language(request.args.get("lang", ""), preferred,
-                               request.accept_languages, config.default_language)
-
-    def subscriber(email: str | None) -> store.Subscriber | None:
-        return store.get_subscriber(_db(config), email) if email else None
+    def subscriber(email: str | None) -> Subscriber | None:
+        return store.get_subscriber(site.db(), email) if email else None
 
     def ask_for_link(token: str) -> str | tuple[str, int]:
         """Queue the data-link mail to the token's own address (at most one an hour). The
@@ -60,9 +43,9 @@ def manage_pages(config: Config, prefix: str, clock: Clock,
             return pages.invalid_link(language())
         sub = subscriber(email)
         lang = language(sub.language if sub else "")
-        if sub is not None and queue_manage_mail(_db(config), sub.email,
+        if sub is not None and queue_manage_mail(site.db(), sub.email,
                                                  sub.language or lang, clock()):
-            on_queued()
+            site.on_queued()
         _ = gettext_for(lang)
         return pages.message(lang, _("Check your inbox"), _(
             "If this address is on our list, we have sent it a link to download or delete "
@@ -90,7 +73,7 @@ def manage_pages(config: Config, prefix: str, clock: Clock,
         return pages.render(lang, "web/data_link.html.j2", _("Your data"),
                             action=f"{prefix}/preferences/{token}/data-link")
 
-    def reader(token: str) -> store.Subscriber | None:
+    def reader(token: str) -> Subscriber | None:
         return subscriber(verify_manage_token(verification_secrets(clock()), config.list_id,
                                               token, clock()))
 
@@ -107,7 +90,7 @@ def manage_pages(config: Config, prefix: str, clock: Clock,
     @bp.post("/manage/<token>/data")
     def download(token: str) -> Response | tuple[str, int]:
         sub = reader(token)
-        data = reader_export(config, _db(config), sub.email, clock()) if sub else None
+        data = reader_export(config, site.db(), sub.email, clock()) if sub else None
         if data is None:
             return pages.invalid_link(language())
         return Response(export_json(data), mimetype="application/json", headers={
@@ -126,7 +109,7 @@ def manage_pages(config: Config, prefix: str, clock: Clock,
             return pages.render(lang, "web/forget.html.j2", _("Delete your data"),
                                 email=sub.email, action=f"{prefix}/manage/{token}/delete",
                                 preferences=f"{prefix}/preferences/{preferences}")
-        forget_reader(config, _db(config), sub.email, clock())
+        forget_reader(config, site.db(), sub.email, clock())
         return pages.message(lang, _("Your data is deleted"), _(
             "We have erased your address, name and history from %(newsletter)s. You will "
             "receive nothing more from us.") % {"newsletter": config.name}, notice=True)

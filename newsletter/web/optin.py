@@ -1,4 +1,5 @@
-"""Double opt-in: subscribe requests, their confirm links, abuse limits and who the client is."""
+"""Double opt-in's pieces: the subscribe form, its confirm tokens and who the client is
+(optin_service.py applies them)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,11 @@ import base64
 import hashlib
 import hmac
 import ipaddress
-import logging
-import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from newsletter.audience.subscribers import clean_language, clean_name, normalise_address
-from newsletter.config import Config
 from newsletter.i18n import LANGUAGES
-from newsletter.model import normalise_mailbox
-from newsletter.store import sqlite as store
-from newsletter.store.db import Db
 
-log = logging.getLogger("newsletter.web")
 CONFIRM_DAYS = 7
 
 
@@ -112,47 +105,3 @@ def request_of_token(token: str, secrets_: list[str], list_id: str) -> str | Non
     for secret in secrets_:  # every secret compared, each in constant time
         ok |= hmac.compare_digest(mac, _mac(secret, list_id, public_id))
     return public_id if ok else None
-
-
-def request_subscription(conn: Db, config: Config, form: SubscribeForm,
-                         client: str, now: datetime) -> str:
-    """Record the request and queue its confirmation mail when the limits allow: one
-    transaction, no mail I/O, the same work for every address. Returns the outcome, which
-    the page never shows (it says "check your inbox" whatever happened)."""
-    request = store.SubscribeRequest(
-        public_id=secrets.token_urlsafe(16), email=form.email,
-        mailbox=normalise_mailbox(form.email), name=form.name, language=form.language,
-        client=client)
-    outcome = store.record_subscribe_request(conn, request, config.web, now)
-    if outcome != "queued":
-        log.warning("subscribe request for %s from %s: no mail sent (%s)", form.email, client,
-                    _WHY[outcome])
-    return outcome
-
-
-_WHY = {
-    "suppressed": "the address bounced or complained; only an operator can re-activate it",
-    "client-limit": "over [web] per_client_per_hour",
-    "address-limit": "a confirmation went to this mailbox within [web] "
-                     "confirm_per_address_hours",
-    "global-limit": "over [web] global_per_hour",
-}
-
-
-def pending_request(conn: Db, config: Config, token: str, now: datetime,
-                    secrets_: list[str]) -> tuple[str, store.OptinRequest] | None:
-    """(request id, request) for a genuine, unexpired confirm token; else None."""
-    public_id = request_of_token(token, secrets_, config.list_id)
-    if public_id is None:
-        return None
-    found = store.get_optin_request(conn, public_id, now - timedelta(days=CONFIRM_DAYS))
-    return (public_id, found) if found else None
-
-
-def confirm_request(conn: Db, public_id: str, now: datetime) -> bool:
-    """Apply a request on its owner's POST; False if it must not (any longer) subscribe."""
-    outcome = store.confirm_optin_request(conn, public_id, now - timedelta(days=CONFIRM_DAYS),
-                                          now)
-    if outcome != "confirmed":
-        log.warning("confirm link not applied: %s", outcome)
-    return outcome == "confirmed"

@@ -1,6 +1,6 @@
 """The welcome mail: on confirmation, the latest issue's frozen edition in the reader's
 language, personalised as a send personalises it, sent once through the web app's mail queue
-(web_consent.after_confirm queues it; mailqueue.MailQueue delivers it)."""
+(optin_service.after_confirm queues it; mailqueue.MailQueue delivers it)."""
 
 from __future__ import annotations
 
