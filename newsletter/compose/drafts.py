@@ -5,40 +5,24 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import markdown
 import yaml
 
-from newsletter.compose.audience_spec import Audience, parse_audience
+from newsletter.compose.audience_spec import Audience
+from newsletter.compose.draft_fields import check_fields
 from newsletter.compose.frontmatter_lint import lint_draft
 from newsletter.compose.frontmatter_yaml import Header, parse_header
 from newsletter.compose.only_sections import variant_body
-from newsletter.compose.signoff import Approval, parse_approval
-from newsletter.compose.word_bullets import as_markdown_lists
+from newsletter.compose.sections import Section, split_sections
+from newsletter.compose.signoff import Approval
 from newsletter.errors import DraftError, InputError
-from newsletter.headers import header_text_problem
-from newsletter.sanitize import plain_text, sanitize_html
 
 ISSUE_RE = re.compile(r"^(?P<year>\d{4})-(?P<month>0[1-9]|1[0-2])$")
 _DRAFT_NAME_RE = re.compile(
     r"^(?P<issue>\d{4}-\d{2})(?:\.(?P<lang>[a-z]{2,3}(?:-[A-Za-z]{2,4})?))?\.md$")
-_HEADING_RE = re.compile(r"^#{1,2}\s+(?P<title>.+?)\s*#*\s*$")
-_FENCE_RE = re.compile(r"^\s*(```|~~~)")
-STATUSES = ("draft", "ready")
-_FIELDS = {
-    "subject": str, "preheader": str, "status": str, "send_at": str,
-    "feeds": list, "exclude": list, "translated_from": str,
-    "audience": dict, "approved_by": str,  # read by audience.py and signoff.py (a mapping too)
-}
-
-
-@dataclass(frozen=True)
-class Section:
-    title: str  # plain text; "" for the introduction before the first heading
-    html: str  # sanitised HTML of the section's body, heading excluded
 
 
 @dataclass(frozen=True)
@@ -104,7 +88,7 @@ def load_draft(path: Path, *, timezone: ZoneInfo, default_language: str = "en") 
     lint_errors = [p for p in linted.problems if p.severity == "error"]
     header, body = _front_matter(path, raw, frozenset(p.line for p in lint_errors))
     problems: list[str] = []
-    fields = _check_fields(header.meta, header.lines, problems, timezone, header.unread)
+    fields = check_fields(header.meta, header.lines, problems, timezone, header.unread)
     found = [(p.line, p.message if p.line == 0 else p.text()) for p in lint_errors]
     found += [(line, f"line {line}: {text}") for line, text in header.problems]
     found += [(_line_of(text), text) for text in problems]
@@ -152,148 +136,13 @@ def _front_matter(path: Path, raw: str, skip: frozenset[int]) -> tuple[Header, s
     return header, text[4 + end.end():].lstrip("\n")
 
 
-def _split_front_matter(path: Path, raw: str) -> tuple[dict, dict[str, int], str]:
+def split_front_matter(path: Path, raw: str) -> tuple[dict, dict[str, int], str]:
     """meta, key lines and body; the first YAML problem is raised with its line."""
     header, body = _front_matter(path, raw, frozenset())
     if header.problems:
         line, problem = header.problems[0]
         raise DraftError(f"{path}:{line}", [problem])
     return header.meta, header.lines, body
-
-
-def _check_fields(meta: dict, lines: dict[str, int], problems: list[str],
-                  timezone: ZoneInfo, unread: frozenset[str] = frozenset()) -> dict:
-    def problem(key: str, message: str) -> None:
-        if key in unread:  # its line could not be read: reported there already
-            return
-        problems.append(f"line {lines.get(key, 1)}: front matter: '{key}' {message}"
-                        if key in lines else f"front matter: '{key}' {message}")
-
-    fields: dict = {}
-    for key, value in meta.items():
-        expected = _FIELDS.get(str(key))
-        if expected is None:
-            problem(str(key), f"is not a known key (known: {', '.join(_FIELDS)})")
-        elif value is None and key in ("preheader", "send_at", "translated_from", "audience",
-                                       "approved_by"):
-            continue
-        elif key == "translated_from" and isinstance(value, dict):
-            _check_translated_sections(value, problem, fields)
-        elif key == "audience":
-            audience, troubles = parse_audience(value)
-            for trouble in troubles:
-                problem(key, trouble)
-            if audience is not None:
-                fields[key] = audience
-        elif key == "approved_by":
-            approval, trouble = parse_approval(value)
-            if approval is None:
-                problem(key, trouble)
-            fields[key] = approval
-        elif not isinstance(value, expected):
-            problem(key, f"must be {'a list' if expected is list else 'text'}, "
-                         f"not {type(value).__name__}")
-        elif expected is list and not all(isinstance(v, str) for v in value):
-            problem(key, "must be a list of names or links")
-        elif expected is str and ("\n" in value.strip() or "\r" in value):
-            problem(key, "must be on one line")
-        elif key in _INBOX_LINES and (trouble := header_text_problem(value.strip())):
-            # .strip(): a '>' block ends with the newline YAML adds; it is not in the text
-            problem(key, trouble)
-        else:
-            fields[key] = value.strip() if expected is str else value
-    if "subject" not in meta:
-        problem("subject", "is missing")
-    elif fields.get("subject") == "":
-        problem("subject", "is empty")
-    status = fields.get("status", "draft")
-    if status not in STATUSES:
-        problem("status", f"must be one of {', '.join(STATUSES)}, not {status!r}")
-    if "send_at" in fields:
-        try:
-            fields["send_at"] = parse_send_at(fields["send_at"], timezone)
-        except ValueError:
-            problem("send_at", f"must be an ISO 8601 date or date-time, not "
-                               f"{fields['send_at']!r}: write it as send_at: 2027-01-06T09:00 "
-                               f"(a time without an offset is in {timezone.key}; add one, "
-                               f"as in 2027-01-06T09:00+01:00, for another zone)")
-            del fields["send_at"]
-    return fields
-
-
-_VERSION_RE = re.compile(r"^[0-9a-f]{12}$")
-
-
-def _check_translated_sections(value: dict, problem, fields: dict) -> None:  # noqa: ANN001
-    """translated_from as a mapping: section key (the default's heading, or intro) -> the
-    12-hex-digit version of that section it was translated from (newsletter.translate)."""
-    pairs = []
-    for key, version in value.items():
-        if not isinstance(key, str) or not isinstance(version, str) \
-                or not _VERSION_RE.match(version):
-            problem("translated_from", f"entry {key!r}: must map a section heading to the "
-                                       "12 hex digits `check` printed for it")
-            return
-        pairs.append((key, version))
-    fields["translated_sections"] = tuple(pairs)
-
-
-# The subject is a header and the preheader the line an inbox shows after it. Refused here,
-# with the draft's file and line, by the same rule message.py applies (newsletter.headers),
-# rather than when the first message is built, after the edition is frozen.
-_INBOX_LINES = ("subject", "preheader")
-
-
-def parse_send_at(value: str, timezone: ZoneInfo) -> datetime:
-    """A date means midnight; a time without an offset is in the configured zone."""
-    value = value.strip()
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        moment = datetime.combine(date.fromisoformat(value), time())
-    else:
-        moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone)
-
-
-def heading_chunks(body: str, *, keep_heading: bool = False) -> list[tuple[str, list[str]]]:
-    """(heading title, lines) cut at level-1 and level-2 headings outside fenced code; the
-    first chunk, before any heading, has the title "". keep_heading keeps each heading line
-    as the first line of its chunk."""
-    chunks: list[tuple[str, list[str]]] = [("", [])]
-    fenced = False
-    for line in body.split("\n"):
-        if _FENCE_RE.match(line):
-            fenced = not fenced
-        heading = None if fenced else _HEADING_RE.match(line)
-        if heading:
-            chunks.append((heading["title"], [line] if keep_heading else []))
-        else:
-            chunks[-1][1].append(line)
-    return chunks
-
-
-def split_sections(body: str) -> tuple[Section, ...]:
-    """Split the body at level-1 and level-2 headings; each becomes one section of the email."""
-    chunks = heading_chunks(body)
-    sections = []
-    for title, lines in chunks:
-        text = "\n".join(lines).strip()
-        if title or text:
-            sections.append(Section(title=_inline_text(title), html=markdown_to_html(text)))
-    return tuple(sections)
-
-
-def markdown_to_html(text: str) -> str:
-    """Markdown to sanitised HTML. Raw HTML in the draft goes through the same allowlist."""
-    # fenced_code: split_sections already treats ``` blocks as code, so Markdown must too.
-    # Word-style bullets ('•' and a tab) are list items: newsletter.word_bullets.
-    html = markdown.markdown(as_markdown_lists(text),
-                             extensions=["tables", "sane_lists", "fenced_code"],
-                             output_format="html")
-    return sanitize_html(html)
-
-
-def _inline_text(title: str) -> str:
-    return plain_text(markdown.markdown(title)) if title else ""
 
 
 def content_hash(path: Path) -> str:

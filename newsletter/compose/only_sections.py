@@ -4,7 +4,7 @@
 The marked part runs from its heading to the next heading of the same or a higher level
 (`## A {only=x}` ends at the next `#` or `##`; a marked `###` ends at the next `#`-`###`).
 Only ATX headings (`#` ... `######`) outside fenced code carry markers, the same headings
-drafts.heading_chunks cuts sections at. The attribute is never shown to anyone.
+sections.heading_chunks cuts sections at. The attribute is never shown to anyone.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 
 from newsletter import safe_files
-from newsletter.compose.drafts import _split_front_matter, check_issue_id, heading_chunks
+from newsletter.compose.drafts import check_issue_id, split_front_matter
+from newsletter.compose.sections import heading_chunks
 from newsletter.errors import InputError
 
 INTRO = "intro"  # the key of the text before the first heading
@@ -40,7 +41,7 @@ class StaleSection:
 
 
 def source_sections(body: str) -> tuple[SourceSection, ...]:
-    """The default edition's body cut where drafts.split_sections cuts it (same patterns),
+    """The default edition's body cut where sections.split_sections cuts it (same patterns),
     each keyed by its heading so that moving a section does not make it stale."""
     chunks = heading_chunks(body, keep_heading=True)
     sections: list[SourceSection] = []
@@ -185,9 +186,9 @@ def mark_translated(translation: Path, default: Path, keys: list[str], *,
 
 def split_draft(path: Path, raw: str) -> tuple[str, str]:
     """(front matter lines ending in a newline, body); the draft's own checks apply."""
-    _split_front_matter(path, raw)  # refuses a draft without valid front matter, with its line
+    split_front_matter(path, raw)  # refuses a draft without valid front matter, with its line
     end = re.search(r"^---[ \t]*$", raw[4:], re.MULTILINE)
-    assert end is not None  # _split_front_matter refused a draft without its closing ---
+    assert end is not None  # split_front_matter refused a draft without its closing ---
     header = raw[4:4 + end.start()]
     return header if header.endswith("\n") else header + "\n", raw[4 + end.end():].lstrip("\n")
 

@@ -1,5 +1,5 @@
 """Bullets pasted from Word ('•' and a tab) are list items: one rule, used by the Markdown
-conversion (drafts.markdown_to_html) and by check's warning, so the two never disagree."""
+conversion (sections.markdown_to_html) and by check's warning, so the two never disagree."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from newsletter.compose.audience_spec import Audience, clean_tags
-from newsletter.compose.drafts import Draft, Section, split_sections
+from newsletter.compose.drafts import Draft
 from newsletter.compose.edition import Composed, edition_language
 from newsletter.compose.message import Envelope, Prepared, prepare
 from newsletter.compose.only_sections import (
@@ -31,6 +31,7 @@ from newsletter.compose.only_sections import (
     variant_key,
 )
 from newsletter.compose.render import render_edition
+from newsletter.compose.sections import Section, split_sections
 from newsletter.config import Config
 from newsletter.deliver import ledger
 from newsletter.deliver.ledger import frozen_languages, load_edition, shard_of
