@@ -34,7 +34,8 @@ from newsletter.compose.render import render_edition, view_online_url
 from newsletter.config import Config, load_config
 from newsletter.i18n import LOCALE_DIR, direction, gettext_for
 from newsletter.model import Edition
-from newsletter.web.archive import Published, write_site
+from newsletter.web.archive import write_site
+from newsletter.web.archive_pages import Published
 from newsletter.web.mail import build_confirmation, confirmation_subject
 from newsletter.web.optin import confirm_token
 
