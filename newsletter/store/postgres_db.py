@@ -1,0 +1,214 @@
+"""The shared engine: one PostgreSQL database that several sender and web hosts use at once.
+
+`open_postgres(url)` gives one connection (a command, a sender process); `PostgresPool(url)`
+hands out pooled connections (one per web request or worker thread). Either way the store's
+portable SQL runs unchanged: `?` and `:name` placeholders become psycopg's, rows read by name
+and by position like sqlite3.Row, and any psycopg error is a one-line StoreError.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import psycopg
+from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from newsletter.store.db import Cursor, Db, IntegrityError, Params, StoreError
+from newsletter.store.postgres_adapt import configure, to_psycopg
+from newsletter.store.schema_pg import migrate
+
+PASSWORD_ENV = "NEWSLETTER_DATABASE_PASSWORD"
+# transaction(immediate=True) takes this transaction-scoped advisory lock: the store's one
+# "write lock", as SQLite's BEGIN IMMEDIATE (the key is arbitrary; advisory locks are
+# per database, so other databases on the same server are not affected).
+WRITE_LOCK = 0x6E6C7374  # "nlst"
+
+
+def _one_line(exc: BaseException, secret: str | None) -> str:
+    """psycopg's message without its DETAIL/HINT lines, never the password."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.replace(secret, "***") if secret else text
+
+
+class _PgCursor:
+    """A finished statement: sqlite3's answers (no rows, not an error, after an UPDATE)."""
+
+    def __init__(self, raw: psycopg.Cursor[Any], fail: Callable[[psycopg.Error], StoreError]):
+        self._raw, self._fail = raw, fail
+
+    @property
+    def rowcount(self) -> int:
+        return self._raw.rowcount
+
+    def fetchone(self) -> Any:
+        if self._raw.pgresult is None or self._raw.description is None:
+            return None
+        try:
+            return self._raw.fetchone()
+        except psycopg.Error as exc:
+            raise self._fail(exc) from exc
+
+    def fetchall(self) -> list[Any]:
+        if self._raw.description is None:
+            return []
+        try:
+            return self._raw.fetchall()
+        except psycopg.Error as exc:
+            raise self._fail(exc) from exc
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+
+class PostgresDb(Db):
+    engine = "postgresql"
+
+    def __init__(self, raw: psycopg.Connection[Any], where: str, *, secret: str | None = None,
+                 release: Callable[[psycopg.Connection[Any]], None] | None = None) -> None:
+        self._raw = raw
+        self.where = where
+        self._secret = secret
+        self._release = release
+
+    def _fail(self, exc: psycopg.Error) -> StoreError:
+        kind = IntegrityError if isinstance(exc, psycopg.IntegrityError) else StoreError
+        return kind(_one_line(exc, self._secret))
+
+    def execute(self, sql: str, params: Params = ()) -> Cursor:
+        try:
+            return _PgCursor(self._raw.execute(to_psycopg(sql), params), self._fail)
+        except psycopg.Error as exc:
+            raise self._fail(exc) from exc
+
+    def executemany(self, sql: str, rows: Iterable[Params]) -> Cursor:
+        try:
+            cur = self._raw.cursor()
+            cur.executemany(to_psycopg(sql), list(rows))
+            return _PgCursor(cur, self._fail)
+        except psycopg.Error as exc:
+            raise self._fail(exc) from exc
+
+    @contextmanager
+    def transaction(self, *, immediate: bool = True) -> Iterator[None]:
+        """READ COMMITTED; `immediate` also takes the store's write lock first, so writers
+        queue as on SQLite and every statement after it sees what the last writer
+        committed. A failed statement aborts the whole transaction (PostgreSQL's rule)."""
+        if self.in_transaction:
+            raise StoreError("cannot start a transaction within a transaction")
+        self.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+        try:
+            if immediate:
+                self.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+            yield
+        except BaseException:
+            with suppress(StoreError):  # a dropped server: the original error says why
+                self.execute("ROLLBACK")
+            raise
+        self.execute("COMMIT")
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._raw.info.transaction_status != pq.TransactionStatus.IDLE
+
+    @property
+    def closed(self) -> bool:
+        return self._raw.closed
+
+    def close(self) -> None:
+        if self._release is not None:
+            release, self._release = self._release, None
+            release(self._raw)
+        elif not self._raw.closed:
+            self._raw.close()
+
+    def __getattr__(self, name: str) -> Any:  # pragma: no cover - a guard, not an API
+        raise AttributeError(f"Db has no {name!r}: add an operation to newsletter.store")
+
+
+def describe(url: str) -> str:
+    """postgresql://user@host:port/db for messages: never the password."""
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "postgresql://?"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"postgresql://{user}{parts.get('host', '')}{port}/{parts.get('dbname', '')}"
+
+
+def _password(password: str | None) -> str | None:
+    """An explicit password, else NEWSLETTER_DATABASE_PASSWORD; None lets libpq use
+    PGPASSWORD, ~/.pgpass or PGPASSFILE as usual."""
+    return password if password is not None else (os.environ.get(PASSWORD_ENV) or None)
+
+
+def _connect_kwargs(url: str, password: str | None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"autocommit": True, "application_name": "newsletter"}
+    if "connect_timeout" not in url:
+        kwargs["connect_timeout"] = 10
+    if password:
+        kwargs["password"] = password
+    return kwargs
+
+
+def open_postgres(url: str, *, password: str | None = None) -> PostgresDb:
+    """One connection in autocommit mode (transactions are explicit), rows by name."""
+    secret, where = _password(password), describe(url)
+    try:
+        raw = psycopg.connect(url, **_connect_kwargs(url, secret))
+    except psycopg.Error as exc:
+        raise StoreError(_one_line(exc, secret), where=where) from exc
+    configure(raw)
+    return PostgresDb(raw, where, secret=secret)
+
+
+def connect_postgres(url: str, *, password: str | None = None) -> PostgresDb:
+    """Open the database and bring its schema up to date (open_store's postgresql branch)."""
+    db = open_postgres(url, password=password)
+    try:
+        migrate(db, db.where)
+    except BaseException as exc:
+        db.close()
+        if isinstance(exc, StoreError) and not exc.where:
+            raise type(exc)(exc.detail, where=db.where) from exc
+        raise
+    return db
+
+
+class PostgresPool:
+    """Connections for a multi-threaded server: `with pool.db() as db:` borrows one and
+    gives it back (rolled back if a transaction was left open) when the block ends."""
+
+    def __init__(self, url: str, *, password: str | None = None, size: int = 4,
+                 timeout: float = 30) -> None:
+        self._secret, self.where = _password(password), describe(url)
+        self._pool = ConnectionPool(url, kwargs=_connect_kwargs(url, self._secret),
+                                    min_size=1, max_size=max(1, size), timeout=timeout,
+                                    configure=configure, open=False)
+        try:
+            self._pool.open(wait=True, timeout=timeout)
+        except (psycopg.Error, PoolTimeout) as exc:
+            self._pool.close()
+            raise StoreError(_one_line(exc, self._secret), where=self.where) from exc
+        try:
+            with self.db() as db:
+                migrate(db, self.where)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    def db(self) -> PostgresDb:
+        try:
+            raw = self._pool.getconn()
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StoreError(_one_line(exc, self._secret), where=self.where) from exc
+        return PostgresDb(raw, self.where, secret=self._secret, release=self._pool.putconn)
+
+    def close(self) -> None:
+        self._pool.close()
+
