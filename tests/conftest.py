@@ -314,9 +314,9 @@ class Project:
                           default_language=config.default_language)
 
     def connect(self):  # noqa: ANN201 - sqlite3.Connection
-        from newsletter.store import sqlite as store
+        from newsletter.store.connect import open_store
 
-        return store.connect(self.root / "newsletter.db")
+        return open_store(self.root / "newsletter.db")
 
     def cli(self, *args: str) -> CliResult:
         """Run `newsletter --config PROJECT/newsletter.toml ARGS` in this process."""

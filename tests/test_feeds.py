@@ -14,7 +14,7 @@ from newsletter.config import FeedConfig
 from newsletter.errors import FeedError
 from newsletter.model import CachedFeed
 from newsletter.netguard import NetGuard
-from newsletter.store import sqlite as store
+from newsletter.store import feeds as store_feeds
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 IN_WINDOW = datetime(2026, 10, 15, 12, 0, tzinfo=UTC)  # the 2026-11 window: 1 Oct to 5 Nov 08:00
@@ -248,7 +248,7 @@ def test_second_pull_sends_validators_from_the_store_and_reuses_the_cached_body(
                                last_modified="Tue, 10 Nov 2026 08:00:00 GMT")
     first = pull_project(project, project.feed_table("news", url, "News in brief"))
     with project.connect() as conn:
-        cached = store.get_feed_cache(conn, url)
+        cached = store_feeds.get_feed_cache(conn, url)
     assert cached == CachedFeed('"abc"', "Tue, 10 Nov 2026 08:00:00 GMT", rss([item(1), item(2)]))
     second = pull_project(project, project.feed_table("news", url, "News in brief"))
     first_request, second_request = project.server.requests_for("/news.xml")

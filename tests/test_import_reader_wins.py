@@ -15,7 +15,7 @@ from smtp_server import Script, ScriptedServer
 from web_server import deliver_queued, running_app
 
 from newsletter.audience.tokens import make_token
-from newsletter.store import sqlite as store
+from newsletter.store.connect import open_store
 from newsletter.store.reader import reader_set_fields
 
 PREFIX = "/newsletter"  # the path of base_url in the sample newsletter.toml
@@ -125,7 +125,7 @@ def test_override_reader_applies_the_csv_and_hands_the_field_back_to_it(
     reader = imported.addresses[0]
     with running_app(imported.config) as origin:
         save_preferences(origin, reader, "Zero", "ar")
-    conn = store.connect(imported.db)
+    conn = open_store(imported.db)
     try:
         assert set(reader_set_fields(conn, reader)) == {"name", "language"}
         assert imported.cli("subscribers", "import", "--override", "reader",
@@ -215,10 +215,10 @@ def test_a_deleted_subscriber_leaves_no_reader_mark_behind(imported: DeliveryPro
     reader = imported.addresses[2]
     with running_app(imported.config) as origin:
         save_preferences(origin, reader, "Gone Soon", "fr")
-    conn = store.connect(imported.db)  # foreign keys on, as the program runs
+    conn = open_store(imported.db)  # foreign keys on, as the program runs
     try:
         assert conn.execute("SELECT count(*) FROM reader_fields").fetchone()[0] == 2
-        with store.transaction(conn):
+        with conn.transaction():
             conn.execute("DELETE FROM subscribers WHERE email = ?", (reader,))
         assert conn.execute("SELECT count(*) FROM reader_fields").fetchone()[0] == 0
     finally:

@@ -22,7 +22,9 @@ from newsletter.config import WebSettings, load_config
 from newsletter.deliver.dkimkeys import config_lines, keygen
 from newsletter.i18n import gettext_for
 from newsletter.model import normalise_mailbox
-from newsletter.store import sqlite as store
+from newsletter.store import mailqueue as store_mailqueue
+from newsletter.store import optin as store_optin
+from newsletter.store.connect import open_store
 from newsletter.web.mailqueue import LEASE, MailQueue
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -39,11 +41,11 @@ class Clock:
 def queue_confirmation(project: DeliveryProject, address: str, language: str = "en",
                        name: str = "", now: datetime = T0) -> str:
     """A subscribe request as the form records it; returns its outcome."""
-    conn = store.connect(project.db)
+    conn = open_store(project.db)
     try:
-        request = store.SubscribeRequest(f"id-{address}", address, normalise_mailbox(address),
+        request = store_optin.SubscribeRequest(f"id-{address}", address, normalise_mailbox(address),
                                          name, language, "127.0.0.1")
-        return store.record_subscribe_request(conn, request, WebSettings(), now)
+        return store_optin.record_subscribe_request(conn, request, WebSettings(), now)
     finally:
         conn.close()
 
@@ -119,9 +121,9 @@ def test_a_claim_left_by_a_crash_becomes_unknown_when_its_lease_runs_out(
         delivery_project: DeliveryProject, smtp_server: ScriptedServer,
         smtp_script: Script) -> None:
     queue_confirmation(delivery_project, "ana@example.org")
-    conn = store.connect(delivery_project.db)
+    conn = open_store(delivery_project.db)
     try:  # a worker claims the row, then dies before the reply
-        [claimed] = store.claim_due_mail(conn, "host:999:dead", T0, 5, LEASE)
+        [claimed] = store_mailqueue.claim_due_mail(conn, "host:999:dead", T0, 5, LEASE)
     finally:
         conn.close()
     assert claimed.email == "ana@example.org"
@@ -139,10 +141,10 @@ def test_a_claim_left_by_a_crash_becomes_unknown_when_its_lease_runs_out(
 def test_claims_are_disjoint_and_one_batch_at_a_time(delivery_project: DeliveryProject) -> None:
     for n in range(8):
         queue_confirmation(delivery_project, f"r{n}@example.org")
-    conn = store.connect(delivery_project.db)
+    conn = open_store(delivery_project.db)
     try:
-        first = store.claim_due_mail(conn, "a", T0, 5, LEASE)
-        second = store.claim_due_mail(conn, "b", T0, 5, LEASE)
+        first = store_mailqueue.claim_due_mail(conn, "a", T0, 5, LEASE)
+        second = store_mailqueue.claim_due_mail(conn, "b", T0, 5, LEASE)
     finally:
         conn.close()
     assert len(first) == 5 and len(second) == 3
@@ -234,9 +236,9 @@ def test_old_requests_unconfirmed_addresses_and_settled_mail_are_forgotten(
         queue_confirmation(delivery_project, address)
     clock = Clock()
     assert queue_for(delivery_project, clock).run_once().sent == 3
-    conn = store.connect(delivery_project.db)
+    conn = open_store(delivery_project.db)
     try:
-        assert store.confirm_optin_request(conn, "id-bea@example.org", T0, T0) == "confirmed"
+        assert store_optin.confirm_optin_request(conn, "id-bea@example.org", T0, T0) == "confirmed"
     finally:
         conn.close()
     with sqlite3.connect(delivery_project.db) as conn:  # cy's confirmation bounced

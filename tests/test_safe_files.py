@@ -162,13 +162,13 @@ def _mode(path: Path) -> int:
 def test_the_database_its_wal_and_shm_and_the_send_lock_are_created_0600(
         delivery_project):
     from newsletter.deliver.lock import SendLock
-    from newsletter.store import sqlite as store
+    from newsletter.store.connect import open_store
 
     old = os.umask(0o022)  # the usual umask, which left them 0644 before
     try:
         assert delivery_project.cli("send", "--now", "2026-11-22T10:00") == 0
         db = delivery_project.db
-        conn = store.connect(db)
+        conn = open_store(db)
         try:
             conn.execute("UPDATE subscribers SET name = name")  # a write: the WAL is in use
             files = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"),

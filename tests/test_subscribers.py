@@ -15,7 +15,8 @@ from newsletter.audience.subscribers import read_csv
 from newsletter.cli.main import main
 from newsletter.errors import InputError
 from newsletter.model import Subscriber
-from newsletter.store import sqlite as store
+from newsletter.store import subscribers as store_subscribers
+from newsletter.store.connect import open_store
 
 HEADER = "email,name,language,tags\r\n"
 
@@ -42,7 +43,7 @@ def write_csv(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 @pytest.fixture()
 def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    connection = store.connect(tmp_path / "t.db")
+    connection = open_store(tmp_path / "t.db")
     yield connection
     connection.close()
 
@@ -193,9 +194,10 @@ def test_idn_domains_are_stored_in_ascii(tmp_path, conn):
     path = write_csv(tmp_path / "idn.csv", HEADER + "info@Bücher.example,Buch,de,\r\n")
 
     parsed = read_csv(path)
-    store.upsert_subscribers(conn, parsed.subscribers)
+    store_subscribers.upsert_subscribers(conn, parsed.subscribers)
 
-    assert [s.email for s in store.iter_subscribers(conn)] == ["info@xn--bcher-kva.example"]
+    assert [s.email for s in store_subscribers.iter_subscribers(conn)] == [
+        "info@xn--bcher-kva.example"]
 
 
 def test_a_non_ascii_local_part_is_rejected_rather_than_mangled(tmp_path):
@@ -214,45 +216,46 @@ def test_import_is_idempotent(tmp_path, conn):
     path = write_csv(tmp_path / "s.csv",
                      HEADER + "a@example.org,A,en,x;y\r\nb@example.org,B,fr,\r\n")
 
-    first = store.upsert_subscribers(conn, read_csv(path).subscribers)
-    second = store.upsert_subscribers(conn, read_csv(path).subscribers)
+    first = store_subscribers.upsert_subscribers(conn, read_csv(path).subscribers)
+    second = store_subscribers.upsert_subscribers(conn, read_csv(path).subscribers)
 
     assert first == (2, 0)
     assert second == (0, 0)
-    assert store.subscriber_counts(conn) == {"active": 2}
+    assert store_subscribers.subscriber_counts(conn) == {"active": 2}
 
 
 @pytest.mark.parametrize("status", ["unsubscribed", "bounced", "complained"])
 def test_import_never_reactivates_an_address_but_still_updates_its_name(tmp_path, conn, status):
-    store.upsert_subscribers(conn, read_csv(write_csv(
+    store_subscribers.upsert_subscribers(conn, read_csv(write_csv(
         tmp_path / "v1.csv", HEADER + "ann@example.org,Ann,en,\r\n")).subscribers)
-    assert store.set_status(conn, "ann@example.org", status, "from the test")
+    assert store_subscribers.set_status(conn, "ann@example.org", status, "from the test")
 
-    added, updated = store.upsert_subscribers(conn, read_csv(write_csv(
+    added, updated = store_subscribers.upsert_subscribers(conn, read_csv(write_csv(
         tmp_path / "v2.csv", HEADER + "ANN@Example.org,Ann Lee,en,\r\n")).subscribers)
 
-    ann = store.get_subscriber(conn, "ann@example.org")
+    ann = store_subscribers.get_subscriber(conn, "ann@example.org")
     assert (added, updated) == (0, 1)
     assert (ann.status, ann.reason, ann.name) == (status, "from the test", "Ann Lee")
-    assert store.subscriber_counts(conn) == {status: 1}
+    assert store_subscribers.subscriber_counts(conn) == {status: 1}
 
 
 def test_set_status_reports_whether_the_address_exists(conn):
-    store.upsert_subscribers(conn, [Subscriber("a@example.org")])
+    store_subscribers.upsert_subscribers(conn, [Subscriber("a@example.org")])
 
-    assert store.set_status(conn, "A@EXAMPLE.ORG", "bounced", "550 no such user") is True
-    assert store.set_status(conn, "nobody@example.org", "bounced") is False
-    assert store.get_subscriber(conn, "a@example.org").status == "bounced"
-    assert store.get_subscriber(conn, "nobody@example.org") is None
+    assert store_subscribers.set_status(conn, "A@EXAMPLE.ORG", "bounced",
+                                        "550 no such user") is True
+    assert store_subscribers.set_status(conn, "nobody@example.org", "bounced") is False
+    assert store_subscribers.get_subscriber(conn, "a@example.org").status == "bounced"
+    assert store_subscribers.get_subscriber(conn, "nobody@example.org") is None
 
 
 def test_iter_subscribers_streams_every_row_once_in_id_order_a_page_at_a_time(conn):
     emails = [f"s{i}@example.org" for i in (5, 3, 1, 4, 2)]
-    store.upsert_subscribers(conn, [Subscriber(e) for e in emails])
+    store_subscribers.upsert_subscribers(conn, [Subscriber(e) for e in emails])
     selects: list[str] = []
     conn.trace(lambda sql: selects.append(sql) if sql.startswith("SELECT") else None)
 
-    got = list(store.iter_subscribers(conn, page=2))
+    got = list(store_subscribers.iter_subscribers(conn, page=2))
 
     conn.trace(None)
     assert [s.email for s in got] == emails  # insertion order is id order
@@ -261,12 +264,13 @@ def test_iter_subscribers_streams_every_row_once_in_id_order_a_page_at_a_time(co
 
 
 def test_iter_subscribers_filters_by_status_across_pages(conn):
-    store.upsert_subscribers(conn, [Subscriber(f"s{i}@example.org") for i in range(1, 8)])
+    store_subscribers.upsert_subscribers(conn,
+                                         [Subscriber(f"s{i}@example.org") for i in range(1, 8)])
     for i in (2, 3, 6):
-        store.set_status(conn, f"s{i}@example.org", "unsubscribed")
+        store_subscribers.set_status(conn, f"s{i}@example.org", "unsubscribed")
 
-    active = [s.email for s in store.iter_subscribers(conn, "active", page=2)]
-    gone = [s.email for s in store.iter_subscribers(conn, "unsubscribed", page=2)]
+    active = [s.email for s in store_subscribers.iter_subscribers(conn, "active", page=2)]
+    gone = [s.email for s in store_subscribers.iter_subscribers(conn, "unsubscribed", page=2)]
 
     assert active == ["s1@example.org", "s4@example.org", "s5@example.org", "s7@example.org"]
     assert gone == ["s2@example.org", "s3@example.org", "s6@example.org"]
@@ -309,8 +313,8 @@ def test_cli_import_exits_2_and_names_each_rejected_row(tmp_path, cfg, capsys):
     assert len(warnings) == 6
     assert warnings[0].startswith(f"newsletter: warning: {path}:4: 'two@@example.org' is not")
     assert warnings[2].startswith(f"newsletter: warning: {path}:7: '=HYPERLINK(")
-    conn = store.connect(tmp_path / "t.db")
-    assert sorted(s.email for s in store.iter_subscribers(conn)) == [
+    conn = open_store(tmp_path / "t.db")
+    assert sorted(s.email for s in store_subscribers.iter_subscribers(conn)) == [
         "ann@example.org", "ok@example.org"]
     conn.close()
 
@@ -330,8 +334,8 @@ def test_cli_add_then_remove_unsubscribes(tmp_path, cfg, capsys):
     assert run(cfg, "remove", "zoe@example.org") == 0
     assert capsys.readouterr().out == "zoe@example.org: unsubscribed\n"
 
-    conn = store.connect(tmp_path / "t.db")
-    zoe = store.get_subscriber(conn, "zoe@example.org")
+    conn = open_store(tmp_path / "t.db")
+    zoe = store_subscribers.get_subscriber(conn, "zoe@example.org")
     conn.close()
     assert (zoe.name, zoe.language, zoe.status) == ("Zoë Müller", "de", "unsubscribed")
 

@@ -1,18 +1,21 @@
-"""One recipient's effect on the list (SQL inside the caller's transaction): a bounce event,
-and the subscriber suppressed, counted toward the soft limit, or left alone."""
+"""One recipient's effect on the list (inside the caller's transaction): a bounce event, and
+the subscriber suppressed, counted toward the soft limit, or left alone."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 from newsletter.audience.bounce_report import Recipient, Report, one_line
 from newsletter.audience.consent import status_event
 from newsletter.config import Config
-from newsletter.store import sqlite as store
+from newsletter.store import bounces as store_bounces
+from newsletter.store import suppression as store_suppression
 from newsletter.store.db import Db
+from newsletter.store.stamps import stamp
+from newsletter.store.subscribers import get_subscriber
 
 # "550 5.1.1 ", "550-5.1.1 ": the reply code and enhanced status quoted in a diagnostic
 _CODES_RE = re.compile(r"^[245]\d\d[ -]|(?<!\S)[245]\d\d-?\s*[245]\.\d{1,3}\.\d{1,3}\s*")
@@ -69,7 +72,7 @@ def apply_recipient(conn: Db, key: str, recipient: Recipient, report: Report,
         run.ours += 1
         run.ours_reasons[(recipient.reason or "policy", domain)] += 1
         return "reported", f"{address} (refused for sender reasons: {recipient.reason})"
-    sub = store.get_subscriber(conn, address)  # the column is COLLATE NOCASE
+    sub = get_subscriber(conn, address)  # the column is COLLATE NOCASE
     if sub is None:
         return "none", f"{address} (not a subscriber)"
     kind = "unsubscribe" if report.kind == "unsubscribe" else klass
@@ -86,8 +89,7 @@ def apply_recipient(conn: Db, key: str, recipient: Recipient, report: Report,
         return "soft-recorded", (f"{sub.email} ({count} of {config.soft_bounce_limit} in "
                                  f"{config.soft_bounce_window_days} days)")
     status, why, reason = change
-    conn.execute("UPDATE subscribers SET status = ?, reason = ?, updated_at = ? WHERE email = ?",
-                 (status, reason, stamp(now), sub.email))
+    store_suppression.change_status(conn, sub.email, status, reason, stamp(now))
     status_event(conn, sub.email, status, _SOURCE[status], reason, now)  # consent history
     run.changes.append(Change(sub.email, status, why))
     run.bounced += status == "bounced"
@@ -126,21 +128,12 @@ def _detail(recipient: Recipient) -> str:
 
 def _event(conn: Db, email: str, kind: str, key: str, now: datetime,
            reason: str = "", domain: str = "") -> None:
-    conn.execute("INSERT INTO bounce_events (email, kind, report_key, at, reason, domain) "
-                 "VALUES (?, ?, ?, ?, ?, ?)", (email, kind, key, stamp(now), reason, domain))
+    store_suppression.record_event(conn, email, kind, key, stamp(now), reason, domain)
 
 
 def _recent_soft(conn: Db, address: str, now: datetime, days: int) -> int:
-    return conn.execute(
-        "SELECT count(*) FROM bounce_events WHERE email = ? AND kind = 'soft' "
-        "AND reason != 'delayed' AND at > ? AND at <= ?",
-        (address, stamp(now - timedelta(days=days)), stamp(now))).fetchone()[0]
-
-
-def stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")  # as store.now_iso()
-
-
+    return store_suppression.recent_soft(conn, address, stamp(now - timedelta(days=days)),
+                                         stamp(now))
 
 
 def month_summary(conn: Db, now: datetime, zone: tzinfo) -> str:
@@ -151,13 +144,10 @@ def month_summary(conn: Db, now: datetime, zone: tzinfo) -> str:
     """
     local = now.astimezone(zone)
     start = stamp(local.replace(day=1, hour=0, minute=0, second=0, microsecond=0))
-    counts = dict(conn.execute("SELECT kind, count(*) FROM bounce_events WHERE at >= ? "
-                               "GROUP BY kind", (start,)).fetchall())
+    counts = store_bounces.event_counts_since(conn, start)
     if not counts:
         return ""
-    top = conn.execute("SELECT reason, domain, count(*) AS n FROM bounce_events "
-                       "WHERE kind = 'ours' AND at >= ? GROUP BY reason, domain "
-                       "ORDER BY n DESC, domain LIMIT 3", (start,)).fetchall()
+    top = store_bounces.top_sender_refusals(conn, start)
     why = "; ".join(f"{n} at {domain or '?'}: {reason or 'policy'}" for reason, domain, n in top)
     return (f"bounces this month: {counts.get('hard', 0)} hard, {counts.get('soft', 0)} soft, "
             f"{counts.get('complaint', 0)} complaints, {counts.get('ours', 0)} refused for "

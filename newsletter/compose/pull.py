@@ -21,7 +21,7 @@ from newsletter.config import Config, FeedConfig
 from newsletter.errors import FeedError, InputError
 from newsletter.netguard import NetGuard
 from newsletter.sanitize import plain_text
-from newsletter.store import sqlite as store
+from newsletter.store import feeds as store_feeds
 from newsletter.store.db import Db
 
 
@@ -76,7 +76,7 @@ def pull(config: Config, draft: Draft, conn: Db, *, now: datetime | None = None,
     """Fetch the draft's feeds, keep the new items in its window, write the snapshot."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     start, end = issue_window(draft, now, config.issues_dir)
-    seen = earlier_item_ids(draft, config.issues_dir) | store.sent_item_ids(conn, draft.issue)
+    seen = earlier_item_ids(draft, config.issues_dir) | store_feeds.sent_item_ids(conn, draft.issue)
     items: list[FeedItem] = []
     warnings: list[str] = []
     guard = NetGuard(config.allow_hosts)
@@ -118,13 +118,13 @@ def selected_feeds(config: Config, draft: Draft) -> list[FeedConfig]:
 
 def _fetch_one(conn: Db, feed: FeedConfig, timeout: float,
                guard: NetGuard) -> tuple[list[FeedItem], str]:
-    cached = store.get_feed_cache(conn, feed.url) if feed.is_remote else None
+    cached = store_feeds.get_feed_cache(conn, feed.url) if feed.is_remote else None
     fetched = fetch(feed, cached, timeout=timeout, guard=guard)
     items, warning = parse_feed(feed, fetched.body, content_type=fetched.content_type,
                                 base_url=fetched.url)
     if feed.is_remote and not fetched.not_modified and (fetched.etag or fetched.last_modified):
         # Kept without its headers: store the charset's decoding in the bytes themselves.
-        store.put_feed_cache(conn, feed.url, fetched.etag, fetched.last_modified,
+        store_feeds.put_feed_cache(conn, feed.url, fetched.etag, fetched.last_modified,
                              self_describing(fetched.body, fetched.content_type))
     return items, warning
 

@@ -35,7 +35,7 @@ _SECTIONS: dict[str, set[str]] = {
     "feeds": {"name", "url", "section", "kind", "max_items", "keywords", "language",
               "translations"},
     "subscribers": {"files"},
-    "store": {"path"},
+    "store": {"path", "url"},
     "delivery": {"connections", "rate_per_second", "transport"},
     "dkim": {"selector", "domain", "key_file"},
     "bounces": {"soft_limit", "soft_window_days", "address", "unsubscribe_address", "verp",
@@ -83,6 +83,9 @@ def parse_config(data: dict, path: Path) -> Config:
                       "must be a list of CSV paths") or []
     store_path = p.text(_table(data, "store"), "path", "store", required=False,
                         default="newsletter.db")
+    store_url = p.text(_table(data, "store"), "url", "store", required=False)
+    if store_url.startswith("sqlite:///"):  # the lock and the checks look at that file
+        store_path = store_url[len("sqlite:///"):] or store_path
     delivery = _parse_delivery(p, _table(data, "delivery"))
     dkim = _table(data, "dkim")
     key_file = p.text(dkim, "key_file", "dkim", required=bool(dkim))
@@ -96,6 +99,7 @@ def parse_config(data: dict, path: Path) -> Config:
         feeds=tuple(feeds),
         subscriber_files=tuple(root / f for f in files),
         store_path=root / store_path,
+        store_url=store_url,
         **delivery,
         dkim_selector=p.text(dkim, "selector", "dkim", required=bool(dkim)),
         dkim_domain=p.text(dkim, "domain", "dkim", required=bool(dkim)),

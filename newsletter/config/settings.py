@@ -58,6 +58,7 @@ class Config:
     connections: int = 2
     rate_per_second: float = 0.0
     transport: str = ""  # [delivery] transport: "maildir" or "smtp"; "" = not set
+    store_url: str = ""  # [store] url: sqlite:///FILE or another engine's; "" = [store] path
     dkim_selector: str = ""
     dkim_domain: str = ""
     dkim_key_file: Path | None = None

@@ -26,7 +26,7 @@ SQLITE = "sqlite:///"
 def database_url(config: Config, environ: Mapping[str, str] = os.environ) -> str:
     """Which store the project uses: the environment's URL, then `[store] url`, then the
     `[store] path` file. A relative SQLite file is the project's (under its root)."""
-    url = environ.get(URL_ENV, "").strip() or getattr(config, "store_url", "")
+    url = environ.get(URL_ENV, "").strip() or config.store_url
     if not url:
         return str(config.store_path)
     if url.startswith(SQLITE):
@@ -40,11 +40,14 @@ def open_store(target: str | Path) -> Db:
     scheme = urlsplit(text).scheme if "://" in text else ""
     if scheme == "sqlite":
         return connect_sqlite(Path(_sqlite_path(text)))
+    if scheme in ("postgresql", "postgres"):
+        from newsletter.store.postgres_db import connect_postgres  # psycopg only when used
+
+        return connect_postgres(text)
     if scheme:
-        # The PostgreSQL engine adds its branch here (postgresql://, issue 13).
         # Only the scheme is named: the rest of a URL may hold a password.
-        raise StoreError(f"unknown URL scheme {scheme!r}: this program opens sqlite:///FILE "
-                         "or a file path")
+        raise StoreError(f"unknown URL scheme {scheme!r}: this program opens sqlite:///FILE, "
+                         "postgresql://USER@HOST:PORT/DB or a file path")
     return connect_sqlite(Path(text))
 
 
