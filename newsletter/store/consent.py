@@ -1,5 +1,5 @@
 """The SQL of consent: each subscriber's history, forgotten readers, the welcome mark and the
-unsubscribe-reason totals (tables of the consent migration in store.py)."""
+unsubscribe-reason totals (tables of the consent migration in store/migrations_later.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The SQL of forgetting a reader: every row naming them goes or loses the address, their
 delivery rows become counts, and only a keyed hash is kept (tables of the consent migration
-in store.py; newsletter.forget decides what to erase)."""
+in store/migrations_later.py; audience/forget.py decides what to erase)."""
 
 from __future__ import annotations
 
