@@ -302,7 +302,8 @@ def test_an_edition_with_no_content_at_all_is_sent_to_no_one(
 
 
 def test_a_translator_gets_the_only_marker_as_a_code_and_the_translation_keeps_it() -> None:
-    from newsletter.compose.xliff_segments import Ph, plain_text, render_body, split_document
+    from newsletter.compose.xliff_inline import Ph, plain_text
+    from newsletter.compose.xliff_segments import render_body, split_document
 
     doc = split_document("Subject", "", "Hi.\n\n## Geneva workshop {only=geneva,vaud}\n\n"
                                         "Come along.\n")

@@ -15,7 +15,8 @@ from translate.storage.placeables import StringElem
 from translate.storage.xliff2 import Xliff2File
 
 from newsletter.compose.translate import split_draft
-from newsletter.compose.xliff_segments import Ph, Span, split_document
+from newsletter.compose.xliff_inline import Ph, Span
+from newsletter.compose.xliff_segments import split_document
 
 NOW = "2026-11-22T10:00"
 NS = "urn:oasis:names:tc:xliff:document:2.0"

@@ -9,7 +9,8 @@ from xml.etree import ElementTree as ET
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from newsletter.compose.xliff_segments import Code, Document, Ph, Span, Unit
+from newsletter.compose.xliff_inline import Code, Ph, Span
+from newsletter.compose.xliff_segments import Document, Unit
 from newsletter.errors import DraftError
 
 NS = "urn:oasis:names:tc:xliff:document:2.0"

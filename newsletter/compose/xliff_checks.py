@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from newsletter.compose.xliff_segments import INLINE_RE, Code, Ph, Span, Unit, plain_text
+from newsletter.compose.xliff_inline import INLINE_RE, Code, Ph, Span, plain_text
+from newsletter.compose.xliff_segments import Unit
 
 _NUMBER_RE = re.compile(r"\d+(?:[.,'\u00a0\u202f\u2009\u066b\u066c]\d+|\s\d{3}(?!\d))*")
 _URL_RE = re.compile(r"(?:https?://|mailto:|www\.)[^\s<>\"')\]]+", re.IGNORECASE)
