@@ -32,15 +32,13 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from newsletter.audience import sns
-from newsletter.audience.webhook_payloads import (
-    mailgun_report,
-    postmark_report,
-    report_from_ses_json,
-    ses_report,
-)
+from newsletter.audience.mailgun_payload import mailgun_report
+from newsletter.audience.postmark_payload import postmark_report
+from newsletter.audience.ses_payload import report_from_ses_json, ses_report
 from newsletter.config import load_config
 from newsletter.model import Subscriber
-from newsletter.store import sqlite as store
+from newsletter.store import subscribers as store_subscribers
+from newsletter.store.connect import open_store
 from newsletter.web.app import create_app
 from newsletter.web.serving import make_server
 from newsletter.web.webhooks import register_webhooks
@@ -168,8 +166,8 @@ def project(delivery_project: DeliveryProject, monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("NEWSLETTER_POSTMARK_AUTH", raising=False)
     with delivery_project.config.open("a", encoding="utf-8") as f:
         f.write(f'\n[webhooks]\nsns_topics = ["{TOPIC}"]\n')
-    conn = store.connect(delivery_project.db)
-    store.upsert_subscribers(conn, [Subscriber(email=a) for a in READERS])
+    conn = open_store(delivery_project.db)
+    store_subscribers.upsert_subscribers(conn, [Subscriber(email=a) for a in READERS])
     conn.close()
     return delivery_project
 

@@ -25,15 +25,13 @@ from flask import Blueprint, Flask, Response, request
 from newsletter.audience import sns
 from newsletter.audience.bounce_report import Report
 from newsletter.audience.bounces import BounceRun, already_processed, record_report
-from newsletter.audience.webhook_payloads import (
-    MalformedPayload,
-    mailgun_report,
-    postmark_report,
-    ses_report,
-)
+from newsletter.audience.mailgun_payload import mailgun_report
+from newsletter.audience.postmark_payload import postmark_report
+from newsletter.audience.ses_payload import ses_report
+from newsletter.audience.webhook_payloads import MalformedPayload
 from newsletter.config import Config
 from newsletter.errors import ConfigError
-from newsletter.store import sqlite as store
+from newsletter.store.connect import database_url, open_store
 
 log = logging.getLogger("newsletter.webhooks")
 MAX_BODY = 256 * 1024  # SNS messages are at most 256 KB; provider events are a few KB
@@ -163,9 +161,9 @@ class _Hooks:
             return _answer(200, "ignored: not an event we act on")
         key = "sha256:" + hashlib.sha256(signed).hexdigest()
         run = BounceRun()
-        conn = store.connect(self.config.store_path)
+        conn = open_store(database_url(self.config))
         try:
-            with store.transaction(conn):
+            with conn.transaction():
                 if already_processed(conn, key):
                     return _answer(200, "already processed")
                 record_report(conn, key, report, self.config, self.clock(), run,
