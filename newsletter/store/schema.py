@@ -21,11 +21,11 @@ def schema_version(db: Db) -> int:
 
 def migrate(db: Db, where: str) -> None:
     """Apply every migration the file lacks; a file from a newer program is refused."""
-    version = schema_version(db)
-    if version > SCHEMA_VERSION:
+    version, latest = schema_version(db), len(_MIGRATIONS)  # a test may append one
+    if version > latest:
         raise NewsletterError(f"database schema {version} is newer than this program "
-                              f"({SCHEMA_VERSION}); upgrade newsletter", where=where)
-    for target in range(version, SCHEMA_VERSION):
+                              f"({latest}); upgrade newsletter", where=where)
+    for target in range(version, latest):
         apply_migration(db, target)
 
 
