@@ -80,6 +80,9 @@ def make_project(root: Path, n: int, connections: int, rate: float, dkim: bool) 
     config = (REPO / "newsletter.toml").read_text(encoding="utf-8")
     config = re.sub(r"connections = \d+", f"connections = {connections}", config)
     config = re.sub(r"rate_per_second = [\d.]+", f"rate_per_second = {rate}", config)
+    # The sample writes the Maildir; the bench sends through its sink (send refuses a
+    # NEWSLETTER_SMTP_URL when transport = "maildir").
+    config = re.sub(r'transport = "maildir"', 'transport = "smtp"', config)
     if dkim:
         run([sys.executable, "-m", "newsletter", "--config", str(root / "newsletter.toml"),
              "dkim", "keygen", "--selector", "bench", "--domain", "ipbusiness.example.org",

@@ -27,6 +27,8 @@ _ENCODED_WORD_RE = re.compile(r"=\?.*\?=", re.DOTALL)
 
 def header_text_problem(value: str) -> str:
     """Why value may not go into a header ("" if it may)."""
+    if value.isascii() and value.isprintable() and "=?" not in value:
+        return ""  # printable ASCII has no control, bidi or format character: skip the scan
     for ch in value:
         reason = _char_problem(ch)
         if reason:

@@ -17,8 +17,8 @@ from newsletter.compose.a11y import reading_problems
 from newsletter.compose.drafts import Draft, content_hash
 from newsletter.compose.edition import edition_language
 from newsletter.compose.frontmatter_lint import lint_draft
-from newsletter.compose.message import html_wire_size
 from newsletter.compose.only_sections import marker_findings
+from newsletter.compose.parts import html_wire_size
 from newsletter.compose.personalise import KNOWN, placeholder_lookalikes
 from newsletter.compose.snapshot import snapshot_path
 from newsletter.compose.template_hints import hint_message, leftover_hints, template_hints

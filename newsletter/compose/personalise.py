@@ -80,25 +80,38 @@ def safe_url(url: str) -> str:
     return quote(url, safe=":/?#[]@!$&'()*+,;=%-._~")
 
 
-def personalise_html(template: str, recipient: Recipient, fallback_name: str) -> str:
-    values = {
+def html_values(recipient: Recipient, fallback_name: str) -> dict[str, str]:
+    """Each slot's value in HTML, escaped: worked out once a message, used for every line."""
+    return {
         NAME: html.escape(recipient.name or fallback_name),
         UNSUBSCRIBE_URL: html.escape(safe_url(recipient.unsubscribe_url)),
         PREFERENCES_URL: html.escape(safe_url(recipient.preferences_url)),
         EDITION_NOTE: html.escape(recipient.edition_note),
     }
+
+
+def text_values(recipient: Recipient, fallback_name: str) -> dict[str, str]:
+    """Each slot's value in the plain-text part."""
+    return {NAME: recipient.name or fallback_name,
+            UNSUBSCRIBE_URL: safe_url(recipient.unsubscribe_url),
+            PREFERENCES_URL: safe_url(recipient.preferences_url),
+            # the text template puts the slot at the start of a line: a note brings its
+            # own blank line, an empty one leaves no gap
+            EDITION_NOTE: f"{hanging(recipient.edition_note, 72, 0)}\n\n"
+            if recipient.edition_note else ""}
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """template with each slot replaced by its value (html_values or text_values)."""
     return _SLOT_RE.sub(lambda m: values[m.group()], template)
+
+
+def personalise_html(template: str, recipient: Recipient, fallback_name: str) -> str:
+    return fill(template, html_values(recipient, fallback_name))
 
 
 def personalise_text(template: str, recipient: Recipient, fallback_name: str) -> str:
-    values = {NAME: recipient.name or fallback_name,
-              UNSUBSCRIBE_URL: safe_url(recipient.unsubscribe_url),
-              PREFERENCES_URL: safe_url(recipient.preferences_url),
-              # the text template puts the slot at the start of a line: a note brings its
-              # own blank line, an empty one leaves no gap
-              EDITION_NOTE: f"{hanging(recipient.edition_note, 72, 0)}\n\n"
-              if recipient.edition_note else ""}
-    return _SLOT_RE.sub(lambda m: values[m.group()], template)
+    return fill(template, text_values(recipient, fallback_name))
 
 
 def unknown_placeholders(text: str) -> list[str]:
