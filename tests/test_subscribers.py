@@ -461,7 +461,7 @@ def _naive_fields(data: str) -> Iterator[str]:
 
 
 def test_no_exported_field_starts_a_formula_under_any_separator(tmp_path):
-    from newsletter.audience.subscribers import write_export
+    from newsletter.audience.csv_export import write_export
 
     out = tmp_path / "export.csv"
     assert write_export(out, HOSTILE, root=tmp_path) == len(HOSTILE)
@@ -477,7 +477,7 @@ def test_no_exported_field_starts_a_formula_under_any_separator(tmp_path):
 
 
 def test_an_export_imports_back_to_the_same_names_and_tags(tmp_path):
-    from newsletter.audience.subscribers import write_export
+    from newsletter.audience.csv_export import write_export
 
     out = tmp_path / "export.csv"
     write_export(out, HOSTILE, root=tmp_path)
@@ -493,7 +493,7 @@ def test_the_export_file_is_owner_only_and_never_written_through_a_link(tmp_path
     import os
     import stat
 
-    from newsletter.audience.subscribers import write_export
+    from newsletter.audience.csv_export import write_export
     from newsletter.safe_files import LinkRefused
 
     out = tmp_path / "export.csv"
@@ -512,7 +512,7 @@ def test_the_export_file_is_owner_only_and_never_written_through_a_link(tmp_path
 @given(value=st.text(alphabet=st.sampled_from("=+-@\t\r\n,;\"' ＝＋－＠ab")
                      | st.characters(blacklist_categories=("Cs",)), max_size=30))
 def test_a_guarded_cell_is_never_a_formula_and_unguards_to_itself(value):
-    from newsletter.audience.subscribers import export_cell, unguard_cell
+    from newsletter.audience.csv_export import export_cell, unguard_cell
 
     guarded = export_cell(value)
     assert unguard_cell(guarded) == value
