@@ -5,71 +5,21 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
 import httpx
-import idna
 
 from newsletter.errors import NewsletterError
+from newsletter.ip_ranges import METADATA_HOSTS, classify, host_key
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
-
-# Names that reach a cloud provider's instance metadata service (credentials live there).
-METADATA_HOSTS = frozenset({"metadata", "metadata.google.internal", "metadata.goog",
-                            "instance-data", "instance-data.ec2.internal"})
-_METADATA_IPS = frozenset(ipaddress.ip_address(a) for a in (
-    "169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254"))
-_SHARED = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598 carrier-grade NAT
-_THIS_NET = ipaddress.ip_network("0.0.0.0/8")  # RFC 791 "this network"
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the low 32 bits are an IPv4 address
-_V4_COMPAT = ipaddress.ip_network("::/96")  # RFC 4291 §2.5.5.1, deprecated but still routed
-
-
-# Ranges no public host has, named outright: Python's ipaddress flags miss some of them on
-# some versions (fec0::/10 is neither private nor reserved nor non-global on 3.11).
-_NOT_PUBLIC = tuple(ipaddress.ip_network(n) for n in (
-    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-    "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15",
-    "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
-    "::/128", "::1/128", "100::/64", "2001:db8::/32", "3fff::/20", "fc00::/7", "fe80::/10",
-    "fec0::/10", "ff00::/8"))
 
 
 class Refused(NewsletterError):
     """A URL the program will not fetch: its scheme, its form or the address it leads to."""
-
-
-def classify(ip: IPAddress) -> str:
-    """Why an address may not be contacted ("" when it is a public unicast address)."""
-    embedded = _embedded_ipv4(ip)
-    if embedded is not None:
-        return classify(embedded)
-    if ip in _METADATA_IPS:
-        return "a cloud metadata address"
-    checks = (("a loopback", ip.is_loopback), ("an unspecified", ip.is_unspecified),
-              ("a link-local", ip.is_link_local), ("a multicast", ip.is_multicast),
-              ("a shared (CGNAT)", ip.version == 4 and ip in _SHARED),
-              ("a 'this network'", ip.version == 4 and ip in _THIS_NET),
-              ("a private", ip.is_private), ("a reserved", ip.is_reserved),
-              ("a non-public", not ip.is_global
-               or any(ip.version == n.version and ip in n for n in _NOT_PUBLIC)))
-    return next((f"{name} address" for name, hit in checks if hit), "")
-
-
-def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 transition form carries: whoever routes it reaches that one."""
-    if ip.version == 4:
-        return None
-    if ip.ipv4_mapped or ip.sixtofour:
-        return ip.ipv4_mapped or ip.sixtofour
-    if ip in _NAT64 or (ip in _V4_COMPAT and int(ip) > 1):
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -77,15 +27,6 @@ def system_resolver(host: str, port: int) -> list[str]:
     2130706433 or 0x7f.1 come back as the dotted address they mean."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def _host_key(host: str, port: int | None = None) -> str:
-    """A host as httpx connects to it (lower case, no final dot, IDNA A-label) [and port]."""
-    host = host.lower().rstrip(".")
-    if not host.isascii():
-        with suppress(idna.IDNAError):  # if it has no A-label, httpx refuses the URL itself
-            host = idna.encode(host, uts46=True).decode("ascii")
-    return host if port is None else f"{host}:{port}"
 
 
 @dataclass(frozen=True)
@@ -98,7 +39,7 @@ class NetGuard:
     resolve: Resolver = field(default=system_resolver, compare=False, repr=False)
 
     def allows(self, host: str, port: int) -> bool:
-        return bool({_host_key(host), _host_key(host, port)} & self.allow_hosts)
+        return bool({host_key(host), host_key(host, port)} & self.allow_hosts)
 
     def check_url(self, url: str) -> tuple[str, int]:
         """(host, port) of an http(s) URL in plain form; Refused for anything else."""
@@ -122,7 +63,7 @@ class NetGuard:
         return host, port
 
     def _refuse_by_name(self, host: str, url: str) -> None:
-        name = _host_key(host)
+        name = host_key(host)
         if name in METADATA_HOSTS:
             raise Refused("a cloud metadata host", where=url)
         if name == "localhost" or name.endswith(".localhost"):  # RFC 6761 §6.3
@@ -225,50 +166,7 @@ def parse_allow_hosts(entries: list[str]) -> tuple[frozenset[str], list[str]]:
         if not host or parts.path or parts.query or "@" in parts.netloc:
             bad.append(entry)
             continue
-        good.add(_host_key(host, port))
+        good.add(host_key(host, port))
     return frozenset(good), bad
 
 
-# Names only a local network answers: RFC 6761 §6.3 localhost, RFC 6762 .local (mDNS),
-# RFC 8375 .home.arpa, and .internal (ICANN, 2024: reserved for private use).
-_LOCAL_SUFFIXES = (".localhost", ".local", ".home.arpa", ".internal")
-# RFC 2606 / RFC 6761 names for examples and tests: looking them up says nothing about readers.
-_EXAMPLE_SUFFIXES = (".example", ".test", ".invalid", ".example.com", ".example.net",
-                     ".example.org")
-
-
-def local_name_reason(host: str) -> str:
-    """Why readers on the Internet cannot reach HOST, judging by the name alone ("" if they may)."""
-    name = _host_key(host)
-    try:
-        reason = classify(ipaddress.ip_address(name))
-    except ValueError:
-        reason = ""
-    if reason:
-        return reason
-    if name == "localhost" or name.endswith(_LOCAL_SUFFIXES):
-        return "a name only the local network knows"
-    if "." not in name and not name.startswith("["):
-        return "a single-label name, which the public DNS does not answer"
-    return ""
-
-
-def private_only_hosts(hosts: set[str], resolve: Resolver = system_resolver, *,
-                       timeout: float = 3.0) -> dict[str, str]:
-    """The hosts whose every DNS answer is a non-public address, with the reason. Looked up in
-    parallel within TIMEOUT; a name that does not resolve in time is not reported."""
-    names = sorted(h for h in hosts if not local_name_reason(h)
-                   and not ("." + _host_key(h)).endswith(_EXAMPLE_SUFFIXES))
-    if not names:
-        return {}
-    pool = ThreadPoolExecutor(max_workers=min(8, len(names)))
-    futures = {pool.submit(resolve, name, 443): name for name in names}
-    done, _ = wait(futures, timeout=timeout)
-    pool.shutdown(wait=False, cancel_futures=True)
-    found = {}
-    for future in done:
-        if future.exception() is None and future.result():
-            reasons = {classify(ipaddress.ip_address(a.split("%")[0])) for a in future.result()}
-            if "" not in reasons:
-                found[futures[future]] = f"it resolves only to {sorted(reasons)[0]}"
-    return found

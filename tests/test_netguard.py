@@ -10,7 +10,8 @@ import pytest
 from newsletter.compose.feeds import fetch
 from newsletter.config import FeedConfig
 from newsletter.errors import ConfigError, FeedError
-from newsletter.netguard import NetGuard, Refused, classify, parse_allow_hosts
+from newsletter.ip_ranges import classify
+from newsletter.netguard import NetGuard, Refused, parse_allow_hosts
 
 RSS = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item><title>One'
        b"</title><link>https://news.example.org/1</link></item></channel></rss>")

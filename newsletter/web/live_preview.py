@@ -24,7 +24,8 @@ from newsletter.config import load_config
 from newsletter.deliver.issue_check import check_edition, draft_error_lines
 from newsletter.deliver.send import unsubscribe_url_maker
 from newsletter.errors import DraftError, NewsletterError
-from newsletter.netguard import Resolver, local_name_reason, private_only_hosts, system_resolver
+from newsletter.netguard import Resolver, system_resolver
+from newsletter.public_names import local_name_reason, private_only_hosts
 
 _IMG_SRC_RE = re.compile(r'(<img\b[^>]*?\ssrc=")([^"]*)(")', re.IGNORECASE)
 
