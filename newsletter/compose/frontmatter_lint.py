@@ -7,23 +7,23 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from newsletter.compose.word_bullets import bullet_runs
+from newsletter.compose.yaml_line import (
+    CURLY,
+    INVISIBLE,
+    LOOKALIKE_SPACES,
+    char_name,
+    key_span,
+    quoted_columns,
+    value_start,
+)
 
-# Spaces that look like a space but are not one to YAML (U+00A0 from Word, U+202F the narrow
-# one French typography uses, U+2007) and characters that show as nothing at all.
-_LOOKALIKE_SPACES = {"\u00a0": "a non-breaking space", "\u202f": "a narrow non-breaking space",
-                     "\u2007": "a figure space"}
-_INVISIBLE = {"\u200b": "a zero-width space", "\u2060": "a word joiner",
-              "\ufeff": "a zero-width no-break space (a BOM inside the text)"}
-_CURLY = {"\u201c": "a curly quote “", "\u201d": "a curly quote ”", "\u2018": "a curly quote ‘",
-          "\u2019": "a curly quote ’", "\u201e": "a curly quote „", "\u201a": "a curly quote ‚"}
 _COMMENT_RE = re.compile(r"\s#(?:\s|$)")
-_INVISIBLE_RE = re.compile("[" + "".join(_INVISIBLE) + "]")
+_INVISIBLE_RE = re.compile("[" + "".join(INVISIBLE) + "]")
 _CLOSING_RE = re.compile(r"^---[ \t]*$")
-_KEY_RE = re.compile(r"^(?P<key>[^\s:#\-\[\]{},][^:]*?)[ \t\u00a0\u202f]*:(?=[\s\u00a0\u202f]|$)")
 _FENCE_RE = re.compile(r"^\s*(```|~~~)")
 _BLOCK_RE = re.compile(r"^\s*[|>][-+0-9]*\s*(#.*)?$")  # `key: >` starts a block of text
 
@@ -45,11 +45,6 @@ class Linted:
     text: str  # the draft decoded: BOM dropped, bytes that are not UTF-8 replaced
     problems: tuple[LintProblem, ...]
     fatal: bool = False  # not text at all (UTF-16, binary): nothing else is worth reading
-
-
-def _name(char: str) -> str:
-    label = _LOOKALIKE_SPACES.get(char) or _INVISIBLE.get(char) or _CURLY.get(char)
-    return f"{label or unicodedata.name(char, 'a character')} (U+{ord(char):04X})"
 
 
 def decode_draft(data: bytes) -> Linted:
@@ -106,7 +101,7 @@ def _header_problems(rows: list[str]) -> list[LintProblem]:
             continue
         block_indent = -1
         found += _header_line(number, line)
-        _, _, colon_end = _key_span(line)
+        _, _, colon_end = key_span(line)
         if colon_end and _BLOCK_RE.match(line[colon_end:]):
             block_indent = indent
     return found
@@ -114,128 +109,68 @@ def _header_problems(rows: list[str]) -> list[LintProblem]:
 
 def _header_line(number: int, line: str) -> list[LintProblem]:
     found: list[LintProblem] = []
-    key, key_end, colon_end = _key_span(line)
+    key, key_end, colon_end = key_span(line)
 
     def add(severity: str, message: str) -> None:
         found.append(LintProblem(number, severity, f"front matter: {message}", key))
 
-    quoted = _quoted_columns(line)
+    quoted = quoted_columns(line)
     tab = next((i for i, c in enumerate(line) if c == "\t" and i not in quoted), None)
     if tab is not None:
         add("error", f"a tab at column {tab + 1}: YAML does not allow tabs here; use spaces")
-    value_at = _value_start(line, colon_end)
+    value_at = value_start(line, colon_end)
+    _character_problems(line, quoted, key, key_end, colon_end, value_at, add)
+    if colon_end:
+        _unquoted_value_problems(line[value_at:], key, value_at, add)
+    return found
+
+
+def _character_problems(line: str, quoted: set[int], key: str, key_end: int, colon_end: int,
+                        value_at: int, add: Callable[[str, str], None]) -> None:
+    """Look-alike spaces, invisible characters and curly quotes where YAML reads them."""
     for column, char in enumerate(line):
         if column in quoted:
             continue
-        if char in _LOOKALIKE_SPACES and column <= value_at:
+        if char in LOOKALIKE_SPACES and column <= value_at:
             where = "in the key" if colon_end and column < colon_end else "before the value"
-            add("error", f"{_name(char)} at column {column + 1}, {where}, pasted from a word "
+            add("error", f"{char_name(char)} at column {column + 1}, {where}, pasted from a word "
                          "processor: YAML does not read it as a space; type a plain space")
-        elif char in _INVISIBLE:
+        elif char in INVISIBLE:
             severity = "error" if column < value_at else "warning"
-            add(severity, f"{_name(char)} at column {column + 1}: it is invisible but kept in "
+            add(severity, f"{char_name(char)} at column {column + 1}: it is invisible but kept in "
                           "the text; delete it")
-        elif char in _CURLY and (column < key_end or column == value_at
+        elif char in CURLY and (column < key_end or column == value_at
                                  or line[column - 1:column] in ("[", ",")
                                  or line[column - 2:column] == ", "):
             if column < key_end:
-                add("error", f"{_name(char)} at column {column + 1} in the key: keys take no "
+                add("error", f"{char_name(char)} at column {column + 1} in the key: keys take no "
                              "quotes; delete it")
             else:
-                add("error", f"{_name(char)} at column {column + 1} quotes the value: YAML "
+                add("error", f"{char_name(char)} at column {column + 1} quotes the value: YAML "
                              "quotes only with straight quotes (\" or '), so the curly ones "
                              "become part of the text; retype them as \"...\" (to keep curly "
                              f"quotes in the text, wrap them: {key or 'key'}: \"“...”\")")
             break  # one curly-quote report per line: the fix is the same
-    value = line[value_at:] if colon_end else ""
-    if value and value[0] not in "\"'[{|>&*!" and value[0] not in _CURLY:
-        # ' # ' starts a comment the editor wrote on purpose; '#1' glued to a word does not
-        text = _COMMENT_RE.split(value, maxsplit=1)[0].rstrip()
-        name = f"the {key}" if key else "the value"
-        fixed = f"{key or 'key'}: {json.dumps(text, ensure_ascii=False)}"
-        colon = text.find(": ") if ": " in text else (len(text) - 1 if text.endswith(":") else -1)
-        hash_at = text.find(" #")
-        if colon >= 0:
-            add("error", f"an unquoted ': ' in {name} (column {value_at + colon + 1}): YAML "
-                         f"reads it as a new key; put {name} in quotes: {fixed}")
-        elif hash_at >= 0:
-            add("error", f"YAML reads ' #' in {name} (column {value_at + hash_at + 2}) as the "
-                         f"start of a comment and drops the rest; put {name} in quotes: "
-                         f"{fixed}")
-    return found
 
 
-def _clean_key(key: str) -> str:
-    return "".join(c for c in key if c not in _LOOKALIKE_SPACES and c not in _INVISIBLE
-                   and c not in _CURLY).strip()
-
-
-def _key_span(line: str) -> tuple[str, int, int]:
-    """(key, column after the key, column after its colon) of a `key: value` line, the key
-    "quoted" or plain; ("", 0, 0) for a line without a key."""
-    indent = len(line) - len(line.lstrip(" "))
-    if line[indent:indent + 1] in ("\"", "'"):
-        close = _closing_quote(line, indent)
-        rest = line[close + 1:]
-        after = close + 1 + len(rest) - len(rest.lstrip(" "))
-        if line[after:after + 1] == ":" and (after + 1 == len(line) or line[after + 1].isspace()):
-            return _clean_key(line[indent + 1:close]), close + 1, after + 1
-        return "", 0, 0
-    match = _KEY_RE.match(line[indent:])
-    if not match:
-        return "", 0, 0
-    return _clean_key(match["key"]), indent + match.end("key"), indent + match.end()
-
-
-def _value_start(line: str, colon_end: int) -> int:
-    """Column (0-based) where the value after `key:` starts; len(line) when there is none.
-    Without a key (a list item or a continuation line) the first character that is not a
-    space or a '- ' marker counts as the value's start."""
-    indent = len(line) - len(line.lstrip(" "))
-    if colon_end:
-        column = colon_end
-    else:
-        column = indent
-        while line[column:column + 2] == "- ":
-            column += 2
-    while column < len(line) and line[column] in " \u00a0\u202f\u2007\t":
-        column += 1
-    return column
-
-
-def _quoted_columns(line: str) -> set[int]:
-    """Columns inside a straight-quoted YAML scalar ("..." or '...', opened where a value
-    may start); a quote inside plain text (don't) opens nothing."""
-    inside: set[int] = set()
-    column, previous = 0, " "
-    while column < len(line):
-        char = line[column]
-        if char in "\"'" and previous in " \t[{,:-":
-            close = _closing_quote(line, column)
-            inside.update(range(column, close + 1))
-            column, previous = close + 1, char
-            continue
-        if char == "#" and previous in " \t":
-            inside.update(range(column, len(line)))  # a comment: whatever is in it is text
-            break
-        previous = char
-        column += 1
-    return inside
-
-
-def _closing_quote(line: str, start: int) -> int:
-    quote, column = line[start], start + 1
-    while column < len(line):
-        if quote == '"' and line[column] == "\\":
-            column += 2
-            continue
-        if line[column] == quote:
-            if quote == "'" and line[column + 1:column + 2] == "'":
-                column += 2  # '' is an escaped quote inside '...'
-                continue
-            return column
-        column += 1
-    return len(line) - 1  # unclosed: YAML reports it; the rest of the line is its text
+def _unquoted_value_problems(value: str, key: str, value_at: int,
+                             add: Callable[[str, str], None]) -> None:
+    """A plain value YAML cuts short: at an unquoted ': ' (a new key) or ' #' (a comment)."""
+    if not value or value[0] in "\"'[{|>&*!" or value[0] in CURLY:
+        return
+    # ' # ' starts a comment the editor wrote on purpose; '#1' glued to a word does not
+    text = _COMMENT_RE.split(value, maxsplit=1)[0].rstrip()
+    name = f"the {key}" if key else "the value"
+    fixed = f"{key or 'key'}: {json.dumps(text, ensure_ascii=False)}"
+    colon = text.find(": ") if ": " in text else (len(text) - 1 if text.endswith(":") else -1)
+    hash_at = text.find(" #")
+    if colon >= 0:
+        add("error", f"an unquoted ': ' in {name} (column {value_at + colon + 1}): YAML "
+                     f"reads it as a new key; put {name} in quotes: {fixed}")
+    elif hash_at >= 0:
+        add("error", f"YAML reads ' #' in {name} (column {value_at + hash_at + 2}) as the "
+                     f"start of a comment and drops the rest; put {name} in quotes: "
+                     f"{fixed}")
 
 
 def _body_problems(lines: list[str], start: int) -> list[LintProblem]:
@@ -249,7 +184,7 @@ def _body_problems(lines: list[str], start: int) -> list[LintProblem]:
             fenced = not fenced
         invisible = None if fenced else _INVISIBLE_RE.search(lines[index])
         if invisible:
-            found.append(LintProblem(index + 1, "warning", f"{_name(invisible[0])} at column "
+            found.append(LintProblem(index + 1, "warning", f"{char_name(invisible[0])} at column "
                                      f"{invisible.start() + 1}: it is invisible but breaks "
                                      "words and links; delete it"))
     return sorted(found, key=lambda p: p.line)
