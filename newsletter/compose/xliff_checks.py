@@ -18,35 +18,57 @@ def target_problems(unit: Unit, target: tuple | None) -> list[str]:
     """Why a target cannot replace the source: its URLs, numbers or markup differ."""
     if target is None or not plain_text(target).strip():
         return [f"unit {unit.id}: no translation"]
-    problems = []
+    source, text = plain_text(unit.content), plain_text(target)
+    problems = _code_problems(unit, target)
+    problems += _value_problems(source, text)
+    problems += _markup_problems(target, source, text)
+    problems += _shape_problems(unit.kind, source, text)
+    return [f"unit {unit.id}: {problem}" for problem in problems]
+
+
+def _code_problems(unit: Unit, target: tuple) -> list[str]:
     want, got = _code_list(unit.content), _code_list(target)
+    if sorted(want) == sorted(got):
+        return []
     names = {c.id: _code_name(c) for c in unit.codes}
-    if sorted(want) != sorted(got):
-        problems.append(f"unit {unit.id}: markup differs: the source has "
-                        f"{_list(want, names)}, the target {_list(got, names)}")
-    text = plain_text(target)
+    return [f"markup differs: the source has {_list(want, names)}, the target "
+            f"{_list(got, names)}"]
+
+
+def _value_problems(source: str, text: str) -> list[str]:
+    """Numbers and URLs: a translation keeps every one of them."""
+    problems = []
     for kind, found in (("numbers", _numbers), ("URLs", _urls)):
-        if sorted(found(plain_text(unit.content))) != sorted(found(text)):
-            problems.append(f"unit {unit.id}: {kind} differ: the source has "
-                            f"{', '.join(found(plain_text(unit.content))) or 'none'}, "
+        if sorted(found(source)) != sorted(found(text)):
+            problems.append(f"{kind} differ: the source has {', '.join(found(source)) or 'none'}, "
                             f"the target {', '.join(found(text)) or 'none'}")
+    return problems
+
+
+def _markup_problems(target: tuple, source: str, text: str) -> list[str]:
+    """Markdown, HTML or template syntax typed into the target's text."""
+    problems = []
     for piece in _texts(target):
         if match := INLINE_RE.search(piece):
-            problems.append(f"unit {unit.id}: markup differs: {match.group()!r} in the "
-                            "target is Markdown or HTML that the source does not have")
+            problems.append(f"markup differs: {match.group()!r} in the target is Markdown or "
+                            "HTML that the source does not have")
             break
     template = _TEMPLATE_RE.search(text)
-    if template and not _TEMPLATE_RE.search(plain_text(unit.content)):
-        problems.append(f"unit {unit.id}: markup differs: template syntax "
-                        f"{template.group()!r} in the target")
-    if "\n" in text.strip() or "\r" in text:
-        problems.append(f"unit {unit.id}: a line break is not allowed in the target")
-    elif _BLOCK_START_RE.match(text) and not _BLOCK_START_RE.match(plain_text(unit.content)):
-        problems.append(f"unit {unit.id}: markup differs: the target starts like a Markdown "
-                        "heading, quote, list item or table row")
-    elif unit.kind == "cell" and "|" in text:
-        problems.append(f"unit {unit.id}: '|' would split the table cell")
+    if template and not _TEMPLATE_RE.search(source):
+        problems.append(f"markup differs: template syntax {template.group()!r} in the target")
     return problems
+
+
+def _shape_problems(kind: str, source: str, text: str) -> list[str]:
+    """What would change the block the unit sits in: a line break, a block marker, a '|'."""
+    if "\n" in text.strip() or "\r" in text:
+        return ["a line break is not allowed in the target"]
+    if _BLOCK_START_RE.match(text) and not _BLOCK_START_RE.match(source):
+        return ["markup differs: the target starts like a Markdown heading, quote, list item "
+                "or table row"]
+    if kind == "cell" and "|" in text:
+        return ["'|' would split the table cell"]
+    return []
 
 
 def _code_list(nodes: tuple) -> list[str]:
