@@ -9,6 +9,7 @@ five classes that say what happens to the reader.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from newsletter.audience.bounce_text import codes
 from newsletter.audience.provider_codes import microsoft_status_reason, provider_reason
@@ -188,18 +189,14 @@ def _text_reason(text: str, status: str) -> str:
     if reason := _sender(text, ("authfailure", "requireptr", "norelaying")) or \
             sender_status_reason(status):
         return reason
-    for name, pattern in _DECISIVE_SENDER:  # before the address wordings: see its comment
-        if pattern.search(text):
-            return name
-    for name, pattern in _DEAD:
-        if pattern.search(text):
-            return name
-    if reason := _sender(text):
-        return reason
-    for name, pattern in _TRANSIENT:
-        if pattern.search(text):
-            return name
-    return "vacation" if _VACATION.search(text) else ""
+    # _DECISIVE_SENDER before the address wordings: see its comment
+    return (_first(_DECISIVE_SENDER, text) or _first(_DEAD, text) or _sender(text)
+            or _first(_TRANSIENT, text) or ("vacation" if _VACATION.search(text) else ""))
+
+
+def _first(rules: Iterable[tuple[str, re.Pattern[str]]], text: str) -> str:
+    """The name of the first rule whose pattern the text matches ("" if none does)."""
+    return next((name for name, pattern in rules if pattern.search(text)), "")
 
 
 def _sender(text: str, only: tuple[str, ...] = ()) -> str:
