@@ -122,13 +122,6 @@ def test_assembled_messages_equal_the_old_path_byte_for_byte(editions, env):
                 edition.language, name)
 
 
-def test_base64_parts_share_whole_lines_before_the_first_placeholder(env):
-    edition = sample_edition("ar")
-    prepared = prepare(edition, env)
-    assert prepared.html_encoding == "base64"
-    assert sum(len(p) for p in prepared.body if isinstance(p, Shared)) > 4000
-
-
 def test_a_base64_part_whose_values_are_empty_ends_as_one_run_would(env):
     text = "ب" * 300 + "__NL_EDITION_NOTE__"  # no note: nothing follows the shared lines
     edition = Edition("2026-11", "ar", "S", "", "<p>" + "ب" * 300 + "</p>", text, "reader")
@@ -137,14 +130,20 @@ def test_a_base64_part_whose_values_are_empty_ends_as_one_run_would(env):
         assert bytes(build_message(edition, env, p, WHEN)) == reference(edition, env, p, WHEN)
 
 
-def test_every_reader_gets_the_same_shared_parts_and_their_own_lines(env):
-    prepared = prepare(sample_edition("en"), env)
-    one, two = (assemble(prepared, env, who(n, f"Reader {n}"), WHEN) for n in (1, 2))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_reader_gets_the_same_shared_parts_and_their_own_lines(env, language):
+    """Names of other lengths start the base64 text after them elsewhere in a line: each
+    start is encoded once and shared by every reader whose values end there."""
+    prepared = prepare(sample_edition(language), env)
+    one, two, three = (assemble(prepared, env, who(n, name), WHEN)
+                       for n, name in ((1, "Reader 1"), (2, "Reader 2"), (3, "Long Name " * 3)))
     assert isinstance(one, Wire) and one[one.body_start:] == b"".join(one.parts)
     shared = [a for a, b in zip(one.parts, two.parts, strict=True) if a is b]
     assert shared and all(isinstance(a, Shared) for a in shared)
     assert sum(map(len, shared)) > 0.9 * len(one[one.body_start:])
-    assert all(part.endswith(b"\r\n") for part in one.parts)
+    assert all(part.endswith(b"\r\n") for part in one.parts + three.parts)
+    assert sum(len(p) for p in three.parts if isinstance(p, Shared)) > 0.9 * len(
+        three[three.body_start:])
 
 
 # --- dot-stuffing ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
 
+from newsletter.compose.base64_part import Base64Slot
 from newsletter.compose.parts import Slot, body_pieces
 from newsletter.compose.personalise import Recipient, html_values, text_values
 from newsletter.compose.wire import Shared, wire
@@ -104,7 +105,7 @@ class Prepared:
 
     edition: Edition
     static_head: bytes  # headers shared by every message
-    body: tuple[Shared | Slot, ...]
+    body: tuple[Shared | Slot | Base64Slot, ...]
     boundary: str
     text_encoding: str = "quoted-printable"
     html_encoding: str = "quoted-printable"
@@ -160,8 +161,12 @@ def assemble(prepared: Prepared, env: Envelope, who: Personal, when: datetime) -
     recipient = Recipient(who.name, who.unsubscribe_url, who.edition_note)
     fallback = prepared.edition.fallback_name
     values = (text_values(recipient, fallback), html_values(recipient, fallback))
-    parts = [piece.fill(values[piece.html]) if isinstance(piece, Slot) else piece
-             for piece in prepared.body]
+    parts: list[bytes] = []
+    for piece in prepared.body:
+        if isinstance(piece, Shared):
+            parts.append(piece)
+        else:
+            piece.fill_into(values[piece.html], parts)
     return wire(personal + b"\r\n" + prepared.static_head + b"\r\n\r\n", parts)
 
 

@@ -1,31 +1,24 @@
 """The body of an edition's messages (multipart/alternative), encoded once for a whole send:
 every run of lines without a placeholder becomes one Shared chunk, used as is for every reader;
-only the slots (a quoted-printable line with a placeholder, or the rest of a base64 part from
-its first placeholder on) are filled and encoded per reader."""
+only the slots (a quoted-printable line with a placeholder; in a base64 part, the values and
+the octets around them, see base64_part.py) are filled and encoded per reader."""
 
 from __future__ import annotations
 
-import base64
 import binascii
 from dataclasses import dataclass
 
+from newsletter.compose.base64_part import Base64Slot, base64_lines
 from newsletter.compose.personalise import PLACEHOLDER_RE, fill
 from newsletter.compose.wire import Shared
 
 CRLF = b"\r\n"
-B64_LINE = 57  # input octets per 76-character base64 line
 
 
 def qp_line(line: str) -> bytes:
     """One line, quoted-printable, CRLF soft breaks: no output line over 76 octets."""
     encoded = binascii.b2a_qp(line.encode("utf-8"), istext=True, header=False)
     return encoded.replace(b"\n", b"\r\n")
-
-
-def base64_lines(octets: bytes) -> bytes:
-    """Base64 in lines of 76 characters, CRLF between them (none after the last)."""
-    encoded = base64.b64encode(octets)
-    return CRLF.join([encoded[i:i + 76] for i in range(0, len(encoded), 76)])
 
 
 def encode_lines(text: str) -> tuple[bytes | str, ...]:
@@ -73,26 +66,16 @@ def html_wire_size(html: str) -> int:
 
 @dataclass(frozen=True)
 class Slot:
-    """What is filled per reader: one quoted-printable line with placeholders, or the rest of
-    a base64 part (lead: the octets before it that did not fill a whole shared line;
-    after_shared: shared base64 lines come before it)."""
+    """What is filled per reader in a quoted-printable part: one line with placeholders."""
 
     template: str
     html: bool
-    base64: bool = False
-    lead: bytes = b""
-    after_shared: bool = False
 
-    def fill(self, values: dict[str, str]) -> bytes:
-        if not self.base64:
-            return qp_line(fill(self.template, values)) + CRLF
-        encoded = base64_lines(self.lead + fill(self.template, values).encode("utf-8"))
-        # Nothing left after the shared lines (the values were empty): no empty line either,
-        # as one base64 run of the whole part would have none.
-        return encoded + CRLF if encoded or not self.after_shared else b""
+    def fill_into(self, values: dict[str, str], out: list[bytes]) -> None:
+        out.append(qp_line(fill(self.template, values)) + CRLF)
 
 
-Piece = bytes | Slot
+Piece = bytes | Slot | Base64Slot
 
 
 def _qp_pieces(text: str, html: bool) -> list[Piece]:
@@ -100,19 +83,14 @@ def _qp_pieces(text: str, html: bool) -> list[Piece]:
 
 
 def _base64_pieces(text: str, html: bool) -> list[Piece]:
-    """Base64 of a concatenation is the concatenation of the base64 when the first piece is
-    whole lines (a multiple of 57 octets): the lines before the first placeholder are shared."""
     canonical = _crlf(text)
-    first = PLACEHOLDER_RE.search(canonical)
-    if first is None:
+    if PLACEHOLDER_RE.search(canonical) is None:
         return [base64_lines(canonical.encode("utf-8")) + CRLF]
-    before = canonical[:first.start()].encode("utf-8")
-    whole = len(before) // B64_LINE * B64_LINE
-    slot = Slot(canonical[first.start():], html, True, before[whole:], whole > 0)
-    return [base64_lines(before[:whole]) + CRLF, slot] if whole else [slot]
+    return [Base64Slot.of(canonical, html)]
 
 
-def body_pieces(text: str, html: str, boundary: str) -> tuple[tuple[Shared | Slot, ...], str, str]:
+def body_pieces(text: str, html: str,
+                boundary: str) -> tuple[tuple[Shared | Slot | Base64Slot, ...], str, str]:
     """(the body as Shared chunks and Slots, the text part's encoding, the HTML part's)."""
     mark = b"--" + boundary.encode("ascii")
     pieces: list[Piece] = [b"This is a multi-part message in MIME format.\r\n"]
@@ -129,12 +107,12 @@ def body_pieces(text: str, html: str, boundary: str) -> tuple[tuple[Shared | Slo
     return _merged(pieces), encodings[0], encodings[1]
 
 
-def _merged(pieces: list[Piece]) -> tuple[Shared | Slot, ...]:
+def _merged(pieces: list[Piece]) -> tuple[Shared | Slot | Base64Slot, ...]:
     """Adjacent encoded pieces joined into one Shared chunk: fewer parts per message."""
-    out: list[Shared | Slot] = []
+    out: list[Shared | Slot | Base64Slot] = []
     run: list[bytes] = []
     for piece in pieces:
-        if isinstance(piece, Slot):
+        if isinstance(piece, Slot | Base64Slot):
             if run:
                 out.append(Shared(b"".join(run)))
                 run = []

@@ -106,6 +106,15 @@ def fill(template: str, values: dict[str, str]) -> str:
     return _SLOT_RE.sub(lambda m: values[m.group()], template)
 
 
+def split_slots(template: str) -> list[str]:
+    """The template as text, slot, text, ..., slot, text (odd places: the slot markers), the
+    same matches fill() replaces."""
+    return _SLOT_SPLIT_RE.split(template)
+
+
+_SLOT_SPLIT_RE = re.compile(f"({_SLOT_RE.pattern})")
+
+
 def personalise_html(template: str, recipient: Recipient, fallback_name: str) -> str:
     return fill(template, html_values(recipient, fallback_name))
 
