@@ -17,6 +17,7 @@ import html5lib
 import pytest
 from conftest_delivery import REPO, make_delivery_project
 
+from newsletter.cli.web_commands import cmd_archive
 from newsletter.compose.edition import compose
 from newsletter.compose.render import view_online_url
 from newsletter.config import Config, load_config
@@ -24,8 +25,9 @@ from newsletter.deliver import ledger
 from newsletter.errors import InputError
 from newsletter.i18n import gettext_for
 from newsletter.model import Edition
-from newsletter.store import sqlite as store
-from newsletter.web.archive import cmd_archive, entry_id
+from newsletter.store.connect import database_url, open_store
+from newsletter.store.editions import frozen_languages
+from newsletter.web.archive_feed import entry_id
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 XHTML = "{http://www.w3.org/1999/xhtml}"
@@ -57,7 +59,7 @@ def editions(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], 
                                    encoding="utf-8")
         shutil.copy(issues / "2026-11.items.yaml", issues / name.replace(".md", ".items.yaml"))
     config = load_config(project.config)
-    with store.connect(config.store_path) as conn:
+    with open_store(database_url(config)) as conn:
         rendered = [compose(config, issues / name, conn).edition
                     for name in ("2026-11.md", *DRAFTS)]
     return {(e.issue, e.language): e for e in rendered}
@@ -66,7 +68,7 @@ def editions(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], 
 def publish(conn: sqlite3.Connection, edition: Edition, frozen_at: datetime) -> None:
     """Freeze an edition as a send does when it begins."""
     ledger.freeze(conn, edition, [], frozen_at)
-    if edition.language not in ledger.frozen_languages(conn, edition.issue):
+    if edition.language not in frozen_languages(conn, edition.issue):
         # ledger.freeze stores one edition per issue (is_frozen asks about the issue only);
         # until it freezes each language edition, store the others' rows as it would.
         conn.execute("INSERT INTO editions (issue, language, subject, preheader, html, text, "
@@ -84,7 +86,7 @@ class Site:
         self.public = self.project.root / "public"
 
     def publish(self, *found: tuple[Edition, datetime]) -> None:
-        with store.connect(self.config.store_path) as conn:
+        with open_store(database_url(self.config)) as conn:
             for edition, frozen_at in found:
                 publish(conn, edition, frozen_at)
 

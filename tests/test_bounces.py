@@ -16,19 +16,20 @@ import pytest
 
 from newsletter.audience.bounces import (
     BounceRun,
-    add_bounces_arguments,
     already_processed,
-    cmd_bounces,
     process_reports,
     read_mailbox,
     record_report,
 )
 from newsletter.audience.dsn import Recipient, Report, classify, parse_report, report_key
 from newsletter.audience.tokens import DEV_SECRET, make_token, verify_token
+from newsletter.cli.bounce_commands import cmd_bounces
 from newsletter.config import Config, load_config
 from newsletter.errors import InputError
 from newsletter.model import Subscriber
-from newsletter.store import sqlite as store
+from newsletter.store import schema as store_schema
+from newsletter.store import subscribers as store_subscribers
+from newsletter.store.connect import database_url, open_store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 LIST_ID = "ip-for-business.ipbusiness.example.org"
@@ -101,17 +102,18 @@ def config(tmp_path: Path) -> Config:
 
 @pytest.fixture
 def conn(config: Config) -> Iterator[sqlite3.Connection]:
-    connection = store.connect(config.store_path)
+    connection = open_store(database_url(config))
     yield connection
     connection.close()
 
 
 def subscribe(conn: sqlite3.Connection, *addresses: str) -> None:
-    store.upsert_subscribers(conn, [Subscriber(email=a, name=a.split("@")[0]) for a in addresses])
+    store_subscribers.upsert_subscribers(
+        conn, [Subscriber(email=a, name=a.split("@")[0]) for a in addresses])
 
 
 def status_of(conn: sqlite3.Connection, address: str) -> tuple[str, str]:
-    sub = store.get_subscriber(conn, address)
+    sub = store_subscribers.get_subscriber(conn, address)
     assert sub is not None
     return sub.status, sub.reason
 
@@ -303,7 +305,7 @@ def test_the_same_report_twice_in_one_mailbox_counts_once(conn: sqlite3.Connecti
 
 def add_soft_events(conn: sqlite3.Connection, address: str, days_ago: int, count: int) -> None:
     at = (NOW - timedelta(days=days_ago)).isoformat(timespec="microseconds")
-    with store.transaction(conn):
+    with conn.transaction():
         conn.executemany("INSERT INTO bounce_events (email, kind, report_key, at) "
                          "VALUES (?, 'soft', ?, ?)",
                          [(address, f"<old-{i}@example.org>", at) for i in range(count)])
@@ -365,7 +367,7 @@ def test_a_final_status_is_never_changed(conn: sqlite3.Connection, config: Confi
                                          tmp_path: Path, status: str) -> None:
     subscribe(conn, "ann.lee@example.com", "frank.o@example.net", "erin.k@example.org")
     for address in ("ann.lee@example.com", "frank.o@example.net", "erin.k@example.org"):
-        store.set_status(conn, address, status, "set by the test")
+        store_subscribers.set_status(conn, address, status, "set by the test")
     add_soft_events(conn, "erin.k@example.org", days_ago=1, count=5)
     messages = [raw("postfix_user_unknown.eml"), raw("arf_abuse.eml"),
                 raw("postfix_mailbox_full_failed.eml")]
@@ -448,12 +450,8 @@ def test_a_bad_path_is_an_input_error_naming_it(config: Config, tmp_path: Path, 
 def test_a_bad_path_exits_2_through_the_cli(config: Config, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture) -> None:
-    from newsletter.cli import compose_commands as commands
     from newsletter.cli.main import main
 
-    # Registered as commands.py will register it.
-    monkeypatch.setitem(commands.COMMANDS, "bounces",
-                        (cmd_bounces, "process bounces", add_bounces_arguments))
     code = main(["--config", str(config.source), "bounces", str(tmp_path / "nowhere")])
     assert code == 2
     assert f"newsletter: {tmp_path / 'nowhere'}: not a Maildir" in capsys.readouterr().err
@@ -485,7 +483,7 @@ def test_a_sender_side_refusal_never_touches_the_reader(conn: sqlite3.Connection
 def test_status_shows_this_months_classes_with_the_top_sender_reasons(
         conn: sqlite3.Connection, config: Config, tmp_path: Path,
         capsys: pytest.CaptureFixture) -> None:
-    from newsletter.cli.delivery_commands import cmd_status
+    from newsletter.cli.status_commands import cmd_status
 
     subscribe(conn, *EVERYONE)
     now = datetime.now(UTC)
@@ -519,7 +517,7 @@ def test_on_done_follows_each_commit_and_never_a_dry_run(conn: sqlite3.Connectio
                 ("one again", raw("postfix_user_unknown.eml"))]
 
     def seen(label: str) -> None:  # committed: another connection sees the row already
-        other = store.connect(config.store_path)
+        other = open_store(database_url(config))
         count = other.execute("SELECT count(*) FROM processed_reports").fetchone()[0]
         done.append(f"{label}:{count}")
         other.close()
@@ -541,7 +539,7 @@ def test_record_report_applies_a_report_built_elsewhere(conn: sqlite3.Connection
                                Recipient("nobody@example.net", "ours", "5.7.1", "Blocked",
                                          "blocked")))
     result = BounceRun()
-    with store.transaction(conn):
+    with conn.transaction():
         assert not already_processed(conn, "ses:abc")
         actions = record_report(conn, "ses:abc", report, config, NOW, result, "webhook ses")
     assert actions == ("suppressed", "soft-recorded", "reported")
@@ -609,7 +607,7 @@ def test_a_report_to_our_verp_address_is_about_that_subscriber(
     from newsletter.audience.tokens import make_id_token, secret_from_env
 
     subscribe(conn, "ann.lee@example.com")
-    sub = store.get_subscriber(conn, "ann.lee@example.com")
+    sub = store_subscribers.get_subscriber(conn, "ann.lee@example.com")
     token = make_id_token(secret_from_env()[0], LIST_ID, sub.id)
     # A forwarder rewrote the recipient: the DSN names an address we never mailed.
     data = raw("postfix_user_unknown.eml").replace(b"Ann.Lee@example.com", b"ann@forward.example")
@@ -626,7 +624,7 @@ def test_a_report_to_our_verp_address_is_about_that_subscriber(
 def test_old_bounce_rows_survive_the_migration_and_old_keys_are_harmless(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     old = sqlite3.connect(path)
-    for statement in ";".join(store._MIGRATIONS[:6]).split(";"):
+    for statement in ";".join(store_schema._MIGRATIONS[:6]).split(";"):
         if statement.strip():
             old.execute(statement)
     old.execute("INSERT INTO bounce_events (email, kind, report_key, at) VALUES "
@@ -638,7 +636,7 @@ def test_old_bounce_rows_survive_the_migration_and_old_keys_are_harmless(tmp_pat
     old.commit()
     old.close()
 
-    conn = store.connect(path)
+    conn = open_store(path)
     assert [tuple(r) for r in conn.execute("SELECT email, kind, reason, domain "
                                            "FROM bounce_events")] == [
         ("ann.lee@example.com", "soft", "", "")]

@@ -17,11 +17,12 @@ from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from dkim.util import parse_tag_value
 
+from newsletter.cli.dkim_commands import cmd_dkim
 from newsletter.compose.message import Personal, build_message, make_envelope, message_id
 from newsletter.compose.personalise import NAME, UNSUBSCRIBE_URL
 from newsletter.config import load_config
 from newsletter.deliver.dkim import DkimSigner, signer_from_config
-from newsletter.deliver.dkimkeys import KeyPair, cmd_dkim, keygen, txt_strings
+from newsletter.deliver.dkimkeys import KeyPair, keygen, txt_strings
 from newsletter.errors import ConfigError, InputError
 from newsletter.model import Edition
 

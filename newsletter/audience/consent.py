@@ -13,10 +13,15 @@ from pathlib import Path
 
 from newsletter.audience.tokens import verification_secrets
 from newsletter.config import Config
+from newsletter.errors import InputError
 from newsletter.model import Subscriber, normalise_mailbox
 from newsletter.store import consent as store_consent
+from newsletter.store import subscribers as store_subscribers
 from newsletter.store.consent import ConsentEvent
 from newsletter.store.db import Db
+
+# The fixed answers of the question after an unsubscribe (web/consent.py shows them translated)
+REASONS = ("too-often", "not-relevant", "never-signed-up", "read-elsewhere", "other")
 
 
 def stamp(now: datetime) -> str:
@@ -96,9 +101,7 @@ def relative(path: str, root: Path) -> str:
 
 def record_new(conn: Db, events: Iterable[ConsentEvent]) -> None:
     """Write the events of a plan once the import has added its addresses."""
-    from newsletter.store.sqlite import transaction
-
-    with transaction(conn):
+    with conn.transaction():
         store_consent.record_events(conn, events)
 
 
@@ -107,3 +110,25 @@ def status_event(conn: Db, email: str, action: str, source: str, detail: str,
     """One status change in the history (unsubscribe, bounce, complaint, operator's add),
     in the caller's transaction when there is one."""
     store_consent.record_events(conn, [event(email, action, source, detail, now)])
+
+
+def add_with_consent(conn: Db, config: Config, sub: Subscriber) -> str:
+    """`subscribers add`: refused for a forgotten reader; a new address gets its history
+    event (the operator's command, and who ran it). Returns the status afterwards."""
+    now = datetime.now(UTC)
+    on = store_consent.forgotten_on(conn, forget_keys(config, sub.email, now))
+    if on:
+        raise InputError(f"{sub.email} asked to be forgotten ({on}); only they can subscribe "
+                         "again, on the web form")
+    new = store_subscribers.get_subscriber(conn, sub.email) is None
+    status = store_subscribers.add_subscriber(conn, sub)
+    if new:
+        store_consent.record_events(conn, [event(sub.email, "subscribed", operator(),
+                                                 "subscribers add", now)])
+    return status
+
+
+def removed(conn: Db, email: str) -> None:
+    """`subscribers remove` done: its history event."""
+    status_event(conn, email, "unsubscribed", operator(), "subscribers remove: removed by "
+                 "an editor", datetime.now(UTC))

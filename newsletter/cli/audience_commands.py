@@ -1,23 +1,23 @@
 """`subscribers show / forget / reasons`: a reader's consent history and data, erasure, and
-the unsubscribe-reason totals (called from delivery_commands.cmd_subscribers)."""
+the unsubscribe-reason totals (called from subscriber_commands.cmd_subscribers)."""
 
 from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
 
-from newsletter.audience.consent import forget_keys
+from newsletter.audience.consent import REASONS, forget_keys
 from newsletter.audience.forget import export_json, forget_reader, reader_export
 from newsletter.audience.subscribers import normalise_address
-from newsletter.cli.compose_commands import say, warn
-from newsletter.cli.main import open_store
+from newsletter.audience.tokens import secret_from_env
+from newsletter.cli.context import open_store
+from newsletter.cli.output import say, warn
 from newsletter.config import Config
 from newsletter.errors import InputError
 from newsletter.store import consent as store_consent
+from newsletter.store.db import Db
 
 ACTIONS = ("show", "forget", "reasons")
-# The fixed answers of the question after an unsubscribe (web_consent shows them translated)
-REASONS = ("too-often", "not-relevant", "never-signed-up", "read-elsewhere", "other")
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -80,9 +80,7 @@ def _show(config: Config, data: dict) -> None:  # type: ignore[type-arg]
                                  for b in bounces) or "none"))
 
 
-def _forget(config: Config, conn, email: str, now: datetime) -> int:  # noqa: ANN001
-    from newsletter.audience.tokens import secret_from_env
-
+def _forget(config: Config, conn: Db, email: str, now: datetime) -> int:
     if not secret_from_env()[1]:
         warn("NEWSLETTER_SECRET is not set: the forgotten mark is keyed by the development "
              "secret, and imports under the real one will not recognise it")
@@ -109,30 +107,3 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                                            "hash so no import adds them again)")
     forget.add_argument("address", metavar="ADDR")
     sub.add_parser("reasons", help="totals of the answers to 'why did you unsubscribe?'")
-
-
-def add_with_consent(conn, config: Config, sub) -> str:  # noqa: ANN001
-    """`subscribers add`: refused for a forgotten reader; a new address gets its history
-    event (the operator's command, and who ran it). Returns the status afterwards."""
-    from newsletter.audience.consent import event, operator
-    from newsletter.store import sqlite as store
-
-    now = datetime.now(UTC)
-    on = store_consent.forgotten_on(conn, forget_keys(config, sub.email, now))
-    if on:
-        raise InputError(f"{sub.email} asked to be forgotten ({on}); only they can subscribe "
-                         "again, on the web form")
-    new = store.get_subscriber(conn, sub.email) is None
-    status = store.add_subscriber(conn, sub)
-    if new:
-        store_consent.record_events(conn, [event(sub.email, "subscribed", operator(),
-                                                 "subscribers add", now)])
-    return status
-
-
-def removed(conn, email: str) -> None:  # noqa: ANN001
-    """`subscribers remove` done: its history event."""
-    from newsletter.audience.consent import operator, status_event
-
-    status_event(conn, email, "unsubscribed", operator(), "subscribers remove: removed by "
-                 "an editor", datetime.now(UTC))

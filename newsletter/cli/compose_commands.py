@@ -1,52 +1,34 @@
-"""The CLI commands' bodies: each loads config, calls its stages, prints one summary line."""
+"""new, pull, build and check: the commands that write and look at a draft before it is sent."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
 from newsletter import safe_files
 from newsletter.audience.tokens import secret_from_env
-from newsletter.cli.main import config_of, open_store, parse_now
+from newsletter.cli.context import (
+    config_of,
+    issue_arg,
+    now_arg,
+    open_store,
+    parse_now,
+    resolve_draft,
+)
+from newsletter.cli.output import plural, say, warn
 from newsletter.compose.drafts import check_issue_id, draft_path, load_draft
 from newsletter.compose.edition import compose
 from newsletter.compose.fonts import font_warning
 from newsletter.compose.preview import SAMPLE_EMAIL, write_preview
 from newsletter.compose.pull import pull
+from newsletter.compose.translate import new_translation
 from newsletter.config import Config
 from newsletter.deliver.issue_check import check_edition, draft_error_lines
 from newsletter.deliver.segmenting import as_reader_with
 from newsletter.deliver.send import envelope_for, unsubscribe_url_maker
 from newsletter.errors import DraftError, InputError
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
-
-
-def warn(line: str) -> None:
-    print(f"newsletter: warning: {line}", file=sys.stderr, flush=True)
-
-
-def _elapsed(args: argparse.Namespace) -> str:
-    return f"{time.monotonic() - args.started:.1f} s"
-
-
-def _issue_arg(cmd: argparse.ArgumentParser, *, optional: bool = False) -> None:
-    cmd.add_argument("issue", nargs="?" if optional else None, metavar="ISSUE",
-                     help="YYYY-MM (a draft in issues/), or a path to a draft file")
-
-
-def resolve_draft(config: Config, issue: str) -> Path:
-    """ISSUE as YYYY-MM, YYYY-MM.LANG, or a path to the draft file."""
-    if issue.endswith(".md"):
-        return Path(issue)
-    base, _, lang = issue.partition(".")
-    check_issue_id(base)
-    return draft_path(config.issues_dir, base, lang, config.default_language)
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -70,8 +52,6 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def _new_translation(config: Config, issue: str) -> int:
-    from newsletter.compose.translate import new_translation
-
     base, _, language = issue.partition(".")
     path = new_translation(config.issues_dir, base, language.lower(), config.default_language,
                            root=config.root)
@@ -98,7 +78,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
         warn(warning)
     snap = result.snapshot
     for section, count in _count_sections(snap.items).items():
-        say(f"  {section}: {count} item{'s' if count != 1 else ''}")
+        say(f"  {section}: {plural(count, 'item')}")
     say(f"pulled {len(snap.items)} items for {draft.issue} "
         f"(window {snap.window_start:%Y-%m-%d %H:%M} to {snap.window_end:%Y-%m-%d %H:%M} UTC) "
         f"into {result.path}, {len(result.warnings)} warning(s), "
@@ -111,7 +91,6 @@ def _count_sections(items) -> dict[str, int]:  # noqa: ANN001
     for item in items:
         counts[item.section] = counts.get(item.section, 0) + 1
     return counts
-
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -173,68 +152,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-def _add_new(cmd: argparse.ArgumentParser) -> None:
+def add_new_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("issue", nargs="?", metavar="ISSUE",
                      help="YYYY-MM (default: next month), or YYYY-MM.LANG: a translation of "
                           "the default edition")
-    cmd.add_argument("--now", help="the clock, ISO 8601 (for testing)")
+    now_arg(cmd)
 
 
-def _add_pull(cmd: argparse.ArgumentParser) -> None:
-    _issue_arg(cmd)
-    cmd.add_argument("--now", help="the clock, ISO 8601 (for testing)")
+def add_pull_arguments(cmd: argparse.ArgumentParser) -> None:
+    issue_arg(cmd)
+    now_arg(cmd)
     cmd.add_argument("--timeout", type=float, default=10.0, help="seconds per feed (default 10)")
 
 
-def _add_build(cmd: argparse.ArgumentParser) -> None:
-    _issue_arg(cmd)
+def add_build_arguments(cmd: argparse.ArgumentParser) -> None:
+    issue_arg(cmd)
     cmd.add_argument("--out", help="output folder (default: build/ISSUE)")
     cmd.add_argument("--no-screenshots", action="store_true", help="skip the Chromium screenshots")
     cmd.add_argument("--tags", metavar="TAGS",
                      help="show it as a reader with these tags gets it (e.g. geneva;parking; "
                           "'' for an untagged reader); default: every {only=...} part")
-    cmd.add_argument("--now", help="the clock, ISO 8601 (for testing)")
+    now_arg(cmd)
 
 
-def _add_check(cmd: argparse.ArgumentParser) -> None:
-    _issue_arg(cmd)
-    cmd.add_argument("--now", help="the clock, ISO 8601 (for testing)")
-
-
-COMMANDS = {
-    "new": (cmd_new, "start a draft from issues/_template.md (default: next month)", _add_new),
-    "pull": (cmd_pull, "fetch the feeds and write the issue's item snapshot", _add_pull),
-    "build": (cmd_build, "write the preview: HTML, text, a sample .eml, screenshots", _add_build),
-    "check": (cmd_check, "report every problem with an issue; exit 1 on any error", _add_check),
-}
-
-
-def _register_optional_commands() -> None:
-    """Commands whose modules import this one (for say/warn): registered after it loads."""
-    from newsletter.audience.bounces import add_bounces_arguments, cmd_bounces
-    from newsletter.cli import delivery_commands
-    from newsletter.cli.translate_commands import add_translate_arguments, cmd_translate
-    from newsletter.deliver.dkimkeys import add_dkim_arguments, cmd_dkim
-    from newsletter.deliver.report import add_report_arguments, cmd_report
-    from newsletter.web.archive import add_archive_arguments, cmd_archive
-    from newsletter.web.preview_app import add_preview_arguments, cmd_preview
-
-    COMMANDS.update(delivery_commands.COMMANDS)
-    COMMANDS["bounces"] = (cmd_bounces, "read bounces, complaints and unsubscribe mail from a "
-                           "Maildir, mbox, folder of .eml or IMAP mailbox", add_bounces_arguments)
-    COMMANDS["archive"] = (cmd_archive, "write the public archive: every sent issue as a static "
-                           "site with Atom feeds (public/)", add_archive_arguments)
-    COMMANDS["preview"] = (cmd_preview, "a local page showing the issue's editions as "
-                           "subscribers get them, with check's findings; follows saved edits",
-                           add_preview_arguments)
-    COMMANDS["dkim"] = (cmd_dkim, "make a DKIM key pair and print the DNS record to publish",
-                        add_dkim_arguments)
-    COMMANDS["report"] = (cmd_report, "the month's figures of a sent issue per edition: "
-                          "delivered, bounced, complained, unsubscribed, clicks per link; "
-                          "a table and build/ISSUE/report.html", add_report_arguments)
-    COMMANDS["translate"] = (cmd_translate, "XLIFF 2.0 for translators (export ISSUE --lang L, "
-                             "import FILE); done ISSUE.LANG: a translation is up to date",
-                             add_translate_arguments)
-
-
-_register_optional_commands()
+def add_check_arguments(cmd: argparse.ArgumentParser) -> None:
+    issue_arg(cmd)
+    now_arg(cmd)

@@ -1,14 +1,12 @@
-"""DKIM keys: `newsletter dkim keygen` makes a key pair and prints the DNS record to publish."""
+"""DKIM keys: make a key pair and the DNS record that publishes it (`newsletter dkim keygen`)."""
 
 from __future__ import annotations
 
-import argparse
 import base64
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from newsletter.config import load_config
 from newsletter.deliver.dkim import KINDS, NEW_RSA_BITS, is_dns_name
 from newsletter.errors import InputError, NewsletterError
 
@@ -93,46 +91,6 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         out.write(data)
 
 
-# --- the command ----------------------------------------------------------------------------
-
-def cmd_dkim(args: argparse.Namespace) -> int:
-    """`newsletter dkim keygen`: make a key, print its DNS record and the [dkim] lines."""
-    if args.action != "keygen":
-        raise InputError(f"unknown dkim action {args.action!r} (known: keygen)")
-    config = load_config(args.config) if Path(args.config).exists() else None
-    selector = args.selector or (config.dkim_selector if config else "")
-    domain = args.domain or (config and (config.dkim_domain or config.sender_domain)) or ""
-    if not selector:
-        raise InputError("dkim keygen needs --selector: a name for this key, new for each "
-                         "key (e.g. nl2026)")
-    if not domain:
-        raise InputError("dkim keygen needs --domain: the domain of the From address")
-    root = config.root if config else Path()
-    pair = keygen(selector, domain, Path(args.out) if args.out else root / "dkim",
-                  kind=args.kind)
-    print(f"wrote {pair.private_file} (the private key: mode 0600; keep it secret, out of git)")
-    print(f"wrote {pair.dns_file} (the DNS record below)")
-    print(f"publish this TXT record in the DNS of {pair.domain}:")
-    print(f"  name:  {pair.record_name}")
-    print(f"  value: {pair.record_value}")
-    print(f"  zone file: {pair.zone_line}")
-    when = f"once `dig +short TXT {pair.record_name}` shows it"
-    if config and config.dkim_key_file and config.dkim_selector == selector \
-            and config.dkim_key_file.resolve() == pair.private_file.resolve():
-        print(f"{args.config} names this key already: the next send signs with it, so publish "
-              "the record first")
-    else:
-        print(f"then, {when}, add to {args.config}:")
-        for line in config_lines(pair, root):
-            print(f"  {line}")
-        if config and config.dkim_selector:
-            print(f"(until then keep signing with {config.dkim_selector!r}, and leave its record "
-                  "in DNS for a week after the switch)")
-    label = f"RSA-{pair.bits}" if pair.kind == "rsa" else "Ed25519"
-    print(f"made an {label} DKIM key for {pair.record_name}", flush=True)
-    return 0
-
-
 def config_lines(pair: KeyPair, root: Path) -> list[str]:
     """The [dkim] section for this key, key_file relative to newsletter.toml's folder."""
     key_file = os.path.relpath(pair.private_file.resolve(), root.resolve())
@@ -141,16 +99,3 @@ def config_lines(pair: KeyPair, root: Path) -> list[str]:
     key_file = key_file.replace("\\", "\\\\").replace('"', '\\"')
     return ["[dkim]", f'selector = "{pair.selector}"', f'domain = "{pair.domain}"',
             f'key_file = "{key_file}"']
-
-
-def add_dkim_arguments(cmd: argparse.ArgumentParser) -> None:
-    sub = cmd.add_subparsers(dest="action", metavar="ACTION", required=True)
-    gen = sub.add_parser("keygen", help="make a key pair; print the DNS record to publish")
-    gen.add_argument("--selector", help="a name for this key, new for each key (default: "
-                                        "dkim.selector from the config)")
-    gen.add_argument("--domain", help="the signing domain (default: dkim.domain, else the "
-                                      "domain of newsletter.from)")
-    gen.add_argument("--out", metavar="DIR", help="folder for SELECTOR.private and "
-                                                  "SELECTOR.dns (default: dkim/)")
-    gen.add_argument("--kind", choices=KINDS, default="rsa",
-                     help="rsa (default; every receiver verifies it) or ed25519 (RFC 8463)")

@@ -9,14 +9,10 @@ any click count from 1 to 9 is shown as "<10", so that a small count cannot poin
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from newsletter import safe_files
-from newsletter.cli.main import config_of, open_store
-from newsletter.compose.drafts import check_issue_id
 from newsletter.config import Config
 from newsletter.errors import InputError
 from newsletter.store import reach as store_reach
@@ -149,26 +145,3 @@ def _when(moment: datetime, zone: object) -> str:
 
 def report_path(config: Config, issue: str, out: str | None) -> Path:
     return Path(out) if out else config.root / "build" / issue / "report.html"
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from newsletter.cli.compose_commands import say  # commands imports this module to register it
-    from newsletter.deliver.report_html import report_page
-
-    config = config_of(args)
-    check_issue_id(args.issue)
-    with open_store(config) as conn:
-        report = issue_report(conn, args.issue)
-    for line in table_lines(report, config.timezone):
-        say(line)
-    path = report_path(config, args.issue, args.out)
-    safe_files.write_text(path, report_page(config, report), root=config.root)
-    say(f"report of {args.issue}: {len(report.editions)} edition(s), "
-        f"{sum(e.delivered for e in report.editions)} delivered; written to {path}")
-    return 0
-
-
-def add_report_arguments(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("issue", metavar="ISSUE", help="YYYY-MM, an issue that was sent")
-    cmd.add_argument("--out", metavar="FILE",
-                     help="the HTML page to write (default: build/ISSUE/report.html)")

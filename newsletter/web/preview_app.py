@@ -1,22 +1,16 @@
-"""`newsletter preview ISSUE`: the live preview page on 127.0.0.1, a small Flask app under
-waitress. The page polls /version and reloads itself when a followed file is saved."""
+"""The live preview page of `newsletter preview ISSUE`: a small Flask app on 127.0.0.1 (the
+CLI runs it under waitress). The page polls /version and reloads itself when a followed file
+is saved."""
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import ipaddress
 import re
-import signal
 
 import jinja2
 from flask import Flask, Response, request
 from markupsafe import escape
 
-from newsletter.compose.drafts import check_issue_id, draft_path
-from newsletter.compose.live_findings import Findings, Key
-from newsletter.config import load_config
-from newsletter.errors import InputError
+from newsletter.compose.live_findings import Findings
 from newsletter.i18n import LANGUAGES, direction
 from newsletter.web.live_preview import LivePreview, Rendered
 
@@ -118,69 +112,3 @@ def _respond(body: str, content_type: str, csp: str, status: int = 200) -> Respo
 
 def _plain(text: str, status: int) -> Response:
     return _respond(text + "\n", "text/plain; charset=utf-8", PAGE_CSP, status)
-
-
-def cmd_preview(args: argparse.Namespace) -> int:
-    from newsletter.cli.compose_commands import (  # commands imports this module to register it
-        say,
-        warn,
-    )
-    from newsletter.web.serving import listen
-
-    config = load_config(args.config)
-    issue, _, language = args.issue.partition(".")
-    check_issue_id(issue)
-    first = draft_path(config.issues_dir, issue, language.lower(), config.default_language)
-    if not first.exists():
-        raise InputError(f"no draft: start one with `newsletter new {args.issue}`",
-                         where=str(first))
-
-    def rebuilt(r: Rendered) -> None:
-        if r.errors:
-            say(f"{r.issue} ({r.language or '?'}): {len(r.errors)} error(s), shown on the page")
-        else:
-            say(f"rebuilt {r.issue} ({r.language}) in {r.seconds:.1f} s")
-
-    def checked(key: Key, f: Findings) -> None:
-        say(f"checked {issue} ({key[1]}) in {f.seconds:.1f} s: {f.error_count} error(s), "
-            f"{len(f.problems) - f.error_count} warning(s)")
-
-    preview = LivePreview(args.config, issue, on_rebuild=rebuilt, on_checked=checked)
-    server = listen(create_preview_app(preview, host=args.host), args.host, args.port)
-    if not _is_loopback(args.host):
-        warn(f"{args.host} is not a loopback address: anyone who reaches it reads the drafts "
-             "(the preview has no password)")
-    start = f"?lang={language.lower()}" if language else ""
-    port = getattr(server, "effective_port", args.port)  # several sockets: the asked-for one
-    say(f"previewing {issue} ({', '.join(preview.languages(config.default_language))}) at "
-        f"http://{_url_host(args.host)}:{port}/{start}; the page follows saved changes to the "
-        "drafts, snapshots, templates and newsletter.toml; Ctrl-C stops")
-    signal.signal(signal.SIGTERM, _interrupt)  # waitress stops cleanly on KeyboardInterrupt
-    with contextlib.suppress(KeyboardInterrupt):  # waitress returns on it, or lets it out
-        server.run()
-    preview.checker.close()
-    say(f"preview of {issue} stopped")
-    return 0
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return host.lower() == "localhost"
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def add_preview_arguments(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("issue", metavar="ISSUE",
-                     help="YYYY-MM (its drafts in issues/); YYYY-MM.LANG opens that edition first")
-    cmd.add_argument("--host", default="127.0.0.1",
-                     help="address to listen on (default 127.0.0.1: this machine only)")
-    cmd.add_argument("--port", type=int, default=8090, help="port (default 8090; 0 picks one)")
