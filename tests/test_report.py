@@ -19,8 +19,8 @@ from smtp_server import Script, ScriptedServer
 from test_reach import counting, link_rows, outside_links, wait_for_totals
 from web_server import running_app
 
-from newsletter.deliver import ledger
-from newsletter.store import sqlite as store
+from newsletter.store import ledger
+from newsletter.store.connect import open_store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 PREFIX = "/newsletter"
@@ -91,7 +91,7 @@ def table(out: str) -> dict[str, dict[str, str]]:
 
 
 def ledger_figures(db: Path) -> dict[str, int]:
-    conn = store.connect(db)
+    conn = open_store(db)
     try:
         states = ledger.counts(conn, "2026-11")["2026-11"]
         first = conn.execute("SELECT min(frozen_at) FROM editions").fetchone()[0]

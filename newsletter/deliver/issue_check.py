@@ -8,18 +8,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from newsletter.compose.check import Problem, check_editions, check_issue
+from newsletter.compose.check import Problem, check_issue
+from newsletter.compose.check_editions import check_editions
 from newsletter.compose.drafts import draft_path
 from newsletter.compose.edition import Composed, compose
 from newsletter.compose.snapshot import snapshot_path
 from newsletter.config import Config
 from newsletter.deliver.deliverability import unsigned_bulk_warning
-from newsletter.deliver.ledger import is_frozen
 from newsletter.deliver.schedule_rule import check_warning
 from newsletter.deliver.segment_report import check_segments
 from newsletter.errors import DraftError
 from newsletter.netguard import Resolver, system_resolver
-from newsletter.store import sqlite as store
+from newsletter.store import subscribers as store_subscribers
+from newsletter.store.connect import database_url, open_store
+from newsletter.store.editions import is_frozen
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,8 @@ def check_edition(config: Config, path: Path, now: datetime, *,
     languages: dict[str, int] = {}
     frozen = False  # an issue already sent is past its schedule by nature
     if config.store_path.exists():
-        with contextlib.closing(store.connect(config.store_path)) as conn:
-            languages = store.subscriber_languages(conn)
+        with contextlib.closing(open_store(database_url(config))) as conn:
+            languages = store_subscribers.subscriber_languages(conn)
             frozen = is_frozen(conn, composed.draft.issue)
     snap_file = snapshot_path(composed.draft.path)
     problems = check_issue(composed.draft, composed.edition,

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from newsletter.compose.drafts import Draft, load_draft
 from newsletter.config import Config
-from newsletter.deliver import ledger
 from newsletter.deliver.schedule_rule import held_line, off_schedule
 from newsletter.errors import InputError, NewsletterError
 from newsletter.store.db import Db
+from newsletter.store.editions import base_issue, is_frozen
+from newsletter.store.ledger import open_issues as ledger_open_issues
 
 _DEFAULT_DRAFT_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])\.md$")
 
@@ -61,7 +62,7 @@ def plan_run(config: Config, conn: Db, now: datetime, *,
                 if declared_status(path) != "draft":  # work in progress may be incomplete
                     problems.append(str(exc))
     for draft in drafts:
-        if draft.status != "ready" or ledger.is_frozen(conn, draft.issue):
+        if draft.status != "ready" or is_frozen(conn, draft.issue):
             continue
         if only is None and draft.send_at and draft.send_at > now:
             waiting.append(f"{draft.issue} at {draft.send_at:%Y-%m-%d %H:%M %Z}")
@@ -71,8 +72,8 @@ def plan_run(config: Config, conn: Db, now: datetime, *,
             problems.append(held_line(draft.issue, why))
             continue
         to_freeze.append(draft)
-    open_issues = [i for i in ledger.open_issues(conn)
-                   if only is None or ledger.base_issue(i) == only.issue]
+    open_issues = [i for i in ledger_open_issues(conn)
+                   if only is None or base_issue(i) == only.issue]
     return Plan(tuple(to_freeze), tuple(open_issues), tuple(waiting), tuple(problems),
                 tuple(held))
 

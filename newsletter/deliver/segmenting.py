@@ -1,6 +1,6 @@
 """Segments: which edition variant each reader of an issue gets, decided once, at freeze time.
 
-A reader's edition is chosen by language as always (ledger.edition_language). Then the
+A reader's edition is chosen by language as always (edition.edition_language). Then the
 edition's audience (its own `audience:`, else the default draft's) may leave them out, and
 the `{only=tag}` parts of that edition they have a tag for make their variant. The variant key
 is the set of marker tags the reader has (only_sections.variant_key); one rendering per key.
@@ -34,11 +34,15 @@ from newsletter.compose.render import render_edition
 from newsletter.compose.sections import Section, split_sections
 from newsletter.config import Config
 from newsletter.deliver import ledger
-from newsletter.deliver.ledger import frozen_languages, load_edition, shard_of
+from newsletter.deliver.ledger import in_shard
+from newsletter.deliver.reach import counted_editions
 from newsletter.model import Edition
 from newsletter.sanitize import plain_text
+from newsletter.store import ledger as store_ledger
 from newsletter.store import segments as store_segments
 from newsletter.store.db import Db
+from newsletter.store.editions import frozen_languages, load_edition
+from newsletter.store.ledger import DeliveryRow, Freeze
 from newsletter.store.segments import Reader, SegmentCount
 
 
@@ -145,68 +149,42 @@ class Segmenter:
               render: bool = False) -> Counter[Choice]:
         """How many readers each choice takes; render=True renders each variant to be sent
         (before the freeze's transaction, so that it holds the write lock briefly)."""
-        k, n = shard
+        return self.assign(readers, shard, render=render)[1]
+
+    def assign(self, readers: Iterable[Reader], shard: tuple[int, int] = (1, 1), *,
+               edition: str = "", render: bool = True
+               ) -> tuple[list[DeliveryRow], Counter[Choice]]:
+        """The pending rows (reader, edition, variant) and how many readers each choice
+        took; each variant to be sent is rendered (in the order first met: the order its
+        counted links get their ids in)."""
+        rows: list[DeliveryRow] = []
         found: Counter[Choice] = Counter()
         for reader in readers:
-            if n > 1 and shard_of(reader.email, n) != k - 1:
+            if not in_shard(reader.email, shard):
                 continue
-            found[self.choose(reader.language, reader.tags)] += 1
+            choice = self.choose(reader.language, reader.tags, edition=edition)
+            found[choice] += 1
+            if choice.outcome == "send":
+                rows.append((reader.id, choice.language, choice.variant))
         if render:
             for choice in found:
                 if choice.outcome == "send":
                     self.edition(choice.language, choice.variant)
-        return found
+        return rows, found
 
     def describe(self, lang: str) -> str:
         audience = self.audience[lang]
         return audience.describe() if audience else "everyone"
 
-    def freeze_rows(self, conn: Db, key: str, stamp: str,
-                    shard: tuple[int, int]) -> int:
-        """ledger.freeze's audience step, inside its transaction: the rows with their
-        variants, each variant's edition, and the counts status shows."""
-        k, n = shard
-        rows: list[tuple[int, str, str]] = []
-        found: Counter[Choice] = Counter()
-        for reader in store_segments.active_readers(conn):
-            if n > 1 and shard_of(reader.email, n) != k - 1:
-                continue
-            choice = self.choose(reader.language, reader.tags)
-            found[choice] += 1
-            if choice.outcome == "send":
-                rows.append((reader.id, choice.language, choice.variant))
-        return self._write(conn, key, rows, found, stamp)
-
-    def freeze_late_rows(self, lang: str) -> _LateRows:
-        return _LateRows(self, lang)
-
-    def _write(self, conn: Db, key: str, rows: list[tuple[int, str, str]],
-               found: Counter[Choice], stamp: str) -> int:
-        issue = next(iter(self.composed.values())).edition.issue
-        store_segments.insert_variants(conn, issue, [
+    def frozen(self, key: str, rows: list[DeliveryRow], found: Counter[Choice],
+               editions: Sequence[Edition], item_ids: Iterable[str] = ()) -> Freeze:
+        """What the freeze writes for these rows: each variant's edition and the counts
+        `status` shows."""
+        return Freeze(key, tuple(editions), rows, variants=tuple(
             (c.variant, self.edition(c.language, c.variant)) for c in found
-            if c.outcome == "send" and c.variant])
-        store_segments.insert_counts(conn, key, [
+            if c.outcome == "send" and c.variant), counts=tuple(
             SegmentCount(c.language, c.variant, c.outcome, count, self.describe(c.language))
-            for c, count in found.items()])
-        return store_segments.insert_deliveries(conn, key, rows, stamp)
-
-
-@dataclass(frozen=True)
-class _LateRows:
-    """ledger.freeze_late's audience step for a late edition in `lang`."""
-
-    segmenter: Segmenter
-    lang: str
-
-    def __call__(self, conn: Db, key: str, ids: list[int], stamp: str) -> int:
-        rows, found = [], Counter[Choice]()
-        for reader in store_segments.active_readers(conn, ids):
-            choice = self.segmenter.choose(reader.language, reader.tags, edition=self.lang)
-            found[choice] += 1
-            if choice.outcome == "send":
-                rows.append((reader.id, choice.language, choice.variant))
-        return self.segmenter._write(conn, key, rows, found, stamp)
+            for c, count in found.items()), item_ids=tuple(item_ids))
 
 
 def prepared_editions(conn: Db, keys: Iterable[str],
@@ -227,25 +205,22 @@ def freeze_issue(config: Config, conn: Db, composed: Sequence[Composed],
                  shard: tuple[int, int] | None = None) -> tuple[int, str]:
     """ledger.freeze for one issue, with its segments when it has any. Returns (rows, a
     note on who was left out: "" when no one was)."""
-    segmenter = Segmenter(config, composed, finish=counted_outside_transactions(config, conn))
+    segmenter = Segmenter(config, composed, finish=counted(config, conn))
     if not segmenter.needed:
         return ledger.freeze(conn, [c.edition for c in composed], item_ids, now,
                              shard=shard), ""
-    found = segmenter.tally(store_segments.active_readers(conn), shard or (1, 1), render=True)
-    rows = ledger.freeze(conn, segmenter.base_editions(), item_ids, now, shard=shard,
-                         audience=segmenter.freeze_rows)
-    return rows, left_out_note(found)
+    issue = composed[0].edition.issue
+    # Decided and rendered before the freeze's transaction (which holds the write lock);
+    # a reader who leaves in between is suppressed when their row is claimed.
+    rows, found = segmenter.assign(store_segments.active_readers(conn), shard or (1, 1))
+    frozen = segmenter.frozen(issue, rows, found, segmenter.base_editions(), item_ids)
+    return store_ledger.freeze_issue(conn, frozen, now), left_out_note(found)
 
 
-def counted_outside_transactions(config: Config,
-                                 conn: Db) -> Callable[[Edition], Edition]:
-    """[reach] counted links for a rendered variant. Variants are rendered before the freeze's
-    transaction; one first met inside it (a reader's tags changed in between) keeps its
-    direct links, as link ids are made in a transaction of their own."""
-    from newsletter.deliver.reach import counted_editions
-
-    return lambda edition: edition if conn.in_transaction else \
-        counted_editions(config, conn, [edition])[0]
+def counted(config: Config, conn: Db) -> Callable[[Edition], Edition]:
+    """[reach] counted links for a rendered variant (link ids made in their own transaction,
+    so variants are rendered before the freeze's)."""
+    return lambda edition: counted_editions(config, conn, [edition])[0]
 
 
 def left_out_note(found: Counter[Choice]) -> str:

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from newsletter.audience.return_address import ReturnPaths, unsubscribe_address
 from newsletter.audience.subscribers import read_csv
@@ -40,7 +39,10 @@ from newsletter.deliver.transport_choice import choose_transport
 from newsletter.deliver.workers import Clock, Job, RateLimiter, Tally, run_deliveries
 from newsletter.errors import DeliveryError, InputError, NewsletterError
 from newsletter.model import Subscriber
-from newsletter.store import sqlite as store
+from newsletter.store import claims as store_claims
+from newsletter.store import ledger as store_ledger
+from newsletter.store import subscribers as store_subscribers
+from newsletter.store.connect import database_url, open_store
 from newsletter.store.db import Db
 
 TEST_PREFIX = "[TEST] "
@@ -71,14 +73,7 @@ class SendReport:
     recovered: int = 0  # rows a crashed run left `sending`, now `unknown`
     problems: tuple[str, ...] = ()
     timings: tuple[tuple[str, float], ...] = ()  # seconds per stage, for `make bench`
-
-    def summary(self) -> str:
-        return (f"sent {self.sent}, deferred {self.deferred}, failed {self.failed}, "
-                f"unknown {self.unknown}, skipped {self.skipped} in {self.seconds:.1f} s")
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if (self.stop_reason or self.unknown or self.recovered or self.problems) else 0
+    # The CLI prints the summary line and picks the exit code (cli/send_commands.py).
 
 
 class Transports:
@@ -136,7 +131,7 @@ def send(config: Config, now: datetime, options: SendOptions, *,
         if not lock.acquire():
             return SendReport(note="another send is running; nothing done",
                               transport=transports.description)
-        conn = store.connect(config.store_path)
+        conn = open_store(database_url(config))
         try:
             return _locked_run(config, conn, now, options, transports, secret, started,
                                on_progress, on_note, signer)
@@ -166,9 +161,9 @@ def _locked_run(config: Config, conn: Db, now: datetime, options: SendOptions,
     froze = time.monotonic()
     issues = sorted(set(plan.open_issues) | set(frozen) | set(late))
     if options.resend_unknown:
-        ledger.resend_unknown(conn, issues or _all_issues(conn, options), clock.now())
-        issues = sorted(set(issues) | set(ledger.open_issues(conn)))
-    total = ledger.count_due(conn, issues, clock.now())
+        store_claims.resend_unknown(conn, issues or _all_issues(conn, options), clock.now())
+        issues = sorted(set(issues) | set(store_ledger.open_issues(conn)))
+    total = store_claims.count_due(conn, issues, clock.now())
     issues_run, described = tuple(issues), transports.description
     all_problems = tuple(plan.problems) + problems
     if total == 0:
@@ -186,7 +181,7 @@ def _locked_run(config: Config, conn: Db, now: datetime, options: SendOptions,
                 t.close()
             raise
     tally = Tally()
-    job = Job(config.store_path, prepared, envelope,
+    job = Job(database_url(config), prepared, envelope,
               unsubscribe_url_maker(config, secret), clock,
               RateLimiter(config.rate_per_second), tally, signer, ReturnPaths(config, secret),
               transport_label=transports.choice.label)
@@ -226,7 +221,7 @@ def _stop_on_sigterm(tally: Tally) -> Iterator[None]:
 def _all_issues(conn: Db, options: SendOptions) -> list[str]:
     if options.issue:
         return [options.issue.issue]
-    return [r[0] for r in conn.execute("SELECT DISTINCT issue FROM deliveries")]
+    return store_ledger.all_issues(conn)
 
 
 def _freeze_due(config: Config, conn: Db, plan: Plan, clock: Clock,
@@ -271,7 +266,7 @@ def _freeze_due(config: Config, conn: Db, plan: Plan, clock: Clock,
 
 
 def _nothing_note(plan: Plan, conn: Db) -> str:
-    done = [i for i in ledger.counts(conn)]
+    done = list(store_ledger.counts(conn))
     parts = ["nothing to send"]
     if done:
         parts.append(f"sent already: {', '.join(done[-3:])}")
@@ -301,7 +296,7 @@ def _dry_run(config: Config, conn: Db, plan: Plan, clock: Clock,
             continue
         segments = Segmenter(config, composed)
         for sub in _audience(config, conn):
-            if shard and ledger.shard_of(sub.email, shard[1]) != shard[0] - 1:
+            if not ledger.in_shard(sub.email, shard):
                 continue
             choice = segments.choose(sub.language, sub.tags)
             if choice.outcome != "send":  # outside the audience, or nothing for them
@@ -312,7 +307,7 @@ def _dry_run(config: Config, conn: Db, plan: Plan, clock: Clock,
                 sub.email, sub.name, url_of(sub.email), mid, paths.mailto(sub.email)),
                 clock.now()))
             count += 1
-    count += ledger.count_due(conn, list(plan.open_issues), clock.now())
+    count += store_claims.count_due(conn, list(plan.open_issues), clock.now())
     issues = [d.issue for d in plan.to_freeze if d.issue not in refused] + list(plan.open_issues)
     if count:
         note = (f"dry run: would send {count} message(s) for {', '.join(issues)}"
@@ -333,7 +328,7 @@ def _audience(config: Config, conn: Db) -> Iterator[Subscriber]:
     """Who a send would freeze now: the active subscribers, and the new addresses in the
     subscriber CSV files the real run imports first (read here, not written)."""
     seen = set()
-    for sub in store.iter_subscribers(conn, "active"):
+    for sub in store_subscribers.iter_subscribers(conn, "active"):
         seen.add(sub.email.lower())
         yield sub
     for path in config.subscriber_files:
@@ -342,7 +337,8 @@ def _audience(config: Config, conn: Db) -> Iterator[Subscriber]:
         except NewsletterError:
             continue  # the real run reports it
         for sub in parsed.subscribers:
-            if sub.email.lower() not in seen and store.get_subscriber(conn, sub.email) is None:
+            if sub.email.lower() not in seen and \
+                    store_subscribers.get_subscriber(conn, sub.email) is None:
                 seen.add(sub.email.lower())
                 yield sub
 
@@ -352,7 +348,7 @@ def _test_send(config: Config, now: datetime, options: SendOptions, transports: 
     """--to: the issue as it would go out now, subject marked, ledger untouched."""
     if options.issue is None:
         raise InputError("--to needs an ISSUE (e.g. newsletter send 2026-12 --to you@example.org)")
-    conn = store.connect(config.store_path)
+    conn = open_store(database_url(config))
     try:
         edition = compose(config, options.issue.path, conn, now=now).edition
     finally:
@@ -382,9 +378,3 @@ def _test_send(config: Config, now: datetime, options: SendOptions, transports: 
                       transport=transports.description, issues=(options.issue.issue,),
                       note=f"test send of {options.issue.issue} (ledger untouched)",
                       problems=tuple(problems))
-
-
-def outbox_hint(outbox: Path) -> str:
-    return (f"messages are in {outbox}/new (open it with any mail client, e.g. `mutt -f "
-            f"{outbox}`); to send for real set [delivery] transport = \"smtp\" in "
-            "newsletter.toml and NEWSLETTER_SMTP_URL")

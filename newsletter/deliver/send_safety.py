@@ -15,11 +15,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from newsletter.compose.drafts import Draft
+from newsletter.compose.edition import edition_language
 from newsletter.compose.signoff import missing_signoff, signed_only
 from newsletter.config import Config
-from newsletter.deliver import ledger
 from newsletter.deliver.plan import plan_run, translations_of
-from newsletter.store import sqlite as store
+from newsletter.store import subscribers as store_subscribers
 from newsletter.store.db import Db
 from newsletter.store.sendlog import TransportUse, due_by_language
 
@@ -69,7 +69,7 @@ def preview_run(config: Config, conn: Db, now: datetime, *,
     held = dict(strict.off_schedule)
     plan = plan_run(config, conn, now, only=only, off_schedule_ok=True)
     today = now.astimezone(config.timezone).date()
-    languages = store.subscriber_languages(conn)
+    languages = store_subscribers.subscriber_languages(conn)
     issues = []
     for draft in plan.to_freeze:
         if missing_signoff(config.review_required, draft.status, draft.approved_by, today):
@@ -79,7 +79,7 @@ def preview_run(config: Config, conn: Db, now: datetime, *,
         available = {draft.language.lower()} | {d.language.lower() for d in kept}
         counts: dict[str, int] = {}
         for language, n in languages.items():
-            edition = ledger.edition_language(language, available, draft.language)
+            edition = edition_language(language, available, draft.language)
             counts[edition] = counts.get(edition, 0) + n
         issues.append(IssuePreview(draft.issue, tuple(sorted(counts.items())), True,
                                    held.get(draft.issue, "")))

@@ -1,15 +1,15 @@
 """The delivery workers: a pool that claims ledger rows, sends, and records each outcome.
 
-Each worker claims a row (committed) before its SMTP transaction and records the outcome
-right after the server's reply; workers share only the tally, the clock and the rate limit.
+Each worker claims its next due row (committed) before its SMTP transaction and records the
+outcome right after the server's reply, with its next claim; workers share only the tally,
+the clock and the rate limit (the store keeps their claims apart).
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,8 +22,11 @@ from newsletter.deliver.faults import crash_point
 from newsletter.deliver.transport import Outcome
 from newsletter.errors import DeliveryError, InputError
 from newsletter.i18n import edition_note
-from newsletter.store import sqlite as store
-from newsletter.store.db import StoreError
+from newsletter.model import Delivery, Settle
+from newsletter.store import claims as store_claims
+from newsletter.store.connect import open_store
+from newsletter.store.db import Db, StoreError
+from newsletter.store.editions import LATE_MARK
 
 POLICY_STREAK = 5  # this many 5.7.x replies in a row means "we" are blocked, not the subscribers
 RETRIES_PER_RUN = 3  # reconnect-and-retry for 421 or a connection lost before the final dot
@@ -92,7 +95,7 @@ class RateLimiter:
 class Job:
     """What the workers need, read-only."""
 
-    db_path: Path
+    db_path: Path | str  # each worker opens its own handle: a file or a database URL
     prepared: dict[tuple[str, str, str], Prepared]  # (issue, language, variant) -> encoded once
     envelope: Envelope
     unsubscribe_url: Callable[[str], str]
@@ -108,45 +111,58 @@ class Job:
 class _Done:
     """An attempt's outcome, waiting to be written with the worker's next claim."""
 
-    settle: ledger.Settle
+    settle: Settle
     policy: bool = False
 
 
-def deliver(job: Job, work: queue.Queue, transport) -> None:  # noqa: ANN001
-    """One worker: claim (recording the previous outcome in the same commit), build, send.
+def deliver(job: Job, keys: Sequence[str], due_by: datetime,
+            transport) -> None:  # noqa: ANN001
+    """One worker: claim (recording the previous outcome in the same commit), build, send,
+    one row at a time, so a worker never holds more than one row in `sending`.
 
     If the database cannot record (disk full, read-only, I/O error) the run stops before the
     next message: a message whose outcome cannot be written is never sent.
     """
-    conn = store.connect(job.db_path)
+    conn = open_store(job.db_path)
     done: _Done | None = None
     try:
-        while not job.tally.stop_reason:
-            key = work.get()
-            if key is None:
+        for key in keys:
+            done = _deliver_key(job, conn, key, due_by, transport, done)
+            if job.tally.stop_reason:
                 break
-            issue, subscriber_id = key
-            d, state = ledger.claim(conn, issue, subscriber_id, job.clock.now(),
-                                    settle_first=done.settle if done else None,
-                                    transport=job.transport_label)
-            _count(job, done, state)
-            done = None
-            if d is None:
-                job.tally.add("skipped")
-                continue
-            if job.tally.stop_reason:  # the stop came while claiming: give the row back
-                done = _Done(ledger.Settle(d, "pending", "not attempted: the run stopped"))
-                break
-            crash_point("after-claim")
-            done = _attempt(job, transport, d)
         if done is not None:
-            _count(job, done, ledger.settle(conn, done.settle, job.clock.now()))
+            now = job.clock.now()
+            _count(job, done, store_claims.settle(conn, ledger.resolve(done.settle, now), now))
     except StoreError as exc:
         job.tally.stop(f"database {job.db_path}: {exc.detail}; stopped before the next message "
                        "(rows left `sending` become `unknown` on the next run)")
     finally:
         transport.close()
         conn.close()
+
+
+def _deliver_key(job: Job, conn: Db, key: str, due_by: datetime, transport,  # noqa: ANN001
+                 done: _Done | None) -> _Done | None:
+    """The due rows of one ledger key; returns the last outcome, not yet recorded."""
+    after = 0
+    while not job.tally.stop_reason:
+        now = job.clock.now()
+        claims = store_claims.claim_due(
+            conn, key, ledger.OWNER, now, 1, after=after, due_by=due_by,
+            settle_first=ledger.resolve(done.settle, now) if done else None,
+            transport=job.transport_label)
+        _count(job, done, claims.settled)
+        done, after = None, claims.last
+        for _ in range(claims.suppressed):
+            job.tally.add("skipped")
+        if claims.exhausted:
+            break
+        for d in claims.deliveries:  # one (limit 1)
+            if job.tally.stop_reason:  # the stop came while claiming: give the row back
+                return _Done(Settle(d, "pending", "not attempted: the run stopped"))
+            crash_point("after-claim")
+            done = _attempt(job, transport, d)
+    return done
 
 
 def _count(job: Job, done: _Done | None, state: str) -> None:
@@ -157,7 +173,7 @@ def _count(job: Job, done: _Done | None, state: str) -> None:
                        f"(last: {done.settle.reply}); check the relay, SPF/DKIM and the sender")
 
 
-def _attempt(job: Job, transport, d: ledger.Delivery) -> _Done:  # noqa: ANN001
+def _attempt(job: Job, transport, d: Delivery) -> _Done:  # noqa: ANN001
     """Build and send one message; the outcome is recorded by the caller."""
     mid = message_id(d.issue, d.email, job.envelope.domain)
     paths = job.return_paths
@@ -166,13 +182,13 @@ def _attempt(job: Job, transport, d: ledger.Delivery) -> _Done:  # noqa: ANN001
         sender = paths.envelope_sender(d.subscriber_id) if paths else job.envelope.sender_addr
         data = assemble(job.prepared[(d.issue, d.language, d.variant)], job.envelope,
                         Personal(d.email, d.name, job.unsubscribe_url(d.email), mid, mailto,
-                                 "" if ledger.LATE_MARK in d.issue  # it is their own
+                                 "" if LATE_MARK in d.issue  # it is their own
                                  else edition_note(d.reader_language, d.language)),
                         job.clock.now())
         if job.signer is not None:
             data = job.signer.sign(data)
     except InputError as exc:  # this subscriber's data cannot make a safe message; go on
-        return _Done(ledger.Settle(d, "failed", f"not sent: {exc}"))
+        return _Done(Settle(d, "failed", f"not sent: {exc}"))
     outcome = Outcome("retry", 0, "connection kept failing")
     for _ in range(RETRIES_PER_RUN):
         job.limiter.wait()
@@ -180,52 +196,29 @@ def _attempt(job: Job, transport, d: ledger.Delivery) -> _Done:  # noqa: ANN001
             outcome = transport.send(sender, d.email, data)  # per message: VERP
         except DeliveryError as exc:  # says nothing about the subscriber: stop, leave pending
             job.tally.stop(str(exc))
-            return _Done(ledger.Settle(d, "pending", f"not attempted: {exc}"))
+            return _Done(Settle(d, "pending", f"not attempted: {exc}"))
         if outcome.kind != "retry":
             break
     crash_point("after-reply")
     if outcome.kind == "sent":
-        return _Done(ledger.Settle(d, "sent", outcome.reply, mid))
+        return _Done(Settle(d, "sent", outcome.reply, mid))
     if outcome.kind in ("failed", "unknown"):
-        return _Done(ledger.Settle(d, outcome.kind, outcome.reply))
+        return _Done(Settle(d, outcome.kind, outcome.reply))
     # deferred, policy (5.7.x says nothing about this subscriber), or retries used up
-    return _Done(ledger.Settle(d, "deferred", outcome.reply), policy=outcome.kind == "policy")
+    return _Done(Settle(d, "deferred", outcome.reply), policy=outcome.kind == "policy")
 
 
 def run_deliveries(job: Job, issues: list[str], transports: list, *,  # noqa: ANN001
                    on_progress: Callable[[Tally], None] = lambda t: None) -> None:
-    """Feed due rows to one worker per transport; stop feeding when a worker stops the run."""
-    work: queue.Queue = queue.Queue(maxsize=len(transports) * 8)
-    workers = [threading.Thread(target=deliver, args=(job, work, t), daemon=True,
+    """One worker per transport, each claiming the rows due now (at the run's start) in
+    issue and subscriber order, until none is left or a worker stops the run."""
+    due_by = job.clock.now()
+    workers = [threading.Thread(target=deliver, args=(job, issues, due_by, t), daemon=True,
                                 name=f"sender-{n}") for n, t in enumerate(transports)]
     for w in workers:
         w.start()
-    conn = store.connect(job.db_path)
-    try:
-        for key in ledger.iter_due(conn, issues, job.clock.now()):
-            while not job.tally.stop_reason and any(w.is_alive() for w in workers):
-                try:
-                    work.put(key, timeout=0.2)
-                    break
-                except queue.Full:
-                    on_progress(job.tally)
-            if job.tally.stop_reason or not any(w.is_alive() for w in workers):
-                break
-    finally:
-        conn.close()
-        for _ in workers:
-            _put_stop(work, workers)
-        while any(w.is_alive() for w in workers):
-            on_progress(job.tally)
-            for w in workers:
-                w.join(timeout=0.2)
-        on_progress(job.tally)
-
-
-def _put_stop(work: queue.Queue, workers: list[threading.Thread]) -> None:
     while any(w.is_alive() for w in workers):
-        try:
-            work.put(None, timeout=0.2)
-            return
-        except queue.Full:
-            continue
+        on_progress(job.tally)
+        for w in workers:
+            w.join(timeout=0.2)
+    on_progress(job.tally)

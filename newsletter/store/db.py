@@ -74,10 +74,6 @@ class Db(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def create_function(self, name: str, arity: int, func: Any, **kw: Any) -> None:
-        """TEMPORARY, SQLite only: goes when the freeze becomes a store operation."""
-        raise StoreError(f"{self.engine} cannot call Python inside SQL")
-
     def one(self, sql: str, params: Params = ()) -> Any:
         return self.execute(sql, params).fetchone()
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from newsletter.deliver.ledger import base_issue, load_edition
 from newsletter.model import Edition
 from newsletter.store.db import Db, Row
+from newsletter.store.editions import base_issue, edition_of, load_edition
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,7 @@ def load_variant(conn: Db, issue: str, language: str, variant: str) -> Edition:
                        "variant = ?", (base_issue(issue), language, variant)).fetchone()
     if row is None:
         raise LookupError(f"no frozen variant {variant!r} of {issue} ({language})")
-    return Edition(issue=row["issue"], language=row["language"], subject=row["subject"],
-                   preheader=row["preheader"], html=row["html"], text=row["text"],
-                   fallback_name=row["fallback_name"])
+    return edition_of(row)
 
 
 def delivery_variants(conn: Db, key: str) -> list[tuple[str, str]]:

@@ -63,10 +63,6 @@ class SqliteDb(Db):
         that count queries."""
         self._raw.set_trace_callback(callback)
 
-    def create_function(self, name: str, arity: int, func: Any, **kw: Any) -> None:
-        """TEMPORARY (removed when the freeze becomes a store operation): SQLite only."""
-        self._raw.create_function(name, arity, func, **kw)
-
     def __getattr__(self, name: str) -> Any:  # pragma: no cover - a guard, not an API
         raise AttributeError(f"Db has no {name!r}: add an operation to newsletter.store")
 

@@ -11,18 +11,20 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from newsletter.audience.return_address import ReturnPaths, bounce_address
+from newsletter.compose.edition import edition_language
 from newsletter.compose.message import Personal, assemble, prepare
 from newsletter.config import Config
-from newsletter.deliver import ledger
 from newsletter.deliver.dkim import DkimSigner
 from newsletter.deliver.send import envelope_for
 from newsletter.deliver.transport import Outcome
 from newsletter.errors import DeliveryError
 from newsletter.i18n import LANGUAGES, edition_note, gettext_for
 from newsletter.store import consent as store_consent
+from newsletter.store import mailqueue as store_mailqueue
 from newsletter.store import segments as store_segments
-from newsletter.store import sqlite as store
+from newsletter.store import subscribers as store_subscribers
 from newsletter.store.db import Db
+from newsletter.store.editions import frozen_languages, load_edition
 
 if TYPE_CHECKING:
     from newsletter.web.mailqueue import MailQueue
@@ -48,7 +50,7 @@ def build_welcome(config: Config, conn: Db, email: str, language: str,
     reader who left meanwhile, before the first issue, or who is in the latest issue's
     audience already (they get or got it as everyone does); nor when that issue has
     segments, whose audience and sections were decided for the readers of its freeze."""
-    sub = store.get_subscriber(conn, email)
+    sub = store_subscribers.get_subscriber(conn, email)
     if sub is None or sub.status != "active":
         return Welcome(why_not=f"not sent: the reader is {sub.status if sub else 'gone'}")
     issue = store_consent.latest_issue(conn)
@@ -59,12 +61,12 @@ def build_welcome(config: Config, conn: Db, email: str, language: str,
     if store_segments.frozen_counts(conn, issue):  # audience and sections per reader
         return Welcome(why_not=f"not sent: {issue} has segments (who gets which part was "
                                "decided when it was frozen)")
-    languages = ledger.frozen_languages(conn, issue)
+    languages = frozen_languages(conn, issue)
     default = config.default_language if config.default_language in languages \
         else languages[0]
     reader = sub.language or language
-    chosen = ledger.edition_language(reader, set(languages), default)
-    edition = ledger.load_edition(conn, issue, next(x for x in languages if x.lower() == chosen))
+    chosen = edition_language(reader, set(languages), default)
+    edition = load_edition(conn, issue, next(x for x in languages if x.lower() == chosen))
     _ = gettext_for(reader if reader.split("-")[0] in LANGUAGES else config.default_language)
     subject = _("Welcome to %(newsletter)s: %(subject)s") % {
         "newsletter": config.name, "subject": edition.subject}
@@ -79,7 +81,7 @@ def build_welcome(config: Config, conn: Db, email: str, language: str,
 
 
 def send_welcome(queue: MailQueue, transport, conn: Db,  # noqa: ANN001
-                 mail: store.QueuedMail, message_id: str) -> Outcome:
+                 mail: store_mailqueue.QueuedMail, message_id: str) -> Outcome:
     """One queued welcome row: built now (the reader may have left), then sent."""
     try:
         welcome = build_welcome(queue.config, conn, mail.email, mail.language, queue.clock(),

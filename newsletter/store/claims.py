@@ -1,0 +1,152 @@
+"""SQL of the ledger's claims: claim the next due rows for an owner, settle an outcome,
+recover the claims of a sender that died, and the operator's resend of unknown rows.
+
+A row is claimed (committed as `sending`, with its owner) before its SMTP transaction, so a
+crash leaves evidence, never a resend. Each operation is one transaction; on PostgreSQL the
+claim's window SELECT takes FOR UPDATE SKIP LOCKED so that hosts never claim the same row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from newsletter.model import Delivery, Settle
+from newsletter.store.db import Db, Row
+from newsletter.store.editions import stamp
+
+INTERRUPTED = "interrupted during delivery (crash or kill); the message may have been sent"
+
+# Due: pending, or deferred with its retry time reached. A row deferred during this run is
+# not due again in it even when its retry time is (the last retry falls at the end of the
+# retry period, which may be a minute before the run's start): one attempt per row per run.
+_DUE = ("(d.state = 'pending' OR (d.state = 'deferred' AND d.next_attempt_at <= ? "
+        "AND d.updated_at < ?))")
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What one claim_due did."""
+
+    deliveries: tuple[Delivery, ...]  # now `sending`, owned by the caller
+    suppressed: int  # due rows of readers no longer active: `suppressed` instead
+    settled: str = ""  # the state settle_first wrote ("" without one)
+    last: int = 0  # the highest subscriber id looked at: the next call's `after`
+
+    @property
+    def exhausted(self) -> bool:
+        """Nothing due was left in the key."""
+        return not self.deliveries and not self.suppressed
+
+
+def claim_due(db: Db, key: str, owner: str, now: datetime, limit: int = 1, *,
+              after: int = 0, due_by: datetime | None = None,
+              settle_first: Settle | None = None, transport: str = "") -> Claims:
+    """Claim the next `limit` due rows of a ledger key (in subscriber order) for `owner`,
+    committed; a row whose reader is no longer active is suppressed instead (suppression is
+    checked at claim time). Due is judged at `due_by` (the run's start; default now).
+
+    `after`: the previous call's Claims.last. Rows up to it are not due again within a run
+    (sent, settled or deferred past the run's start), and the scan starts there, so a run
+    over N rows costs O(N), not O(N^2) over the rows already sent.
+
+    settle_first records the caller's previous outcome in the same transaction, so each
+    message costs one commit. transport (e.g. 'smtp://relay:587', 'maildir:outbox') is
+    recorded on each claimed row: the last attempt's transport is the one that delivered it.
+    """
+    at, due = stamp(now), stamp(due_by or now)
+    with db.transaction():
+        settled = _settle(db, settle_first, now) if settle_first else ""
+        window = db.all(
+            "SELECT d.subscriber_id, d.language, d.attempts, d.variant, d.first_deferred_at, "
+            "s.status, s.email, s.name, s.language FROM deliveries d JOIN subscribers s "
+            "ON s.id = d.subscriber_id WHERE d.issue = ? AND d.subscriber_id > ? AND "
+            f"{_DUE} ORDER BY d.subscriber_id LIMIT ?", (key, after, due, due, limit))
+        active = [r for r in window if r[5] == "active"]
+        if active:
+            marks = ",".join("?" * len(active))
+            db.execute(
+                "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, "
+                "updated_at = ?, claimed_by = ?, transport = CASE WHEN ? = '' THEN transport "
+                "ELSE ? END WHERE issue = ? AND state IN ('pending', 'deferred') AND "
+                f"subscriber_id IN ({marks})",
+                (at, owner, transport, transport, key, *(r[0] for r in active)))
+        gone = [r for r in window if r[5] != "active"]
+        db.executemany(
+            "UPDATE deliveries SET state = 'suppressed', updated_at = ?, last_reply = ? "
+            "WHERE issue = ? AND subscriber_id = ? AND state IN ('pending', 'deferred')",
+            [(at, f"subscriber is {r[5]}", key, r[0]) for r in gone])
+    return Claims(tuple(_delivery(key, r) for r in active), len(gone), settled,
+                  window[-1][0] if window else after)
+
+
+def _delivery(key: str, r: Row) -> Delivery:
+    return Delivery(key, r[0], r[6], r[7], r[1], r[2] + 1, r[8], r[3],
+                    datetime.fromisoformat(r[4]) if r[4] else None)
+
+
+def settle(db: Db, outcome: Settle, now: datetime) -> str:
+    """Record one outcome on its own; returns the state written."""
+    with db.transaction():
+        return _settle(db, outcome, now)
+
+
+def _settle(db: Db, s: Settle, now: datetime) -> str:
+    """Only a row still `sending` changes: a row recovered as unknown meanwhile stays so."""
+    extra = ""
+    params: tuple[object, ...] = ()
+    if s.state == "sent":
+        extra, params = ", message_id = ?", (s.message_id,)
+    elif s.state == "pending":  # nothing reached the server: the attempt does not count
+        extra = ", attempts = attempts - 1"
+    elif s.state == "deferred":
+        if s.retry_at is None or s.first_deferred_at is None:
+            raise ValueError("a deferral needs retry_at and first_deferred_at (ledger.resolve)")
+        extra = ", next_attempt_at = ?, first_deferred_at = ?"
+        params = (stamp(s.retry_at), stamp(s.first_deferred_at))
+    db.execute(f"UPDATE deliveries SET state = ?, last_reply = ?, updated_at = ? {extra} "
+               "WHERE issue = ? AND subscriber_id = ? AND state = 'sending'",
+               (s.state, s.reply[:500], stamp(now), *params, s.delivery.issue,
+                s.delivery.subscriber_id))
+    return s.state
+
+
+def sending_owners(db: Db) -> list[str | None]:
+    """Who holds the rows now `sending` (None: claimed before owners were recorded)."""
+    return [r[0] for r in db.execute(
+        "SELECT DISTINCT claimed_by FROM deliveries WHERE state = 'sending'")]
+
+
+def recover_claims(db: Db, owners: Iterable[str | None], now: datetime) -> int:
+    """The `sending` rows of owners that died become `unknown`: the server may have the
+    message, so they are never resent without the operator's word."""
+    total = 0
+    with db.transaction():
+        for owner in owners:
+            total += db.execute(
+                "UPDATE deliveries SET state = 'unknown', updated_at = ?, last_reply = ? "
+                "WHERE state = 'sending' AND claimed_by IS ?",
+                (stamp(now), INTERRUPTED, owner)).rowcount
+    return total
+
+
+def resend_unknown(db: Db, keys: Iterable[str], now: datetime) -> int:
+    """The operator's explicit decision (--resend-unknown): unknown rows become pending."""
+    total = 0
+    with db.transaction():
+        for key in keys:
+            total += db.execute("UPDATE deliveries SET state = 'pending', updated_at = ? "
+                                "WHERE issue = ? AND state = 'unknown'",
+                                (stamp(now), key)).rowcount
+    return total
+
+
+def count_due(db: Db, keys: list[str], now: datetime) -> int:
+    """Rows of these keys a run at `now` would attempt."""
+    if not keys:
+        return 0
+    marks = ",".join("?" * len(keys))
+    return db.one(
+        f"SELECT count(*) FROM deliveries WHERE issue IN ({marks}) AND (state = 'pending' OR "
+        f"(state = 'deferred' AND next_attempt_at <= ?))", (*keys, stamp(now)))[0]
