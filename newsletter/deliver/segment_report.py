@@ -22,7 +22,8 @@ from newsletter.deliver.plan import translations_of
 from newsletter.deliver.segmenting import Choice, Segmenter, drafts_need_segments
 from newsletter.errors import NewsletterError
 from newsletter.store import segments as store_segments
-from newsletter.store import sqlite as store
+from newsletter.store import subscribers as store_subscribers
+from newsletter.store.connect import database_url, open_store
 from newsletter.store.db import Db
 from newsletter.store.segments import Reader, SegmentCount
 
@@ -81,7 +82,7 @@ def readers_now(config: Config, conn: Db | None) -> Iterator[Reader]:
                                datetime.now(UTC)).subscribers
         for sub in rows:
             if sub.email.lower() not in seen and (
-                    conn is None or store.get_subscriber(conn, sub.email) is None):
+                    conn is None or store_subscribers.get_subscriber(conn, sub.email) is None):
                 seen.add(sub.email.lower())
                 yield Reader(0, sub.email, sub.language, sub.tags)
 
@@ -187,7 +188,7 @@ def _open(config: Config) -> Iterator[Db | None]:
     if not config.store_path.exists():  # check creates no database
         yield None
         return
-    conn = store.connect(config.store_path)
+    conn = open_store(database_url(config))
     try:
         yield conn
     finally:

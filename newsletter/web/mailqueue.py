@@ -26,7 +26,9 @@ from newsletter.deliver.dkim import signer_from_config
 from newsletter.deliver.send import Transports, unsubscribe_url_maker
 from newsletter.deliver.transport import Outcome
 from newsletter.errors import DeliveryError, InputError, NewsletterError
-from newsletter.store import sqlite as store
+from newsletter.store import mailqueue as store_mailqueue
+from newsletter.store import optin as store_optin
+from newsletter.store.connect import database_url, open_store
 from newsletter.store.db import Db
 from newsletter.web.mail import build_confirmation
 from newsletter.web.optin import CONFIRM_DAYS, confirm_token
@@ -72,10 +74,10 @@ class MailQueue:
     def run_once(self, now: datetime | None = None) -> QueueRun:
         """Claim up to BATCH due rows and deliver them; returns the tally."""
         now = now or self.clock()
-        conn = store.connect(self.config.store_path)
+        conn = open_store(database_url(self.config))
         try:
             self._prune(conn, now)
-            claimed = store.claim_due_mail(conn, self.owner, now, BATCH, LEASE)
+            claimed = store_mailqueue.claim_due_mail(conn, self.owner, now, BATCH, LEASE)
             tally = self._deliver(conn, claimed) if claimed else Counter()
         finally:
             conn.close()
@@ -84,11 +86,11 @@ class MailQueue:
 
     def _prune(self, conn: Db, now: datetime) -> None:
         if self._pruned_at is None or now - self._pruned_at > timedelta(hours=1):
-            store.prune_web_records(conn, now - timedelta(days=CONFIRM_DAYS + 1),
+            store_optin.prune_web_records(conn, now - timedelta(days=CONFIRM_DAYS + 1),
                                     now - KEEP_SETTLED)
             self._pruned_at = now
 
-    def _deliver(self, conn: Db, claimed: list[store.QueuedMail]) -> Counter:
+    def _deliver(self, conn: Db, claimed: list[store_mailqueue.QueuedMail]) -> Counter:
         tally: Counter = Counter()
         transport = self.transports.make()
         try:
@@ -105,7 +107,7 @@ class MailQueue:
             transport.close()
         return tally
 
-    def _send(self, transport, mail: store.QueuedMail,  # noqa: ANN001
+    def _send(self, transport, mail: store_mailqueue.QueuedMail,  # noqa: ANN001
               conn: Db) -> tuple[Outcome, str]:
         """(the outcome, the message's Message-ID)."""
         base, mid = self.config.base_url, make_msgid(domain=self.config.sender_domain)
@@ -135,7 +137,7 @@ class MailQueue:
         except DeliveryError as exc:  # nothing reached the relay (it went away, disk full)
             return Outcome("deferred", 0, str(exc)), mid
 
-    def _settle(self, conn: Db, mail: store.QueuedMail, outcome: Outcome,
+    def _settle(self, conn: Db, mail: store_mailqueue.QueuedMail, outcome: Outcome,
                 message_id: str = "") -> str:
         now = self.clock()
         state, reply, retry_at = _STATE_OF.get(outcome.kind, "deferred"), outcome.reply, None
@@ -146,8 +148,9 @@ class MailQueue:
                                          f" h: {reply}"
             else:
                 retry_at = now + min(FIRST_RETRY * 3 ** max(mail.attempts - 1, 0), MAX_RETRY_GAP)
-        if not store.settle_mail(conn, mail.id, self.owner, state, reply, now, retry_at=retry_at,
-                                 message_id=message_id if state == "sent" else ""):
+        if not store_mailqueue.settle_mail(conn, mail.id, self.owner, state, reply, now,
+                                           retry_at=retry_at,
+                                           message_id=message_id if state == "sent" else ""):
             log.error("confirmation mail to %s: the claim expired before the reply (%s)",
                       mail.email, reply)
             return "unknown"
@@ -155,7 +158,7 @@ class MailQueue:
         return state
 
 
-def _log_outcome(mail: store.QueuedMail, state: str, outcome: Outcome) -> None:
+def _log_outcome(mail: store_mailqueue.QueuedMail, state: str, outcome: Outcome) -> None:
     """Failures go where the operator of `serve` sees them: its log on stderr."""
     what = {"welcome": "welcome mail", "manage": "data-link mail"}.get(mail.kind,
                                                                        "confirmation mail")

@@ -17,7 +17,8 @@ from newsletter.audience.tokens import verification_secrets, verify_token
 from newsletter.config import Config
 from newsletter.model import Subscriber, normalise_mailbox
 from newsletter.store import consent as store_consent
-from newsletter.store import sqlite as store
+from newsletter.store import optin as store_optin
+from newsletter.store import subscribers as store_subscribers
 from newsletter.store.db import Db
 from newsletter.web.optin import (
     CONFIRM_DAYS,
@@ -43,14 +44,15 @@ def reader_of(db: Db, config: Config, token: str,
     """The address an unsubscribe token names (None: not a token of ours), and its
     subscriber (None: not on the list)."""
     email = verify_token(verification_secrets(now), config.list_id, token)
-    return email, store.get_subscriber(db, email) if email else None
+    return email, store_subscribers.get_subscriber(db, email) if email else None
 
 
 def unsubscribe(db: Db, sub: Subscriber | None, now: datetime) -> bool:
     """The one-click unsubscribe; True if it changed anything (an active or pending reader)."""
     if sub is None or sub.status not in ("active", "pending"):
         return False
-    store.set_status(db, sub.email, "unsubscribed", f"one-click unsubscribe {now:%Y-%m-%d}")
+    store_subscribers.set_status(db, sub.email, "unsubscribed",
+                                 f"one-click unsubscribe {now:%Y-%m-%d}")
     status_event(db, sub.email, "unsubscribed", "unsubscribe link", "one-click unsubscribe",
                  now)
     return True
@@ -67,8 +69,8 @@ def save_profile(db: Db, default_language: str, sub: Subscriber, name: str,
         chosen = page_language(language[:20], default_language)
     except ValueError as exc:
         raise FormProblem(field, str(exc)) from exc
-    store.update_profile(db, sub.email, clean, chosen)
-    return store.get_subscriber(db, sub.email) or sub
+    store_subscribers.update_profile(db, sub.email, clean, chosen)
+    return store_subscribers.get_subscriber(db, sub.email) or sub
 
 
 def subscribe(db: Db, config: Config, form: SubscribeForm, client: str, page_lang: str,
@@ -85,11 +87,11 @@ def request_subscription(db: Db, config: Config, form: SubscribeForm,
     """Record the request and queue its confirmation mail when the limits allow: one
     transaction, no mail I/O, the same work for every address. Returns the outcome, which
     the page never shows (it says "check your inbox" whatever happened)."""
-    request = store.SubscribeRequest(
+    request = store_optin.SubscribeRequest(
         public_id=secrets.token_urlsafe(16), email=form.email,
         mailbox=normalise_mailbox(form.email), name=form.name, language=form.language,
         client=client)
-    outcome = store.record_subscribe_request(db, request, config.web, now)
+    outcome = store_optin.record_subscribe_request(db, request, config.web, now)
     if outcome != "queued":
         log.warning("subscribe request for %s from %s: no mail sent (%s)", form.email, client,
                     _WHY[outcome])
@@ -114,22 +116,22 @@ def remember_form(db: Db, lang: str, email: str, blank_form: str, now: datetime)
 
 
 def pending_request(db: Db, config: Config, token: str,
-                    now: datetime) -> tuple[str, store.OptinRequest] | None:
+                    now: datetime) -> tuple[str, store_optin.OptinRequest] | None:
     """(request id, request) for a genuine, unexpired confirm token; else None."""
     public_id = request_of_token(token, verification_secrets(now), config.list_id)
     if public_id is None:
         return None
-    found = store.get_optin_request(db, public_id, now - timedelta(days=CONFIRM_DAYS))
+    found = store_optin.get_optin_request(db, public_id, now - timedelta(days=CONFIRM_DAYS))
     return (public_id, found) if found else None
 
 
-def confirm(db: Db, config: Config, public_id: str, req: store.OptinRequest,
+def confirm(db: Db, config: Config, public_id: str, req: store_optin.OptinRequest,
             now: datetime) -> Confirmed:
     """The confirm link's POST: "expired" if it must not (any longer) subscribe, else
     "welcomed" when a welcome mail was queued. A second POST of the same link
     (req.confirmed) records and sends nothing more."""
-    before = store.get_subscriber(db, req.email)
-    outcome = store.confirm_optin_request(db, public_id, now - timedelta(days=CONFIRM_DAYS),
+    before = store_subscribers.get_subscriber(db, req.email)
+    outcome = store_optin.confirm_optin_request(db, public_id, now - timedelta(days=CONFIRM_DAYS),
                                           now)
     if outcome != "confirmed":
         log.warning("confirm link not applied: %s", outcome)

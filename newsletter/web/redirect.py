@@ -22,7 +22,7 @@ from newsletter.config import Config
 from newsletter.errors import NewsletterError
 from newsletter.i18n import LANGUAGES
 from newsletter.store import reach as store_reach
-from newsletter.store import sqlite as store
+from newsletter.store.connect import database_url, open_store
 from newsletter.web.optin import client_key
 from newsletter.web.pages import Pages
 from newsletter.web.scan_filter import ScannerFilter
@@ -52,7 +52,7 @@ class Committer:
         if not settled:
             return
         try:
-            conn = store.connect(self.config.store_path)
+            conn = open_store(database_url(self.config))
             try:
                 store_reach.add_hits(conn, settled.clicks, settled.filtered)
             finally:
@@ -93,7 +93,7 @@ def register_redirects(app: Flask, config: Config, prefix: str, *,
         if not _ID_RE.fullmatch(link_id):
             return None
         if getattr(local, "conn", None) is None:
-            local.conn = store.connect(config.store_path)
+            local.conn = open_store(database_url(config))
         link = store_reach.find_link(local.conn, link_id)
         if link is not None and len(known) < 100_000:
             known[link_id] = link

@@ -10,7 +10,7 @@ from datetime import datetime
 from flask import g, request
 
 from newsletter.config import Config
-from newsletter.store import sqlite as store
+from newsletter.store.connect import database_url, open_store
 from newsletter.store.db import Db
 from newsletter.web.language import reader_language
 from newsletter.web.pages import Pages
@@ -21,7 +21,7 @@ Clock = Callable[[], datetime]
 def request_db(config: Config) -> Db:
     """One database handle per request, opened on first use (app.py closes it at teardown)."""
     if "db" not in g:
-        g.db = store.connect(config.store_path)
+        g.db = open_store(database_url(config))
     return g.db
 
 
