@@ -19,13 +19,10 @@ from newsletter.store import consent as store_consent
 from newsletter.store import subscribers as store_subscribers
 from newsletter.store.consent import ConsentEvent
 from newsletter.store.db import Db
+from newsletter.store.stamps import stamp  # as every table's times are written
 
 # The fixed answers of the question after an unsubscribe (web/consent.py shows them translated)
 REASONS = ("too-often", "not-relevant", "never-signed-up", "read-elsewhere", "other")
-
-
-def stamp(now: datetime) -> str:
-    return now.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def forget_key(secret: str, list_id: str, email: str) -> str:

@@ -142,6 +142,12 @@ def test_open_store_takes_a_path_or_a_sqlite_url(tmp_path: Path,
         assert made.stat().st_mode & 0o777 == 0o600  # personal data: the owner's alone
 
 
+def test_an_opened_file_is_in_wal_mode_with_foreign_keys_on(db: Db) -> None:
+    assert db.one("PRAGMA journal_mode")[0] == "wal"  # readers never block the sender
+    assert db.one("PRAGMA foreign_keys")[0] == 1
+    assert db.one("PRAGMA synchronous")[0] == 1  # NORMAL
+
+
 def test_an_unknown_scheme_is_one_line_naming_only_the_scheme() -> None:
     with pytest.raises(StoreError) as unknown:
         open_store("postgresx://ann:s3cret@db.example.org/list")
