@@ -87,3 +87,12 @@ def test_text_compares_bytes_as_sqlite_does(pg_url: str) -> None:
                        "('text', 'USER-DEFINED') AND collation_name IS DISTINCT FROM 'C'")
     assert ordered == sorted(k for k, _ in rows)  # code point order, as SQLite's BINARY
     assert other == []  # every text column says so itself, whatever the database's locale
+
+
+def test_open_store_picks_the_engine_from_the_url(pg_url: str) -> None:
+    from newsletter.store.connect import open_store
+    from newsletter.store.postgres_db import PostgresDb
+
+    with open_store(pg_url) as db:
+        assert isinstance(db, PostgresDb) and db.engine == "postgresql"
+        assert schema_pg.schema_version(db) == schema_pg.SCHEMA_VERSION
