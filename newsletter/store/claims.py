@@ -124,10 +124,11 @@ def recover_claims(db: Db, owners: Iterable[str | None], now: datetime) -> int:
     total = 0
     with db.transaction():
         for owner in owners:
+            whose = "claimed_by IS NULL" if owner is None else "claimed_by = ?"
             total += db.execute(
                 "UPDATE deliveries SET state = 'unknown', updated_at = ?, last_reply = ? "
-                "WHERE state = 'sending' AND claimed_by IS ?",
-                (stamp(now), INTERRUPTED, owner)).rowcount
+                f"WHERE state = 'sending' AND {whose}",
+                (stamp(now), INTERRUPTED, *([] if owner is None else [owner]))).rowcount
     return total
 
 

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from newsletter.store.db import Db
+from newsletter.store.ledger import OPEN_STATES
 
-OPEN_STATES = ("pending", "sending", "deferred")  # ledger.OPEN_STATES (no import: a cycle)
 FORGOTTEN_MARK = "[forgotten]"
 
 

@@ -72,7 +72,8 @@ def _write(db: Db, freeze: Freeze, frozen_at: str) -> int:
         rows += store_segments.insert_deliveries(db, freeze.key, chunk, frozen_at)
     store_segments.insert_variants(db, base_issue(freeze.key), freeze.variants)
     store_segments.insert_counts(db, freeze.key, freeze.counts)
-    db.executemany("INSERT OR IGNORE INTO sent_items (item_id, issue) VALUES (?, ?)",
+    db.executemany("INSERT INTO sent_items (item_id, issue) VALUES (?, ?) "
+                   "ON CONFLICT DO NOTHING",
                    [(i, freeze.key) for i in freeze.item_ids])
     return rows
 
@@ -128,11 +129,12 @@ def problem_rows(db: Db, issue: str) -> list[ProblemRow]:
 def fallbacks(db: Db, issue: str) -> list[tuple[str, str, int]]:
     """(subscriber language, edition sent instead, count) where a subscriber's language had
     no edition of this issue."""
-    return [(r[0], r[1], r[2]) for r in db.execute(
+    rows = db.all(
         "SELECT s.language, d.language, count(*) FROM deliveries d JOIN subscribers s "
         "ON s.id = d.subscriber_id WHERE d.issue = ? AND d.language != s.language "
-        "AND substr(s.language, 1, instr(s.language || '-', '-') - 1) != d.language "
-        "GROUP BY s.language, d.language ORDER BY s.language", (issue,))]
+        "GROUP BY s.language, d.language ORDER BY s.language", (issue,))
+    # fr-CA sent the fr edition is no fallback (compared here: no engine's string functions)
+    return [(r[0], r[1], r[2]) for r in rows if r[0].split("-", 1)[0] != r[1]]
 
 
 def edition_counts(db: Db, issue: str) -> dict[str, int]:

@@ -63,8 +63,8 @@ def insert_deliveries(conn: Db, key: str,
     """(subscriber id, edition language, variant) rows, pending; inside the caller's
     transaction. Returns how many were new."""
     cursor = conn.executemany(
-        "INSERT OR IGNORE INTO deliveries (issue, subscriber_id, language, variant, "
-        "state, updated_at) VALUES (?, ?, ?, ?, 'pending', ?)",
+        "INSERT INTO deliveries (issue, subscriber_id, language, variant, state, updated_at) "
+        "VALUES (?, ?, ?, ?, 'pending', ?) ON CONFLICT DO NOTHING",
         [(key, sid, lang, variant, stamp) for sid, lang, variant in rows])
     return cursor.rowcount  # executemany: the sum over the rows (ignored ones count 0)
 
@@ -72,8 +72,8 @@ def insert_deliveries(conn: Db, key: str,
 def insert_variants(conn: Db, issue: str,
                     variants: Iterable[tuple[str, Edition]]) -> None:
     conn.executemany(
-        "INSERT OR IGNORE INTO edition_variants (issue, language, variant, subject, preheader, "
-        "html, text, fallback_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO edition_variants (issue, language, variant, subject, preheader, html, "
+        "text, fallback_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [(issue, e.language, variant, e.subject, e.preheader, e.html, e.text, e.fallback_name)
          for variant, e in variants])
 
