@@ -2,8 +2,10 @@
 recover the claims of a sender that died, and the operator's resend of unknown rows.
 
 A row is claimed (committed as `sending`, with its owner) before its SMTP transaction, so a
-crash leaves evidence, never a resend. Each operation is one transaction; on PostgreSQL the
-claim's window SELECT takes FOR UPDATE SKIP LOCKED so that hosts never claim the same row.
+crash leaves evidence, never a resend. Each operation is one immediate transaction (SQLite's
+BEGIN IMMEDIATE, PostgreSQL's advisory write lock: postgres_db.WRITE_LOCK), so two
+connections never claim the same row; the window SELECT is where FOR UPDATE SKIP LOCKED would
+go if claims on PostgreSQL are ever to run side by side instead.
 """
 
 from __future__ import annotations
@@ -73,10 +75,11 @@ def claim_due(db: Db, key: str, owner: str, now: datetime, limit: int = 1, *,
                 f"subscriber_id IN ({marks})",
                 (at, owner, transport, transport, key, *(r[0] for r in active)))
         gone = [r for r in window if r[5] != "active"]
-        db.executemany(
-            "UPDATE deliveries SET state = 'suppressed', updated_at = ?, last_reply = ? "
-            "WHERE issue = ? AND subscriber_id = ? AND state IN ('pending', 'deferred')",
-            [(at, f"subscriber is {r[5]}", key, r[0]) for r in gone])
+        if gone:
+            db.executemany(
+                "UPDATE deliveries SET state = 'suppressed', updated_at = ?, last_reply = ? "
+                "WHERE issue = ? AND subscriber_id = ? AND state IN ('pending', 'deferred')",
+                [(at, f"subscriber is {r[5]}", key, r[0]) for r in gone])
     return Claims(tuple(_delivery(key, r) for r in active), len(gone), settled,
                   window[-1][0] if window else after)
 

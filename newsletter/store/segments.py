@@ -82,7 +82,7 @@ def insert_counts(conn: Db, key: str, counts: Iterable[SegmentCount]) -> None:
     conn.executemany(
         "INSERT INTO segment_counts (issue, language, variant, outcome, readers, audience) "
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (issue, language, variant, outcome) DO UPDATE "
-        "SET readers = readers + excluded.readers",
+        "SET readers = segment_counts.readers + excluded.readers",
         [(key, c.language, c.variant, c.outcome, c.readers, c.audience) for c in counts])
 
 

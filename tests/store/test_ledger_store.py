@@ -1,4 +1,5 @@
-"""The ledger's store operations on real SQLite files: freezes, claims, settles, recovery and
+"""The ledger's store operations on a real SQLite file and a real PostgreSQL database (the
+session's throwaway cluster, tests/pg_cluster.py): freezes, claims, settles, recovery and
 the status counts; each is one transaction (a failure inside leaves nothing), and two
 connections never claim the same row."""
 
@@ -27,9 +28,16 @@ def edition(language: str = "en", issue: str = ISSUE, subject: str = "Hello") ->
     return Edition(issue, language, subject, "pre", f"<p>{language}</p>", language, "reader")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "newsletter.db")
+    return request.getfixturevalue("pg_url")  # skipped without PostgreSQL's binaries
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Db]:
-    conn = open_store(tmp_path / "newsletter.db")
+def db(url: str) -> Iterator[Db]:
+    conn = open_store(url)
     yield conn
     conn.close()
 
@@ -220,16 +228,15 @@ def test_a_claim_that_fails_undoes_the_settle_it_carried(db: Db) -> None:
     assert done.settled == "sent" and [d.subscriber_id for d in done.deliveries] == [ids[1]]
 
 
-def test_two_connections_never_claim_the_same_row(tmp_path: Path) -> None:
-    path = tmp_path / "newsletter.db"
-    setup = open_store(path)
+def test_two_connections_never_claim_the_same_row(url: str) -> None:
+    setup = open_store(url)
     ids = add_readers(setup, *((f"r{n}@x.org", "en", "active") for n in range(300)))
     frozen(setup, ids)
     setup.close()
     claimed: dict[str, list[int]] = {"one": [], "two": []}
 
     def worker(name: str) -> None:
-        conn, after = open_store(path), 0
+        conn, after = open_store(url), 0
         try:
             while not (batch := claims.claim_due(conn, ISSUE, name, NOW, 3,
                                                  after=after)).exhausted:
