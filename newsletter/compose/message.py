@@ -11,7 +11,7 @@ from email.utils import format_datetime, formataddr
 
 from newsletter.compose.base64_part import Base64Slot
 from newsletter.compose.parts import Slot, body_pieces
-from newsletter.compose.personalise import Recipient, html_values, text_values
+from newsletter.compose.personalise import Recipient, slot_values
 from newsletter.compose.wire import Shared, wire
 from newsletter.errors import InputError
 from newsletter.headers import check_header_text  # the one gate for header text
@@ -160,7 +160,7 @@ def assemble(prepared: Prepared, env: Envelope, who: Personal, when: datetime) -
     ]).encode("ascii")
     recipient = Recipient(who.name, who.unsubscribe_url, who.edition_note)
     fallback = prepared.edition.fallback_name
-    values = (text_values(recipient, fallback), html_values(recipient, fallback))
+    values = slot_values(recipient, fallback)  # indexed by Slot.html: text, then HTML
     parts: list[bytes] = []
     for piece in prepared.body:
         if isinstance(piece, Shared):

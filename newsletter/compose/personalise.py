@@ -80,29 +80,26 @@ def safe_url(url: str) -> str:
     return quote(url, safe=":/?#[]@!$&'()*+,;=%-._~")
 
 
-def html_values(recipient: Recipient, fallback_name: str) -> dict[str, str]:
-    """Each slot's value in HTML, escaped: worked out once a message, used for every line."""
-    return {
-        NAME: html.escape(recipient.name or fallback_name),
-        UNSUBSCRIBE_URL: html.escape(safe_url(recipient.unsubscribe_url)),
-        PREFERENCES_URL: html.escape(safe_url(recipient.preferences_url)),
-        EDITION_NOTE: html.escape(recipient.edition_note),
-    }
-
-
-def text_values(recipient: Recipient, fallback_name: str) -> dict[str, str]:
-    """Each slot's value in the plain-text part."""
-    return {NAME: recipient.name or fallback_name,
-            UNSUBSCRIBE_URL: safe_url(recipient.unsubscribe_url),
-            PREFERENCES_URL: safe_url(recipient.preferences_url),
+def slot_values(recipient: Recipient, fallback_name: str) -> tuple[dict[str, str],
+                                                                   dict[str, str]]:
+    """(the plain-text values, the HTML values) of each slot for one reader: worked out once
+    a message, each URL made safe once for both parts, used for every line."""
+    name = recipient.name or fallback_name
+    unsubscribe = safe_url(recipient.unsubscribe_url)
+    preferences = safe_url(recipient.preferences_url)
+    text = {NAME: name, UNSUBSCRIBE_URL: unsubscribe, PREFERENCES_URL: preferences,
             # the text template puts the slot at the start of a line: a note brings its
             # own blank line, an empty one leaves no gap
             EDITION_NOTE: f"{hanging(recipient.edition_note, 72, 0)}\n\n"
             if recipient.edition_note else ""}
+    in_html = {NAME: html.escape(name), UNSUBSCRIBE_URL: html.escape(unsubscribe),
+               PREFERENCES_URL: html.escape(preferences),
+               EDITION_NOTE: html.escape(recipient.edition_note)}
+    return text, in_html
 
 
 def fill(template: str, values: dict[str, str]) -> str:
-    """template with each slot replaced by its value (html_values or text_values)."""
+    """template with each slot replaced by its value (one of slot_values)."""
     return _SLOT_RE.sub(lambda m: values[m.group()], template)
 
 
@@ -116,11 +113,11 @@ _SLOT_SPLIT_RE = re.compile(f"({_SLOT_RE.pattern})")
 
 
 def personalise_html(template: str, recipient: Recipient, fallback_name: str) -> str:
-    return fill(template, html_values(recipient, fallback_name))
+    return fill(template, slot_values(recipient, fallback_name)[1])
 
 
 def personalise_text(template: str, recipient: Recipient, fallback_name: str) -> str:
-    return fill(template, text_values(recipient, fallback_name))
+    return fill(template, slot_values(recipient, fallback_name)[0])
 
 
 def unknown_placeholders(text: str) -> list[str]:
