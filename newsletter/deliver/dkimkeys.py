@@ -42,6 +42,7 @@ def txt_strings(value: str, size: int = 255) -> list[str]:
 def keygen(selector: str, domain: str, out_dir: Path | str, *, kind: str = "rsa",
            bits: int = 2048) -> KeyPair:
     """Write OUT/SELECTOR.private (PEM, 0600) and OUT/SELECTOR.dns; never overwrite either."""
+    # cryptography's key classes load only when a key is made (a rare, one-off command)
     from cryptography.hazmat.primitives import serialization as ser
     from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
