@@ -18,10 +18,10 @@ from newsletter.audience.bounces import (
     BounceRun,
     already_processed,
     process_reports,
-    read_mailbox,
     record_report,
 )
 from newsletter.audience.dsn import Recipient, Report, classify, parse_report, report_key
+from newsletter.audience.mailboxes import read_mailbox
 from newsletter.audience.tokens import DEV_SECRET, make_token, verify_token
 from newsletter.cli.bounce_commands import cmd_bounces
 from newsletter.config import Config, load_config

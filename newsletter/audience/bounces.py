@@ -11,8 +11,8 @@ from functools import partial
 
 from newsletter.audience.bounce_report import FAILED
 from newsletter.audience.dsn import Report, classify, parse_report, report_key
-from newsletter.audience.mailboxes import read_mailbox  # noqa: F401 (moved there)
-from newsletter.audience.suppression import BounceRun, Change, apply_recipient, stamp  # noqa: F401
+from newsletter.audience.return_address import addressed_token, verp_subscriber_id
+from newsletter.audience.suppression import BounceRun, apply_recipient, stamp
 from newsletter.audience.text_bounces import bounce_for
 from newsletter.audience.tokens import verification_secrets, verify_token
 from newsletter.config import Config
@@ -75,10 +75,6 @@ def _attributed(conn: Db, message: Message, report: Report, config: Config,
                 now: datetime) -> Report:
     """A report sent to our VERP address bounces+TOKEN@ is about the token's subscriber,
     whatever address a forwarding or rewriting MTA put in it."""
-    try:
-        from newsletter.audience.return_address import addressed_token, verp_subscriber_id
-    except ImportError:
-        return report
     token = addressed_token(message, config)
     if not token or token[0] != "verp" or report.kind not in ("bounce", "other"):
         return report
