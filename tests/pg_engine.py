@@ -4,14 +4,19 @@ throwaway cluster (tests/pg_cluster.py) instead of the project's SQLite file.
 
 NEWSLETTER_DATABASE_URL names that database (the program's own way to choose the engine,
 inherited by the `newsletter` subprocesses the tests start); a test that opens the file by
-path in this process (Project.connect) gets the same database.
+path in this process (Project.connect) gets the same database, and so does a test that reads
+it with sqlite3.connect(FILE.db): it gets a stand-in with sqlite3's few methods over the same
+database, each statement committed at once. A test that needs SQLite itself (PRAGMA,
+sqlite_master, an old file) is marked `sqlite_only` and skipped on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,9 +30,11 @@ def on_postgresql() -> bool:
 @pytest.fixture(autouse=True)
 def _store_engine(request: pytest.FixtureRequest,
                   monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    if not on_postgresql() or request.node.get_closest_marker("sqlite_only"):
+    if not on_postgresql():
         yield
         return
+    if request.node.get_closest_marker("sqlite_only"):
+        pytest.skip("reads the SQLite file itself (NEWSLETTER_TEST_ENGINE=postgresql)")
     from newsletter.store import connect
     from newsletter.store.postgres_db import connect_postgres
 
@@ -39,7 +46,44 @@ def _store_engine(request: pytest.FixtureRequest,
         return connect_postgres(url)
 
     monkeypatch.setattr(connect, "connect_sqlite", by_path)
+    real_connect = sqlite3.connect
+
+    def sqlite_connect(database: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(database).endswith(".db"):
+            return SqliteStandIn(connect_postgres(url))
+        return real_connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", sqlite_connect)
     yield
+
+
+class SqliteStandIn:
+    """sqlite3.Connection's methods the tests use, over a PostgresDb (autocommit)."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+        self.row_factory: Any = None  # rows read by name and position either way
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        return self._db.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Any) -> Any:
+        return self._db.executemany(sql, rows)
+
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SqliteStandIn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass  # as sqlite3: the with block commits (here: each statement did), never closes
 
 
 def pytest_configure(config: pytest.Config) -> None:

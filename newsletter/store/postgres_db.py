@@ -74,12 +74,15 @@ class PostgresDb(Db):
         self.where = where
         self._secret = secret
         self._release = release
+        self._trace: Callable[[str], object] | None = None
 
     def _fail(self, exc: psycopg.Error) -> StoreError:
         kind = IntegrityError if isinstance(exc, psycopg.IntegrityError) else StoreError
         return kind(_one_line(exc, self._secret))
 
     def execute(self, sql: str, params: Params = ()) -> Cursor:
+        if self._trace is not None:
+            self._trace(sql)
         try:
             return _PgCursor(self._raw.execute(to_psycopg(sql), params), self._fail)
         except psycopg.Error as exc:
@@ -114,6 +117,11 @@ class PostgresDb(Db):
     @property
     def in_transaction(self) -> bool:
         return self._raw.info.transaction_status != pq.TransactionStatus.IDLE
+
+    def trace(self, callback: Callable[[str], object] | None) -> None:
+        """Every statement this handle runs goes to `callback` as the store wrote it (None
+        stops): for tests that count queries, as SqliteDb.trace."""
+        self._trace = callback
 
     @property
     def closed(self) -> bool:

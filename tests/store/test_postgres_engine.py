@@ -168,3 +168,13 @@ def test_a_stopped_server_is_one_line_store_error(pg_cluster: PgCluster, pg_url:
         pg_cluster.start()
     with open_postgres(pg_url) as again:  # the next run carries on
         assert again.one("SELECT 1")[0] == 1
+
+
+def test_trace_sees_each_statement_as_the_store_wrote_it(pg_url: str) -> None:
+    seen: list[str] = []
+    with open_postgres(pg_url) as db:
+        db.trace(seen.append)
+        db.execute("SELECT ?", (1,))
+        db.trace(None)
+        db.execute("SELECT 2")
+    assert seen == ["SELECT ?"]
