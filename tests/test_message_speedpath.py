@@ -33,7 +33,7 @@ from newsletter.compose.personalise import Recipient, personalise_html, personal
 from newsletter.compose.wire import Shared, Wire
 from newsletter.deliver.dkim import DkimSigner
 from newsletter.deliver.dkimkeys import KeyPair, keygen
-from newsletter.deliver.transport import data_payload
+from newsletter.deliver.smtp_data import data_payload
 from newsletter.model import Edition
 
 sys.path.insert(0, str(Path(__file__).parent))

