@@ -45,7 +45,16 @@ def body_digest(message: bytes, body: bytes) -> bytes:
 
 
 def _lines_of(part: bytes) -> bytes:
-    return part.derived(relaxed_lines) if type(part) is Shared else relaxed_lines(part)
+    if type(part) is Shared:
+        return part.derived(_canonical_if_changed) or part
+    return relaxed_lines(part)
+
+
+def _canonical_if_changed(part: bytes) -> bytes | None:
+    """None when canonicalisation changes nothing (base64 lines, most quoted-printable runs):
+    no copy of such a part is kept beside the prepared edition."""
+    canonical = relaxed_lines(part)
+    return None if canonical == part else canonical
 
 
 def _state(part: bytes) -> hashlib._Hash:

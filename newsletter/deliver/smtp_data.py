@@ -18,11 +18,18 @@ def data_payload(data: bytes) -> bytes:
     parts once per edition."""
     if isinstance(data, Wire):
         pieces = [dot_stuffed(data[:data.body_start])]
-        pieces += [p.derived(dot_stuffed) if type(p) is Shared else dot_stuffed(p)
-                   for p in data.parts]
+        pieces += [(p.derived(_stuffed_if_changed) or p) if type(p) is Shared
+                   else dot_stuffed(p) for p in data.parts]
     else:
         pieces = [dot_stuffed(data)]
     if not data.endswith(b"\r\n"):
         pieces.append(b"\r\n")
     pieces.append(b".\r\n")
     return b"".join(pieces)
+
+
+def _stuffed_if_changed(part: bytes) -> bytes | None:
+    """None when no line of the part starts with ".": most parts, and then no copy of them is
+    kept beside the prepared edition (base64 lines never start with one)."""
+    stuffed = dot_stuffed(part)
+    return None if stuffed == part else stuffed
