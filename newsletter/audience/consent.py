@@ -63,11 +63,13 @@ class ImportPlan:
 
 def plan_import(conn: Db, config: Config, path: str,
                 subscribers: Iterable[Subscriber], lines: Iterable[int],
-                now: datetime) -> ImportPlan:
+                now: datetime, forgotten: dict[str, str] | None = None) -> ImportPlan:
     """Leave out every forgotten reader (any spelling of their inbox), and make a 'subscribed
     by CSV import, file:line' event for each address the list does not hold yet. The
-    skipped lines name the file and line, not the address: the output may go to a log."""
-    forgotten = store_consent.all_forgotten(conn)
+    skipped lines name the file and line, not the address: the output may go to a log.
+    forgotten: store_consent.all_forgotten, read once by a caller planning batch by batch."""
+    if forgotten is None:
+        forgotten = store_consent.all_forgotten(conn)
     keep: list[Subscriber] = []
     kept_lines: list[int] = []
     skipped: list[str] = []

@@ -1,19 +1,24 @@
-"""Import a subscriber CSV file: parse it, leave out forgotten readers, merge the rest, record
-who is new (and from which file:line), remember the file's digest. The CLI prints the result."""
+"""Import a subscriber CSV file: stream and validate it, leave out forgotten readers, merge the
+rest, record who is new (and from which file:line), remember the file's digest. The CLI
+prints the result."""
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter.audience.consent import plan_import, record_new
-from newsletter.audience.subscribers import read_csv
+from newsletter.audience.consent import plan_import
+from newsletter.audience.csv_rows import FileScan, checked_scan, scan
+from newsletter.audience.subscribers import Rejected, iter_csv, merge_duplicate
 from newsletter.config import Config
+from newsletter.model import Subscriber
+from newsletter.store import consent as store_consent
+from newsletter.store import import_rows
 from newsletter.store import subscribers as store_subscribers
 from newsletter.store.db import Db
-from newsletter.store.reader import merge_subscribers
+from newsletter.store.reader import merge_rows, reader_owned
+from newsletter.store.stamps import now_iso
 
 
 @dataclass(frozen=True)
@@ -37,29 +42,98 @@ class FileImport:
         return bool(self.added or self.updated or self.rejected or self.kept)
 
 
+BATCH = 5000  # rows per read of the staging table and per merge: memory stays flat
+
+
+@dataclass
+class _Read:
+    """What the streaming read of one file found, in file order."""
+
+    rejected: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # which line of a repeated address won
+
+
 def import_file(db: Db, config: Config, path: str | Path, *, quiet: bool = False,
                 override_reader: bool = False) -> FileImport | None:
     """Import one CSV file. quiet (the send path): None for a file unchanged since its last
     import, so a cron run over 100,000 rows stays cheap. A name or language the reader set
-    themselves is kept, with a warning naming file:line, unless override_reader."""
+    themselves is kept, with a warning naming file:line, unless override_reader.
+
+    The file streams: rows are validated one at a time and staged in a temporary table
+    (which finds repeated addresses), then merged BATCH at a time in one transaction, so
+    an import is all or nothing and its memory does not grow with the file."""
     key = str(Path(path).resolve())
     try:
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        found: FileScan | None = scan(Path(path))  # one pass: digest, NUL bytes, encoding
     except OSError:
-        digest = ""  # read_csv reports the problem with the file's name
-    if quiet and digest and store_subscribers.imported_digest(db, key) == digest:
+        found = None  # checked_scan reports the problem with the file's name
+    if quiet and found and store_subscribers.imported_digest(db, key) == found.digest:
         return None
-    parsed = read_csv(Path(path), default_language=config.default_language)
-    warnings = [str(row) for row in parsed.rejected] + list(parsed.notes)
-    plan = plan_import(db, config, str(path), parsed.subscribers, parsed.lines,
-                       datetime.now(UTC))
-    warnings += plan.skipped
-    merged = merge_subscribers(db, plan.subscribers, override_reader=override_reader)
-    record_new(db, plan.events)  # "subscribed by CSV import, file:line"
-    line_of = {s.email.lower(): n for s, n in zip(parsed.subscribers, parsed.lines, strict=True)}
-    warnings += [choice.describe(f"{path}:{line_of.get(choice.email.lower(), '?')}")
-                 for choice in merged.kept]
-    store_subscribers.record_import(db, key, digest)
-    return FileImport(str(path), len(parsed.subscribers), merged.added, merged.updated,
-                      parsed.merged, len(parsed.rejected), len(merged.kept), merged.overridden,
-                      len(plan.skipped), tuple(warnings))
+    found = checked_scan(Path(path), found)
+    import_rows.begin(db)
+    try:
+        read = _stage(db, Path(path), found, config.default_language)
+        return _merge(db, config, str(path), read, override_reader, (key, found.digest))
+    finally:
+        import_rows.end(db)
+
+
+def _stage(db: Db, path: Path, found: FileScan, default_language: str) -> _Read:
+    """Validate every row; stage each address once (a later duplicate merged into it)."""
+    read = _Read()
+    batch: list[tuple[int, Subscriber]] = []
+    for item in iter_csv(path, found, default_language=default_language):
+        if isinstance(item, Rejected):
+            read.rejected.append(str(item))
+            continue
+        batch.append(item)
+        if len(batch) == BATCH:
+            _stage_batch(db, path, batch, read)
+            batch = []
+    _stage_batch(db, path, batch, read)
+    return read
+
+
+def _stage_batch(db: Db, path: Path, batch: list[tuple[int, Subscriber]], read: _Read) -> None:
+    staged = import_rows.find(db, {sub.email.lower() for _, sub in batch})
+    pending: dict[str, tuple[int, Subscriber]] = {}
+    for line, sub in batch:
+        key = sub.email.lower()
+        first = pending.get(key) or staged.get(key)
+        if first is None:
+            pending[key] = (line, sub)
+            continue
+        merged, note = merge_duplicate(path, first[0], first[1], line, sub)
+        pending[key] = (first[0], merged)
+        read.notes.append(note)
+    import_rows.stage(db, [v for k, v in pending.items() if k not in staged],
+                      [v for k, v in pending.items() if k in staged])
+
+
+def _merge(db: Db, config: Config, path: str, read: _Read, override_reader: bool,
+           imported: tuple[str, str]) -> FileImport:
+    """Merge the staged rows BATCH at a time; the digest is recorded in the same transaction."""
+    now = datetime.now(UTC)
+    skipped: list[str] = []
+    kept: list[str] = []
+    added = updated = overridden = 0
+    with db.transaction():
+        forgotten, owned, stamp = store_consent.all_forgotten(db), reader_owned(db), now_iso()
+        for page in import_rows.pages(db, BATCH):
+            plan = plan_import(db, config, path, (s for _, s in page), (n for n, _ in page),
+                               now, forgotten)
+            skipped += plan.skipped
+            merged = merge_rows(db, plan.subscribers, owned, override_reader=override_reader,
+                                stamp=stamp)
+            store_consent.record_events(db, plan.events)  # "subscribed by CSV import, file:line"
+            line_of = {s.email.lower(): n for s, n in zip(plan.subscribers, plan.lines,
+                                                          strict=True)}
+            kept += [choice.describe(f"{path}:{line_of.get(choice.email.lower(), '?')}")
+                     for choice in merged.kept]
+            added, updated = added + merged.added, updated + merged.updated
+            overridden += merged.overridden
+        addresses = import_rows.count(db)
+        store_subscribers.record_import(db, *imported)
+    return FileImport(path, addresses, added, updated, len(read.notes), len(read.rejected),
+                      len(kept), overridden, len(skipped),
+                      tuple(read.rejected + read.notes + skipped + kept))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -13,6 +11,7 @@ from pathlib import Path
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.audience.csv_export import unguard_cell
+from newsletter.audience.csv_rows import FileScan, checked_scan, open_rows
 from newsletter.errors import InputError
 from newsletter.headers import clean_header_text, header_text_problem
 from newsletter.model import Subscriber
@@ -115,88 +114,66 @@ def make_subscriber(email: str, name: str = "", language: str = "", tags: str = 
 
 
 def read_csv(path: Path, *, default_language: str = "en") -> ParsedList:
-    """Parse a CSV (UTF-8 with or without BOM, or an Excel export in cp1252; , ; or tab)."""
-    text = _decode(path)
-    dialect = _sniff(text)
-    rows = _rows(csv.reader(io.StringIO(text, newline=""), dialect), path)
-    header = next(rows, (1, None))[1]
-    if header is None:
-        raise InputError("empty file; expected a header line with an 'email' column",
-                         where=str(path))
-    columns = _map_columns(path, header)
+    """Parse a CSV (UTF-8 with or without BOM, or an Excel export in cp1252; , ; or tab), the
+    whole file in memory (the importer streams it instead: audience.importing)."""
     by_address: dict[str, tuple[int, Subscriber]] = {}
     rejected: list[Rejected] = []
     notes: list[str] = []
-    merged = 0
-    for line, row in rows:
-        if not any(cell.strip() for cell in row):
+    for item in iter_csv(path, checked_scan(path), default_language=default_language):
+        if isinstance(item, Rejected):
+            rejected.append(item)
             continue
-        if any(cell.strip() for cell in row[len(header):]):
-            # Usually a name with an unquoted delimiter: every later cell has shifted.
-            rejected.append(Rejected(f"{path}:{line}", f"{len(row)} fields, but the header has "
-                                     f"{len(header)} (quote a field that contains "
-                                     f"{dialect.delimiter!r})"))
-            continue
-        cells = {key: (row[i] if i < len(row) else "") for key, i in columns.items()}
-        try:
-            sub = make_subscriber(cells.get("email", ""), cells.get("name", ""),
-                                  cells.get("language", ""), cells.get("tags", ""),
-                                  default_language=default_language)
-        except ValueError as exc:
-            rejected.append(Rejected(f"{path}:{line}", str(exc)))
-            continue
+        line, sub = item
         key = sub.email.lower()
         if key in by_address:
             first_line, first = by_address[key]
-            by_address[key] = (first_line, replace(
-                first, name=first.name or sub.name,
-                tags=tuple(sorted(set(first.tags) | set(sub.tags)))))
-            merged += 1
-            same = "" if sub.email == first.email else f" (as {sub.email})"
-            notes.append(f"{path}:{line}: {first.email}{same} is also on line {first_line}: "
-                         f"line {first_line} is kept, with the tags of both"
-                         + ("" if first.name else " and this line's name"))
+            merged, note = merge_duplicate(path, first_line, first, line, sub)
+            by_address[key] = (first_line, merged)
+            notes.append(note)
         else:
             by_address[key] = (line, sub)
-    return ParsedList(tuple(s for _, s in by_address.values()), tuple(rejected), merged,
+    return ParsedList(tuple(s for _, s in by_address.values()), tuple(rejected), len(notes),
                       tuple(notes), tuple(line for line, _ in by_address.values()))
 
 
-def _rows(reader, path: Path) -> Iterator[tuple[int, list[str]]]:  # noqa: ANN001 - csv reader
-    """(first physical line, cells) per row; csv.Error becomes an InputError naming the line."""
-    end = 0
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:  # e.g. an unclosed quote swallowing the rest of a big file
-            raise InputError(f"line {end + 1}: {exc}", where=str(path)) from exc
-        # line_num is the row's last physical line; a quoted cell may span several
-        start, end = end + 1, reader.line_num
-        yield start, row
+def merge_duplicate(path: str | Path, first_line: int, first: Subscriber, line: int,
+                    sub: Subscriber) -> tuple[Subscriber, str]:
+    """A later row repeating an address: the first row is kept, with the tags of both and this
+    row's name if the first had none. Returns the merged subscriber and the note saying so."""
+    merged = replace(first, name=first.name or sub.name,
+                     tags=tuple(sorted(set(first.tags) | set(sub.tags))))
+    same = "" if sub.email == first.email else f" (as {sub.email})"
+    return merged, (f"{path}:{line}: {first.email}{same} is also on line {first_line}: "
+                    f"line {first_line} is kept, with the tags of both"
+                    + ("" if first.name else " and this line's name"))
 
 
-def _decode(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", where=str(path)) from exc
-    if b"\x00" in data:
-        raise InputError("contains NUL bytes (is it a UTF-16 or binary file? save as CSV UTF-8)",
-                         where=str(path))
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")  # Excel's "CSV" on Western Windows
-
-
-def _sniff(text: str) -> type[csv.Dialect] | csv.Dialect:
-    first_line = text.split("\n", 1)[0]
-    delimiter = max(",;\t", key=first_line.count)
-    dialect = csv.excel()
-    dialect.delimiter = delimiter if first_line.count(delimiter) else ","
-    return dialect
+def iter_csv(path: Path, found: FileScan, *,
+             default_language: str = "en") -> Iterator[tuple[int, Subscriber] | Rejected]:
+    """Each row of a scanned file in order, as (line, Subscriber) or Rejected; blank rows are
+    left out and duplicates are not merged (the caller keeps what it has read)."""
+    with open_rows(path, found) as (dialect, rows):
+        header = next(rows, (1, None))[1]
+        if header is None:
+            raise InputError("empty file; expected a header line with an 'email' column",
+                             where=str(path))
+        columns = _map_columns(path, header)
+        for line, row in rows:
+            if not any(cell.strip() for cell in row):
+                continue
+            if any(cell.strip() for cell in row[len(header):]):
+                # Usually a name with an unquoted delimiter: every later cell has shifted.
+                yield Rejected(f"{path}:{line}", f"{len(row)} fields, but the header has "
+                               f"{len(header)} (quote a field that contains "
+                               f"{dialect.delimiter!r})")
+                continue
+            cells = {key: (row[i] if i < len(row) else "") for key, i in columns.items()}
+            try:
+                yield line, make_subscriber(cells.get("email", ""), cells.get("name", ""),
+                                            cells.get("language", ""), cells.get("tags", ""),
+                                            default_language=default_language)
+            except ValueError as exc:
+                yield Rejected(f"{path}:{line}", str(exc))
 
 
 def _map_columns(path: Path, header: list[str]) -> dict[str, int]:

@@ -51,47 +51,59 @@ def merge_subscribers(conn: Db, subs: Iterable[Subscriber], *,
     the reader set themselves that the CSV would change (kept, and reported), unless
     override_reader. Never touches status: an unsubscribed, bounced or complained address
     stays so. One transaction."""
+    with conn.transaction():
+        return merge_rows(conn, subs, reader_owned(conn), override_reader=override_reader,
+                          stamp=now_iso())
+
+
+def reader_owned(conn: Db) -> dict[int, dict[str, str]]:
+    """subscriber id -> {field: when the reader set it}. The readers' own choices are few
+    next to the list: one read per import, not one per row."""
+    owned: dict[int, dict[str, str]] = {}
+    for sid, field, changed_at in conn.execute(
+            "SELECT subscriber_id, field, changed_at FROM reader_fields"):
+        owned.setdefault(sid, {})[field] = changed_at
+    return owned
+
+
+def merge_rows(conn: Db, subs: Iterable[Subscriber], owned: dict[int, dict[str, str]], *,
+               override_reader: bool, stamp: str) -> MergeResult:
+    """merge_subscribers in the caller's transaction (a streamed import merges a batch at a
+    time, all in one transaction), with the reader_owned map read once."""
     added = updated = overridden = 0
     kept: list[KeptChoice] = []
-    stamp = now_iso()
-    with conn.transaction():
-        # The readers' own choices are few next to the list: one read, not one per row.
-        owned: dict[int, dict[str, str]] = {}
-        for sid, field, changed_at in conn.execute(
-                "SELECT subscriber_id, field, changed_at FROM reader_fields"):
-            owned.setdefault(sid, {})[field] = changed_at
-        for sub in subs:
-            row = conn.execute("SELECT id, email, name, language, tags FROM subscribers "
-                               "WHERE email = ?", (sub.email,)).fetchone()
-            tags = ";".join(sub.tags)
-            if row is None:
-                conn.execute(
-                    "INSERT INTO subscribers (email, name, language, tags, status, created_at, "
-                    "updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?)",
-                    (sub.email, sub.name, sub.language, tags, stamp, stamp))
-                added += 1
+    for sub in subs:
+        row = conn.execute("SELECT id, email, name, language, tags FROM subscribers "
+                           "WHERE email = ?", (sub.email,)).fetchone()
+        tags = ";".join(sub.tags)
+        if row is None:
+            conn.execute(
+                "INSERT INTO subscribers (email, name, language, tags, status, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?)",
+                (sub.email, sub.name, sub.language, tags, stamp, stamp))
+            added += 1
+            continue
+        wanted = {"name": sub.name, "language": sub.language}
+        mine = owned.get(row["id"], {})
+        for field in READER_FIELDS:  # a fixed order: the warnings read the same each time
+            if field not in mine or wanted[field] == row[field]:
                 continue
-            wanted = {"name": sub.name, "language": sub.language}
-            mine = owned.get(row["id"], {})
-            for field in READER_FIELDS:  # a fixed order: the warnings read the same each time
-                if field not in mine or wanted[field] == row[field]:
-                    continue
-                changed_at = mine[field]
-                if override_reader:
-                    conn.execute("DELETE FROM reader_fields WHERE subscriber_id = ? AND "
-                                 "field = ?", (row["id"], field))
-                    overridden += 1
-                else:
-                    # row["email"]: the address as stored; the CSV may spell it in another case
-                    kept.append(KeptChoice(row["email"], field, row[field], wanted[field],
-                                           changed_at))
-                    wanted[field] = row[field]
-            if (row["name"], row["language"], row["tags"]) != (wanted["name"],
-                                                               wanted["language"], tags):
-                conn.execute("UPDATE subscribers SET name = ?, language = ?, tags = ?, "
-                             "updated_at = ? WHERE id = ?",
-                             (wanted["name"], wanted["language"], tags, stamp, row["id"]))
-                updated += 1
+            changed_at = mine[field]
+            if override_reader:
+                conn.execute("DELETE FROM reader_fields WHERE subscriber_id = ? AND "
+                             "field = ?", (row["id"], field))
+                overridden += 1
+            else:
+                # row["email"]: the address as stored; the CSV may spell it in another case
+                kept.append(KeptChoice(row["email"], field, row[field], wanted[field],
+                                       changed_at))
+                wanted[field] = row[field]
+        if (row["name"], row["language"], row["tags"]) != (wanted["name"],
+                                                           wanted["language"], tags):
+            conn.execute("UPDATE subscribers SET name = ?, language = ?, tags = ?, "
+                         "updated_at = ? WHERE id = ?",
+                         (wanted["name"], wanted["language"], tags, stamp, row["id"]))
+            updated += 1
     return MergeResult(added, updated, tuple(kept), overridden)
 
 

@@ -1,0 +1,88 @@
+"""Peak memory of `newsletter subscribers import` as the file grows (issue 17): writes N-row
+CSVs (addresses, names in several scripts, languages, tags), imports each in a throwaway
+project (a fresh database) and prints rows / seconds / peak RSS (MB) of the child process.
+
+    python bench/import_memory.py [--sizes 10000,100000] [--million] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+NAMES = ("Ann Lee", "José Núñez", "Анна Петрова", "李小龙", "فاطمة الزهراء", "Chloé Martin",
+         "", "O'Brien, Pat")
+LANGUAGES = ("en", "fr", "es", "ru", "zh", "ar", "", "English", "français")
+TAGS = ("", "news", "events;news", "members|board", "volunteers, donors")
+
+
+def write_csv(path: Path, rows: int) -> Path:
+    """rows subscribers, one in 1,000 a duplicate of an earlier address (merged)."""
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["email", "name", "language", "tags"])
+        for i in range(rows):
+            n = i - 500 if i % 1000 == 999 else i
+            writer.writerow([f"reader{n}@example{n % 97}.org", NAMES[i % len(NAMES)],
+                             LANGUAGES[i % len(LANGUAGES)], TAGS[i % len(TAGS)]])
+    return path
+
+
+def make_project(root: Path) -> Path:
+    """newsletter.toml, templates/ and issues/ of this repository; the database is new."""
+    root.mkdir(parents=True)
+    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
+    shutil.copytree(REPO / "templates", root / "templates")
+    shutil.copytree(REPO / "issues", root / "issues")
+    return root
+
+
+def import_once(root: Path, csv_file: Path) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of one `subscribers import` in a child process. Each run is
+    its own child of a fresh helper, so RUSAGE_CHILDREN's maximum is this run's alone."""
+    probe = (
+        "import resource, subprocess, sys, time\n"
+        "t = time.perf_counter()\n"
+        "r = subprocess.run(sys.argv[1:], capture_output=True)\n"
+        "s = time.perf_counter() - t\n"
+        "if r.returncode not in (0, 2): sys.exit(r.stderr.decode()[-2000:])\n"
+        "print(s, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    out = subprocess.run([sys.executable, "-c", probe, str(REPO / ".venv/bin/newsletter"),
+                          "--config", str(root / "newsletter.toml"), "subscribers", "import",
+                          str(csv_file)], capture_output=True, text=True, cwd=root, check=False)
+    if out.returncode:
+        raise SystemExit(f"import failed: {out.stderr.strip()}")
+    seconds, kb = out.stdout.split()
+    return float(seconds), int(kb) / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--million", action="store_true", help="also 1,000,000 rows (slow)")
+    parser.add_argument("--keep", type=Path, help="write the CSVs and projects here")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s] + ([1_000_000] if args.million else [])
+    work = args.keep or Path(tempfile.mkdtemp(prefix="import-bench-"))
+    print(f"{'rows':>10} {'seconds':>8} {'peak RSS MB':>12}")
+    for rows in sizes:
+        csv_file = write_csv(work / f"subscribers-{rows}.csv", rows)
+        root = make_project(work / f"project-{rows}")
+        seconds, mb = import_once(root, csv_file)
+        print(f"{rows:>10} {seconds:>8.1f} {mb:>12.0f}", flush=True)
+        if not args.keep:
+            shutil.rmtree(root)
+            csv_file.unlink()
+    if not args.keep:
+        shutil.rmtree(work)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
