@@ -20,14 +20,20 @@ def record_processed(db: Db, key: str, at: str, outcome: str) -> None:
                "VALUES (?, ?, ?)", (key, at, outcome[:1000]))
 
 
+class _DryRun(Exception):
+    """Raised at the end of a dry run's transaction so that Db.transaction rolls it back."""
+
+
 @contextmanager
 def rolled_back(db: Db) -> Iterator[None]:
-    """--dry-run: do everything in one transaction and roll it back, so the tally is exact."""
-    db.execute("BEGIN IMMEDIATE")
+    """--dry-run: do everything in one transaction and roll it back, so the tally is exact.
+    Db.transaction, not a BEGIN of its own: each engine begins (and locks) in its own way."""
     try:
-        yield
-    finally:
-        db.execute("ROLLBACK")
+        with db.transaction():
+            yield
+            raise _DryRun
+    except _DryRun:
+        pass
 
 
 def event_counts_since(db: Db, start: str) -> dict[str, int]:

@@ -47,10 +47,11 @@ def remember_form(conn: Db, public_id: str, language: str, version: str,
     """Which form (language, text version) a subscribe request came from; the text itself
     once per version, so the history can show what a reader agreed to."""
     with conn.transaction():
-        conn.execute("INSERT OR IGNORE INTO consent_texts (version, language, text, first_seen) "
-                     "VALUES (?, ?, ?, ?)", (version, language, text, stamp))
-        conn.execute("INSERT OR REPLACE INTO optin_forms (public_id, language, version) "
-                     "VALUES (?, ?, ?)", (public_id, language, version))
+        conn.execute("INSERT INTO consent_texts (version, language, text, first_seen) "
+                     "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", (version, language, text, stamp))
+        conn.execute("INSERT INTO optin_forms (public_id, language, version) VALUES (?, ?, ?) "
+                     "ON CONFLICT (public_id) DO UPDATE SET language = excluded.language, "
+                     "version = excluded.version", (public_id, language, version))
         # rows of requests pruned unconfirmed (store.prune_web_records) go with them
         conn.execute("DELETE FROM optin_forms WHERE public_id NOT IN "
                      "(SELECT public_id FROM optin_requests)")
@@ -93,7 +94,8 @@ def record_confirmation(conn: Db, event: ConsentEvent, public_id: str,
         if welcome is None:
             return False
         key, language = welcome
-        if conn.execute("INSERT OR IGNORE INTO welcomed (key_hash, at) VALUES (?, ?)",
+        if conn.execute("INSERT INTO welcomed (key_hash, at) VALUES (?, ?) "
+                        "ON CONFLICT DO NOTHING",
                         (key, event.at)).rowcount == 0:
             return False
         conn.execute(
@@ -124,11 +126,13 @@ def count_reason(conn: Db, reason: str, nonce: str, expires: str,
     Used nonces are kept only until their ticket expires, and say nothing of whose."""
     with conn.transaction():
         conn.execute("DELETE FROM why_tickets_used WHERE expires < ?", (now,))
-        if conn.execute("INSERT OR IGNORE INTO why_tickets_used (nonce, expires) VALUES (?, ?)",
+        if conn.execute("INSERT INTO why_tickets_used (nonce, expires) VALUES (?, ?) "
+                        "ON CONFLICT DO NOTHING",
                         (nonce, expires)).rowcount == 0:
             return False
         conn.execute("INSERT INTO unsubscribe_reasons (reason, count) VALUES (?, 1) "
-                     "ON CONFLICT (reason) DO UPDATE SET count = count + 1", (reason,))
+                     "ON CONFLICT (reason) DO UPDATE SET count = unsubscribe_reasons.count + 1",
+                     (reason,))
     return True
 
 

@@ -18,8 +18,8 @@ def queue_manage_mail(conn: Db, email: str, language: str,
     stamp = _stamp(now)
     with conn.transaction():
         recent = conn.execute(
-            "SELECT count(*) FROM mail_queue WHERE kind = 'manage' AND email = ? COLLATE "
-            "NOCASE AND created_at > ?", (email, _stamp(now - timedelta(hours=1)))).fetchone()[0]
+            "SELECT count(*) FROM mail_queue WHERE kind = 'manage' AND lower(email) = lower(?) "
+            "AND created_at > ?", (email, _stamp(now - timedelta(hours=1)))).fetchone()[0]
         if recent >= PER_HOUR:
             return False
         conn.execute(

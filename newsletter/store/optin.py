@@ -53,8 +53,9 @@ def record_subscribe_request(db: Db, req: SubscribeRequest, limits: WebSettings,
         if queued:
             # A pending row (no name, no language: those wait for the confirmation) lets the
             # return path record a bounce or complaint about the confirmation mail itself.
-            db.execute("INSERT OR IGNORE INTO subscribers (email, status, created_at, "
-                       "updated_at) VALUES (?, 'pending', ?, ?)", (req.email, stamp, stamp))
+            db.execute("INSERT INTO subscribers (email, status, created_at, updated_at) "
+                       "VALUES (?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
+                       (req.email, stamp, stamp))
             db.execute(
                 "INSERT INTO mail_queue (kind, email, language, ref, state, next_attempt_at, "
                 "created_at, updated_at) VALUES ('confirm', ?, ?, ?, 'pending', ?, ?, ?)",

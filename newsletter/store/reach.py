@@ -51,8 +51,8 @@ def link_ids(conn: Db, issue: str, language: str,
         start = conn.execute("SELECT count(*) FROM reach_links WHERE issue = ? AND "
                              "language = ?", (issue, language)).fetchone()[0]
         conn.executemany(
-            "INSERT OR IGNORE INTO reach_links (id, issue, language, url, kind, position) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO reach_links (id, issue, language, url, kind, position) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [(_new_id(), issue, language, url, kind, start + n)
              for n, (kind, url) in enumerate(wanted)])
         rows = conn.execute("SELECT id, url, kind FROM reach_links WHERE issue = ? AND "
