@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from newsletter.store import catalog
 from newsletter.store.db import Db
 from newsletter.store.ledger import OPEN_STATES
 
@@ -45,19 +46,16 @@ def erase(conn: Db, emails: Iterable[str], mailbox: str, key: str,
     counts, bounce events lose the address, every other row naming it goes, any text value
     anywhere that still names it is scrubbed, and only the keyed hash is kept.
 
-    secure_delete makes SQLite overwrite the freed cells with zeros, so the address does not
-    linger in free pages of the file; the WAL is checkpointed and truncated afterwards."""
+    On SQLite the freed cells are overwritten with zeros, so the address does not linger in
+    free pages of the file, and the WAL is truncated afterwards (catalog.wipe_freed_space)."""
     lowered = sorted({e.lower() for e in emails})
     marks = ",".join("?" * len(lowered))
-    conn.execute("PRAGMA secure_delete = ON")
+    catalog.wipe_freed_space(conn)
     with conn.transaction():
         ids = [r[0] for r in conn.execute(
             f"SELECT id FROM subscribers WHERE lower(email) IN ({marks})", lowered)]
         deliveries = _deliveries_to_counts(conn, ids)
-        id_marks = ",".join("?" * len(ids))
-        for table, column in _references_to_subscribers(conn):
-            conn.execute(f"DELETE FROM {table} WHERE {column} IN ({id_marks})", ids)
-        gone = conn.execute(f"DELETE FROM subscribers WHERE id IN ({id_marks})", ids).rowcount
+        gone = _delete_subscribers(conn, ids)
         other = conn.execute(f"DELETE FROM optin_requests WHERE lower(email) IN ({marks}) "
                              "OR mailbox = ?", (*lowered, mailbox)).rowcount
         other += conn.execute(f"DELETE FROM mail_queue WHERE lower(email) IN ({marks})",
@@ -67,11 +65,22 @@ def erase(conn: Db, emails: Iterable[str], mailbox: str, key: str,
         bounces = conn.execute(f"UPDATE bounce_events SET email = '' WHERE lower(email) IN "
                                f"({marks})", lowered).rowcount
         conn.execute("DELETE FROM welcomed WHERE key_hash = ?", (key,))
-        conn.execute("INSERT OR IGNORE INTO forgotten (key_hash, forgotten_on) VALUES (?, ?)",
-                     (key, on_date))
+        conn.execute("INSERT INTO forgotten (key_hash, forgotten_on) VALUES (?, ?) "
+                     "ON CONFLICT DO NOTHING", (key, on_date))
         scrubbed = _scrub_everywhere(conn, [*lowered, mailbox])
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    catalog.truncate_log(conn)
     return Erased(gone, deliveries, bounces, other, scrubbed)
+
+
+def _delete_subscribers(conn: Db, ids: list[int]) -> int:
+    """The subscribers rows and every row that refers to them; none is no statement (an
+    empty `IN ()` is SQLite's alone)."""
+    if not ids:
+        return 0
+    id_marks = ",".join("?" * len(ids))
+    for table, column in _references_to_subscribers(conn):
+        conn.execute(f"DELETE FROM {table} WHERE {column} IN ({id_marks})", ids)
+    return conn.execute(f"DELETE FROM subscribers WHERE id IN ({id_marks})", ids).rowcount
 
 
 def _deliveries_to_counts(conn: Db, ids: list[int]) -> int:
@@ -85,22 +94,16 @@ def _deliveries_to_counts(conn: Db, ids: list[int]) -> int:
             conn.execute(
                 "INSERT INTO forgotten_deliveries (issue, language, state, count) VALUES "
                 "(?, ?, ?, ?) ON CONFLICT (issue, language, state) DO UPDATE SET "
-                "count = count + excluded.count",
+                "count = forgotten_deliveries.count + excluded.count",
                 (issue, language, "suppressed" if state in OPEN_STATES else state, n))
             total += n
     return total
 
 
-def _tables(conn: Db) -> list[str]:
-    return [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
-
-
 def _references_to_subscribers(conn: Db) -> list[tuple[str, str]]:
     """(table, column) of every foreign key onto subscribers, deliveries first (already
     counted): whatever table a later migration adds, its rows about the reader go too."""
-    found = [(t, fk[3]) for t in _tables(conn) if t != "subscribers"
-             for fk in conn.execute(f"PRAGMA foreign_key_list({t})") if fk[2] == "subscribers"]
+    found = catalog.references_to(conn, "subscribers")
     return sorted(found, key=lambda tc: tc[0] != "deliveries")
 
 
@@ -111,17 +114,20 @@ def _scrub_everywhere(conn: Db, needles: list[str]) -> int:
     # Whole addresses only: forgetting ana@example.org leaves diana@example.org alone.
     pattern = re.compile(r"(?<![\w.!#$%&'*+/=?^`{|}~-])(?:" + "|".join(
         re.escape(n) for n in needles if n) + r")(?![\w-]|\.\w)", re.IGNORECASE)
-    changed = 0
-    for table in _tables(conn):
-        for column in [c[1] for c in conn.execute(f"PRAGMA table_info({table})")]:
-            where = " OR ".join(f"instr(lower(\"{column}\"), ?) > 0" for _ in needles)
+    likes = ["%" + n.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+             for n in needles]
+    key, changed = catalog.row_key(conn), 0
+    for table in catalog.tables(conn):
+        for name in catalog.text_columns(conn, table):
+            column = f'"{name}"'
+            where = " OR ".join(f"lower({column}) LIKE ? ESCAPE '\\'" for _ in likes)
             rows = conn.execute(
-                f"SELECT rowid, \"{column}\" FROM {table} WHERE typeof(\"{column}\") = 'text' "
-                f"AND ({where})", needles).fetchall()
-            for rowid, value in rows:
+                f"SELECT {key}, {column} FROM {table} WHERE {catalog.text_test(conn, column)} "
+                f"AND ({where})", likes).fetchall()
+            for row_id, value in rows:
                 scrubbed = pattern.sub(FORGOTTEN_MARK, value)
                 if scrubbed != value:
-                    conn.execute(f"UPDATE {table} SET \"{column}\" = ? WHERE rowid = ?",
-                                 (scrubbed, rowid))
+                    conn.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?",
+                                 (scrubbed, row_id))
                     changed += 1
     return changed
