@@ -217,8 +217,14 @@ def run_deliveries(job: Job, issues: list[str], transports: list, *,  # noqa: AN
                                 name=f"sender-{n}") for n, t in enumerate(transports)]
     for w in workers:
         w.start()
-    while any(w.is_alive() for w in workers):
-        on_progress(job.tally)
+    try:
+        while any(w.is_alive() for w in workers):
+            on_progress(job.tally)
+            for w in workers:
+                w.join(timeout=0.2)
+    except BaseException:  # a second Ctrl-C: the messages in flight finish and are recorded
+        job.tally.stop("interrupted")
         for w in workers:
-            w.join(timeout=0.2)
+            w.join()
+        raise
     on_progress(job.tally)
