@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from newsletter.audience.return_address import ReturnPaths, unsubscribe_address
-from newsletter.audience.subscribers import read_csv
 from newsletter.audience.tokens import make_token, secret_from_env
-from newsletter.compose.check import check_issue
 from newsletter.compose.drafts import Draft
 from newsletter.compose.edition import compose
 from newsletter.compose.message import (
@@ -23,25 +18,29 @@ from newsletter.compose.message import (
     make_envelope,
     message_id,
 )
-from newsletter.compose.signoff import missing_signoff, signed_only
 from newsletter.config import Config
 from newsletter.deliver import ledger
 from newsletter.deliver.dkim import DkimSigner, signer_from_config
+from newsletter.deliver.dry_run import DryRunMail, dry_run
 from newsletter.deliver.faults import crash_point
+from newsletter.deliver.freeze_due import freeze_due
 from newsletter.deliver.late import freeze_late_editions
 from newsletter.deliver.lock import SendLock
-from newsletter.deliver.plan import Plan, plan_run, translations_of
-from newsletter.deliver.reach import counted_composed
-from newsletter.deliver.schedule_rule import held_line
-from newsletter.deliver.segmenting import Segmenter, freeze_issue, prepared_editions
+from newsletter.deliver.plan import Plan, plan_run
+from newsletter.deliver.segmenting import prepared_editions
 from newsletter.deliver.transport import MaildirTransport, SmtpTransport
 from newsletter.deliver.transport_choice import choose_transport
-from newsletter.deliver.workers import Clock, Job, RateLimiter, Tally, run_deliveries
-from newsletter.errors import DeliveryError, InputError, NewsletterError
-from newsletter.model import Subscriber
+from newsletter.deliver.workers import (
+    Clock,
+    Job,
+    RateLimiter,
+    Tally,
+    run_deliveries,
+    stop_on_signals,
+)
+from newsletter.errors import DeliveryError, InputError
 from newsletter.store import claims as store_claims
 from newsletter.store import ledger as store_ledger
-from newsletter.store import subscribers as store_subscribers
 from newsletter.store.connect import database_url, open_store
 from newsletter.store.db import Db
 
@@ -153,7 +152,7 @@ def _locked_run(config: Config, conn: Db, now: datetime, options: SendOptions,
         on_note(f"{recovered} delivery(ies) were interrupted by a crash: marked unknown "
                 "(see `newsletter status`; resend with --resend-unknown)")
     planned = time.monotonic()
-    frozen, problems = _freeze_due(config, conn, plan, clock, on_note, options.shard)
+    frozen, problems = freeze_due(config, conn, plan, clock, on_note, options.shard)
     late, held = ([], []) if options.shard else freeze_late_editions(
         config, conn, clock.now(), only=options.issue.issue if options.issue else None,
         on_note=on_note)
@@ -185,7 +184,7 @@ def _locked_run(config: Config, conn: Db, now: datetime, options: SendOptions,
               unsubscribe_url_maker(config, secret), clock,
               RateLimiter(config.rate_per_second), tally, signer, ReturnPaths(config, secret),
               transport_label=transports.choice.label)
-    with _stop_on_sigterm(tally):
+    with stop_on_signals(tally):
         run_deliveries(job, issues, pool, on_progress=lambda t: on_progress(t, total))
     crash_point("summary")
     done = time.monotonic()
@@ -197,72 +196,10 @@ def _locked_run(config: Config, conn: Db, now: datetime, options: SendOptions,
                       problems=all_problems)
 
 
-@contextlib.contextmanager
-def _stop_on_sigterm(tally: Tally) -> Iterator[None]:
-    """SIGTERM (a service manager, `kill`) or a first Ctrl-C stops claiming; messages in flight
-    finish and are recorded, so a polite stop leaves no `unknown` rows. A second Ctrl-C
-    interrupts at once; SIGKILL too. What is left then is for recovery (see the README)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, _frame: object) -> None:
-        tally.stop(f"stopped by {signal.Signals(signum).name}")
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C is final
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def _all_issues(conn: Db, options: SendOptions) -> list[str]:
     if options.issue:
         return [options.issue.issue]
     return store_ledger.all_issues(conn)
-
-
-def _freeze_due(config: Config, conn: Db, plan: Plan, clock: Clock,
-                on_note: Callable[[str], None],
-                shard: tuple[int, int] | None = None) -> tuple[list[str], tuple[str, ...]]:
-    """Compose, check and freeze each due issue with its ready language editions. An issue
-    with an error in any edition is refused whole; the other issues go on."""
-    frozen, problems = [], []
-    for draft in plan.to_freeze:
-        translations, unreadable = translations_of(config, draft)
-        today = clock.now().astimezone(config.timezone).date()
-        if why := missing_signoff(config.review_required, draft.status, draft.approved_by,
-                                  today):
-            problems.append(f"{draft.issue}: not sent: {draft.path}: {why}")
-            continue
-        translations, unsigned = signed_only(config.review_required, translations, today)
-        for line in unsigned:
-            on_note(line)
-        composed, errors = [], list(unreadable)
-        for edition in [draft, *translations]:
-            try:
-                composed.append(compose(config, edition.path, conn, now=clock.now()))
-            except NewsletterError as exc:
-                errors.append(str(exc))
-                continue
-            errors += [f"{edition.path}: {p.message}" for p in check_issue(
-                composed[-1].draft, composed[-1].edition,
-                item_count=len(composed[-1].snapshot.items)) if p.severity == "error"]
-        if errors:
-            problems.append(f"{draft.issue}: not sent: {len(errors)} error(s); first: "
-                            f"{errors[0]} (run `newsletter check` on each edition)")
-            continue
-        items = {i.id for c in composed for i in c.snapshot.items}
-        composed = counted_composed(config, conn, composed)  # [reach]: links via /r/
-        rows, left_out = freeze_issue(config, conn, composed, sorted(items), clock.now(), shard)
-        crash_point("after-freeze")
-        languages = ", ".join(c.edition.language for c in composed)
-        on_note(f"{draft.issue}: edition(s) {languages} frozen, {rows} subscriber(s) to send to"
-                + (f"; {left_out}" if left_out else ""))
-        frozen.append(draft.issue)
-    return frozen, tuple(problems)
 
 
 def _nothing_note(plan: Plan, conn: Db) -> str:
@@ -278,69 +215,12 @@ def _nothing_note(plan: Plan, conn: Db) -> str:
 def _dry_run(config: Config, conn: Db, plan: Plan, clock: Clock,
              transports: Transports, secret: str, started: float,
              shard: tuple[int, int] | None) -> SendReport:
-    """Render every message that would go out now; send nothing and write nothing (no
-    snapshot, no import, no recovery). Issues the real run would refuse are named."""
-    envelope, url_of = envelope_for(config), unsubscribe_url_maker(config, secret)
-    paths = ReturnPaths(config, secret)
-    count, size, refused = 0, 0, []
-    today = clock.now().astimezone(config.timezone).date()
-    for draft in plan.to_freeze:
-        translations, _ = translations_of(config, draft)
-        translations = signed_only(config.review_required, translations, today)[0]
-        composed = [compose(config, d.path, conn, now=clock.now(), write=False)
-                    for d in [draft, *translations]]
-        if missing_signoff(config.review_required, draft.status, draft.approved_by, today) \
-                or any(p.severity == "error" for c in composed for p in check_issue(
-                    c.draft, c.edition, item_count=len(c.snapshot.items))):
-            refused.append(draft.issue)
-            continue
-        segments = Segmenter(config, composed)
-        for sub in _audience(config, conn):
-            if not ledger.in_shard(sub.email, shard):
-                continue
-            choice = segments.choose(sub.language, sub.tags)
-            if choice.outcome != "send":  # outside the audience, or nothing for them
-                continue
-            edition = segments.edition(choice.language, choice.variant)
-            mid = message_id(edition.issue, sub.email, envelope.domain)
-            size += len(build_message(edition, envelope, Personal(
-                sub.email, sub.name, url_of(sub.email), mid, paths.mailto(sub.email)),
-                clock.now()))
-            count += 1
-    count += store_claims.count_due(conn, list(plan.open_issues), clock.now())
-    issues = [d.issue for d in plan.to_freeze if d.issue not in refused] + list(plan.open_issues)
-    if count:
-        note = (f"dry run: would send {count} message(s) for {', '.join(issues)}"
-                f" via {transports.description}"
-                + (f", {size / count / 1024:.1f} KB each" if size else ""))
-    else:
-        note = "dry run: would send nothing now" + (
-            f"; waiting: {', '.join(plan.waiting)}" if plan.waiting else "")
-    if refused:
-        note += f"; would refuse {', '.join(refused)} (run `newsletter check`)"
+    """Render every message that would go out now; send nothing and write nothing."""
+    note, problems = dry_run(config, conn, plan, clock, DryRunMail(
+        envelope_for(config), unsubscribe_url_maker(config, secret),
+        ReturnPaths(config, secret), transports.description), shard)
     return SendReport(seconds=time.monotonic() - started, note=note,
-                      transport=transports.description, problems=tuple(
-                          f"{issue}: would not be sent: check reports errors" for issue in refused)
-                      + tuple(held_line(issue, why) for issue, why in plan.off_schedule))
-
-
-def _audience(config: Config, conn: Db) -> Iterator[Subscriber]:
-    """Who a send would freeze now: the active subscribers, and the new addresses in the
-    subscriber CSV files the real run imports first (read here, not written)."""
-    seen = set()
-    for sub in store_subscribers.iter_subscribers(conn, "active"):
-        seen.add(sub.email.lower())
-        yield sub
-    for path in config.subscriber_files:
-        try:
-            parsed = read_csv(path, default_language=config.default_language)
-        except NewsletterError:
-            continue  # the real run reports it
-        for sub in parsed.subscribers:
-            if sub.email.lower() not in seen and \
-                    store_subscribers.get_subscriber(conn, sub.email) is None:
-                seen.add(sub.email.lower())
-                yield sub
+                      transport=transports.description, problems=problems)
 
 
 def _test_send(config: Config, now: datetime, options: SendOptions, transports: Transports,

@@ -7,9 +7,11 @@ the clock and the rate limit (the store keeps their claims apart).
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -228,3 +230,24 @@ def run_deliveries(job: Job, issues: list[str], transports: list, *,  # noqa: AN
             w.join()
         raise
     on_progress(job.tally)
+
+
+@contextlib.contextmanager
+def stop_on_signals(tally: Tally) -> Iterator[None]:
+    """SIGTERM (a service manager, `kill`) or a first Ctrl-C stops claiming; messages in flight
+    finish and are recorded, so a polite stop leaves no `unknown` rows. A second Ctrl-C
+    interrupts at once; SIGKILL too. What is left then is for recovery (see the README)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        tally.stop(f"stopped by {signal.Signals(signum).name}")
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C is final
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
