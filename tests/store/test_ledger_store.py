@@ -234,9 +234,11 @@ def test_two_connections_never_claim_the_same_row(url: str) -> None:
     frozen(setup, ids)
     setup.close()
     claimed: dict[str, list[int]] = {"one": [], "two": []}
+    start = threading.Barrier(2)  # both connections open before either claims
 
     def worker(name: str) -> None:
         conn, after = open_store(url), 0
+        start.wait()
         try:
             while not (batch := claims.claim_due(conn, ISSUE, name, NOW, 3,
                                                  after=after)).exhausted:
@@ -250,7 +252,8 @@ def test_two_connections_never_claim_the_same_row(url: str) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert claimed["one"] and claimed["two"]
+    # Which connection wins each batch is the scheduler's business (one may win them all on a
+    # busy machine); that no row is claimed twice and none is left out is the store's.
     assert not set(claimed["one"]) & set(claimed["two"])
     assert sorted(claimed["one"] + claimed["two"]) == ids
 
