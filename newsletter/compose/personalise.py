@@ -11,7 +11,7 @@ from urllib.parse import quote
 from newsletter.compose.textwidth import hanging
 
 # Plain word characters: premailer and lxml leave them alone inside href attributes,
-# where Jinja-style "{{ x }}" would be percent-encoded (see tests/test_inline.py).
+# where Jinja-style "{{ x }}" would be percent-encoded (see tests/compose/test_inline.py).
 NAME = "__NL_NAME__"
 UNSUBSCRIBE_URL = "__NL_UNSUBSCRIBE_URL__"
 PREFERENCES_URL = "__NL_PREFERENCES_URL__"

@@ -176,19 +176,26 @@ sys.exit(code)
 """
 
 
-def peak_mb(tmp_path: Path, rows: int) -> float:
+def start_import(tmp_path: Path, rows: int) -> tuple[Path, subprocess.Popen[str]]:
     root = tmp_path / f"p{rows}"
     root.mkdir()
     shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
     csv = big_csv(root / "list.csv", rows)
-    done = subprocess.run([sys.executable, "-c", CHILD, str(root / "newsletter.toml"), str(csv)],
-                          cwd=root, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
+    return root, subprocess.Popen([sys.executable, "-c", CHILD, str(root / "newsletter.toml"),
+                                   str(csv)], cwd=root, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+
+
+def peak_mb(root: Path, child: subprocess.Popen[str], rows: int) -> float:
+    _, err = child.communicate(timeout=300)
+    assert child.returncode == 0, err
     with sqlite3.connect(root / "newsletter.db") as conn:
         assert conn.execute("SELECT count(*) FROM subscribers").fetchone()[0] == rows
-    return int(done.stderr.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+    return int(err.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
 
 
 def test_peak_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
-    small, large = peak_mb(tmp_path, 20_000), peak_mb(tmp_path, 200_000)
+    # Side by side (each child's own peak is measured): the test takes as long as the larger.
+    runs = {rows: start_import(tmp_path, rows) for rows in (20_000, 200_000)}
+    small, large = (peak_mb(*runs[rows], rows) for rows in (20_000, 200_000))
     assert large <= small + 25, f"20,000 rows: {small:.0f} MB; 200,000 rows: {large:.0f} MB"

@@ -37,7 +37,7 @@ NOW = "2026-11-22T10:00"
 
 
 def write_config(root: Path, bounces: str) -> Path:
-    text = (Path(__file__).parent.parent / "newsletter.toml").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[2] / "newsletter.toml").read_text(encoding="utf-8")
     text = text.replace("[bounces]\n", "[bounces]\n" + bounces + "\n", 1)
     text = text.replace('transport = "maildir"\n', "")  # one test sends through SMTP
     path = root / "newsletter.toml"

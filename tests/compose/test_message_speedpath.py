@@ -36,7 +36,7 @@ from newsletter.deliver.dkimkeys import KeyPair, keygen
 from newsletter.deliver.smtp_data import data_payload
 from newsletter.model import Edition
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent))
 from test_layout import LANGUAGES  # noqa: E402
 from test_layout import sample_edition as _sample_edition  # noqa: E402
 

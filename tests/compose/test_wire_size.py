@@ -11,7 +11,7 @@ import pytest
 
 from newsletter.compose.message import Personal, build_message, make_envelope, message_id
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent))
 from test_layout import sample_html, sample_text  # noqa: E402
 
 from newsletter.model import Edition

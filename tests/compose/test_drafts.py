@@ -13,7 +13,7 @@ from newsletter.compose.drafts import draft_path, load_draft
 from newsletter.errors import DraftError, InputError
 
 ZURICH = ZoneInfo("Europe/Zurich")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write(tmp_path: Path, text: str, name: str = "2026-11.md") -> Path:

@@ -18,8 +18,8 @@ from newsletter.compose.snapshot import read_snapshot
 from newsletter.config import load_config
 from newsletter.errors import InputError
 
-REPO = Path(__file__).resolve().parent.parent
-GOLDEN = Path(__file__).resolve().parent / "golden"
+REPO = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
 
 def sample_edition():  # noqa: ANN201 - Edition

@@ -22,7 +22,7 @@ from web_server import running_app
 from newsletter.store import ledger
 from newsletter.store.connect import open_store
 
-FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "bounces"
 PREFIX = "/newsletter"
 
 

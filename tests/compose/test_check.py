@@ -13,7 +13,7 @@ from newsletter.compose.check import check_issue
 from newsletter.compose.render import render_edition
 from newsletter.compose.snapshot import read_snapshot
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 GOOD_BODY = """\
 Welcome to the test issue.

@@ -17,7 +17,7 @@ from newsletter.compose.render import render_edition
 from newsletter.compose.snapshot import read_snapshot
 from newsletter.config import load_config
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FEATURES = REPO / "templates" / "email-features.json"
 LINT = REPO / "tools" / "lint-email.mjs"
 AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"

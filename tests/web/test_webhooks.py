@@ -43,7 +43,7 @@ from newsletter.web.app import create_app
 from newsletter.web.serving import make_server
 from newsletter.web.webhooks import register_webhooks
 
-SAMPLES = Path(__file__).parent / "fixtures" / "webhooks"
+SAMPLES = Path(__file__).parent.parent / "fixtures" / "webhooks"
 SECRET = "hooks-0123456789abcdef"
 PREFIX = "/newsletter"  # the path of base_url in the sample newsletter.toml
 TOPIC = "arn:aws:sns:us-west-2:123456789012:MyTopic"  # the SNS documentation's sample topic

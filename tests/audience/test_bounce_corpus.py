@@ -17,7 +17,7 @@ import pytest
 
 from newsletter.audience.dsn import Report, classify, parse_report
 
-CORPUS = Path(__file__).parent / "corpora" / "bounces"
+CORPUS = Path(__file__).parent.parent / "corpora" / "bounces"
 ANSWERS = json.loads((CORPUS / "answers.json").read_text(encoding="utf-8"))
 HOLDOUT_SEED = 20261201
 SUPPRESSING = ("hard", "complaint")

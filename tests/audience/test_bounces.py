@@ -31,7 +31,7 @@ from newsletter.store import schema as store_schema
 from newsletter.store import subscribers as store_subscribers
 from newsletter.store.connect import database_url, open_store
 
-FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "bounces"
 LIST_ID = "ip-for-business.ipbusiness.example.org"
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 CONFIG = f"""\

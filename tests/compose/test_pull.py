@@ -14,7 +14,7 @@ from newsletter.compose.pull import issue_window
 from newsletter.compose.snapshot import read_snapshot
 from newsletter.errors import InputError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE_SNAPSHOT = SAMPLE_ISSUES / "2026-11.items.yaml"
 
 
