@@ -18,7 +18,15 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 import pytest
-from sample_issues import SAMPLE_ISSUES
+
+# Tests in one package's folder reuse fixtures and helpers defined in another's test modules
+# (test_layout's sample editions, test_editions' multilingual project, test_web's links):
+# every folder is importable by module name, whichever file pytest starts from.
+for _folder in sorted(Path(__file__).resolve().parent.iterdir()):
+    if _folder.is_dir() and any(_folder.glob("test_*.py")) and str(_folder) not in sys.path:
+        sys.path.append(str(_folder))
+
+from sample_issues import SAMPLE_ISSUES  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 NEWSLETTER_SCRIPT = Path(sys.executable).with_name("newsletter")
