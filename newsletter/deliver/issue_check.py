@@ -20,7 +20,7 @@ from newsletter.deliver.segment_report import check_segments
 from newsletter.errors import DraftError
 from newsletter.netguard import Resolver, system_resolver
 from newsletter.store import subscribers as store_subscribers
-from newsletter.store.connect import database_url, open_store
+from newsletter.store.connect import database_url, open_store, store_exists
 from newsletter.store.editions import is_frozen
 
 
@@ -40,8 +40,9 @@ def check_edition(config: Config, path: Path, now: datetime, *,
     composed = compose(config, path, None, now=now, write=False, pull_missing=False)
     languages: dict[str, int] = {}
     frozen = False  # an issue already sent is past its schedule by nature
-    if config.store_path.exists():
-        with contextlib.closing(open_store(database_url(config))) as conn:
+    url = database_url(config)
+    if store_exists(url):  # check creates no database (a SQLite file, or any server URL)
+        with contextlib.closing(open_store(url)) as conn:
             languages = store_subscribers.subscriber_languages(conn)
             frozen = is_frozen(conn, composed.draft.issue)
     snap_file = snapshot_path(composed.draft.path)

@@ -23,7 +23,7 @@ from newsletter.deliver.segmenting import Choice, Segmenter, drafts_need_segment
 from newsletter.errors import NewsletterError
 from newsletter.store import segments as store_segments
 from newsletter.store import subscribers as store_subscribers
-from newsletter.store.connect import database_url, open_store
+from newsletter.store.connect import database_url, open_store, store_exists
 from newsletter.store.db import Db
 from newsletter.store.segments import Reader, SegmentCount
 
@@ -185,10 +185,11 @@ def _item_count(path: Path) -> int:
 
 @contextlib.contextmanager
 def _open(config: Config) -> Iterator[Db | None]:
-    if not config.store_path.exists():  # check creates no database
+    url = database_url(config)
+    if not store_exists(url):  # check creates no database
         yield None
         return
-    conn = open_store(database_url(config))
+    conn = open_store(url)
     try:
         yield conn
     finally:

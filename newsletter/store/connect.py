@@ -51,6 +51,16 @@ def open_store(target: str | Path) -> Db:
     return connect_sqlite(Path(text))
 
 
+def store_exists(target: str | Path) -> bool:
+    """Whether the store a URL or path names is there, creating nothing: a SQLite file that
+    exists, or any server URL (a server's database is made by its operator, never by us)."""
+    text = str(target)
+    scheme = urlsplit(text).scheme if "://" in text else ""
+    if scheme == "sqlite":
+        return Path(_sqlite_path(text)).exists()
+    return bool(scheme) or Path(text).exists()
+
+
 def _sqlite_path(url: str) -> str:
     """sqlite:///a.db -> a.db; sqlite:////srv/a.db -> /srv/a.db (SQLAlchemy's spelling)."""
     path = unquote(url[len(SQLITE):]) if url.startswith(SQLITE) else ""
