@@ -2,10 +2,11 @@
 recover the claims of a sender that died, and the operator's resend of unknown rows.
 
 A row is claimed (committed as `sending`, with its owner) before its SMTP transaction, so a
-crash leaves evidence, never a resend. Each operation is one immediate transaction (SQLite's
-BEGIN IMMEDIATE, PostgreSQL's advisory write lock: postgres_db.WRITE_LOCK), so two
-connections never claim the same row; the window SELECT is where FOR UPDATE SKIP LOCKED would
-go if claims on PostgreSQL are ever to run side by side instead.
+crash leaves evidence, never a resend. Two connections never claim the same row: on SQLite
+each claim is one BEGIN IMMEDIATE transaction (one writer at a time); on PostgreSQL, where
+senders on several hosts share the database, the window is read with FOR UPDATE SKIP LOCKED,
+so each sender locks only its own rows and never waits behind another's claim. The other
+operations take the store's write lock on both engines (postgres_db.WRITE_LOCK).
 """
 
 from __future__ import annotations
@@ -58,13 +59,18 @@ def claim_due(db: Db, key: str, owner: str, now: datetime, limit: int = 1, *,
     recorded on each claimed row: the last attempt's transport is the one that delivered it.
     """
     at, due = stamp(now), stamp(due_by or now)
-    with db.transaction():
+    # Row locks instead of the one write lock: rows another sender holds are skipped, and
+    # READ COMMITTED re-checks _DUE on a row committed meanwhile (claimed: no longer due).
+    row_locks = db.engine == "postgresql"
+    with db.transaction(immediate=not row_locks):
         settled = _settle(db, settle_first, now) if settle_first else ""
         window = db.all(
             "SELECT d.subscriber_id, d.language, d.attempts, d.variant, d.first_deferred_at, "
             "s.status, s.email, s.name, s.language FROM deliveries d JOIN subscribers s "
             "ON s.id = d.subscriber_id WHERE d.issue = ? AND d.subscriber_id > ? AND "
-            f"{_DUE} ORDER BY d.subscriber_id LIMIT ?", (key, after, due, due, limit))
+            f"{_DUE} ORDER BY d.subscriber_id LIMIT ?"
+            + (" FOR UPDATE OF d SKIP LOCKED" if row_locks else ""),
+            (key, after, due, due, limit))
         active = [r for r in window if r[5] == "active"]
         if active:
             marks = ",".join("?" * len(active))

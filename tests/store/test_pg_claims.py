@@ -26,3 +26,82 @@ def test_store_exists_creates_nothing(tmp_path: Path) -> None:
     assert store_exists(path) and store_exists(f"sqlite:///{path}")
     # A server's database is the operator's to make: any server URL counts as there.
     assert store_exists("postgresql://nl@db.example:5432/newsletter")
+
+
+def add_due(db: Db, count: int) -> list[int]:
+    """`count` active readers with a pending row each in ISSUE; returns their ids."""
+    stamp = NOW.isoformat()
+    db.executemany("INSERT INTO subscribers (email, name, language, status, created_at, "
+                   "updated_at) VALUES (?, ?, 'en', 'active', ?, ?)",
+                   [(f"r{n}@x.org", f"r{n}", stamp, stamp) for n in range(count)])
+    ids = [r[0] for r in db.all("SELECT id FROM subscribers ORDER BY id")]
+    db.executemany("INSERT INTO deliveries (issue, subscriber_id, language, state, attempts, "
+                   "updated_at) VALUES (?, ?, 'en', 'pending', 0, ?)",
+                   [(ISSUE, i, stamp) for i in ids])
+    return ids
+
+
+def claim_all(url: str, names: list[str], batch: int) -> dict[str, list[int]]:
+    """Each name claims on its own connection and thread, all starting at once, until its
+    claims find nothing due."""
+    claimed: dict[str, list[int]] = {name: [] for name in names}
+    start = threading.Barrier(len(names))
+
+    def worker(name: str) -> None:
+        conn, after = open_store(url), 0
+        start.wait()
+        try:
+            while not (got := claims.claim_due(conn, ISSUE, name, NOW, batch,
+                                               after=after)).exhausted:
+                claimed[name] += [d.subscriber_id for d in got.deliveries]
+                after = got.last
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    return claimed
+
+
+@pytest.mark.parametrize("senders,batch", [(2, 1), (3, 4)])
+def test_concurrent_senders_claim_every_row_exactly_once(pg_url: str, senders: int,
+                                                         batch: int) -> None:
+    setup = open_store(pg_url)
+    ids = add_due(setup, 400)
+    claimed = claim_all(pg_url, [f"host-{n}:1" for n in range(senders)], batch)
+    every = [i for got in claimed.values() for i in got]
+    assert sorted(every) == ids  # none twice, none left out
+    owners = {r[0]: r[1] for r in setup.all(
+        "SELECT subscriber_id, claimed_by FROM deliveries WHERE state = 'sending'")}
+    assert owners == {i: name for name, got in claimed.items() for i in got}
+    setup.close()
+
+
+def test_a_claim_skips_rows_another_sender_holds_without_waiting(pg_url: str) -> None:
+    holder, other = open_store(pg_url), open_store(pg_url)
+    ids = add_due(holder, 3)
+    got: list[int] = []
+    with holder.transaction(immediate=False):
+        # Another sender mid-claim: its rows are locked and not yet committed as sending.
+        holder.all("SELECT subscriber_id FROM deliveries WHERE subscriber_id <= ? "
+                   "FOR UPDATE", (ids[1],))
+        thread = threading.Thread(target=lambda: got.extend(
+            d.subscriber_id for d in claims.claim_due(other, ISSUE, "b", NOW, 5).deliveries))
+        thread.start()
+        thread.join(timeout=20)
+        assert not thread.is_alive()  # it did not queue behind the holder's locks
+    assert got == [ids[2]]
+    holder.close(), other.close()
+
+
+def test_sqlite_claims_keep_their_one_writer(tmp_path: Path) -> None:
+    url = str(tmp_path / "newsletter.db")
+    setup = open_store(url)
+    ids = add_due(setup, 120)
+    setup.close()
+    claimed = claim_all(url, ["a:1", "b:1", "c:1"], 2)
+    assert sorted(i for got in claimed.values() for i in got) == ids
