@@ -36,7 +36,7 @@ _SECTIONS: dict[str, set[str]] = {
               "translations"},
     "subscribers": {"files"},
     "store": {"path", "url"},
-    "delivery": {"connections", "rate_per_second", "transport"},
+    "delivery": {"connections", "rate_per_second", "transport", "lease_seconds"},
     "dkim": {"selector", "domain", "key_file"},
     "bounces": {"soft_limit", "soft_window_days", "address", "unsubscribe_address", "verp",
                 "imap_move_to"},
@@ -143,10 +143,13 @@ def _check_names(p: Problems, data: dict) -> None:
 
 
 def _parse_delivery(p: Problems, delivery: dict) -> dict[str, Any]:
-    """[delivery] connections, rate_per_second and transport."""
+    """[delivery] connections, rate_per_second, transport and lease_seconds."""
     connections = p.number(delivery, "connections", "delivery", 2, minimum=1, integer=True)
     rate = p.number(delivery, "rate_per_second", "delivery", 0, minimum=0)
     transport = p.text(delivery, "transport", "delivery", required=False)
     if isinstance(delivery.get("transport"), str) and transport not in ("maildir", "smtp"):
         p.add("delivery.transport", f'must be "maildir" or "smtp", not {transport!r}')
-    return {"connections": connections, "rate_per_second": float(rate), "transport": transport}
+    # A sender on another host recovers a claim this long after its owner stopped renewing.
+    lease = p.number(delivery, "lease_seconds", "delivery", 300, minimum=1, integer=True)
+    return {"connections": connections, "rate_per_second": float(rate), "transport": transport,
+            "lease_seconds": lease}

@@ -58,6 +58,7 @@ class Config:
     connections: int = 2
     rate_per_second: float = 0.0
     transport: str = ""  # [delivery] transport: "maildir" or "smtp"; "" = not set
+    lease_seconds: int = 300  # [delivery] lease_seconds: a claim's hold, renewed while alive
     store_url: str = ""  # [store] url: sqlite:///FILE or another engine's; "" = [store] path
     dkim_selector: str = ""
     dkim_domain: str = ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from newsletter.audience.return_address import ReturnPaths, unsubscribe_address
 from newsletter.audience.tokens import make_token, secret_from_env
@@ -183,7 +183,8 @@ def _locked_run(config: Config, conn: Db, now: datetime, options: SendOptions,
     job = Job(database_url(config), prepared, envelope,
               unsubscribe_url_maker(config, secret), clock,
               RateLimiter(config.rate_per_second), tally, signer, ReturnPaths(config, secret),
-              transport_label=transports.choice.label)
+              transport_label=transports.choice.label,
+              lease=timedelta(seconds=config.lease_seconds))
     with stop_on_signals(tally):
         run_deliveries(job, issues, pool, on_progress=lambda t: on_progress(t, total))
     crash_point("summary")

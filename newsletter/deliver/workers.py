@@ -21,6 +21,7 @@ from newsletter.compose.message import Envelope, Personal, Prepared, assemble, m
 from newsletter.deliver import ledger
 from newsletter.deliver.dkim import DkimSigner
 from newsletter.deliver.faults import crash_point
+from newsletter.deliver.leases import renewing
 from newsletter.deliver.transport import Outcome
 from newsletter.errors import DeliveryError, InputError
 from newsletter.i18n import edition_note
@@ -107,6 +108,7 @@ class Job:
     signer: DkimSigner | None = None
     return_paths: ReturnPaths | None = None  # None: the envelope's sender and mailto for all
     transport_label: str = ""  # recorded on each claimed row (transport_choice.TransportChoice)
+    lease: timedelta | None = None  # how long a claim holds unrenewed ([delivery] lease_seconds)
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ def _deliver_key(job: Job, conn: Db, key: str, due_by: datetime, transport,  # n
         claims = store_claims.claim_due(
             conn, key, ledger.OWNER, now, 1, after=after, due_by=due_by,
             settle_first=ledger.resolve(done.settle, now) if done else None,
-            transport=job.transport_label)
+            transport=job.transport_label, lease=job.lease)
         _count(job, done, claims.settled)
         done, after = None, claims.last
         for _ in range(claims.suppressed):
@@ -220,10 +222,11 @@ def run_deliveries(job: Job, issues: list[str], transports: list, *,  # noqa: AN
     for w in workers:
         w.start()
     try:
-        while any(w.is_alive() for w in workers):
-            on_progress(job.tally)
-            for w in workers:
-                w.join(timeout=0.2)
+        with renewing(job.db_path, job.clock.now, job.lease):
+            while any(w.is_alive() for w in workers):
+                on_progress(job.tally)
+                for w in workers:
+                    w.join(timeout=0.2)
     except BaseException:  # a second Ctrl-C: the messages in flight finish and are recorded
         job.tally.stop("interrupted")
         for w in workers:

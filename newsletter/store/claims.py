@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from newsletter.model import Delivery, Settle
 from newsletter.store.db import Db, Row
@@ -45,7 +45,8 @@ class Claims:
 
 def claim_due(db: Db, key: str, owner: str, now: datetime, limit: int = 1, *,
               after: int = 0, due_by: datetime | None = None,
-              settle_first: Settle | None = None, transport: str = "") -> Claims:
+              settle_first: Settle | None = None, transport: str = "",
+              lease: timedelta | None = None) -> Claims:
     """Claim the next `limit` due rows of a ledger key (in subscriber order) for `owner`,
     committed; a row whose reader is no longer active is suppressed instead (suppression is
     checked at claim time). Due is judged at `due_by` (the run's start; default now).
@@ -57,8 +58,10 @@ def claim_due(db: Db, key: str, owner: str, now: datetime, limit: int = 1, *,
     settle_first records the caller's previous outcome in the same transaction, so each
     message costs one commit. transport (e.g. 'smtp://relay:587', 'maildir:outbox') is
     recorded on each claimed row: the last attempt's transport is the one that delivered it.
+    lease: the claim holds until now + lease (renew_leases extends it; None records none).
     """
     at, due = stamp(now), stamp(due_by or now)
+    until = stamp(now + lease) if lease is not None else None
     # Row locks instead of the one write lock: rows another sender holds are skipped, and
     # READ COMMITTED re-checks _DUE on a row committed meanwhile (claimed: no longer due).
     row_locks = db.engine == "postgresql"
@@ -76,10 +79,10 @@ def claim_due(db: Db, key: str, owner: str, now: datetime, limit: int = 1, *,
             marks = ",".join("?" * len(active))
             db.execute(
                 "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, "
-                "updated_at = ?, claimed_by = ?, transport = CASE WHEN ? = '' THEN transport "
-                "ELSE ? END WHERE issue = ? AND state IN ('pending', 'deferred') AND "
-                f"subscriber_id IN ({marks})",
-                (at, owner, transport, transport, key, *(r[0] for r in active)))
+                "updated_at = ?, claimed_by = ?, lease_until = ?, transport = CASE WHEN ? = '' "
+                "THEN transport ELSE ? END WHERE issue = ? AND state IN ('pending', 'deferred') "
+                f"AND subscriber_id IN ({marks})",
+                (at, owner, until, transport, transport, key, *(r[0] for r in active)))
         gone = [r for r in window if r[5] != "active"]
         if gone:
             db.executemany(
@@ -139,6 +142,24 @@ def recover_claims(db: Db, owners: Iterable[str | None], now: datetime) -> int:
                 f"WHERE state = 'sending' AND {whose}",
                 (stamp(now), INTERRUPTED, *([] if owner is None else [owner]))).rowcount
     return total
+
+
+def renew_leases(db: Db, owner: str, until: datetime) -> int:
+    """The owner is alive: its `sending` rows hold until `until`. A row another host has
+    recovered as `unknown` meanwhile stays unknown (only `sending` rows are renewed)."""
+    with db.transaction():
+        return db.execute("UPDATE deliveries SET lease_until = ? WHERE state = 'sending' AND "
+                          "claimed_by = ?", (stamp(until), owner)).rowcount
+
+
+def recover_expired(db: Db, now: datetime) -> int:
+    """`sending` rows whose lease ran out (their sender died or lost the database, on any
+    host) become `unknown`, as recover_claims's rows do."""
+    with db.transaction():
+        return db.execute(
+            "UPDATE deliveries SET state = 'unknown', updated_at = ?, last_reply = ? "
+            "WHERE state = 'sending' AND lease_until IS NOT NULL AND lease_until < ?",
+            (stamp(now), INTERRUPTED, stamp(now))).rowcount
 
 
 def resend_unknown(db: Db, keys: Iterable[str], now: datetime) -> int:

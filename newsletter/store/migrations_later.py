@@ -173,4 +173,10 @@ MIGRATIONS = [
     ALTER TABLE mail_queue_v3 RENAME TO mail_queue;
     CREATE INDEX mail_queue_due ON mail_queue (state, next_attempt_at)
     """,
+    # until when a `sending` row's claim holds (claim time + [delivery] lease_seconds, renewed
+    # while the sender lives): on PostgreSQL a sender on another host recovers the row as
+    # `unknown` once it is past; SQLite records it and still recovers by process identity
+    """
+    ALTER TABLE deliveries ADD COLUMN lease_until TEXT
+    """,
 ]

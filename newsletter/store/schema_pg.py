@@ -226,7 +226,11 @@ def _c_collated(ddl: str) -> str:
 
 
 # Entry i takes the database from version i to i + 1; never edited once released.
-MIGRATIONS: list[str] = [_c_collated(_CORE + _LATER)]
+MIGRATIONS: list[str] = [
+    _c_collated(_CORE + _LATER),
+    # the claim's lease (SQLite's migration of the same name says why)
+    _c_collated("ALTER TABLE deliveries ADD COLUMN lease_until TEXT"),
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -5,14 +5,16 @@ configured store exists, asked without creating one (`check` on either engine)."
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from newsletter.deliver.ledger import OWNER, recover_interrupted
 from newsletter.store import claims
 from newsletter.store.connect import open_store, store_exists
 from newsletter.store.db import Db
+from newsletter.store.editions import stamp
 
 NOW = datetime(2026, 11, 5, 9, 0, tzinfo=UTC)
 ISSUE = "2026-11"
@@ -105,3 +107,65 @@ def test_sqlite_claims_keep_their_one_writer(tmp_path: Path) -> None:
     setup.close()
     claimed = claim_all(url, ["a:1", "b:1", "c:1"], 2)
     assert sorted(i for got in claimed.values() for i in got) == ids
+
+
+LEASE = timedelta(seconds=300)
+
+
+def lease_of(db: Db, sub_id: int) -> tuple:
+    return tuple(db.one("SELECT state, lease_until FROM deliveries WHERE subscriber_id = ?",
+                        (sub_id,)))
+
+
+def test_a_claim_holds_for_its_lease_and_renewal_extends_it(pg_url: str) -> None:
+    db = open_store(pg_url)
+    first, second = add_due(db, 2)
+    claims.claim_due(db, ISSUE, "a:1", NOW, 1, lease=LEASE)
+    assert lease_of(db, first) == ("sending", stamp(NOW + LEASE))
+    later = NOW + timedelta(seconds=200)
+    assert claims.renew_leases(db, "a:1", later + LEASE) == 1
+    assert claims.renew_leases(db, "b:1", later + LEASE) == 0  # only the owner's own rows
+    assert claims.recover_expired(db, NOW + LEASE + timedelta(seconds=1)) == 0  # renewed
+    assert claims.recover_expired(db, later + LEASE + timedelta(seconds=1)) == 1
+    assert lease_of(db, first)[0] == "unknown"
+    assert lease_of(db, second) == ("pending", None)
+    # A renewal after another host recovered the row leaves it unknown.
+    assert claims.renew_leases(db, "a:1", later + 2 * LEASE) == 0
+    db.close()
+
+
+def other_host(db: Db, count: int, lease: timedelta) -> list[int]:
+    """Rows claimed by a sender on another host (its process is nothing this host sees)."""
+    ids = add_due(db, count)
+    claims.claim_due(db, ISSUE, "elsewhere:4242:boot:1", NOW, count, lease=lease)
+    return ids
+
+
+def test_postgresql_recovers_another_hosts_claims_only_when_their_lease_is_out(
+        pg_url: str) -> None:
+    db = open_store(pg_url)
+    ids = other_host(db, 2, LEASE)
+    assert recover_interrupted(db, NOW + timedelta(seconds=10)) == 0  # it may be sending now
+    assert {lease_of(db, i)[0] for i in ids} == {"sending"}
+    assert recover_interrupted(db, NOW + LEASE + timedelta(seconds=1)) == 2
+    assert {lease_of(db, i)[0] for i in ids} == {"unknown"}
+    db.close()
+
+
+def test_postgresql_recovers_this_hosts_dead_process_at_once(pg_url: str) -> None:
+    db = open_store(pg_url)
+    (sub_id,) = add_due(db, 1)
+    host, _pid, rest = f"{OWNER}::".split(":", 2)
+    owner = f"{host}:99999999:{rest.rstrip(':')}"  # this machine, a PID past pid_max
+    claims.claim_due(db, ISSUE, owner, NOW, 1, lease=LEASE)
+    assert recover_interrupted(db, NOW + timedelta(seconds=1)) == 1
+    assert lease_of(db, sub_id)[0] == "unknown"
+    db.close()
+
+
+def test_sqlite_recovers_by_process_identity_as_before(tmp_path: Path) -> None:
+    db = open_store(tmp_path / "newsletter.db")
+    ids = other_host(db, 2, LEASE)  # the lease is recorded; the identity decides
+    assert recover_interrupted(db, NOW + timedelta(seconds=10)) == 2
+    assert {lease_of(db, i)[0] for i in ids} == {"unknown"}
+    db.close()
