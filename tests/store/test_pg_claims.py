@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from newsletter.deliver.ledger import OWNER, recover_interrupted
-from newsletter.store import claims
+from newsletter.model import Edition
+from newsletter.store import claims, ledger
 from newsletter.store.connect import open_store, store_exists
 from newsletter.store.db import Db
 from newsletter.store.editions import stamp
@@ -169,3 +170,36 @@ def test_sqlite_recovers_by_process_identity_as_before(tmp_path: Path) -> None:
     assert recover_interrupted(db, NOW + timedelta(seconds=10)) == 2
     assert {lease_of(db, i)[0] for i in ids} == {"unknown"}
     db.close()
+
+
+def test_two_hosts_freezing_at_once_freeze_once(pg_url: str) -> None:
+    setup = open_store(pg_url)
+    stamp_ = NOW.isoformat()
+    setup.executemany("INSERT INTO subscribers (email, name, language, status, created_at, "
+                      "updated_at) VALUES (?, ?, 'en', 'active', ?, ?)",
+                      [(f"r{n}@x.org", f"r{n}", stamp_, stamp_) for n in range(50)])
+    ids = [r[0] for r in setup.all("SELECT id FROM subscribers ORDER BY id")]
+    queued: dict[str, int] = {}
+    start = threading.Barrier(2)
+
+    def freeze(name: str) -> None:
+        db = open_store(pg_url)
+        edition = Edition(ISSUE, "en", f"From {name}", "pre", "<p>x</p>", "en", "reader")
+        start.wait()
+        try:
+            queued[name] = ledger.freeze_issue(
+                db, ledger.Freeze(ISSUE, (edition,), [(i, "en", "") for i in ids]), NOW)
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=freeze, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(queued.values()) == [0, 50]  # one freezes; the other finds it frozen
+    winner = next(n for n, rows in queued.items() if rows)
+    assert setup.all("SELECT subject FROM editions WHERE issue = ?", (ISSUE,)) == [
+        (f"From {winner}",)]
+    assert setup.one("SELECT count(*) FROM deliveries")[0] == 50
+    setup.close()
