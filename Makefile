@@ -56,8 +56,8 @@ test: $(STAMP) node-tools ## run the test suite (browser tests need Debian's chr
 	$(BIN)/python -m pytest -q
 
 faults: $(STAMP) ## the fault suite in its long form, ending with the table of cases
-	FAULTS_FULL=1 $(BIN)/python -m pytest -q tests/test_faults.py tests/test_crash.py \
-		tests/test_send.py tests/test_transport.py $(wildcard tests/test_time.py tests/test_hostile.py)
+	FAULTS_FULL=1 $(BIN)/python -m pytest -q tests/deliver/test_faults.py tests/deliver/test_crash.py \
+		tests/deliver/test_send.py tests/deliver/test_transport.py $(wildcard tests/deliver/test_time.py tests/test_hostile.py)
 
 bench: $(STAMP) ## throughput into a loopback SMTP sink as ratios to the wire, beside smtplib and mailmerge (N=100000 for more)
 	$(BIN)/python bench/run.py --n $(or $(N),10000)
@@ -84,7 +84,7 @@ lint-email: $(STAMP) node-tools ## build every edition of ISSUE and lint its HTM
 	done; node tools/lint-email.mjs templates/email-features.json $$files
 
 golden: $(STAMP) ## refresh the golden files of the rendered sample issue after a deliberate change
-	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_render.py -k golden
+	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/compose/test_render.py -k golden
 
 clean: ## remove build output and the virtual environment
 	rm -rf build public $(VENV) .pytest_cache
