@@ -50,11 +50,6 @@ class SqliteDb(Db):
     def in_transaction(self) -> bool:
         return self._raw.in_transaction
 
-    @property
-    def changes(self) -> int:
-        """Rows changed since this connection opened (for counting one statement's effect)."""
-        return self._raw.total_changes
-
     def close(self) -> None:
         self._raw.close()
 
