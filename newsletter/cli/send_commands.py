@@ -23,6 +23,9 @@ from newsletter.errors import InputError
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    if args.shard:
+        raise InputError("send --shard is gone: several senders now share one PostgreSQL "
+                         "database and claim rows from it (docs/scaling.md)")
     config = config_of(args)
     if args.issue is None and args.now and (re.fullmatch(r"\d{4}-\d{2}(\.[\w-]+)?", args.now)
                                             or args.now.endswith(".md")):
@@ -57,8 +60,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     progress = Progress()
     try:
         report = send(config, now, SendOptions(draft, args.dry_run, args.resend_unknown,
-                                               tests, parse_shard(args.shard),
-                                               off_schedule_ok),
+                                               tests, off_schedule_ok),
                       transports=transports, on_progress=progress.update, on_note=say)
     finally:
         progress.close()
@@ -130,15 +132,6 @@ def _confirm(config: Config, now: datetime, draft: Draft | None, transport: str)
     return is_yes(answer)
 
 
-def parse_shard(value: str | None) -> tuple[int, int] | None:
-    if not value:
-        return None
-    k, _, n = value.partition("/")
-    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
-        raise InputError(f"--shard must be K/N with 1 <= K <= N (e.g. 2/3), not {value!r}")
-    return int(k), int(n)
-
-
 def add_send_arguments(cmd: argparse.ArgumentParser) -> None:
     issue_arg(cmd, optional=True)
     cmd.add_argument("--dry-run", action="store_true", help="render everything, send nothing")
@@ -151,5 +144,5 @@ def add_send_arguments(cmd: argparse.ArgumentParser) -> None:
                      help="do not ask at a terminal; send issues off schedule too (scripts)")
     cmd.add_argument("--resend-unknown", action="store_true",
                      help="also resend deliveries whose outcome is unknown (may duplicate)")
-    cmd.add_argument("--shard", metavar="K/N",
-                     help="send only to the K-th of N slices of the list (several senders)")
+    # Gone with issue 13: an old crontab's --shard gets a pointer, not argparse's usage.
+    cmd.add_argument("--shard", metavar="K/N", help=argparse.SUPPRESS)

@@ -13,7 +13,6 @@ from newsletter.compose.edition import compose
 from newsletter.compose.message import Envelope, Personal, build_message, message_id
 from newsletter.compose.signoff import missing_signoff, signed_only
 from newsletter.config import Config
-from newsletter.deliver import ledger
 from newsletter.deliver.plan import Plan, translations_of
 from newsletter.deliver.schedule_rule import held_line
 from newsletter.deliver.segmenting import Segmenter
@@ -35,8 +34,8 @@ class DryRunMail:
     transport: str  # the transport's description, for the note
 
 
-def dry_run(config: Config, conn: Db, plan: Plan, clock: Clock, mail: DryRunMail,
-            shard: tuple[int, int] | None) -> tuple[str, tuple[str, ...]]:
+def dry_run(config: Config, conn: Db, plan: Plan, clock: Clock,
+            mail: DryRunMail) -> tuple[str, tuple[str, ...]]:
     """Render every message that would go out now; send nothing and write nothing (no
     snapshot, no import, no recovery). Issues the real run would refuse are named."""
     envelope, url_of, paths = mail.envelope, mail.unsubscribe_url, mail.return_paths
@@ -54,8 +53,6 @@ def dry_run(config: Config, conn: Db, plan: Plan, clock: Clock, mail: DryRunMail
             continue
         segments = Segmenter(config, composed)
         for sub in _audience(config, conn):
-            if not ledger.in_shard(sub.email, shard):
-                continue
             choice = segments.choose(sub.language, sub.tags)
             if choice.outcome != "send":  # outside the audience, or nothing for them
                 continue

@@ -19,8 +19,7 @@ from newsletter.store.db import Db
 
 
 def freeze_due(config: Config, conn: Db, plan: Plan, clock: Clock,
-               on_note: Callable[[str], None],
-               shard: tuple[int, int] | None = None) -> tuple[list[str], tuple[str, ...]]:
+               on_note: Callable[[str], None]) -> tuple[list[str], tuple[str, ...]]:
     """Compose, check and freeze each due issue with its ready language editions. An issue
     with an error in any edition is refused whole; the other issues go on."""
     frozen, problems = [], []
@@ -50,7 +49,7 @@ def freeze_due(config: Config, conn: Db, plan: Plan, clock: Clock,
             continue
         items = {i.id for c in composed for i in c.snapshot.items}
         composed = counted_composed(config, conn, composed)  # [reach]: links via /r/
-        rows, left_out = freeze_issue(config, conn, composed, sorted(items), clock.now(), shard)
+        rows, left_out = freeze_issue(config, conn, composed, sorted(items), clock.now())
         crash_point("after-freeze")
         languages = ", ".join(c.edition.language for c in composed)
         on_note(f"{draft.issue}: edition(s) {languages} frozen, {rows} subscriber(s) to send to"

@@ -1,10 +1,9 @@
 """The send ledger's rules (its SQL is store.ledger, store.claims, store.editions): who a
-plain freeze queues, the retry policy for 4xx replies, sharding, and who may recover whose
+plain freeze queues, the retry policy for 4xx replies, and who may recover whose
 claims (a claim's owner is this process, by an identity that survives PID reuse)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,36 +27,23 @@ LATE_WINDOW = timedelta(days=31)  # a translation ready this long after the free
 _HOUR = timedelta(hours=1)
 
 
-def shard_of(email: str, count: int) -> int:
-    """Which of `count` shards an address belongs to (0-based): stable on every host."""
-    return int.from_bytes(hashlib.sha256(email.lower().encode()).digest()[:8], "big") % count
-
-
-def in_shard(email: str, shard: tuple[int, int] | None) -> bool:
-    """Whether an address is in shard K of N (every address is when unsharded)."""
-    k, n = shard or (1, 1)
-    return n == 1 or shard_of(email, n) == k - 1
-
-
 def freeze(db: Db, editions: Edition | Sequence[Edition], item_ids: Iterable[str],
-           now: datetime, *, shard: tuple[int, int] | None = None) -> int:
-    """Freeze an issue's editions and its audience (the active subscribers now, in shard K of N
-    when sharded) in one transaction. The first edition is the default one: a subscriber
+           now: datetime) -> int:
+    """Freeze an issue's editions and its audience (the active subscribers now) in one
+    transaction. The first edition is the default one: a subscriber
     whose language has no edition gets it, and each subscriber gets exactly one edition.
     (An issue with segments: segmenting.freeze_issue.)"""
     editions = [editions] if isinstance(editions, Edition) else list(editions)
     return store_ledger.freeze_issue(db, Freeze(
-        editions[0].issue, tuple(editions), _plain_rows(db, editions, shard),
+        editions[0].issue, tuple(editions), _plain_rows(db, editions),
         item_ids=tuple(item_ids)), now)
 
 
-def _plain_rows(db: Db, editions: list[Edition],
-                shard: tuple[int, int] | None) -> Iterator[DeliveryRow]:
+def _plain_rows(db: Db, editions: list[Edition]) -> Iterator[DeliveryRow]:
     """Consumed inside the freeze's transaction: the audience is who is active then."""
     languages, default = {e.language.lower() for e in editions}, editions[0].language
     for reader in active_readers(db):
-        if in_shard(reader.email, shard):
-            yield reader.id, edition_language(reader.language, languages, default), ""
+        yield reader.id, edition_language(reader.language, languages, default), ""
 
 
 def late_issues_open(db: Db, now: datetime) -> list[str]:

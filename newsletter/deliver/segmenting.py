@@ -34,7 +34,6 @@ from newsletter.compose.render import render_edition
 from newsletter.compose.sections import Section, split_sections
 from newsletter.config import Config
 from newsletter.deliver import ledger
-from newsletter.deliver.ledger import in_shard
 from newsletter.deliver.reach import counted_editions
 from newsletter.model import Edition
 from newsletter.sanitize import plain_text
@@ -145,14 +144,12 @@ class Segmenter:
         the default first. The web view and the archive show it."""
         return [self.edition(lang) for lang in self.composed]
 
-    def tally(self, readers: Iterable[Reader], shard: tuple[int, int] = (1, 1), *,
-              render: bool = False) -> Counter[Choice]:
+    def tally(self, readers: Iterable[Reader], *, render: bool = False) -> Counter[Choice]:
         """How many readers each choice takes; render=True renders each variant to be sent
         (before the freeze's transaction, so that it holds the write lock briefly)."""
-        return self.assign(readers, shard, render=render)[1]
+        return self.assign(readers, render=render)[1]
 
-    def assign(self, readers: Iterable[Reader], shard: tuple[int, int] = (1, 1), *,
-               edition: str = "", render: bool = True
+    def assign(self, readers: Iterable[Reader], *, edition: str = "", render: bool = True
                ) -> tuple[list[DeliveryRow], Counter[Choice]]:
         """The pending rows (reader, edition, variant) and how many readers each choice
         took; each variant to be sent is rendered (in the order first met: the order its
@@ -160,8 +157,6 @@ class Segmenter:
         rows: list[DeliveryRow] = []
         found: Counter[Choice] = Counter()
         for reader in readers:
-            if not in_shard(reader.email, shard):
-                continue
             choice = self.choose(reader.language, reader.tags, edition=edition)
             found[choice] += 1
             if choice.outcome == "send":
@@ -201,18 +196,16 @@ def prepared_editions(conn: Db, keys: Iterable[str],
 
 
 def freeze_issue(config: Config, conn: Db, composed: Sequence[Composed],
-                 item_ids: Iterable[str], now: datetime,
-                 shard: tuple[int, int] | None = None) -> tuple[int, str]:
+                 item_ids: Iterable[str], now: datetime) -> tuple[int, str]:
     """ledger.freeze for one issue, with its segments when it has any. Returns (rows, a
     note on who was left out: "" when no one was)."""
     segmenter = Segmenter(config, composed, finish=counted(config, conn))
     if not segmenter.needed:
-        return ledger.freeze(conn, [c.edition for c in composed], item_ids, now,
-                             shard=shard), ""
+        return ledger.freeze(conn, [c.edition for c in composed], item_ids, now), ""
     issue = composed[0].edition.issue
     # Decided and rendered before the freeze's transaction (which holds the write lock);
     # a reader who leaves in between is suppressed when their row is claimed.
-    rows, found = segmenter.assign(store_segments.active_readers(conn), shard or (1, 1))
+    rows, found = segmenter.assign(store_segments.active_readers(conn))
     frozen = segmenter.frozen(issue, rows, found, segmenter.base_editions(), item_ids)
     return store_ledger.freeze_issue(conn, frozen, now), left_out_note(found)
 

@@ -53,7 +53,6 @@ class SendOptions:
     dry_run: bool = False
     resend_unknown: bool = False
     test_addresses: tuple[str, ...] = ()
-    shard: tuple[int, int] | None = None  # (K, N): send to the K-th of N slices of the list
     off_schedule_ok: bool = False  # `--now`, `--yes` or a yes: send issues off schedule too
 
 
@@ -146,14 +145,14 @@ def _locked_run(config: Config, conn: Db, now: datetime, options: SendOptions,
     plan = plan_run(config, conn, clock.now(), only=options.issue,
                     off_schedule_ok=options.off_schedule_ok)
     if options.dry_run:
-        return _dry_run(config, conn, plan, clock, transports, secret, started, options.shard)
+        return _dry_run(config, conn, plan, clock, transports, secret, started)
     recovered = ledger.recover_interrupted(conn, clock.now())
     if recovered:
         on_note(f"{recovered} delivery(ies) were interrupted by a crash: marked unknown "
                 "(see `newsletter status`; resend with --resend-unknown)")
     planned = time.monotonic()
-    frozen, problems = freeze_due(config, conn, plan, clock, on_note, options.shard)
-    late, held = ([], []) if options.shard else freeze_late_editions(
+    frozen, problems = freeze_due(config, conn, plan, clock, on_note)
+    late, held = freeze_late_editions(
         config, conn, clock.now(), only=options.issue.issue if options.issue else None,
         on_note=on_note)
     problems += tuple(held)
@@ -214,12 +213,11 @@ def _nothing_note(plan: Plan, conn: Db) -> str:
 
 
 def _dry_run(config: Config, conn: Db, plan: Plan, clock: Clock,
-             transports: Transports, secret: str, started: float,
-             shard: tuple[int, int] | None) -> SendReport:
+             transports: Transports, secret: str, started: float) -> SendReport:
     """Render every message that would go out now; send nothing and write nothing."""
     note, problems = dry_run(config, conn, plan, clock, DryRunMail(
         envelope_for(config), unsubscribe_url_maker(config, secret),
-        ReturnPaths(config, secret), transports.description), shard)
+        ReturnPaths(config, secret), transports.description))
     return SendReport(seconds=time.monotonic() - started, note=note,
                       transport=transports.description, problems=problems)
 

@@ -251,25 +251,12 @@ def test_smtp_without_a_secret_is_refused_with_exit_2(
     assert "NEWSLETTER_SECRET is not set" in capsys.readouterr().err
 
 
-def test_shards_split_the_list_so_every_address_gets_exactly_one_copy(
-        tmp_path, monkeypatch) -> None:
-    from conftest_delivery import make_delivery_project
-
-    monkeypatch.setenv("NEWSLETTER_SECRET", "s")
-    script = Script()
-    with ScriptedServer(script) as server:
-        monkeypatch.setenv("NEWSLETTER_SMTP_URL", server.url)
-        projects = [make_delivery_project(tmp_path / f"host{k}", 30) for k in (1, 2, 3)]
-        for k, project in enumerate(projects, 1):
-            assert project.cli("send", "--now", NOW, "--shard", f"{k}/3") == 0
-    sizes = [len(p.states()) for p in projects]
-    assert sum(sizes) == 30 and all(sizes)  # each host froze only its own slice
-    assert script.copies() == {a: 1 for a in projects[0].addresses}
-
-
-def test_a_bad_shard_is_refused_with_exit_2(delivery_project: DeliveryProject, capsys) -> None:
-    assert delivery_project.cli("send", "--shard", "4/3") == 2
-    assert "--shard must be K/N" in capsys.readouterr().err
+def test_send_shard_is_gone_and_says_where_several_senders_went(
+        delivery_project: DeliveryProject, capsys) -> None:
+    # An old crontab's `send --shard 2/3` must not send to the whole list from every host.
+    assert delivery_project.cli("send", "--now", NOW, "--shard", "2/3") == 2
+    err = capsys.readouterr().err
+    assert "--shard is gone" in err and "docs/scaling.md" in err
 
 
 @pytest.mark.parametrize(("stage", "reply", "state"), [
