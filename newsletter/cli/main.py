@@ -14,6 +14,7 @@ from newsletter import __version__
 from newsletter.cli import (
     bounce_commands,
     compose_commands,
+    db_commands,
     dkim_commands,
     send_commands,
     status_commands,
@@ -79,6 +80,9 @@ COMMANDS = (
     Command("translate", translate_commands.cmd_translate,
             "XLIFF 2.0 for translators (export ISSUE --lang L, import FILE); done ISSUE.LANG: "
             "a translation is up to date", translate_commands.add_translate_arguments),
+    Command("db", db_commands.cmd_db,
+            "migrate-to postgresql://USER@HOST:PORT/DB: copy the SQLite database into an "
+            "empty PostgreSQL one (one transaction, counts checked)", db_commands.add_db_arguments),
 )
 
 

@@ -66,3 +66,35 @@ def truncate_log(db: Db) -> None:
     """SQLite: checkpoint the WAL and truncate it, so the old pages leave the -wal file."""
     if db.engine == "sqlite":
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def column_types(db: Db, table: str) -> dict[str, str]:
+    """Each column's declared type, lower case, in table order: SQLite's declaration
+    ('integer', 'text', 'blob'), PostgreSQL's type name ('bigint', 'text', 'citext', 'bytea')."""
+    if db.engine == "sqlite":
+        return {c[1]: str(c[2]).lower() for c in db.execute(f"PRAGMA table_info({table})")}
+    return {r[0]: r[1] for r in db.execute(
+        "SELECT column_name, udt_name FROM information_schema.columns WHERE table_schema = "
+        "current_schema() AND table_name = ? ORDER BY ordinal_position", (table,))}
+
+
+def primary_key(db: Db, table: str) -> list[str]:
+    """The primary key's columns (SQLite: a rowid table without one is named by rowid)."""
+    if db.engine == "sqlite":
+        keyed = sorted((c[5], c[1]) for c in db.execute(f"PRAGMA table_info({table})") if c[5])
+        return [name for _, name in keyed] or ["rowid"]
+    return [r[0] for r in db.execute(
+        "SELECT k.column_name FROM information_schema.table_constraints c JOIN "
+        "information_schema.key_column_usage k ON k.constraint_name = c.constraint_name AND "
+        "k.constraint_schema = c.constraint_schema WHERE c.table_schema = current_schema() "
+        "AND c.table_name = ? AND c.constraint_type = 'PRIMARY KEY' ORDER BY "
+        "k.ordinal_position", (table,))]
+
+
+def identity_columns(db: Db, table: str) -> list[str]:
+    """PostgreSQL's identity columns (ids the server numbers); SQLite's rowids need none."""
+    if db.engine == "sqlite":
+        return []
+    return [r[0] for r in db.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+        "current_schema() AND table_name = ? AND is_identity = 'YES'", (table,))]
