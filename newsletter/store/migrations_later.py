@@ -179,4 +179,17 @@ MIGRATIONS = [
     """
     ALTER TABLE deliveries ADD COLUMN lease_until TEXT
     """,
+    # the send gate (newsletter.store.send_gate): the list's next free send slot, so the rate
+    # holds across processes and hosts, its policy streak and its last stop (database time,
+    # epoch seconds); one row, id 1, made by the first run
+    """
+    CREATE TABLE send_gate (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        next_slot REAL NOT NULL DEFAULT 0,
+        streak INTEGER NOT NULL DEFAULT 0,
+        stop_reason TEXT NOT NULL DEFAULT '',
+        stop_host TEXT NOT NULL DEFAULT '',
+        stopped_at REAL
+    )
+    """,
 ]

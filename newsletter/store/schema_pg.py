@@ -22,6 +22,7 @@ import re
 
 from newsletter.errors import NewsletterError
 from newsletter.store.db import Db
+from newsletter.store.schema_pg_later import LATER_MIGRATIONS
 
 MIGRATE_LOCK = 0x6E6C6D67  # "nlmg": hosts opening the database at once migrate one by one
 
@@ -230,6 +231,7 @@ MIGRATIONS: list[str] = [
     _c_collated(_CORE + _LATER),
     # the claim's lease (SQLite's migration of the same name says why)
     _c_collated("ALTER TABLE deliveries ADD COLUMN lease_until TEXT"),
+    *LATER_MIGRATIONS,  # version 3 on (schema_pg_later.py)
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
