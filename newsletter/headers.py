@@ -64,6 +64,8 @@ def clean_header_text(value: str) -> str:
     controls and line breaks become spaces, invisible formatting characters go, runs of
     whitespace become one space. Encoded words are left for check_header_text to refuse:
     a name that spells one is not a name to guess at."""
+    if value.isascii() and value.isprintable():  # no control or format character to drop
+        return _WHITESPACE_RUN_RE.sub(" ", value).strip()
     kept = []
     for ch in value:
         reason = _char_problem(ch)

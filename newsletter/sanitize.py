@@ -94,6 +94,8 @@ def plain_text(fragment: str) -> str:
 
 def clean_line(text: str, strip: Callable[[str], str] = str.strip) -> str:
     """One-line plain text with control and bidi-override characters removed."""
+    if text.isascii() and text.isprintable():  # a CSV's tags, most names: nothing to replace
+        return strip(text)
     return strip("".join(" " if _is_control(ch) else ch for ch in text))
 
 
