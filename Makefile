@@ -8,7 +8,7 @@ NL     := $(BIN)/newsletter
 ISSUE  ?= $(shell ls issues 2>/dev/null | grep -E '^[0-9]{4}-[0-9]{2}\.md$$' | sort | tail -n 1 | cut -c1-7)
 
 .DEFAULT_GOAL := help
-.PHONY: help new pull build check preview send status serve test faults bench messages archive report lint lint-email golden clean node-tools
+.PHONY: help setup new pull build check preview send status serve test faults bench messages archive report lint lint-email golden clean node-tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -27,6 +27,8 @@ node_modules/.installed-stamp: package.json package-lock.json
 node-tools:
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory node_modules/.installed-stamp; \
 	else echo "npm not found: the email lint and axe-core tests will be skipped"; fi
+
+setup: $(STAMP) ## only set up .venv (a sender or web host: then .venv/bin/newsletter)
 
 new: $(STAMP) ## start next month's draft from issues/_template.md (NEXT=YYYY-MM for another)
 	$(NL) new $(NEXT)
