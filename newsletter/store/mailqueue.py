@@ -28,25 +28,33 @@ def claim_due_mail(db: Db, owner: str, now: datetime, limit: int,
     In the same transaction: a claim whose lease ran out becomes `unknown` (the relay may
     have the message: never resent automatically), and mail to an address that bounced or
     complained since it was queued is `suppressed`. One UPDATE ... WHERE id IN (SELECT ...
-    LIMIT n) claims the rows; on PostgreSQL the subquery takes FOR UPDATE SKIP LOCKED.
+    LIMIT n) claims the rows. SQLite runs it under its one write lock (BEGIN IMMEDIATE); on
+    PostgreSQL, where several serve hosts drain one queue, each subquery takes its rows FOR
+    UPDATE SKIP LOCKED instead, so a host skips the rows another holds rather than wait for
+    them, and READ COMMITTED re-checks the state of a row committed meanwhile (claimed by
+    another host: no longer due), so no row is claimed twice.
     """
     stamp = iso(now)
-    with db.transaction():
+    row_locks = db.engine == "postgresql"
+    skip = " FOR UPDATE SKIP LOCKED" if row_locks else ""
+    with db.transaction(immediate=not row_locks):
         db.execute(
             "UPDATE mail_queue SET state = 'unknown', updated_at = ?, last_reply = 'claim "
             "expired (crash or kill during delivery); the message may have been sent' "
-            "WHERE state = 'sending' AND claimed_at < ?", (stamp, iso(now - lease)))
+            "WHERE id IN (SELECT id FROM mail_queue WHERE state = 'sending' AND claimed_at < ?"
+            f"{skip})", (stamp, iso(now - lease)))
         db.execute(
             "UPDATE mail_queue SET state = 'suppressed', updated_at = ?, last_reply = "
             "'address is ' || (SELECT status FROM subscribers s WHERE s.email = "
-            "mail_queue.email) WHERE state IN ('pending', 'deferred') AND EXISTS (SELECT 1 "
-            "FROM subscribers s WHERE s.email = mail_queue.email AND s.status IN "
-            "('bounced', 'complained'))", (stamp,))
+            "mail_queue.email) WHERE id IN (SELECT id FROM mail_queue q WHERE q.state IN "
+            "('pending', 'deferred') AND EXISTS (SELECT 1 FROM subscribers s WHERE s.email = "
+            "q.email AND s.status IN ('bounced', 'complained'))"
+            f"{' FOR UPDATE OF q SKIP LOCKED' if row_locks else ''})", (stamp,))
         rows = db.execute(
             "UPDATE mail_queue SET state = 'sending', attempts = attempts + 1, claimed_by = ?, "
             "claimed_at = ?, updated_at = ? WHERE id IN (SELECT id FROM mail_queue WHERE "
             "state IN ('pending', 'deferred') AND next_attempt_at <= ? "
-            "ORDER BY next_attempt_at, id LIMIT ?) "
+            f"ORDER BY next_attempt_at, id LIMIT ?{skip}) "
             "RETURNING id, kind, email, language, ref, attempts, first_deferred_at",
             (owner, stamp, stamp, stamp, limit)).fetchall()
     return sorted((QueuedMail(r[0], r[1], r[2], r[3], r[4], r[5],

@@ -159,6 +159,12 @@ def _connect_kwargs(url: str, password: str | None) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"autocommit": True, "application_name": "newsletter"}
     if "connect_timeout" not in url:
         kwargs["connect_timeout"] = 10
+    # A server gone without closing the connection (its host or the network lost): TCP
+    # keepalives notice in about a minute rather than the kernel's two hours.
+    for name, value in (("keepalives_idle", 30), ("keepalives_interval", 10),
+                        ("keepalives_count", 3)):
+        if name not in url:
+            kwargs[name] = value
     if password:
         kwargs["password"] = password
     return kwargs
@@ -195,9 +201,12 @@ class PostgresPool:
     def __init__(self, url: str, *, password: str | None = None, size: int = 4,
                  timeout: float = 30) -> None:
         self._secret, self.where = _password(password), describe(url)
+        # check: each borrowed connection answers an empty query first, so one broken by a
+        # database restart or a dropped link is replaced instead of failing a request.
         self._pool = ConnectionPool(url, kwargs=_connect_kwargs(url, self._secret),
                                     min_size=1, max_size=max(1, size), timeout=timeout,
-                                    configure=configure, open=False)
+                                    configure=configure, check=ConnectionPool.check_connection,
+                                    open=False)
         try:
             self._pool.open(wait=True, timeout=timeout)
         except (psycopg.Error, PoolTimeout) as exc:

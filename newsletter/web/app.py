@@ -14,13 +14,14 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Blueprint, Flask, Response, abort, g, request
 
 from newsletter.config import Config
+from newsletter.store.handles import StoreHandles
 from newsletter.web.archive_routes import add_archive_routes
 from newsletter.web.consent import consent_pages
 from newsletter.web.language import register_error_pages
 from newsletter.web.manage import manage_pages
 from newsletter.web.optin_routes import add_optin_routes
 from newsletter.web.reader_routes import add_reader_routes
-from newsletter.web.site import Clock, Site, close_request_db
+from newsletter.web.site import Clock, Site, app_handles, close_request_db
 
 MAX_FORM_BYTES = 16 * 1024  # a form needs a few hundred bytes; every route but webhooks
 MAX_BODY_BYTES = 256 * 1024  # waitress refuses more before the app sees it (webhooks' need)
@@ -34,16 +35,19 @@ _SECURITY_HEADERS = {
 
 
 def create_app(config: Config, *, clock: Clock = lambda: datetime.now(UTC),
-               on_queued: Callable[[], None] = lambda: None) -> Flask:
+               on_queued: Callable[[], None] = lambda: None,
+               handles: StoreHandles | None = None) -> Flask:
     """The app, mounted under base_url's path so the links in sent mail resolve here.
-    on_queued wakes the mail worker after a subscribe POST (a thread event, no I/O)."""
+    on_queued wakes the mail worker after a subscribe POST (a thread event, no I/O).
+    handles: serve's database handles for the whole process (site.app_handles)."""
     app = Flask("newsletter", static_folder=None)
     # Werkzeug refuses larger bodies with 413 before parsing them (MAX_FORM_MEMORY_SIZE:
     # the in-memory form fields; MAX_FORM_PARTS: multipart parts).
     app.config.update(MAX_CONTENT_LENGTH=MAX_FORM_BYTES, MAX_FORM_MEMORY_SIZE=MAX_FORM_BYTES,
                       MAX_FORM_PARTS=16)
     app.extensions["newsletter.body_limits"] = {}  # blueprint name -> its own body cap
-    site = Site(config, urlsplit(config.base_url).path.rstrip("/"), clock, on_queued)
+    site = Site(config, urlsplit(config.base_url).path.rstrip("/"), clock, on_queued,
+                app_handles(app, config, handles))
     mount = site.prefix or None
     _install_hooks(app, config)
     app.register_blueprint(_reader_pages(site), url_prefix=mount)

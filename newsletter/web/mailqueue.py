@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,8 +29,9 @@ from newsletter.deliver.transport import Outcome
 from newsletter.errors import DeliveryError, InputError, NewsletterError
 from newsletter.store import mailqueue as store_mailqueue
 from newsletter.store import optin as store_optin
-from newsletter.store.connect import database_url, open_store
+from newsletter.store.connect import database_url
 from newsletter.store.db import Db
+from newsletter.store.handles import StoreHandles
 from newsletter.web.mail import build_confirmation
 from newsletter.web.optin import CONFIRM_DAYS, confirm_token
 
@@ -59,8 +61,14 @@ class MailQueue:
     """Delivers queued mail through the configured transport (SMTP, else the Maildir)."""
 
     def __init__(self, config: Config, *, transports: Transports | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 handles: StoreHandles | None = None) -> None:
+        """handles: serve's, shared with its web app; else the queue's own (closed with it)."""
         self.config, self.clock = config, clock
+        if handles is None:
+            handles = StoreHandles(database_url(config))
+            weakref.finalize(self, handles.close)
+        self.handles = handles
         self.transports = transports or Transports(config)
         self.secret, real = secret_from_env()
         if self.transports.is_smtp and not real:
@@ -74,13 +82,10 @@ class MailQueue:
     def run_once(self, now: datetime | None = None) -> QueueRun:
         """Claim up to BATCH due rows and deliver them; returns the tally."""
         now = now or self.clock()
-        conn = open_store(database_url(self.config))
-        try:
+        with self.handles.db() as conn:
             self._prune(conn, now)
             claimed = store_mailqueue.claim_due_mail(conn, self.owner, now, BATCH, LEASE)
             tally = self._deliver(conn, claimed) if claimed else Counter()
-        finally:
-            conn.close()
         return QueueRun(len(claimed), tally["sent"], tally["deferred"], tally["failed"],
                         tally["unknown"])
 

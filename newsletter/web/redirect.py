@@ -22,10 +22,11 @@ from newsletter.config import Config
 from newsletter.errors import NewsletterError
 from newsletter.i18n import LANGUAGES
 from newsletter.store import reach as store_reach
-from newsletter.store.connect import database_url, open_store
+from newsletter.store.handles import StoreHandles
 from newsletter.web.optin import client_key
 from newsletter.web.pages import Pages
 from newsletter.web.scan_filter import ScannerFilter
+from newsletter.web.site import app_handles
 
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{8,32}")
 _log = logging.getLogger("newsletter.reach")
@@ -35,8 +36,8 @@ class Committer:
     """Writes what the filter settled, about every `interval` seconds while hits wait; the
     thread ends when nothing is left and starts again with the next hit."""
 
-    def __init__(self, config: Config, scanners: ScannerFilter, interval: float) -> None:
-        self.config, self.scanners, self.interval = config, scanners, interval
+    def __init__(self, handles: StoreHandles, scanners: ScannerFilter, interval: float) -> None:
+        self.handles, self.scanners, self.interval = handles, scanners, interval
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -52,11 +53,8 @@ class Committer:
         if not settled:
             return
         try:
-            conn = open_store(database_url(self.config))
-            try:
+            with self.handles.db() as conn:
                 store_reach.add_hits(conn, settled.clicks, settled.filtered)
-            finally:
-                conn.close()
         except NewsletterError as exc:  # StoreError included
             # Kept for the next round rather than lost: a busy database is no reason to
             # forget a click.
@@ -78,13 +76,13 @@ def register_redirects(app: Flask, config: Config, prefix: str, *,
                        clock: Callable[[], float] = time.monotonic) -> Committer:
     """Mount /r/<id> under base_url's path. Returns the committer (serve flushes it at exit)."""
     scanners = ScannerFilter(config.reach.scanner_seconds, clock)
-    committer = Committer(config, scanners, min(1.0, config.reach.scanner_seconds / 4))
+    handles = app_handles(app, config)
+    committer = Committer(handles, scanners, min(1.0, config.reach.scanner_seconds / 4))
     # At exit (serve stops on Ctrl-C and SIGTERM alike) the hits still waiting are counted.
     # A strong reference on purpose: serve's app may be collected before atexit runs.
     atexit.register(committer.flush, everything=True)
     pages = Pages(config, prefix)
     known: dict[str, store_reach.Link] = {}  # ids never change once made: no query per click
-    local = threading.local()  # one connection per server thread, opened once
     bp = Blueprint("reach", __name__)
 
     def find(link_id: str) -> store_reach.Link | None:
@@ -92,9 +90,8 @@ def register_redirects(app: Flask, config: Config, prefix: str, *,
             return known[link_id]
         if not _ID_RE.fullmatch(link_id):
             return None
-        if getattr(local, "conn", None) is None:
-            local.conn = open_store(database_url(config))
-        link = store_reach.find_link(local.conn, link_id)
+        with handles.db() as conn:  # once per id and process (known)
+            link = store_reach.find_link(conn, link_id)
         if link is not None and len(known) < 100_000:
             known[link_id] = link
         return link

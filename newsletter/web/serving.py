@@ -9,6 +9,8 @@ from flask import Flask
 
 from newsletter.config import Config
 from newsletter.errors import NewsletterError
+from newsletter.store.connect import database_url
+from newsletter.store.handles import StoreHandles
 from newsletter.web.app import MAX_BODY_BYTES, create_app
 from newsletter.web.mailqueue import MailQueue, QueueWorker
 
@@ -55,8 +57,16 @@ def serve(config: Config, host: str, port: int, *, threads: int = 4,
     """Serve until interrupted (Ctrl-C or SIGTERM); the mail worker finishes the message in
     hand, then stops, so a stop never leaves a row `sending`. The port is bound before
     on_ready is called (the CLI's "serving ..." line), so a busy port says so first."""
-    worker = QueueWorker(MailQueue(config))
-    server = listen(create_app(config, on_queued=worker.notify), host, port, threads=threads)
+    # One set of database handles for the process: on PostgreSQL one pool, a connection
+    # for each request thread and each worker (mail queue, click totals).
+    handles = StoreHandles(database_url(config), size=threads + 2)
+    try:
+        worker = QueueWorker(MailQueue(config, handles=handles))
+        app = create_app(config, on_queued=worker.notify, handles=handles)
+        server = listen(app, host, port, threads=threads)
+    except BaseException:
+        handles.close()
+        raise
     worker.start()
     signal.signal(signal.SIGTERM, _interrupt)  # waitress stops cleanly on KeyboardInterrupt
     on_ready()
@@ -64,6 +74,8 @@ def serve(config: Config, host: str, port: int, *, threads: int = 4,
         server.run()
     finally:
         worker.stop()
+        app.extensions["newsletter.reach"].flush(everything=True)  # clicks still waiting
+        handles.close()
 
 
 def _interrupt(signum: int, frame: object) -> None:

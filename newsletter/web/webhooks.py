@@ -31,7 +31,8 @@ from newsletter.audience.ses_payload import ses_report
 from newsletter.audience.webhook_payloads import MalformedPayload
 from newsletter.config import Config
 from newsletter.errors import ConfigError
-from newsletter.store.connect import database_url, open_store
+from newsletter.store.handles import StoreHandles
+from newsletter.web.site import app_handles
 
 log = logging.getLogger("newsletter.webhooks")
 MAX_BODY = 256 * 1024  # SNS messages are at most 256 KB; provider events are a few KB
@@ -51,7 +52,8 @@ def register_webhooks(app: Flask, config: Config, *, secret: str | None = None,
     if not _SECRET_RE.fullmatch(secret):
         raise ConfigError("must be 16 to 200 characters of A-Z a-z 0-9 _ ~ . -",
                           where="NEWSLETTER_WEBHOOK_SECRET")
-    hooks = _Hooks(config, secret, fetcher or sns.CertificateFetcher(), confirm, clock)
+    hooks = _Hooks(config, secret, fetcher or sns.CertificateFetcher(), confirm, clock,
+                   app_handles(app, config))
     bp = Blueprint("webhooks", __name__)
     bp.add_url_rule("/webhooks/<given>/<any(ses,postmark,mailgun):provider>",
                     view_func=hooks.receive, methods=["POST"])
@@ -71,8 +73,10 @@ class _Hooks:
     """The three receivers; each turns one request into at most one committed report."""
 
     def __init__(self, config: Config, secret: str, fetcher: sns.CertificateFetcher,
-                 confirm: Callable[[str], None], clock: Callable[[], datetime]) -> None:
+                 confirm: Callable[[str], None], clock: Callable[[], datetime],
+                 handles: StoreHandles) -> None:
         self.config, self.secret, self.fetcher = config, secret.encode(), fetcher
+        self.handles = handles  # serve's per-process pool on PostgreSQL
         self.confirm, self.clock = confirm, clock
         self.mailgun_key = os.environ.get("NEWSLETTER_MAILGUN_SIGNING_KEY", "").encode()
         self.postmark_auth = os.environ.get("NEWSLETTER_POSTMARK_AUTH", "")
@@ -161,15 +165,11 @@ class _Hooks:
             return _answer(200, "ignored: not an event we act on")
         key = "sha256:" + hashlib.sha256(signed).hexdigest()
         run = BounceRun()
-        conn = open_store(database_url(self.config))
-        try:
-            with conn.transaction():
-                if already_processed(conn, key):
-                    return _answer(200, "already processed")
-                record_report(conn, key, report, self.config, self.clock(), run,
-                              f"webhook {provider}")
-        finally:
-            conn.close()
+        with self.handles.db() as conn, conn.transaction():
+            if already_processed(conn, key):
+                return _answer(200, "already processed")
+            record_report(conn, key, report, self.config, self.clock(), run,
+                          f"webhook {provider}")
         for recipient in report.recipients:  # type: ignore[attr-defined]
             if recipient.klass == "ours":
                 log.warning("webhook %s: sender-side failure for %s: %s %s", provider,
