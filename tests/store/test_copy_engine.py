@@ -53,6 +53,7 @@ ROWS = {
     "unsubscribe_reasons": [("too many", 2)],
     "why_tickets_used": [("n1", T)],
     "reach_links": [("L1", "2026-11", "en", "https://example.org/a", "link", 1, 5, 1)],
+    "send_gate": [(1, 1795000000.125, 2, "policy", "host-a", 1795000100.5)],
     "mail_queue": [(40, "confirm", "New@Example.org", "en", "p1", "sent", 1, T, None, None,
                     None, "<q@x>", "250", T, T)],
 }
