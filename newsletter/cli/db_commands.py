@@ -52,7 +52,7 @@ class _Progress:
 def _print_report(report: CopyReport) -> None:
     width = max(len(t.table) for t in report.tables)
     say(f"{'table':<{width}}  {'sqlite':>10}  {'postgresql':>10}  next id")
-    for t in report.tables:
+    for t in sorted(report.tables, key=lambda t: t.table):
         next_id = "" if t.next_id is None else f"{t.next_id:,}"
         say(f"{t.table:<{width}}  {t.source_rows:>10,}  {t.target_rows:>10,}  {next_id}")
     say(f"copied {len(report.tables)} tables, {report.rows:,} rows from {report.source} into "
