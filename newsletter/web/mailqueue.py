@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import uuid
 import weakref
@@ -24,6 +23,7 @@ from newsletter.audience.return_address import bounce_address
 from newsletter.audience.tokens import secret_from_env
 from newsletter.config import Config
 from newsletter.deliver.dkim import signer_from_config
+from newsletter.deliver.ledger import HOST
 from newsletter.deliver.send import Transports, unsubscribe_url_maker
 from newsletter.deliver.transport import Outcome
 from newsletter.errors import DeliveryError, InputError, NewsletterError
@@ -75,7 +75,9 @@ class MailQueue:
             raise InputError("NEWSLETTER_SECRET is not set: confirmation mail sent over SMTP "
                              "must not carry forgeable links")
         self.signer = signer_from_config(self.config)  # a bad key stops serve at start
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # The host as the ledger names it (NEWSLETTER_HOST where host names repeat): a row
+        # left `sending` says which serve host held it.
+        self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.unsubscribe_url = unsubscribe_url_maker(config, self.secret)
         self._pruned_at: datetime | None = None
 
