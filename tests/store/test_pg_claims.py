@@ -21,6 +21,7 @@ NOW = datetime(2026, 11, 5, 9, 0, tzinfo=UTC)
 ISSUE = "2026-11"
 
 
+@pytest.mark.sqlite_only  # whether the SQLite file is there (a server URL always counts)
 def test_store_exists_creates_nothing(tmp_path: Path) -> None:
     path = tmp_path / "newsletter.db"
     assert not store_exists(path) and not store_exists(f"sqlite:///{path}")
@@ -164,6 +165,7 @@ def test_postgresql_recovers_this_hosts_dead_process_at_once(pg_url: str) -> Non
     db.close()
 
 
+@pytest.mark.sqlite_only  # SQLite's PID/boot-id recovery; PostgreSQL's leases are above
 def test_sqlite_recovers_by_process_identity_as_before(tmp_path: Path) -> None:
     db = open_store(tmp_path / "newsletter.db")
     ids = other_host(db, 2, LEASE)  # the lease is recorded; the identity decides

@@ -37,6 +37,7 @@ def _sqlite_columns(path: Path) -> dict[str, list[str]]:
         raw.close()
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file's sqlite_master beside the PostgreSQL one
 def test_the_same_tables_and_columns_as_sqlite(pg_url: str, tmp_path: Path) -> None:
     connect_postgres(pg_url).close()
     assert _pg_columns(pg_url) == _sqlite_columns(tmp_path / "newsletter.db")

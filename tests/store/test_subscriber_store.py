@@ -131,6 +131,7 @@ def test_an_error_raised_inside_a_transaction_rolls_it_back(db: Db) -> None:
 
 # --- open_store: URLs and files ---------------------------------------------------------
 
+@pytest.mark.sqlite_only  # the files it makes and their mode
 def test_open_store_takes_a_path_or_a_sqlite_url(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
@@ -142,6 +143,7 @@ def test_open_store_takes_a_path_or_a_sqlite_url(tmp_path: Path,
         assert made.stat().st_mode & 0o777 == 0o600  # personal data: the owner's alone
 
 
+@pytest.mark.sqlite_only  # SQLite's PRAGMAs
 def test_an_opened_file_is_in_wal_mode_with_foreign_keys_on(db: Db) -> None:
     assert db.one("PRAGMA journal_mode")[0] == "wal"  # readers never block the sender
     assert db.one("PRAGMA foreign_keys")[0] == 1
@@ -177,6 +179,7 @@ def test_database_url_prefers_the_environment_then_store_url_then_path(tmp_path:
     assert database_url(config, {URL_ENV: "postgresql://h/db"}) == "postgresql://h/db"
 
 
+@pytest.mark.sqlite_only  # a file that is no SQLite database
 def test_a_corrupt_file_is_one_store_error_line_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "corrupt.db"
     path.write_bytes(b"this is not a database, only text " * 200)
@@ -188,6 +191,7 @@ def test_a_corrupt_file_is_one_store_error_line_naming_it(tmp_path: Path) -> Non
     assert corrupt.value.exit_code == 1
 
 
+@pytest.mark.sqlite_only  # the file's permissions
 def test_a_read_only_file_opens_and_its_first_write_is_one_store_error_line(
         tmp_path: Path) -> None:
     path = tmp_path / "ro.db"
@@ -219,6 +223,7 @@ def _read_only(path: Path) -> Iterator[None]:
         subprocess.run(["chattr", "-i", str(path)], check=True)
 
 
+@pytest.mark.sqlite_only  # a file that is no SQLite database
 def test_the_file_is_unchanged_by_a_failed_open(tmp_path: Path) -> None:
     path = tmp_path / "corrupt.db"
     path.write_bytes(b"x" * 4096)
