@@ -12,9 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest_delivery import REPO, DeliveryProject, make_delivery_project
 from pg_cluster import SECRET_USER, PgCluster, _free_port
 from smtp_server import Script, ScriptedServer
+
+# The source is a SQLite file by definition: under `-p pg_engine` every file would be the
+# PostgreSQL database itself.
+pytestmark = pytest.mark.sqlite_only
 
 NOW, LATER = "2026-11-22T10:00", "2026-11-22T11:00"  # LATER: the deferred address is due
 

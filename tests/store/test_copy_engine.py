@@ -18,6 +18,10 @@ from newsletter.store.copy_engine import copy_to_postgres, sqlite_source
 from newsletter.store.db import IntegrityError, StoreError
 from newsletter.store.subscribers import add_subscriber, get_subscriber
 
+# The source is a SQLite file by definition: under `-p pg_engine` every file would be the
+# PostgreSQL database itself.
+pytestmark = pytest.mark.sqlite_only
+
 T = "2026-11-01T09:00:00.123456+00:00"  # timestamps are ISO text on both engines
 BLOB = bytes(range(256))  # every byte value, NUL included
 
@@ -53,7 +57,7 @@ ROWS = {
     "unsubscribe_reasons": [("too many", 2)],
     "why_tickets_used": [("n1", T)],
     "reach_links": [("L1", "2026-11", "en", "https://example.org/a", "link", 1, 5, 1)],
-    "send_gate": [(1, 1795000000.125, 2, "policy", "host-a", 1795000100.5)],
+    "send_gate": [(1, 1795000000.125, 2, "policy", "host-a", 1795000100.5, 1795000090.25)],
     "mail_queue": [(40, "confirm", "New@Example.org", "en", "p1", "sent", 1, T, None, None,
                     None, "<q@x>", "250", T, T)],
 }
