@@ -153,11 +153,18 @@ def _copy_table(reader: Db, target: Db, table: str, total: int, on_progress: Pro
                      f"FROM unnest({arrays})", columns, catalog.primary_key(reader, table))
     rows = iter(reader.execute(f"SELECT {names} FROM {table} ORDER BY rowid"))
     done = 0
-    while batch := [tuple(_value(k, v) for k, v in zip(kinds, row, strict=True))
-                    for row in islice(rows, BATCH)]:
+    while batch := [_fit(insert, kinds, row) for row in islice(rows, BATCH)]:
         _insert_batch(target, insert, batch)
         done += len(batch)
         on_progress(table, done, total)
+
+
+def _fit(insert: _Insert, kinds: list[str], row: Any) -> tuple[Any, ...]:
+    try:
+        return tuple(_value(k, v) for k, v in zip(kinds, row, strict=True))
+    except UnicodeDecodeError as exc:
+        raise StoreError(f"copying {insert.table} ({insert.name(row)}): bytes that are not "
+                         "UTF-8 in a text column") from exc
 
 
 def _value(kind: str, value: Any) -> Any:
@@ -178,6 +185,10 @@ class _Insert:
     sql: str  # INSERT INTO t (a, b) ... SELECT * FROM unnest(?::int8[], ?::text[])
     columns: list[str]
     key: list[str]  # the source's primary key, to name a refused row
+
+    def name(self, row: Any) -> str:
+        return ", ".join(f"{k}={row[self.columns.index(k)]!r}" for k in self.key
+                         if k in self.columns)
 
 
 def _insert_batch(target: Db, insert: _Insert, batch: list[tuple[Any, ...]]) -> None:
@@ -201,9 +212,7 @@ def _which_row(target: Db, insert: _Insert, batch: list[tuple[Any, ...]]) -> Sto
         try:
             target.execute(insert.sql, [[value] for value in row])
         except StoreError as exc:
-            named = ", ".join(f"{k}={row[insert.columns.index(k)]!r}" for k in insert.key
-                              if k in insert.columns)
-            return StoreError(f"copying {insert.table} ({named}): {exc.detail}")
+            return StoreError(f"copying {insert.table} ({insert.name(row)}): {exc.detail}")
         finally:
             target.execute("ROLLBACK TO SAVEPOINT copy_row")
     return None

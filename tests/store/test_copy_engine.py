@@ -146,6 +146,25 @@ def test_a_failure_mid_copy_leaves_the_target_empty_and_names_the_row(
     assert all(rows == [] for rows in everything(pg_url).values())
 
 
+@pytest.mark.parametrize(("table", "value", "message"), [
+    ("subscribers", "Ana\x00Lee", "copying subscribers (id=1): PostgreSQL text fields cannot "
+                                  "contain NUL"),
+    ("consent_texts", b"\xff\xfe", "copying consent_texts (version='v1'): bytes that are not "
+                                   "UTF-8 in a text column"),
+])
+def test_a_value_postgresql_cannot_hold_names_its_row_and_copies_nothing(
+        source: Path, pg_url: str, table: str, value: object, message: str) -> None:
+    column = "name" if table == "subscribers" else "text"
+    raw = sqlite3.connect(source)  # SQLite keeps a NUL in text, and bytes in a TEXT column
+    raw.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = 1", (value,))
+    raw.commit()
+    raw.close()
+    with pytest.raises(StoreError) as caught:
+        copy_to_postgres(source, pg_url)
+    assert message in str(caught.value)
+    assert all(rows == [] for rows in everything(pg_url).values())
+
+
 def test_the_source_file_is_not_changed(source: Path, pg_url: str) -> None:
     before = hashlib.sha256(source.read_bytes()).hexdigest()
     copy_to_postgres(source, pg_url)
