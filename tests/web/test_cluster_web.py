@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 from smtp_server import Script, ScriptedServer, free_port
 from test_cluster_send import host, until
+from test_pg_handles import server_connections
 
 from newsletter.config import WebSettings
 from newsletter.model import normalise_mailbox
@@ -67,12 +68,17 @@ def test_two_serve_hosts_drain_one_queue_each_confirmation_once(tmp_path: Path,
                   "a serve host never answered", 60)
             until(lambda: sent(pg_url) == count, "the queue was never drained", 120)
             time.sleep(1)  # a second claim of a row, were there one, would arrive now
+            for port in ports:  # pages and the mail worker share the process's pool
+                assert httpx.get(f"http://127.0.0.1:{port}/newsletter/unsubscribe/x",
+                                 timeout=10).status_code == 400  # the invalid-link page
+            pooled = server_connections(pg_url)
         finally:
             for process in hosts:
                 process.send_signal(signal.SIGTERM)
             outputs = [process.communicate(timeout=60) for process in hosts]
     assert [p.returncode for p in hosts] == [0, 0], outputs
     assert sorted(script.copies().items()) == [(a, 1) for a in addresses]
+    assert 2 <= pooled <= 2 * (4 + 2)  # kept open between uses; at most threads + 2 a host
     with open_store(pg_url) as db:
         assert mail_queue_counts(db) == {"sent": count}
         by_host = dict(db.all("SELECT split_part(claimed_by, ':', 1), count(*) FROM "
