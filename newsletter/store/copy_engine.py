@@ -12,7 +12,8 @@ compared per table before COMMIT, and the identity sequences are moved past the 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
 from itertools import islice
@@ -151,12 +152,22 @@ def _copy_table(reader: Db, target: Db, table: str, total: int, on_progress: Pro
     arrays = ", ".join(f"?::{kind}[]" for kind in kinds)
     insert = _Insert(table, f"INSERT INTO {table} ({names}) OVERRIDING SYSTEM VALUE SELECT * "
                      f"FROM unnest({arrays})", columns, catalog.primary_key(reader, table))
-    rows = iter(reader.execute(f"SELECT {names} FROM {table} ORDER BY rowid"))
     done = 0
-    while batch := [_fit(insert, kinds, row) for row in islice(rows, BATCH)]:
-        _insert_batch(target, insert, batch)
-        done += len(batch)
-        on_progress(table, done, total)
+    # closed here, while the connection is open: a failed batch leaves the cursor unfinished
+    with closing(_read(reader, f"SELECT {names} FROM {table} ORDER BY rowid")) as rows:
+        while batch := [_fit(insert, kinds, row) for row in islice(rows, BATCH)]:
+            _insert_batch(target, insert, batch)
+            done += len(batch)
+            on_progress(table, done, total)
+
+
+def _read(reader: Db, sql: str) -> Generator[Any, None, None]:
+    """The rows one by one as SQLite steps through them (memory flat); an error met while
+    stepping (a corrupt page, an I/O error) comes out as StoreError too."""
+    try:
+        yield from reader.execute(sql)
+    except sqlite3.Error as exc:
+        raise StoreError(str(exc), where=reader.where) from exc
 
 
 def _fit(insert: _Insert, kinds: list[str], row: Any) -> tuple[Any, ...]:
