@@ -192,4 +192,9 @@ MIGRATIONS = [
         stopped_at REAL
     )
     """,
+    # when the send gate's streak last grew (database time): a message begun before it says
+    # nothing about the relay now, so its success does not end the streak
+    """
+    ALTER TABLE send_gate ADD COLUMN streak_at REAL
+    """,
 ]

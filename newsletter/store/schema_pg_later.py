@@ -17,4 +17,6 @@ LATER_MIGRATIONS: list[str] = [
         stopped_at DOUBLE PRECISION
     )
     """,
+    # v4: when the send gate's streak last grew (SQLite's migration of the same name)
+    "ALTER TABLE send_gate ADD COLUMN streak_at DOUBLE PRECISION",
 ]

@@ -40,6 +40,11 @@ class Slots:
     now: float
 
     @property
+    def end(self) -> float:
+        """The list's next free slot after this block (its value in the row)."""
+        return self.first + self.count * self.interval
+
+    @property
     def lead(self) -> float:
         """Seconds from the reservation to the first slot (0: at once)."""
         return max(0.0, self.first - self.now)
@@ -60,9 +65,13 @@ def start_run(db: Db) -> float:
     ones recorded after it. Makes the list's row on first use (no migration seeds it, so
     an unused database stays empty, as `db migrate-to` wants its target)."""
     with db.transaction(immediate=False):
-        db.execute("INSERT INTO send_gate (id, next_slot, streak, stop_reason, stop_host) "
-                   "VALUES (1, 0, 0, '', '') ON CONFLICT (id) DO NOTHING")
+        _make_row(db)
         return float(db.one(f"SELECT {_NOW[db.engine]}")[0])
+
+
+def _make_row(db: Db) -> None:
+    db.execute("INSERT INTO send_gate (id, next_slot, streak, stop_reason, stop_host) "
+               "VALUES (1, 0, 0, '', '') ON CONFLICT (id) DO NOTHING")
 
 
 def reserve(db: Db, count: int, interval: float) -> Slots:
@@ -70,12 +79,22 @@ def reserve(db: Db, count: int, interval: float) -> Slots:
     list's next free slot, or from now if that is past (an idle list saves no slots up)."""
     now, greatest = _NOW[db.engine], _GREATEST[db.engine]
     span = count * interval
+    sql = (f"UPDATE send_gate SET next_slot = CASE WHEN next_slot > {now} + ? THEN {now} "
+           f"ELSE {greatest}(next_slot, {now}) END + ? WHERE id = 1 RETURNING next_slot, {now}")
     with db.transaction(immediate=False):  # the row's own lock (SQLite: its write lock)
-        row = db.one(
-            f"UPDATE send_gate SET next_slot = CASE WHEN next_slot > {now} + ? THEN {now} "
-            f"ELSE {greatest}(next_slot, {now}) END + ? WHERE id = 1 RETURNING next_slot, "
-            f"{now}", (HORIZON, span))
+        row = db.one(sql, (HORIZON, span))
+        if row is None:  # the list's first reservation
+            _make_row(db)
+            row = db.one(sql, (HORIZON, span))
     return Slots(float(row[0]) - span, count, interval, float(row[1]))
+
+
+def release(db: Db, first_unused: float, end: float) -> bool:
+    """A sender that stops hands back the unused rest of its block, from `first_unused` to
+    `end` (its Slots' end), if no one reserved after it: the next sender need not wait."""
+    with db.transaction(immediate=False):
+        return db.execute("UPDATE send_gate SET next_slot = ? WHERE id = 1 AND next_slot = ?",
+                          (first_unused, end)).rowcount == 1
 
 
 def state(db: Db) -> GateState:
@@ -91,14 +110,19 @@ def state(db: Db) -> GateState:
 def add_policy(db: Db) -> int:
     """One more policy rejection (5.7.x) in the list's streak; returns the streak."""
     with db.transaction(immediate=False):
-        return int(db.one("UPDATE send_gate SET streak = streak + 1 WHERE id = 1 "
-                          "RETURNING streak")[0])
+        return int(db.one(f"UPDATE send_gate SET streak = streak + 1, streak_at = "
+                          f"{_NOW[db.engine]} WHERE id = 1 RETURNING streak")[0])
 
 
-def reset_streak(db: Db) -> None:
-    """A message the relay took (or refused for the reader's own reasons): no streak."""
+def reset_streak(db: Db, began: float) -> int:
+    """A message the relay took (or refused for the reader's own reasons) ends the streak,
+    if it began (database time) after the streak last grew: a message in flight while the
+    relay turned against the list says nothing about it now. Returns the streak."""
     with db.transaction(immediate=False):
-        db.execute("UPDATE send_gate SET streak = 0 WHERE id = 1 AND streak <> 0")
+        db.execute("UPDATE send_gate SET streak = 0 WHERE id = 1 AND streak <> 0 AND "
+                   "(streak_at IS NULL OR streak_at < ?)", (began,))
+        row = db.one("SELECT streak FROM send_gate WHERE id = 1")
+    return int(row[0]) if row else 0
 
 
 def record_stop(db: Db, reason: str, host: str) -> GateState:
