@@ -86,6 +86,17 @@ HOST = os.environ.get("NEWSLETTER_HOST", "").strip() or socket.gethostname()
 OWNER = f"{HOST}:{_identity(os.getpid())}"
 
 
+def _owner_after_fork() -> None:
+    """A forked sender process (deliver/processes.py) claims as itself, not as its parent:
+    recovery judges a claim's owner by PID and start time, so a killed child's rows must
+    carry the child's identity to be found."""
+    global OWNER
+    OWNER = f"{HOST}:{_identity(os.getpid())}"
+
+
+os.register_at_fork(after_in_child=_owner_after_fork)
+
+
 def _owner_alive(owner: str | None) -> bool:
     """True if the claiming process is still running on this host (then its rows are not ours
     to recover, even when someone deleted the lock file by hand). A PID reused after a crash
