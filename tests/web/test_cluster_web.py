@@ -1,6 +1,6 @@
 """`newsletter serve` on two hosts against one PostgreSQL database (issue 13): both mail
-workers drain the one confirmation queue, and every confirmation reaches the relay once.
-Skipped without PostgreSQL's binaries."""
+workers drain the one confirmation queue, and every confirmation reaches the relay once; a
+serve host keeps answering across a database restart. Skipped without PostgreSQL's binaries."""
 
 from __future__ import annotations
 
@@ -11,13 +11,18 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
+import pytest
+from pg_cluster import PgUnavailable, throwaway_cluster
 from smtp_server import Script, ScriptedServer, free_port
 from test_cluster_send import host, until
 from test_pg_handles import server_connections
+from web_server import running_app
 
-from newsletter.config import WebSettings
+from newsletter.audience.tokens import make_token
+from newsletter.config import WebSettings, load_config
 from newsletter.model import normalise_mailbox
 from newsletter.store import optin as store_optin
 from newsletter.store.connect import open_store
@@ -84,3 +89,36 @@ def test_two_serve_hosts_drain_one_queue_each_confirmation_once(tmp_path: Path,
         by_host = dict(db.all("SELECT split_part(claimed_by, ':', 1), count(*) FROM "
                               "mail_queue GROUP BY 1"))
     assert set(by_host) <= {"web-a", "web-b"} and sum(by_host.values()) == count
+
+
+def test_serve_answers_again_once_the_database_restarted(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        with throwaway_cluster() as cluster:  # ours: the session's cluster is not restarted
+            url = cluster.url(cluster.new_database())
+            monkeypatch.setenv("NEWSLETTER_DATABASE_URL", url)
+            monkeypatch.setenv("NEWSLETTER_SECRET", "s3cret")
+            project = host(tmp_path / "w", 0, 300)
+            config = load_config(project.config)
+            with open_store(url) as db:
+                db.execute("INSERT INTO subscribers (email, status, created_at, updated_at) "
+                           "VALUES ('ann@example.com', 'active', 'now', 'now')")
+            page = (f"{urlsplit(config.base_url).path}/unsubscribe/"
+                    + make_token("s3cret", config.list_id, "ann@example.com"))
+            with running_app(project.config) as origin:
+                assert "ann@example.com" in httpx.get(origin + page, timeout=30).text
+                cluster.stop()
+                cluster.start()
+                # The pooled connection the restart broke is replaced, not handed out.
+                after_restart = httpx.get(origin + page, timeout=30)
+                cluster.stop()
+                started = time.monotonic()
+                down = httpx.get(origin + page, timeout=30)  # the pool's wait, then an error
+                waited = time.monotonic() - started
+                cluster.start()
+                again = httpx.get(origin + page, timeout=30)
+    except PgUnavailable as exc:
+        pytest.skip(str(exc))
+    assert after_restart.status_code == 200 and "ann@example.com" in after_restart.text
+    assert down.status_code == 500 and "Traceback" not in down.text and waited < 25
+    assert again.status_code == 200 and "ann@example.com" in again.text
