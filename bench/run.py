@@ -18,7 +18,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from contextlib import ExitStack
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -27,6 +29,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 from peer import mailmerge_run  # noqa: E402
 from wire import smtplib_ceiling, wire  # noqa: E402
+
+sys.path.insert(0, str(REPO / "tests"))
+from pg_server import PgUnavailable, throwaway_cluster  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 NOW = "2026-11-22T10:00"
@@ -69,8 +74,11 @@ class SinkProcess:
         return int(re.search(r"messages (\d+)", out)[1])
 
 
-def make_project(root: Path, n: int, connections: int, rate: float, dkim: bool) -> Path:
-    """The sample newsletter with n generated subscribers."""
+def make_project(root: Path, n: int, connections: int, rate: float, dkim: bool, *,
+                 batch: int | None = None, subscribers: bool = True) -> Path:
+    """The sample newsletter with n generated subscribers (`subscribers=False`: the CSV is
+    written but the config names none, for the PostgreSQL senders that share one list);
+    batch: [delivery] batch_size (None: the program's default)."""
     root.mkdir(parents=True)
     for folder in ("templates", "feeds"):
         shutil.copytree(REPO / folder, root / folder)
@@ -83,6 +91,10 @@ def make_project(root: Path, n: int, connections: int, rate: float, dkim: bool) 
     # The sample writes the Maildir; the bench sends through its sink (send refuses a
     # NEWSLETTER_SMTP_URL when transport = "maildir").
     config = re.sub(r'transport = "maildir"', 'transport = "smtp"', config)
+    if batch is not None:
+        config = config.replace("[delivery]\n", f"[delivery]\nbatch_size = {batch}\n", 1)
+    if not subscribers:
+        config = re.sub(r'files = \["subscribers/sample.csv"\]', "files = []", config)
     if dkim:
         run([sys.executable, "-m", "newsletter", "--config", str(root / "newsletter.toml"),
              "dkim", "keygen", "--selector", "bench", "--domain", "ipbusiness.example.org",
@@ -126,9 +138,10 @@ class _Measured(subprocess.Popen):
 
 
 def send_run(n: int, connections: int, rate: float, dkim: bool, work: Path,
-             stamps: Path | None = None, *, pipelining: bool = True, tag: str = "") -> dict:
+             stamps: Path | None = None, *, pipelining: bool = True, tag: str = "",
+             batch: int | None = None) -> dict:
     name = f"send-{'dkim' if dkim else 'plain'}-{rate:g}-{'pipe' if pipelining else 'nopipe'}"
-    root = make_project(work / f"{name}{tag}", n, connections, rate, dkim)
+    root = make_project(work / f"{name}{tag}", n, connections, rate, dkim, batch=batch)
     nl = [sys.executable, "-m", "newsletter", "--config", str(root / "newsletter.toml")]
     import_s, _, _ = run(nl + ["subscribers", "import", "subscribers/sample.csv"], root)
     sink = SinkProcess(stamps, pipelining=pipelining)
@@ -149,32 +162,63 @@ def send_run(n: int, connections: int, rate: float, dkim: bool, work: Path,
             "sink_cores": sink_cores}
 
 
-def sharded_run(n: int, processes: int, work: Path, tag: str = "") -> dict:
-    """The alternative to threads: `processes` senders (send --shard K/N, one connection each,
-    own database) at once into one sink. Rate = messages / the slowest sender's deliver time."""
-    roots = [make_project(work / f"shard-{k}{tag}", n, 1, 0, False)
-             for k in range(1, processes + 1)]
-    for root in roots:
-        run([sys.executable, "-m", "newsletter", "--config", str(root / "newsletter.toml"),
-             "subscribers", "import", "subscribers/sample.csv"], root)
+def pg_run(cluster, n: int, processes: int, connections: int, work: Path,  # noqa: ANN001
+           tag: str = "", batch: int | None = None) -> dict:
+    """`processes` senders against ONE PostgreSQL database (a new one on the bench's durable
+    cluster) and one sink, each with its own project directory and config, its own
+    NEWSLETTER_HOST and `connections` connections, all started at once with `send --now`;
+    the first one's list is imported beforehand (the others' configs name no CSV).
+    Rate = messages / the wall time from the first sender's start of its deliver stage to
+    the last sender's end of it: each sender's deliver stage ends when it exits (as seen
+    here) less nothing and starts its own `deliver` seconds earlier, so the few ms between
+    the end of delivery and the exit shift both ends alike."""
+    url = cluster.url(cluster.new_database())
+    roots = [make_project(work / f"pg{processes}-{k}{tag}", n, connections, 0, False,
+                          batch=batch, subscribers=k == 0) for k in range(processes)]
+
+    def nl(root: Path) -> list[str]:
+        return [sys.executable, "-m", "newsletter", "--config", str(root / "newsletter.toml")]
+
+    db_env = {"NEWSLETTER_DATABASE_URL": url}
+    import_s, _, _ = run(nl(roots[0]) + ["subscribers", "import", "subscribers/sample.csv"],
+                         roots[0], db_env)
     sink = SinkProcess()
-    env = {**os.environ, "NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{sink.port}?timeout=30",
-           "NEWSLETTER_SECRET": "bench-secret", "NEWSLETTER_TIMINGS": "1"}
+    env = {**os.environ, **db_env, "NEWSLETTER_SECRET": "bench-secret",
+           "NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{sink.port}?timeout=30",
+           "NEWSLETTER_TIMINGS": "1"}
+    ends: list[tuple[float, str, str, int, int]] = [(0.0, "", "", 0, 0)] * processes
     try:
-        procs = [subprocess.Popen(
-            [sys.executable, "-m", "newsletter", "--config", str(root / "newsletter.toml"),
-             "send", "--now", NOW, "--shard", f"{k}/{processes}"], cwd=root, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for k, root in enumerate(roots, 1)]
-        outs = [p.communicate()[0] for p in procs]
+        procs = [_Measured(nl(root) + ["send", "--now", NOW], cwd=root,
+                           env={**env, "NEWSLETTER_HOST": f"bench-host-{k}"},
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for k, root in enumerate(roots)]
+
+        def reap(k: int) -> None:
+            out, err = procs[k].communicate()
+            ends[k] = (time.monotonic(), out, err, procs[k].returncode, procs[k].peak_rss_kb)
+
+        reapers = [threading.Thread(target=reap, args=(k,)) for k in range(processes)]
+        for t in reapers:
+            t.start()
+        for t in reapers:
+            t.join()
     finally:
         received = sink.stop()
-    deliver = max(float(re.search(r"deliver ([\d.]+) s", o)[1]) for o in outs)
-    sent = sum(int(re.search(r"sent (\d+)", o.splitlines()[-1])[1]) for o in outs)
-    return {"name": f"send-{processes}-processes", "n": n, "dkim": False, "pipelining": True,
-            "processes": processes, "sent": sent, "received": received, "seconds": deliver,
-            "import_s": 0.0, "freeze_s": 0.0, "deliver_s": deliver, "rate": sent / deliver,
-            "rss_mb": 0.0, "root": str(work), "sink_cores": sink.cores}
+    for _, out, err, code, _ in ends:
+        if code != 0:
+            raise SystemExit(f"a PostgreSQL sender failed ({code}):\n{out}\n{err}")
+    # A sender that found nothing left to send (it started after the others had claimed
+    # everything) prints no deliver stage and takes no part in the window.
+    stages = [(e[0], float(m[1])) for e in ends
+              if (m := re.search(r"deliver ([\d.]+) s", e[1]))]
+    window = max(end for end, _ in stages) - min(end - d for end, d in stages)
+    sent = sum(int(re.search(r"sent (\d+)", e[1].splitlines()[-1])[1]) for e in ends)
+    return {"name": f"pg-{processes}", "n": n, "dkim": False, "pipelining": True,
+            "processes": processes, "sent": sent, "received": received, "seconds": window,
+            "import_s": import_s, "freeze_s": 0.0, "deliver_s": window, "rate": sent / window,
+            "rss_mb": max(e[4] for e in ends) / 1024,
+            "rss_each_mb": [e[4] / 1024 for e in ends], "root": str(work),
+            "sink_cores": sink.cores}
 
 
 def sample_message(work: Path) -> bytes:
@@ -233,10 +277,30 @@ def main() -> None:
     parser.add_argument("--no-dkim", action="store_true")
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--only", default="",
-                        help="comma-separated runs to make (e.g. wire,plain,dkim; default all)")
+                        help="comma-separated runs to make (e.g. wire,plain,pg-2; default all)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="[delivery] batch_size of every send run (default: the program's)")
+    parser.add_argument("--pg-processes", default="1,2,4",
+                        help="sender processes of the PostgreSQL runs (default 1,2,4)")
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
+    pg_counts = [int(x) for x in args.pg_processes.split(",") if x]
+    if only:
+        pg_counts = [p for p in pg_counts if f"pg-{p}" in only]
+    with ExitStack() as stack:
+        cluster = None
+        if pg_counts:
+            try:  # fsync and synchronous_commit on, as Debian ships them
+                cluster = stack.enter_context(throwaway_cluster(durable=True))
+            except PgUnavailable as exc:
+                print(f"the PostgreSQL runs are skipped: {exc}", flush=True)
+        bench(args, only, cluster, pg_counts if cluster else [])
+
+
+def bench(args: argparse.Namespace, only: set[str], cluster,  # noqa: ANN001
+          pg_counts: list[int]) -> None:
     work = Path(tempfile.mkdtemp(prefix="newsletter-bench-"))
+    batch = args.batch_size
     message = sample_message(work)
     reference_n = min(args.n, 20_000)
     rounds: dict[str, list[dict]] = {}
@@ -247,12 +311,14 @@ def main() -> None:
                  ("smtplib", partial(reference, "smtplib", message, reference_n,
                                      args.connections, work)),
                  ("plain-nopipe", partial(send_run, args.n, args.connections, 0, False, work,
-                                          pipelining=False, tag=tag)),
-                 ("plain", partial(send_run, args.n, args.connections, 0, False, work, tag=tag)),
-                 ("shard", partial(sharded_run, args.n, args.connections, work, tag=tag))]
+                                          pipelining=False, tag=tag, batch=batch)),
+                 ("plain", partial(send_run, args.n, args.connections, 0, False, work, tag=tag,
+                                   batch=batch))]
+        steps += [(f"pg-{p}", partial(pg_run, cluster, args.n, p, args.connections, work,
+                                      tag=tag, batch=batch)) for p in pg_counts]
         if not args.no_dkim:
             steps.append(("dkim", partial(send_run, args.n, args.connections, 0, True, work,
-                                          tag=tag)))
+                                          tag=tag, batch=batch)))
         if not args.no_peer and k == 0:
             steps.append(("mailmerge", partial(reference, "mailmerge", message,
                                                min(args.n, args.peer_n), 1, work)))
@@ -287,10 +353,28 @@ LABELS = {
     "smtplib": "smtplib, pre-built messages (one command at a time)",
     "plain-nopipe": "newsletter send, DKIM off, relay without PIPELINING",
     "plain": "newsletter send, DKIM off",
-    "shard": "newsletter send, DKIM off, {c} processes (send --shard K/{c}, 1 connection each)",
+    "pg-1": "newsletter send, DKIM off, PostgreSQL, 1 process ({c} connections)",
+    "pg-2": "newsletter send, DKIM off, PostgreSQL, 2 processes ({c} connections each)",
+    "pg-4": "newsletter send, DKIM off, PostgreSQL, 4 processes ({c} connections each)",
     "dkim": "newsletter send, DKIM on (RSA-2048)",
     "mailmerge": "peer: mailmerge 2.3.0 (one connection per message)",
 }
+
+
+def pg_lines(rows: dict[str, dict]) -> list[str]:
+    """The PostgreSQL runs as ratios to the SQLite single-process run of the same bench."""
+    pg = {int(k[3:]): r for k, r in rows.items() if k.startswith("pg-")}
+    if not pg or "plain" not in rows:
+        return []
+    base = rows["plain"]["rate"]
+    out = ["", "PostgreSQL (one database, fsync on; rate = messages / first sender's start to "
+           "last sender's end of delivery), as ratios to SQLite, 1 process "
+           f"({base:,.0f} msg/s): "
+           + ", ".join(f"{p} process(es) {r['rate']:,.0f} msg/s = {r['rate'] / base:.2f}×"
+                       for p, r in sorted(pg.items()))]
+    if 1 in pg and 2 in pg:
+        out.append(f"2 processes ÷ 1 process on PostgreSQL: {pg[2]['rate'] / pg[1]['rate']:.2f}×")
+    return out
 
 
 def render_report(args: argparse.Namespace, size: int, rows: dict[str, dict],
@@ -305,12 +389,15 @@ def render_report(args: argparse.Namespace, size: int, rows: dict[str, dict],
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in rows.items():
-        label = LABELS[name].format(c=args.connections)
+        label = LABELS.get(name, name).format(c=args.connections)
         rss = f"{r['rss_mb']:.0f} MB" if r.get("rss_mb") else ""
+        if r.get("rss_each_mb"):  # the PostgreSQL senders: each process's peak
+            rss = " / ".join(f"{m:.0f}" for m in r["rss_each_mb"]) + " MB"
         stages = (f"{r['import_s']:.1f} s | {r['freeze_s']:.1f} s | {r['deliver_s']:.1f} s"
-                  if "deliver_s" in r and name != "shard" else " | | ")
+                  if "deliver_s" in r and not name.startswith("pg-") else " | | ")
         lines.append(f"| {label} | {r['rate']:,.0f} | {r['rate'] / top:.2f} | "
                      f"{r['sink_cores']:.2f} | {rss} | {stages} |")
+    lines += pg_lines(rows)
     if "mailmerge" in rows and "plain" in rows and rows["mailmerge"]["rate"]:
         times = rows["plain"]["rate"] / rows["mailmerge"]["rate"]
         lines += ["", f"newsletter send (DKIM off) is {times:.1f}× mailmerge in this run."]

@@ -40,9 +40,17 @@ class DeliveryProject:
         return main(["--config", str(self.config), *args])
 
 
+def set_batch_size(project: DeliveryProject, size: int) -> None:
+    """[delivery] batch_size = size: the rows a worker claims in one commit."""
+    text = project.config.read_text(encoding="utf-8")
+    project.config.write_text(text.replace("[delivery]\n", f"[delivery]\nbatch_size = {size}\n",
+                                           1), encoding="utf-8")
+
+
 def make_delivery_project(root: Path, count: int, *, connections: int = 2,
-                          rate: float = 0) -> DeliveryProject:
-    """The sample newsletter with `count` subscribers and the sample issue (ready, due)."""
+                          rate: float = 0, batch_size: int | None = None) -> DeliveryProject:
+    """The sample newsletter with `count` subscribers and the sample issue (ready, due);
+    batch_size: [delivery] batch_size (None: the program's default)."""
     shutil.copytree(REPO / "templates", root / "templates")
     (root / "issues").mkdir()
     for name in ("2026-11.md", "2026-11.items.yaml", "_template.md"):
@@ -59,7 +67,10 @@ def make_delivery_project(root: Path, count: int, *, connections: int = 2,
     addresses = [f"reader{n:03d}@example.com" for n in range(count)]
     rows = ["email,name,language,tags"] + [f"{a},Reader {n},en," for n, a in enumerate(addresses)]
     (root / "subscribers" / "sample.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return DeliveryProject(root, addresses)
+    project = DeliveryProject(root, addresses)
+    if batch_size is not None:
+        set_batch_size(project, batch_size)
+    return project
 
 
 @pytest.fixture

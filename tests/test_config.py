@@ -88,6 +88,14 @@ def test_unknown_key_in_a_feed_table_is_named(tmp_path):
     assert "'feeds.refresh' is not a known key" in message
 
 
+def test_delivery_batch_size_defaults_to_20_and_must_be_a_whole_number_of_at_least_1(
+        tmp_path):
+    assert load_config(write(tmp_path, GOOD)).batch_size == 20
+    assert load_config(write(tmp_path, GOOD + "[delivery]\nbatch_size = 1\n")).batch_size == 1
+    message = config_error(tmp_path, GOOD + "[delivery]\nbatch_size = 0\n")
+    assert "'delivery.batch_size' must be a whole number of at least 1" in message
+
+
 def test_wrong_type_is_named(tmp_path):
     message = config_error(tmp_path, GOOD.replace('name = "Test letter"', "name = 5"))
     assert "'newsletter.name' must be a non-empty string" in message

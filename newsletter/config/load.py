@@ -16,7 +16,7 @@ from newsletter.config.newsletter_table import (
 )
 from newsletter.config.problems import Problems
 from newsletter.config.reach import parse_reach
-from newsletter.config.settings import Config
+from newsletter.config.settings import BATCH_SIZE, Config
 from newsletter.config.tables import (
     parse_allow_hosts_table,
     parse_return_path,
@@ -36,7 +36,8 @@ _SECTIONS: dict[str, set[str]] = {
               "translations"},
     "subscribers": {"files"},
     "store": {"path", "url"},
-    "delivery": {"connections", "rate_per_second", "transport", "lease_seconds"},
+    "delivery": {"connections", "rate_per_second", "transport", "lease_seconds", "processes",
+                 "batch_size"},
     "dkim": {"selector", "domain", "key_file"},
     "bounces": {"soft_limit", "soft_window_days", "address", "unsubscribe_address", "verp",
                 "imap_move_to"},
@@ -151,5 +152,18 @@ def _parse_delivery(p: Problems, delivery: dict) -> dict[str, Any]:
         p.add("delivery.transport", f'must be "maildir" or "smtp", not {transport!r}')
     # A sender on another host recovers a claim this long after its owner stopped renewing.
     lease = p.number(delivery, "lease_seconds", "delivery", 300, minimum=1, integer=True)
+    # Rows a claim takes: one commit per batch; a crash leaves up to this many `unknown`.
+    batch = p.number(delivery, "batch_size", "delivery", BATCH_SIZE, minimum=1, integer=True)
     return {"connections": connections, "rate_per_second": float(rate), "transport": transport,
-            "lease_seconds": lease}
+            "lease_seconds": lease, "processes": _processes(p, delivery), "batch_size": batch}
+
+
+def _processes(p: Problems, delivery: dict) -> int:
+    """[delivery] processes: "auto" (0: one per core, at most `connections`) or a number."""
+    if delivery.get("processes", "auto") == "auto":
+        return 0
+    if isinstance(delivery["processes"], str):
+        p.add("delivery.processes", f'must be "auto" or a whole number, not '
+                                    f'{delivery["processes"]!r}')
+        return 0
+    return p.number(delivery, "processes", "delivery", 0, minimum=1, integer=True)

@@ -9,6 +9,9 @@ from zoneinfo import ZoneInfo
 
 from newsletter.config.reach import ReachSettings
 
+# [delivery] batch_size's default: rows a worker claims in one commit (chosen by `make bench`:
+# see the README's Speed section); a crash leaves at most this many per connection `unknown`.
+BATCH_SIZE = 20
 
 @dataclass(frozen=True)
 class FeedConfig:
@@ -59,6 +62,8 @@ class Config:
     rate_per_second: float = 0.0
     transport: str = ""  # [delivery] transport: "maildir" or "smtp"; "" = not set
     lease_seconds: int = 300  # [delivery] lease_seconds: a claim's hold, renewed while alive
+    batch_size: int = BATCH_SIZE  # [delivery] batch_size: rows a claim (one commit) takes
+    processes: int = 0  # [delivery] processes: sender processes; 0 = "auto" (deliver/processes)
     store_url: str = ""  # [store] url: sqlite:///FILE or another engine's; "" = [store] path
     dkim_selector: str = ""
     dkim_domain: str = ""

@@ -19,7 +19,7 @@ from newsletter.compose.message import (
     message_id,
 )
 from newsletter.config import Config
-from newsletter.deliver import ledger
+from newsletter.deliver import ledger, processes
 from newsletter.deliver.dkim import DkimSigner, signer_from_config
 from newsletter.deliver.dry_run import DryRunMail, dry_run
 from newsletter.deliver.faults import crash_point
@@ -27,18 +27,20 @@ from newsletter.deliver.freeze_due import freeze_due
 from newsletter.deliver.late import freeze_late_editions
 from newsletter.deliver.lock import SendLock
 from newsletter.deliver.plan import Plan, plan_run
+from newsletter.deliver.processes import Share
 from newsletter.deliver.segmenting import prepared_editions
+from newsletter.deliver.shared_rate import GateTally, SharedRateLimiter, SharedStop
 from newsletter.deliver.transport import MaildirTransport, SmtpTransport
 from newsletter.deliver.transport_choice import choose_transport
 from newsletter.deliver.workers import (
     Clock,
     Job,
-    RateLimiter,
     Tally,
+    batch_for,
     run_deliveries,
     stop_on_signals,
 )
-from newsletter.errors import DeliveryError, InputError
+from newsletter.errors import InputError
 from newsletter.store import claims as store_claims
 from newsletter.store import ledger as store_ledger
 from newsletter.store.connect import database_url, open_store
@@ -170,22 +172,31 @@ def _locked_run(config: Config, conn: Db, now: datetime, options: SendOptions,
                           problems=all_problems)
     envelope = envelope_for(config)
     prepared = prepared_editions(conn, issues, envelope)  # every edition and variant
-    pool = [transports.make() for _ in range(max(1, min(config.connections, total)))]
-    for transport in pool:  # auth and TLS failures stop the run here, before any claim
+    connections = max(1, min(config.connections, total))  # of all processes together
+
+    def deliver_share(share: Share) -> Tally:  # this process's connections (processes.py)
+        pool = share.open(transports.make)  # auth and TLS failures raise here, before claims
+        if pool is None:  # another process could not connect, or the run stopped
+            return Tally()
+        url = database_url(config)  # the rate and the policy stop are the list's (shared_rate)
+        gate = SharedStop(url, ledger.OWNER)  # this process's owner (ledger: forked children)
+        limiter = SharedRateLimiter(url, config.rate_per_second)
+        tally = GateTally(gate=gate)
+        job = Job(url, prepared, envelope, unsubscribe_url_maker(config, secret), clock, limiter,
+                  tally, signer, ReturnPaths(config, secret),
+                  transport_label=transports.choice.label,
+                  lease=timedelta(seconds=config.lease_seconds),
+                  batch_size=batch_for(config.batch_size, total, connections))
         try:
-            transport.open()
-        except DeliveryError:
-            for t in pool:
-                t.close()
-            raise
-    tally = Tally()
-    job = Job(database_url(config), prepared, envelope,
-              unsubscribe_url_maker(config, secret), clock,
-              RateLimiter(config.rate_per_second), tally, signer, ReturnPaths(config, secret),
-              transport_label=transports.choice.label,
-              lease=timedelta(seconds=config.lease_seconds))
-    with stop_on_signals(tally):
-        run_deliveries(job, issues, pool, on_progress=lambda t: on_progress(t, total))
+            with stop_on_signals(tally):
+                run_deliveries(job, issues, pool, on_progress=share.on_progress)
+        finally:
+            limiter.close()
+            gate.close()
+        return tally
+
+    tally = processes.deliver(config.processes, connections, deliver_share,
+                              lambda t: on_progress(t, total))
     crash_point("summary")
     done = time.monotonic()
     timings = (("plan", planned - started), ("freeze", froze - planned),

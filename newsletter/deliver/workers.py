@@ -1,17 +1,15 @@
 """The delivery workers: a pool that claims ledger rows, sends, and records each outcome.
 
-Each worker claims its next due row (committed) before its SMTP transaction and records the
-outcome right after the server's reply, with its next claim; workers share only the tally,
-the clock and the rate limit (the store keeps their claims apart).
+Each worker claims its next batch of due rows (committed) before their SMTP transactions and
+records the batch's outcomes with its next claim, one commit a batch; workers share only the
+tally, the clock and the rate limit (the store keeps their claims apart).
 """
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +20,7 @@ from newsletter.deliver import ledger
 from newsletter.deliver.dkim import DkimSigner
 from newsletter.deliver.faults import crash_point
 from newsletter.deliver.leases import renewing
+from newsletter.deliver.stop_signals import stop_on_signals  # noqa: F401 - send.py's import
 from newsletter.deliver.transport import Outcome
 from newsletter.errors import DeliveryError, InputError
 from newsletter.i18n import edition_note
@@ -63,6 +62,15 @@ class Tally:
     def stop(self, reason: str) -> None:
         with self.lock:
             self.stop_reason = self.stop_reason or reason
+
+    def may_claim(self, conn: Db) -> bool:
+        """No stop yet (shared_rate.GateTally also reads another sender's from the database)."""
+        return not self.stop_reason
+
+    def may_send(self) -> bool:
+        """Before each message of a batch: no stop yet (GateTally: as may_claim, while a
+        policy streak runs)."""
+        return not self.stop_reason
 
 
 class Clock:
@@ -109,6 +117,7 @@ class Job:
     return_paths: ReturnPaths | None = None  # None: the envelope's sender and mailto for all
     transport_label: str = ""  # recorded on each claimed row (transport_choice.TransportChoice)
     lease: timedelta | None = None  # how long a claim holds unrenewed ([delivery] lease_seconds)
+    batch_size: int = 1  # rows a claim takes ([delivery] batch_size; see batch_for)
 
 
 @dataclass(frozen=True)
@@ -119,26 +128,33 @@ class _Done:
     policy: bool = False
 
 
+def batch_for(batch_size: int, due: int, connections: int) -> int:
+    """A claim's size: [delivery] batch_size, but no more than each connection's share of
+    the rows due, so a short list still keeps every connection busy."""
+    return max(1, min(batch_size, -(-due // max(1, connections))))
+
+
 def deliver(job: Job, keys: Sequence[str], due_by: datetime,
             transport) -> None:  # noqa: ANN001
-    """One worker: claim (recording the previous outcome in the same commit), build, send,
-    one row at a time, so a worker never holds more than one row in `sending`.
+    """One worker: claim a batch of job.batch_size rows (recording the previous batch's
+    outcomes in the same commit), then build and send them one by one, so a worker never
+    holds more than one batch in `sending` (a crash leaves at most that many `unknown`).
 
-    If the database cannot record (disk full, read-only, I/O error) the run stops before the
-    next message: a message whose outcome cannot be written is never sent.
+    If the database cannot record (disk full, read-only, I/O error) the run stops at its next
+    commit: no message is sent before its claim is committed, and the rest of the batch
+    claimed before the failure is what the next run finds `sending` and marks `unknown`.
     """
     conn = open_store(job.db_path)
-    done: _Done | None = None
+    done: list[Settle] = []
     try:
         for key in keys:
             done = _deliver_key(job, conn, key, due_by, transport, done)
             if job.tally.stop_reason:
                 break
-        if done is not None:
-            now = job.clock.now()
-            _count(job, done, store_claims.settle(conn, ledger.resolve(done.settle, now), now))
+        if done:
+            store_claims.settle_many(conn, done, job.clock.now())
     except StoreError as exc:
-        job.tally.stop(f"database {job.db_path}: {exc.detail}; stopped before the next message "
+        job.tally.stop(f"database {job.db_path}: {exc.detail}; stopped before the next batch "
                        "(rows left `sending` become `unknown` on the next run)")
     finally:
         transport.close()
@@ -146,27 +162,34 @@ def deliver(job: Job, keys: Sequence[str], due_by: datetime,
 
 
 def _deliver_key(job: Job, conn: Db, key: str, due_by: datetime, transport,  # noqa: ANN001
-                 done: _Done | None) -> _Done | None:
-    """The due rows of one ledger key; returns the last outcome, not yet recorded."""
+                 done: list[Settle]) -> list[Settle]:
+    """The due rows of one ledger key, a batch a claim; returns the last batch's outcomes,
+    not yet recorded (the caller's next claim or settle writes them)."""
     after = 0
-    while not job.tally.stop_reason:
-        now = job.clock.now()
+    while job.tally.may_claim(conn):
         claims = store_claims.claim_due(
-            conn, key, ledger.OWNER, now, 1, after=after, due_by=due_by,
-            settle_first=ledger.resolve(done.settle, now) if done else None,
-            transport=job.transport_label, lease=job.lease)
-        _count(job, done, claims.settled)
-        done, after = None, claims.last
+            conn, key, ledger.OWNER, job.clock.now(), job.batch_size, after=after,
+            due_by=due_by, settle_first=done, transport=job.transport_label, lease=job.lease)
+        done, after = [], claims.last
         for _ in range(claims.suppressed):
             job.tally.add("skipped")
         if claims.exhausted:
             break
-        for d in claims.deliveries:  # one (limit 1)
-            if job.tally.stop_reason:  # the stop came while claiming: give the row back
-                return _Done(Settle(d, "pending", "not attempted: the run stopped"))
-            crash_point("after-claim")
-            done = _attempt(job, transport, d)
+        done = [_attempt_counted(job, transport, d) for d in claims.deliveries]
     return done
+
+
+def _attempt_counted(job: Job, transport, d: Delivery) -> Settle:  # noqa: ANN001
+    """One row of a batch: sent and counted at once (a policy streak stops the run before
+    the next message, not at the end of the batch), or, once the run is stopping (a signal,
+    a policy stop, a DeliveryError), given back as pending with the batch's commit."""
+    if not job.tally.may_send():
+        return Settle(d, "pending", "not attempted: the run stopped")
+    crash_point("after-claim")
+    done = _attempt(job, transport, d)
+    settle = ledger.resolve(done.settle, job.clock.now())
+    _count(job, done, settle.state)
+    return settle
 
 
 def _count(job: Job, done: _Done | None, state: str) -> None:
@@ -233,24 +256,3 @@ def run_deliveries(job: Job, issues: list[str], transports: list, *,  # noqa: AN
             w.join()
         raise
     on_progress(job.tally)
-
-
-@contextlib.contextmanager
-def stop_on_signals(tally: Tally) -> Iterator[None]:
-    """SIGTERM (a service manager, `kill`) or a first Ctrl-C stops claiming; messages in flight
-    finish and are recorded, so a polite stop leaves no `unknown` rows. A second Ctrl-C
-    interrupts at once; SIGKILL too. What is left then is for recovery (see the README)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, _frame: object) -> None:
-        tally.stop(f"stopped by {signal.Signals(signum).name}")
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C is final
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

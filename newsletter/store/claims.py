@@ -11,7 +11,7 @@ operations take the store's write lock on both engines (postgres_db.WRITE_LOCK).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,7 +34,7 @@ class Claims:
 
     deliveries: tuple[Delivery, ...]  # now `sending`, owned by the caller
     suppressed: int  # due rows of readers no longer active: `suppressed` instead
-    settled: str = ""  # the state settle_first wrote ("" without one)
+    settled: tuple[str, ...] = ()  # the states settle_first wrote, in its order
     last: int = 0  # the highest subscriber id looked at: the next call's `after`
 
     @property
@@ -45,7 +45,7 @@ class Claims:
 
 def claim_due(db: Db, key: str, owner: str, now: datetime, limit: int = 1, *,
               after: int = 0, due_by: datetime | None = None,
-              settle_first: Settle | None = None, transport: str = "",
+              settle_first: Settle | Sequence[Settle] | None = None, transport: str = "",
               lease: timedelta | None = None) -> Claims:
     """Claim the next `limit` due rows of a ledger key (in subscriber order) for `owner`,
     committed; a row whose reader is no longer active is suppressed instead (suppression is
@@ -55,9 +55,10 @@ def claim_due(db: Db, key: str, owner: str, now: datetime, limit: int = 1, *,
     (sent, settled or deferred past the run's start), and the scan starts there, so a run
     over N rows costs O(N), not O(N^2) over the rows already sent.
 
-    settle_first records the caller's previous outcome in the same transaction, so each
-    message costs one commit. transport (e.g. 'smtp://relay:587', 'maildir:outbox') is
-    recorded on each claimed row: the last attempt's transport is the one that delivered it.
+    settle_first records the caller's previous outcomes (its last batch) in the same
+    transaction, so a batch of `limit` messages costs one commit. transport (e.g.
+    'smtp://relay:587', 'maildir:outbox') is recorded on each claimed row: the last
+    attempt's transport is the one that delivered it.
     lease: the claim holds until now + lease (renew_leases extends it; None records none).
     """
     at, due = stamp(now), stamp(due_by or now)
@@ -66,14 +67,17 @@ def claim_due(db: Db, key: str, owner: str, now: datetime, limit: int = 1, *,
     # READ COMMITTED re-checks _DUE on a row committed meanwhile (claimed: no longer due).
     row_locks = db.engine == "postgresql"
     with db.transaction(immediate=not row_locks):
-        settled = _settle(db, settle_first, now) if settle_first else ""
+        settled = _settle_all(db, [settle_first] if isinstance(settle_first, Settle)
+                              else settle_first or (), now)
         window = db.all(
             "SELECT d.subscriber_id, d.language, d.attempts, d.variant, d.first_deferred_at, "
             "s.status, s.email, s.name, s.language FROM deliveries d JOIN subscribers s "
             "ON s.id = d.subscriber_id WHERE d.issue = ? AND d.subscriber_id > ? AND "
-            f"{_DUE} ORDER BY d.subscriber_id LIMIT ?"
+            # s.id > ? says the same again for PostgreSQL's planner: without it the merge
+            # join read the subscribers' index from the first id on every claim (O(N^2)).
+            f"s.id > ? AND {_DUE} ORDER BY d.subscriber_id LIMIT ?"
             + (" FOR UPDATE OF d SKIP LOCKED" if row_locks else ""),
-            (key, after, due, due, limit))
+            (key, after, after, due, due, limit))
         active = [r for r in window if r[5] == "active"]
         if active:
             marks = ",".join("?" * len(active))
@@ -100,28 +104,44 @@ def _delivery(key: str, r: Row) -> Delivery:
 
 def settle(db: Db, outcome: Settle, now: datetime) -> str:
     """Record one outcome on its own; returns the state written."""
+    return settle_many(db, [outcome], now)[0]
+
+
+def settle_many(db: Db, outcomes: Sequence[Settle], now: datetime) -> tuple[str, ...]:
+    """Record outcomes in one transaction (a worker's last batch); the states written."""
     with db.transaction():
-        return _settle(db, outcome, now)
+        return _settle_all(db, outcomes, now)
 
 
-def _settle(db: Db, s: Settle, now: datetime) -> str:
-    """Only a row still `sending` changes: a row recovered as unknown meanwhile stays so."""
-    extra = ""
-    params: tuple[object, ...] = ()
+def _settle_all(db: Db, outcomes: Iterable[Settle], now: datetime) -> tuple[str, ...]:
+    """One executemany per shape of UPDATE (sent, pending, deferred, the rest). Only a row
+    still `sending` changes: a row recovered as unknown meanwhile stays so."""
+    shapes: dict[str, list[tuple[object, ...]]] = {}
+    states = []
+    for s in outcomes:
+        extra, params = _extra(s)
+        shapes.setdefault(extra, []).append((s.state, s.reply[:500], stamp(now), *params,
+                                             s.delivery.issue, s.delivery.subscriber_id))
+        states.append(s.state)
+    for extra, rows in shapes.items():
+        db.executemany(f"UPDATE deliveries SET state = ?, last_reply = ?, updated_at = ? "
+                       f"{extra} WHERE issue = ? AND subscriber_id = ? AND state = 'sending'",
+                       rows)
+    return tuple(states)
+
+
+def _extra(s: Settle) -> tuple[str, tuple[object, ...]]:
+    """The columns an outcome sets besides its state and reply."""
     if s.state == "sent":
-        extra, params = ", message_id = ?", (s.message_id,)
-    elif s.state == "pending":  # nothing reached the server: the attempt does not count
-        extra = ", attempts = attempts - 1"
-    elif s.state == "deferred":
+        return ", message_id = ?", (s.message_id,)
+    if s.state == "pending":  # nothing reached the server: the attempt does not count
+        return ", attempts = attempts - 1", ()
+    if s.state == "deferred":
         if s.retry_at is None or s.first_deferred_at is None:
             raise ValueError("a deferral needs retry_at and first_deferred_at (ledger.resolve)")
-        extra = ", next_attempt_at = ?, first_deferred_at = ?"
-        params = (stamp(s.retry_at), stamp(s.first_deferred_at))
-    db.execute(f"UPDATE deliveries SET state = ?, last_reply = ?, updated_at = ? {extra} "
-               "WHERE issue = ? AND subscriber_id = ? AND state = 'sending'",
-               (s.state, s.reply[:500], stamp(now), *params, s.delivery.issue,
-                s.delivery.subscriber_id))
-    return s.state
+        return (", next_attempt_at = ?, first_deferred_at = ?",
+                (stamp(s.retry_at), stamp(s.first_deferred_at)))
+    return "", ()
 
 
 def sending_owners(db: Db) -> list[str | None]:

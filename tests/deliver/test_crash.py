@@ -59,7 +59,8 @@ def assert_recovered(project: DeliveryProject, script: Script, *, max_unknown: i
 ])
 def test_sigkill_at_each_stage_then_rerun_sends_each_subscriber_exactly_once(
         tmp_path: Path, point: str, unknown_expected: int, copies_of_unknown: int) -> None:
-    project = make_delivery_project(tmp_path / "nl", 8, connections=1)
+    # One row a claim: the row in flight is the only one `sending` (batches: below).
+    project = make_delivery_project(tmp_path / "nl", 8, connections=1, batch_size=1)
     script = Script()
     with ScriptedServer(script) as server:
         crashed = run_send(project, server, crash_at=point)
@@ -81,12 +82,43 @@ def test_sigkill_at_each_stage_then_rerun_sends_each_subscriber_exactly_once(
         assert third.returncode == 0 and "nothing to send" in third.stdout
 
 
+@pytest.mark.parametrize(("point", "unknown_expected", "sent_copies"), [
+    ("after-claim:3", 4, 2),  # in the first batch: rows 1-2 went out unrecorded, 3-4 did not
+    ("after-reply:3", 4, 3),
+    ("after-claim:6", 4, 1),  # in the second: the first batch's outcomes were committed with it
+])
+def test_sigkill_mid_batch_leaves_at_most_that_batch_unknown(
+        tmp_path: Path, point: str, unknown_expected: int, sent_copies: int) -> None:
+    """batch_size = 4: a crash leaves the batch in hand `sending`, whichever of its rows had
+    gone out; they become `unknown` (never resent on their own), the rows before it stay
+    `sent` and the rows after it are sent by the rerun, once each."""
+    project = make_delivery_project(tmp_path / "nl", 10, connections=1, batch_size=4)
+    script = Script()
+    with ScriptedServer(script) as server:
+        crashed = run_send(project, server, crash_at=point)
+        assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+        again = run_send(project, server)
+        assert again.returncode == 1 and "marked unknown" in again.stdout, again.stderr
+        assert_recovered(project, script, max_unknown=4)  # at most one batch (one connection)
+        states = project.states()
+        unknown = [a for a in project.addresses if states[a] == "unknown"]
+        record(f"SIGKILL at {point.split(':')[0]} in a batch of 4, then a rerun",
+               "<= 4 unknown (one batch), others one copy", f"{len(unknown)} unknown",
+               f"{sum(script.copies()[a] for a in unknown)} of them had gone out")
+        assert len(unknown) == unknown_expected
+        assert sum(script.copies()[a] for a in unknown) == sent_copies
+        assert run_send(project, server, "--resend-unknown").returncode == 0
+        assert set(project.states().values()) == {"sent"}
+
+
 KILL_AFTER = [3, 10, 25, 37] if os.environ.get("FAULTS_FULL") else [10]
 
 
+@pytest.mark.parametrize("batch", [1, 5])
 @pytest.mark.parametrize("kill_after", KILL_AFTER)
-def test_external_sigkill_part_way_through_then_rerun(tmp_path: Path, kill_after: int) -> None:
-    project = make_delivery_project(tmp_path / "nl", 40, connections=2)
+def test_external_sigkill_part_way_through_then_rerun(tmp_path: Path, kill_after: int,
+                                                      batch: int) -> None:
+    project = make_delivery_project(tmp_path / "nl", 40, connections=2, batch_size=batch)
     script = Script(delay=0.02)
     with ScriptedServer(script) as server:
         proc = run_send(project, server, wait=False)
@@ -99,11 +131,11 @@ def test_external_sigkill_part_way_through_then_rerun(tmp_path: Path, kill_after
         run_send(project, server)
         unknown = sum(s == "unknown" for s in project.states().values())
         counts = [script.copies()[a] for a in project.addresses]
-        record(f"SIGKILL from outside after {kill_after} messages, then a rerun",
-               "<= 1 unknown per connection",
+        record(f"SIGKILL from outside after {kill_after} messages, batches of {batch}, "
+               "then a rerun", f"<= {batch} unknown per connection",
                f"{unknown} unknown (2 connections)",
                f"{counts.count(1)} x1, {counts.count(0)} x0, {sum(c > 1 for c in counts)} x2+")
-        assert_recovered(project, script, max_unknown=2)  # at most one per connection
+        assert_recovered(project, script, max_unknown=2 * batch)  # one batch per connection
 
 
 @pytest.mark.parametrize("boot", [

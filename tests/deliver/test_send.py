@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from conftest_delivery import DeliveryProject
+from conftest_delivery import DeliveryProject, make_delivery_project, set_batch_size
 from faults_table import record
 from smtp_server import BEFORE_DATA, DROP, HANG, MID_DATA, Script, ScriptedServer
 
@@ -161,6 +161,7 @@ def test_refused_login_stops_the_run_before_any_claim(
 def test_unsubscribe_during_a_send_stops_later_messages_to_that_address(
         delivery_project: DeliveryProject, smtp_server: ScriptedServer,
         smtp_script: Script) -> None:
+    set_batch_size(delivery_project, 1)  # one row a claim: every later claim sees it
     last = delivery_project.addresses[-1]
 
     def unsubscribe_last(rcpt: str) -> None:
@@ -172,6 +173,27 @@ def test_unsubscribe_during_a_send_stops_later_messages_to_that_address(
     assert delivery_project.cli("send", "--now", NOW) == 0
     assert last not in smtp_script.copies()
     assert delivery_project.states()[last] == "suppressed"
+
+
+def test_an_unsubscribe_during_a_send_is_honoured_from_the_next_batch_on(
+        tmp_path, smtp_server: ScriptedServer, smtp_script: Script, monkeypatch) -> None:
+    """Suppression is judged when a batch is claimed: a reader who unsubscribes while their
+    row is in the batch in hand still gets this issue; one in a later batch does not."""
+    monkeypatch.setenv("NEWSLETTER_SECRET", "test-secret")
+    project = make_delivery_project(tmp_path / "b", 12, connections=1, batch_size=3)
+    in_hand, later = project.addresses[2], project.addresses[-1]
+
+    def unsubscribe(rcpt: str) -> None:
+        if rcpt == project.addresses[0]:
+            with sqlite3.connect(project.db, timeout=10) as conn:
+                conn.execute("UPDATE subscribers SET status = 'unsubscribed' WHERE email IN "
+                             "(?, ?)", (in_hand, later))
+
+    smtp_script.on_message = unsubscribe
+    assert project.cli("send", "--now", NOW) == 0
+    states = project.states()
+    assert (states[in_hand], smtp_script.copies()[in_hand]) == ("sent", 1)
+    assert states[later] == "suppressed" and later not in smtp_script.copies()
 
 
 def test_schedule_sends_only_once_send_at_has_come(

@@ -225,7 +225,7 @@ def test_a_claim_that_fails_undoes_the_settle_it_carried(db: Db) -> None:
         claims.claim_due(db, ISSUE, "o", NOW, settle_first=Settle(a, "lost", ""))
     assert states(db) == {ids[0]: "sending", ids[1]: "pending"}
     done = claims.claim_due(db, ISSUE, "o", NOW, settle_first=Settle(a, "sent", "250", "<m>"))
-    assert done.settled == "sent" and [d.subscriber_id for d in done.deliveries] == [ids[1]]
+    assert done.settled == ("sent",) and [d.subscriber_id for d in done.deliveries] == [ids[1]]
 
 
 def test_two_connections_never_claim_the_same_row(url: str) -> None:
