@@ -1,7 +1,7 @@
 """Copying the SQLite store into an empty PostgreSQL database (`newsletter db migrate-to`).
 
 Every table both schemas have is copied in foreign-key order (subscribers before the
-deliveries and reader_fields that point at them), in batches of one INSERT each, so memory
+deliveries and reader_fields that point at them), in batches (one COPY each), so memory
 stays flat whatever a table's size. The whole copy is one PostgreSQL transaction under the
 store's write lock: a failure rolls it back and the target stays empty. The source is read
 through a read-only connection inside one read transaction, so every table comes from the
@@ -27,7 +27,7 @@ from newsletter.store.db import Db, StoreError
 from newsletter.store.schema import SCHEMA_VERSION
 from newsletter.store.sqlite_db import SqliteDb
 
-BATCH = 2000  # rows per INSERT: one round trip, a few hundred kB in memory
+BATCH = 2000  # rows per COPY: a few hundred kB in memory
 Progress = Callable[[str, int, int], object]  # table, rows copied so far, rows in the table
 
 
@@ -149,9 +149,9 @@ def _copy_table(reader: Db, target: Db, table: str, total: int, on_progress: Pro
     columns = list(source_types)
     kinds = [target_types[c] for c in columns]
     names = ", ".join(columns)
-    arrays = ", ".join(f"?::{kind}[]" for kind in kinds)
-    insert = _Insert(table, f"INSERT INTO {table} ({names}) OVERRIDING SYSTEM VALUE SELECT * "
-                     f"FROM unnest({arrays})", columns, catalog.primary_key(reader, table))
+    insert = _Insert(table, f"INSERT INTO {table} ({names}) OVERRIDING SYSTEM VALUE VALUES "
+                     f"({', '.join('?' * len(columns))})", columns,
+                     catalog.primary_key(reader, table))
     done = 0
     # closed here, while the connection is open: a failed batch leaves the cursor unfinished
     with closing(_read(reader, f"SELECT {names} FROM {table} ORDER BY rowid")) as rows:
@@ -193,7 +193,7 @@ def _value(kind: str, value: Any) -> Any:
 @dataclass(frozen=True)
 class _Insert:
     table: str
-    sql: str  # INSERT INTO t (a, b) ... SELECT * FROM unnest(?::int8[], ?::text[])
+    sql: str  # one row's INSERT, to find the row PostgreSQL refused
     columns: list[str]
     key: list[str]  # the source's primary key, to name a refused row
 
@@ -203,14 +203,12 @@ class _Insert:
 
 
 def _insert_batch(target: Db, insert: _Insert, batch: list[tuple[Any, ...]]) -> None:
-    """The batch as one INSERT of column arrays (unnest): one short statement and one round
-    trip per batch, several times faster than a statement per row, and psycopg parses a
-    handful of parameters rather than thousands. If PostgreSQL refuses it, the rows again
-    one by one to name the one refused (a failed statement aborts the transaction; the
+    """The batch in one COPY under a savepoint. If PostgreSQL refuses it, the rows again one
+    by one to name the one refused (a failed statement aborts the transaction; the
     savepoint brings it back), then the error with that row's key."""
     target.execute("SAVEPOINT copy_batch")
     try:
-        target.execute(insert.sql, [list(column) for column in zip(*batch, strict=True)])
+        target.copy_rows(insert.table, insert.columns, batch)
     except StoreError as exc:
         target.execute("ROLLBACK TO SAVEPOINT copy_batch")
         raise _which_row(target, insert, batch) or exc from exc
@@ -221,7 +219,7 @@ def _which_row(target: Db, insert: _Insert, batch: list[tuple[Any, ...]]) -> Sto
     for row in batch:
         target.execute("SAVEPOINT copy_row")
         try:
-            target.execute(insert.sql, [[value] for value in row])
+            target.execute(insert.sql, row)
         except StoreError as exc:
             return StoreError(f"copying {insert.table} ({insert.name(row)}): {exc.detail}")
         finally:

@@ -59,6 +59,13 @@ class Db(ABC):
     @abstractmethod
     def executemany(self, sql: str, rows: Iterable[Params]) -> Cursor: ...
 
+    def copy_rows(self, table: str, columns: Sequence[str],
+                  rows: Iterable[Sequence[Any]]) -> None:
+        """A bulk load: rows straight into table, no conflict handling (db migrate-to).
+        PostgreSQL does it with COPY; this plain INSERT is the other engines' way."""
+        marks = ", ".join("?" * len(columns))
+        self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
     @abstractmethod
     @contextmanager
     def transaction(self, *, immediate: bool = True) -> Iterator[None]:

@@ -9,7 +9,7 @@ and by position like sqlite3.Row, and any psycopg error is a one-line StoreError
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -93,6 +93,18 @@ class PostgresDb(Db):
             cur = self._raw.cursor()
             cur.executemany(to_psycopg(sql), list(rows))
             return _PgCursor(cur, self._fail)
+        except psycopg.Error as exc:
+            raise self._fail(exc) from exc
+
+    def copy_rows(self, table: str, columns: Sequence[str],
+                  rows: Iterable[Sequence[Any]]) -> None:
+        """COPY ... FROM STDIN: half the client's work of an INSERT per row, and faster on
+        the server (measured on db migrate-to's batches); explicit identity values go in."""
+        try:
+            with self._raw.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") \
+                    as copy:
+                for row in rows:
+                    copy.write_row(row)
         except psycopg.Error as exc:
             raise self._fail(exc) from exc
 

@@ -225,3 +225,14 @@ def test_sources_and_targets_that_are_not_the_right_engine_are_refused(
     with pytest.raises(StoreError, match="copies into PostgreSQL"):
         copy_to_postgres(source, f"sqlite:///{tmp_path / 'other.db'}")
     assert not (tmp_path / "other.db").exists()
+
+
+def test_copy_rows_loads_rows_as_given_on_both_engines(tmp_path: Path, pg_url: str) -> None:
+    rows = [(5, "a@example.com", "Ana", T, T), (2, "B@example.com", "", T, T)]
+    for url in (tmp_path / "bulk.db", pg_url):
+        with open_store(url) as db:
+            db.copy_rows("subscribers", ["id", "email", "name", "created_at", "updated_at"],
+                         rows)
+            assert [tuple(r) for r in db.all("SELECT id, email, name, created_at, "
+                                             "updated_at FROM subscribers ORDER BY id")] == \
+                sorted(rows)
