@@ -115,10 +115,13 @@ class SharedRateLimiter(RateLimiter):
 class SharedStop:
     """The policy stop for the whole list. Each sender keeps its own streak of 5.7.x replies
     (workers.Tally: a host blocked on its own stops even while the others' mail goes through)
-    and adds each policy reply to the list's streak, which any accepted message resets; when
-    either reaches POLICY_STREAK the sender records the stop, and every other run that was
-    running by then stops before its next claim (check). Runs started after it start fresh.
-    The database is written only around policy replies; the check is one read by key."""
+    and adds each policy reply to the list's streak, which an accepted message ends if it
+    began after the streak last grew; when either reaches POLICY_STREAK the sender records
+    the stop, and every other run that was running by then stops before its next claim, or
+    its next message while a streak runs (GateTally). Runs started after it start fresh.
+    The database is written only around policy replies; the check is one read by key. When
+    the relay refuses every host: at most POLICY_STREAK + senders x connections - 1 refusals
+    (after the fifth, one more message per other connection at most)."""
 
     def __init__(self, db_path: Path | str, owner: str = ledger.OWNER) -> None:
         self.owner = owner
