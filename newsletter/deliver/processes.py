@@ -33,7 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from newsletter.deliver.workers import Tally, stop_on_signals
+from newsletter.deliver.stop_signals import stop_on_signals
+from newsletter.deliver.workers import Tally
 from newsletter.errors import DeliveryError
 
 FIELDS = ("sent", "deferred", "failed", "unknown", "skipped")
@@ -68,9 +69,8 @@ RunShare = Callable[[Share], Tally]
 
 
 def process_count(setting: int, connections: int) -> int:
-    """[delivery] processes (0: "auto", one per core this process may use) as this run can
-    use it: never more than its connections; 1 where forking is not safe (threads running)
-    or PR_SET_PDEATHSIG is missing (not Linux)."""
+    """[delivery] processes (0: "auto", one per core we may use), at most `connections`;
+    1 where forking is not safe (threads running) or there is no PR_SET_PDEATHSIG."""
     if threading.active_count() > 1 or not sys.platform.startswith("linux"):
         return 1
     return max(1, min(setting or len(os.sched_getaffinity(0)), connections))
