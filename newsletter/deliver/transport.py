@@ -233,8 +233,11 @@ class MaildirTransport:
         return f"Maildir {self.path}"
 
     def open(self) -> None:
+        # The send's threads open at once; Maildir(create=True) checks, then mkdirs: a race.
         try:
-            self.box = mailbox.Maildir(self.path, create=True)
+            for folder in (self.path, self.path / "tmp", self.path / "new", self.path / "cur"):
+                folder.mkdir(mode=0o700, exist_ok=True)
+            self.box = mailbox.Maildir(self.path, create=False)
         except OSError as exc:
             raise DeliveryError(f"cannot create the Maildir: {exc}", where=str(self.path)) from exc
 

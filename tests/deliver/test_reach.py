@@ -18,6 +18,8 @@ from newsletter.compose.links import CANARY_HTML, count_links
 from newsletter.config import load_config
 from newsletter.errors import ConfigError
 from newsletter.model import Edition
+from newsletter.store import catalog
+from newsletter.store.connect import open_store
 from newsletter.web.scan_filter import ScannerFilter
 
 NOW = "2026-11-22T10:00"
@@ -51,11 +53,11 @@ def token_of(message) -> str:  # noqa: ANN001
 
 
 def db_rows(db: Path) -> dict[str, list[tuple]]:
-    with sqlite3.connect(db) as conn:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = "
-                                             "'table'")]
-        return {t: sorted(map(tuple, conn.execute(f'SELECT * FROM "{t}"')), key=repr)
-                for t in tables}
+    """Every row of every table the engine's catalog lists (on PostgreSQL: the test's
+    database)."""
+    with open_store(db) as handle:
+        return {t: sorted(map(tuple, handle.all(f'SELECT * FROM "{t}"')), key=repr)
+                for t in catalog.tables(handle)}
 
 
 def link_rows(db: Path) -> dict[str, tuple[str, str, int, int]]:

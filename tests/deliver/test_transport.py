@@ -144,3 +144,36 @@ def test_rate_limit_holds_in_every_one_second_window(
     assert len(stamps) == 16
     worst = max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps)
     assert worst <= 8 + 1  # spacing 1/rate allows rate + 1 events in a closed 1 s window
+
+
+def test_the_send_threads_opening_one_new_maildir_at_once_all_get_it(tmp_path) -> None:
+    """Each sending thread opens its own transport: the one that finds the folder made by
+    another between its check and its mkdir must use it, not stop the run ("File exists")."""
+    import sys
+    import threading
+
+    from newsletter.deliver.transport import MaildirTransport
+
+    errors: list[Exception] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads between any two lines, as a busy host does
+    try:
+        for n in range(50):
+            start = threading.Barrier(4)
+
+            def open_box(path=tmp_path / f"outbox{n}", start=start) -> None:  # noqa: ANN001
+                start.wait()
+                try:
+                    MaildirTransport(path).open()
+                except DeliveryError as exc:
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=open_box) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert {p.name for p in (tmp_path / "outbox0").iterdir()} == {"tmp", "new", "cur"}

@@ -14,7 +14,7 @@ from newsletter.config import Config, load_config
 from newsletter.model import Subscriber
 from newsletter.store import consent as store_consent
 from newsletter.store import subscribers as store_subscribers
-from newsletter.store.connect import connect_sqlite
+from newsletter.store.connect import open_store
 from newsletter.store.db import Db
 from newsletter.web import optin_service as service
 from newsletter.web.optin import FormProblem, SubscribeForm, confirm_token
@@ -30,7 +30,7 @@ def config(delivery_project: DeliveryProject) -> Config:
 
 @pytest.fixture
 def db(delivery_project: DeliveryProject) -> Iterator[Db]:
-    handle = connect_sqlite(delivery_project.db)
+    handle = open_store(delivery_project.db)  # on PostgreSQL: the test's database
     try:
         yield handle
     finally:
