@@ -8,7 +8,7 @@ NL     := $(BIN)/newsletter
 ISSUE  ?= $(shell ls issues 2>/dev/null | grep -E '^[0-9]{4}-[0-9]{2}\.md$$' | sort | tail -n 1 | cut -c1-7)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup new pull build check preview send status serve test faults bench messages archive report lint lint-email golden clean node-tools
+.PHONY: help setup new pull build check preview send status serve test test-pg faults bench messages archive report lint lint-email golden clean node-tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -54,8 +54,19 @@ status: $(STAMP) ## ledger counts by state; failed and unknown addresses
 serve: $(STAMP) ## run the web app on HOST:PORT (needs NEWSLETTER_SECRET; SERVE_FLAGS=--dev to try it)
 	$(NL) serve --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8080) $(SERVE_FLAGS)
 
-test: $(STAMP) node-tools ## run the test suite (browser tests need Debian's chromium)
-	$(BIN)/python -m pytest -q
+# make test: the whole suite on SQLite, then the store, send, fault and web suites again on
+# PostgreSQL (tests/pg_engine.py; a throwaway cluster per worker). Many tests wait on sockets
+# and subprocesses, so more workers than cores pay: TEST_WORKERS=0 runs in this process alone.
+TEST_WORKERS ?= 3
+PG_SUITES    := tests/store tests/deliver tests/web
+
+test: $(STAMP) node-tools ## the whole suite on SQLite, then the store, send and web suites on PostgreSQL
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	@$(MAKE) --no-print-directory test-pg
+
+test-pg: $(STAMP) node-tools ## only the store, send and web suites on PostgreSQL (needs initdb)
+	NEWSLETTER_TEST_ENGINE=postgresql PYTHONPATH=tests $(BIN)/python -m pytest -q \
+		-n $(TEST_WORKERS) -p pg_engine $(PG_SUITES)
 
 faults: $(STAMP) ## the fault suite in its long form, ending with the table of cases
 	FAULTS_FULL=1 $(BIN)/python -m pytest -q tests/deliver/test_faults.py tests/deliver/test_crash.py \
