@@ -57,12 +57,13 @@ serve: $(STAMP) ## run the web app on HOST:PORT (needs NEWSLETTER_SECRET; SERVE_
 # make test: the whole suite on SQLite, then the store, send, fault and web suites again on
 # PostgreSQL (tests/pg_engine.py; a throwaway cluster per worker). Many tests wait on sockets
 # and subprocesses, so more workers than cores pay: TEST_WORKERS=0 runs in this process alone.
+# The PostgreSQL pass runs even when the SQLite pass failed; either failing fails the target.
 TEST_WORKERS ?= 3
 PG_SUITES    := tests/store tests/deliver tests/web
 
 test: $(STAMP) node-tools ## the whole suite on SQLite, then the store, send and web suites on PostgreSQL
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
-	@$(MAKE) --no-print-directory test-pg
+	@status=0; $(BIN)/python -m pytest -q -n $(TEST_WORKERS) || status=1; \
+	$(MAKE) --no-print-directory test-pg || status=1; exit $$status
 
 test-pg: $(STAMP) node-tools ## only the store, send and web suites on PostgreSQL (needs initdb)
 	NEWSLETTER_TEST_ENGINE=postgresql PYTHONPATH=tests $(BIN)/python -m pytest -q \
