@@ -75,10 +75,11 @@ class SinkProcess:
 
 
 def make_project(root: Path, n: int, connections: int, rate: float, dkim: bool, *,
-                 batch: int | None = None, subscribers: bool = True) -> Path:
+                 batch: int | None = None, subscribers: bool = True,
+                 processes: int | None = None) -> Path:
     """The sample newsletter with n generated subscribers (`subscribers=False`: the CSV is
     written but the config names none, for the PostgreSQL senders that share one list);
-    batch: [delivery] batch_size (None: the program's default)."""
+    batch, processes: [delivery] batch_size and processes (None: the program's default)."""
     root.mkdir(parents=True)
     for folder in ("templates", "feeds"):
         shutil.copytree(REPO / folder, root / folder)
@@ -91,8 +92,9 @@ def make_project(root: Path, n: int, connections: int, rate: float, dkim: bool, 
     # The sample writes the Maildir; the bench sends through its sink (send refuses a
     # NEWSLETTER_SMTP_URL when transport = "maildir").
     config = re.sub(r'transport = "maildir"', 'transport = "smtp"', config)
-    if batch is not None:
-        config = config.replace("[delivery]\n", f"[delivery]\nbatch_size = {batch}\n", 1)
+    for key, value in (("batch_size", batch), ("processes", processes)):
+        if value is not None:
+            config = config.replace("[delivery]\n", f"[delivery]\n{key} = {value}\n", 1)
     if not subscribers:
         config = re.sub(r'files = \["subscribers/sample.csv"\]', "files = []", config)
     if dkim:
@@ -139,9 +141,11 @@ class _Measured(subprocess.Popen):
 
 def send_run(n: int, connections: int, rate: float, dkim: bool, work: Path,
              stamps: Path | None = None, *, pipelining: bool = True, tag: str = "",
-             batch: int | None = None) -> dict:
+             batch: int | None = None, processes: int | None = None) -> dict:
     name = f"send-{'dkim' if dkim else 'plain'}-{rate:g}-{'pipe' if pipelining else 'nopipe'}"
-    root = make_project(work / f"{name}{tag}", n, connections, rate, dkim, batch=batch)
+    name += f"-{processes}p" if processes else ""
+    root = make_project(work / f"{name}{tag}", n, connections, rate, dkim, batch=batch,
+                        processes=processes)
     nl = [sys.executable, "-m", "newsletter", "--config", str(root / "newsletter.toml")]
     import_s, _, _ = run(nl + ["subscribers", "import", "subscribers/sample.csv"], root)
     sink = SinkProcess(stamps, pipelining=pipelining)
@@ -166,7 +170,8 @@ def pg_run(cluster, n: int, processes: int, connections: int, work: Path,  # noq
            tag: str = "", batch: int | None = None) -> dict:
     """`processes` senders against ONE PostgreSQL database (a new one on the bench's durable
     cluster) and one sink, each with its own project directory and config, its own
-    NEWSLETTER_HOST and `connections` connections, all started at once with `send --now`;
+    NEWSLETTER_HOST and `connections` connections as threads of one interpreter
+    ([delivery] processes = 1: as one host's sender), all started at once with `send --now`;
     the first one's list is imported beforehand (the others' configs name no CSV).
     Rate = messages / the wall time from the first sender's start of its deliver stage to
     the last sender's end of it: each sender's deliver stage ends when it exits (as seen
@@ -174,7 +179,8 @@ def pg_run(cluster, n: int, processes: int, connections: int, work: Path,  # noq
     the end of delivery and the exit shift both ends alike."""
     url = cluster.url(cluster.new_database())
     roots = [make_project(work / f"pg{processes}-{k}{tag}", n, connections, 0, False,
-                          batch=batch, subscribers=k == 0) for k in range(processes)]
+                          batch=batch, subscribers=k == 0, processes=1)
+             for k in range(processes)]
 
     def nl(root: Path) -> list[str]:
         return [sys.executable, "-m", "newsletter", "--config", str(root / "newsletter.toml")]
@@ -313,7 +319,9 @@ def bench(args: argparse.Namespace, only: set[str], cluster,  # noqa: ANN001
                  ("plain-nopipe", partial(send_run, args.n, args.connections, 0, False, work,
                                           pipelining=False, tag=tag, batch=batch)),
                  ("plain", partial(send_run, args.n, args.connections, 0, False, work, tag=tag,
-                                   batch=batch))]
+                                   batch=batch)),
+                 ("plain-1p", partial(send_run, args.n, args.connections, 0, False, work,
+                                      tag=tag, batch=batch, processes=1))]
         steps += [(f"pg-{p}", partial(pg_run, cluster, args.n, p, args.connections, work,
                                       tag=tag, batch=batch)) for p in pg_counts]
         if not args.no_dkim:
@@ -353,6 +361,7 @@ LABELS = {
     "smtplib": "smtplib, pre-built messages (one command at a time)",
     "plain-nopipe": "newsletter send, DKIM off, relay without PIPELINING",
     "plain": "newsletter send, DKIM off",
+    "plain-1p": "newsletter send, DKIM off, one process ([delivery] processes = 1), SQLite",
     "pg-1": "newsletter send, DKIM off, PostgreSQL, 1 process ({c} connections)",
     "pg-2": "newsletter send, DKIM off, PostgreSQL, 2 processes ({c} connections each)",
     "pg-4": "newsletter send, DKIM off, PostgreSQL, 4 processes ({c} connections each)",
@@ -364,11 +373,12 @@ LABELS = {
 def pg_lines(rows: dict[str, dict]) -> list[str]:
     """The PostgreSQL runs as ratios to the SQLite single-process run of the same bench."""
     pg = {int(k[3:]): r for k, r in rows.items() if k.startswith("pg-")}
-    if not pg or "plain" not in rows:
+    ref = "plain-1p" if "plain-1p" in rows else "plain"
+    if not pg or ref not in rows:
         return []
-    base = rows["plain"]["rate"]
+    base = rows[ref]["rate"]
     out = ["", "PostgreSQL (one database, fsync on; rate = messages / first sender's start to "
-           "last sender's end of delivery), as ratios to SQLite, 1 process "
+           f"last sender's end of delivery), as ratios to SQLite, {LABELS[ref]} "
            f"({base:,.0f} msg/s): "
            + ", ".join(f"{p} process(es) {r['rate']:,.0f} msg/s = {r['rate'] / base:.2f}×"
                        for p, r in sorted(pg.items()))]
