@@ -30,6 +30,7 @@ from newsletter.deliver.plan import Plan, plan_run
 from newsletter.deliver.processes import Share
 from newsletter.deliver.segmenting import prepared_editions
 from newsletter.deliver.shared_rate import GateTally, SharedRateLimiter, SharedStop
+from newsletter.deliver.stop_signals import stop_on_signals
 from newsletter.deliver.transport import MaildirTransport, SmtpTransport
 from newsletter.deliver.transport_choice import choose_transport
 from newsletter.deliver.workers import (
@@ -38,7 +39,6 @@ from newsletter.deliver.workers import (
     Tally,
     batch_for,
     run_deliveries,
-    stop_on_signals,
 )
 from newsletter.errors import InputError
 from newsletter.store import claims as store_claims
@@ -179,7 +179,7 @@ def _locked_run(config: Config, conn: Db, now: datetime, options: SendOptions,
         if pool is None:  # another process could not connect, or the run stopped
             return Tally()
         url = database_url(config)  # the rate and the policy stop are the list's (shared_rate)
-        gate = SharedStop(url, ledger.OWNER)  # this process's owner (ledger: forked children)
+        gate = SharedStop(url)  # this process's owner (ledger.OWNER: forked children's own)
         limiter = SharedRateLimiter(url, config.rate_per_second)
         tally = GateTally(gate=gate)
         job = Job(url, prepared, envelope, unsubscribe_url_maker(config, secret), clock, limiter,

@@ -123,8 +123,10 @@ class SharedStop:
     the relay refuses every host: at most POLICY_STREAK + senders x connections - 1 refusals
     (after the fifth, one more message per other connection at most)."""
 
-    def __init__(self, db_path: Path | str, owner: str = ledger.OWNER) -> None:
-        self.owner = owner
+    def __init__(self, db_path: Path | str, owner: str | None = None) -> None:
+        # ledger.OWNER read now, not as a default fixed at import: a forked sender process
+        # has its own (ledger re-derives it at fork).
+        self.owner = owner or ledger.OWNER
         self.lock = threading.Lock()
         self.db = open_store(db_path)  # the rare writes; checks use the worker's connection
         before = time.monotonic()

@@ -20,7 +20,6 @@ from newsletter.deliver import ledger
 from newsletter.deliver.dkim import DkimSigner
 from newsletter.deliver.faults import crash_point
 from newsletter.deliver.leases import renewing
-from newsletter.deliver.stop_signals import stop_on_signals  # noqa: F401 - send.py's import
 from newsletter.deliver.transport import Outcome
 from newsletter.errors import DeliveryError, InputError
 from newsletter.i18n import edition_note
