@@ -34,13 +34,23 @@ def database_url(config: Config, environ: Mapping[str, str] = os.environ) -> str
     return url
 
 
+def url_scheme(target: str | Path) -> str:
+    """A store URL's scheme ("sqlite", "postgresql", ...); "" for a plain file path."""
+    text = str(target)
+    return urlsplit(text).scheme if "://" in text else ""
+
+
+def is_server_url(target: str | Path) -> bool:
+    """A database server (shared by hosts), not a local file."""
+    return url_scheme(target) in ("postgresql", "postgres")
+
+
 def open_store(target: str | Path) -> Db:
     """Open (creating or migrating) the store a URL or a file path names."""
-    text = str(target)
-    scheme = urlsplit(text).scheme if "://" in text else ""
+    text, scheme = str(target), url_scheme(target)
     if scheme == "sqlite":
         return connect_sqlite(Path(_sqlite_path(text)))
-    if scheme in ("postgresql", "postgres"):
+    if is_server_url(text):
         from newsletter.store.postgres_db import connect_postgres  # psycopg only when used
 
         return connect_postgres(text)
@@ -54,8 +64,7 @@ def open_store(target: str | Path) -> Db:
 def store_exists(target: str | Path) -> bool:
     """Whether the store a URL or path names is there, creating nothing: a SQLite file that
     exists, or any server URL (a server's database is made by its operator, never by us)."""
-    text = str(target)
-    scheme = urlsplit(text).scheme if "://" in text else ""
+    text, scheme = str(target), url_scheme(target)
     if scheme == "sqlite":
         return Path(_sqlite_path(text)).exists()
     return bool(scheme) or Path(text).exists()

@@ -19,10 +19,16 @@ from graphlib import TopologicalSorter
 from itertools import islice
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from newsletter.store import catalog
-from newsletter.store.connect import _sqlite_path, connect_sqlite, open_store
+from newsletter.store.connect import (
+    _sqlite_path,
+    connect_sqlite,
+    is_server_url,
+    open_store,
+    url_scheme,
+)
 from newsletter.store.db import Db, StoreError
 from newsletter.store.schema import SCHEMA_VERSION
 from newsletter.store.sqlite_db import SqliteDb
@@ -52,8 +58,8 @@ class CopyReport:
 
 def sqlite_source(url: str) -> Path:
     """The SQLite file a configured store names; a server URL is not a source."""
-    scheme = urlsplit(url).scheme if "://" in url else ""
-    if scheme in ("postgresql", "postgres"):
+    scheme = url_scheme(url)
+    if is_server_url(url):
         raise StoreError("the configured database is already PostgreSQL; migrate-to copies "
                          "from the SQLite file (unset NEWSLETTER_DATABASE_URL or [store] url)")
     path = Path(_sqlite_path(url)) if scheme == "sqlite" else Path(url)
@@ -68,7 +74,7 @@ def copy_to_postgres(source: Path, url: str, *, on_progress: Progress = lambda *
                      ) -> CopyReport:
     """Copy the SQLite file into the empty PostgreSQL database `url` (created or migrated
     to the current schema first); all or nothing."""
-    if urlsplit(url).scheme not in ("postgresql", "postgres"):
+    if not is_server_url(url):
         raise StoreError("migrate-to copies into PostgreSQL: postgresql://USER@HOST:PORT/DB")
     reader = _open_read_only(source)
     try:

@@ -11,15 +11,9 @@ work side by side), so nothing is kept between uses.
 from __future__ import annotations
 
 import threading
-from urllib.parse import urlsplit
 
-from newsletter.store.connect import open_store
+from newsletter.store.connect import is_server_url, open_store
 from newsletter.store.db import Db, StoreError
-
-
-def is_server_url(url: str) -> bool:
-    """A database server (shared by hosts), not a local file."""
-    return "://" in url and urlsplit(url).scheme in ("postgresql", "postgres")
 
 
 class StoreHandles:
