@@ -385,4 +385,4 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001
 
 
 from conftest_delivery import *  # noqa: E402,F401,F403
-from pg_cluster import pg_cluster, pg_url  # noqa: E402,F401 - the PostgreSQL tests
+from pg_cluster import pg_cluster, pg_url, store_url  # noqa: E402,F401 - the PostgreSQL tests

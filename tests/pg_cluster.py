@@ -33,3 +33,12 @@ def pg_cluster() -> Iterator[PgCluster]:
 def pg_url(pg_cluster: PgCluster) -> str:
     """The URL of a new, empty database on the session's cluster."""
     return pg_cluster.url(pg_cluster.new_database())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path) -> str:  # noqa: ANN001
+    """A new, empty store on each engine in turn: a SQLite file, then a PostgreSQL database
+    (skipped without PostgreSQL's binaries)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "newsletter.db")
+    return request.getfixturevalue("pg_url")

@@ -15,13 +15,10 @@ from newsletter.deliver.shared_rate import SharedRateLimiter
 from newsletter.store.connect import open_store
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        path = tmp_path / "newsletter.db"
-        open_store(path).close()
-        return str(path)
-    return request.getfixturevalue("pg_url")  # skipped without PostgreSQL's binaries
+@pytest.fixture
+def url(store_url: str) -> str:  # each engine in turn (tests/pg_cluster.py), created
+    open_store(store_url).close()
+    return store_url
 
 
 def most_in_one_second(times: list[float]) -> int:

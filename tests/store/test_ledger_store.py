@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -28,11 +27,9 @@ def edition(language: str = "en", issue: str = ISSUE, subject: str = "Hello") ->
     return Edition(issue, language, subject, "pre", f"<p>{language}</p>", language, "reader")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "newsletter.db")
-    return request.getfixturevalue("pg_url")  # skipped without PostgreSQL's binaries
+@pytest.fixture
+def url(store_url: str) -> str:  # each engine in turn (tests/pg_cluster.py)
+    return store_url
 
 
 @pytest.fixture

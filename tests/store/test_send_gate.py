@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,11 +15,9 @@ from newsletter.store.connect import open_store
 from newsletter.store.db import Db
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "newsletter.db")
-    return request.getfixturevalue("pg_url")  # skipped without PostgreSQL's binaries
+@pytest.fixture
+def url(store_url: str) -> str:  # each engine in turn (tests/pg_cluster.py)
+    return store_url
 
 
 @pytest.fixture
