@@ -68,7 +68,10 @@ def test_three_hosts_together_keep_the_lists_rate(tmp_path: Path, pg_url: str) -
     print(f"rate {rate}/s over 3 hosts: achieved {achieved:.2f}/s from the sixth message "
           f"({(count - 1) / (times[-1] - times[0]):.2f}/s in all), busiest second {busiest}, "
           f"by host {by_host}")
-    assert busiest <= rate + 1
+    # Stamped at the sink: a message held up on a loaded machine arrives with the next ones,
+    # so one second may hold up to a quarter second more of slots (three hosts each at the
+    # full rate would still fail by far).
+    assert busiest <= rate * 1.25 + 1, busiest
     # Shared: not three times the rate. Not far under it either, but a sender starved of the
     # CPU gives up the slots it wakes too late for (at 0.05 s a message on two cores shared
     # with other work, about a third of them), so the bound here is loose; issue 17's 5 % is
