@@ -114,23 +114,31 @@ def serve_process(project: DeliveryProject, smtp_url: str = "",
     env = {**os.environ, "NEWSLETTER_SECRET": "test-secret", "NEWSLETTER_SMTP_URL": smtp_url}
     if not smtp_url:
         env.pop("NEWSLETTER_SMTP_URL")
-    output = log.open("wb") if log else subprocess.DEVNULL
+    log = log or project.root / f"serve-{port}.log"
+    output = log.open("wb")
     proc = subprocess.Popen([str(NEWSLETTER_SCRIPT), "--config", str(project.config), "serve",
                              "--port", str(port)], env=env, stdout=output, stderr=output)
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}{PREFIX}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_for_health(proc, port, log)
         yield proc, port
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-        if log:
-            output.close()
+        output.close()
+
+
+def wait_for_health(proc: subprocess.Popen, port: int, log: Path) -> None:
+    """Until /healthz answers; a server that exits or never answers fails the test with its
+    own log, not with a "connection refused" from the test's first request."""
+    deadline = time.monotonic() + 40  # a loaded CI machine starts an interpreter slowly
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{PREFIX}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    tail = log.read_text(encoding="utf-8", errors="replace")[-2000:]
+    pytest.fail(f"serve on port {port} did not answer /healthz (exit {proc.poll()}): {tail}")
 
 
 def rss_kb(pid: int) -> int:
@@ -229,7 +237,10 @@ def test_a_hanging_or_dead_relay_changes_neither_the_answer_nor_its_time(
                     bodies.add((reply.status_code, reply.text.replace(email, "ADDRESS")))
     assert len(bodies) == 1 and bodies.pop()[0] == 200
     assert max(times["known"] + times["unknown"]) < 1.0, times
-    assert abs(statistics.median(times["known"]) - statistics.median(times["unknown"])) < 0.05
+    # A confirmation sent while the request waits would put the relay's 2 s timeout into one
+    # kind of answer; 0.15 s is far under that and above what a loaded machine's scheduling
+    # adds to a median of six (0.05 s flaked under CI load).
+    assert abs(statistics.median(times["known"]) - statistics.median(times["unknown"])) < 0.15
 
 
 # --- abuse limits ------------------------------------------------------------------------------
