@@ -20,6 +20,31 @@ NAMES = ("Ann Lee", "José Núñez", "Анна Петрова", "李小龙", "ف
          "", "O'Brien, Pat")
 LANGUAGES = ("en", "fr", "es", "ru", "zh", "ar", "", "English", "français")
 TAGS = ("", "news", "events;news", "members|board", "volunteers, donors")
+# Most readers are at a few big providers, the rest at a long tail of their own domains (one
+# domain per ~8 readers), a few of them internationalised (the full IDNA check).
+PROVIDERS = ("gmail.com", "outlook.com", "yahoo.fr", "mail.ru", "yandex.ru", "qq.com",
+             "163.com", "hotmail.com", "orange.fr", "gmx.de", "icloud.com", "web.de")
+TAIL = ("acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "tyrell")
+TLDS = ("com", "org", "fr", "es", "ru", "cn", "ae", "co.uk", "de", "io")
+IDN = ("bücher-{}.de", "пример-{}.рф", "例子{}.中国", "مثال{}.com", "café-{}.fr")
+LOCALS = ("{f}.{l}", "{f}{n}", "{f}.{l}+news", "{F}.{L}", "{f}_{l}{n}", "{l}")
+FIRST = ("ann", "jose", "anna", "li", "fatima", "chloe", "pat", "omar", "wei", "ivan")
+LAST = ("lee", "nunez", "petrova", "xiaolong", "zahra", "martin", "obrien", "haddad", "chen")
+
+
+def address(n: int, rows: int) -> str:
+    """A deterministic, varied address for reader n of a list of rows."""
+    f, last = FIRST[n % len(FIRST)], LAST[(n // len(FIRST)) % len(LAST)]
+    local = LOCALS[n % len(LOCALS)].format(f=f, l=last, F=f.title(), L=last.title(), n=n)
+    if n % 200 == 7:
+        domain = IDN[n % len(IDN)].format(n % 50)
+    elif n % 5 < 3:
+        domain = PROVIDERS[(n * 7) % len(PROVIDERS)]
+    else:
+        k = (n * 2654435761) % max(1, rows // 8)
+        domain = f"{TAIL[k % len(TAIL)]}{k}.{TLDS[k % len(TLDS)]}"
+    return f"{local}.{n}@{domain}" if "{n}" not in LOCALS[n % len(LOCALS)] else \
+        f"{local}@{domain}"
 
 
 def write_csv(path: Path, rows: int) -> Path:
@@ -29,7 +54,7 @@ def write_csv(path: Path, rows: int) -> Path:
         writer.writerow(["email", "name", "language", "tags"])
         for i in range(rows):
             n = i - 500 if i % 1000 == 999 else i
-            writer.writerow([f"reader{n}@example{n % 97}.org", NAMES[i % len(NAMES)],
+            writer.writerow([address(n, rows), NAMES[i % len(NAMES)],
                              LANGUAGES[i % len(LANGUAGES)], TAGS[i % len(TAGS)]])
     return path
 

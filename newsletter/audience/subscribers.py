@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -183,32 +184,53 @@ def merge_duplicate(path: str | Path, first_line: int, first: Subscriber, line: 
                     + ("" if first.name else " and this line's name"))
 
 
-def iter_csv(path: Path, found: FileScan, *,
-             default_language: str = "en") -> Iterator[tuple[int, Subscriber] | Rejected]:
-    """Each row of a scanned file in order, as (line, Subscriber) or Rejected; blank rows are
-    left out and duplicates are not merged (the caller keeps what it has read)."""
+@dataclass(frozen=True)
+class CsvLayout:
+    """What a file's header says: its width, which column holds each field, the delimiter."""
+
+    header: tuple[str, ...]
+    columns: dict[str, int]
+    delimiter: str
+
+
+@contextmanager
+def open_csv(path: Path, found: FileScan
+             ) -> Iterator[tuple[CsvLayout, Iterator[tuple[int, list[str]]]]]:
+    """A scanned file's layout (from its header line) and its rows after the header, blank
+    rows left out, as (line, cells): read_row turns one into a Subscriber or a Rejected."""
     with open_rows(path, found) as (dialect, rows):
         header = next(rows, (1, None))[1]
         if header is None:
             raise InputError("empty file; expected a header line with an 'email' column",
                              where=str(path))
-        columns = _map_columns(path, header)
+        layout = CsvLayout(tuple(header), _map_columns(path, header), dialect.delimiter)
+        yield layout, ((line, row) for line, row in rows if any(c.strip() for c in row))
+
+
+def read_row(path: Path, layout: CsvLayout, line: int, row: list[str], *,
+             default_language: str = "en") -> tuple[int, Subscriber] | Rejected:
+    """One non-blank row of open_csv: validated, or rejected with file:line and the reason."""
+    width = len(layout.header)
+    if any(cell.strip() for cell in row[width:]):
+        # Usually a name with an unquoted delimiter: every later cell has shifted.
+        return Rejected(f"{path}:{line}", f"{len(row)} fields, but the header has {width} "
+                        f"(quote a field that contains {layout.delimiter!r})")
+    cells = {key: (row[i] if i < len(row) else "") for key, i in layout.columns.items()}
+    try:
+        return line, make_subscriber(cells.get("email", ""), cells.get("name", ""),
+                                     cells.get("language", ""), cells.get("tags", ""),
+                                     default_language=default_language)
+    except ValueError as exc:
+        return Rejected(f"{path}:{line}", str(exc))
+
+
+def iter_csv(path: Path, found: FileScan, *,
+             default_language: str = "en") -> Iterator[tuple[int, Subscriber] | Rejected]:
+    """Each row of a scanned file in order, as (line, Subscriber) or Rejected; blank rows are
+    left out and duplicates are not merged (the caller keeps what it has read)."""
+    with open_csv(path, found) as (layout, rows):
         for line, row in rows:
-            if not any(cell.strip() for cell in row):
-                continue
-            if any(cell.strip() for cell in row[len(header):]):
-                # Usually a name with an unquoted delimiter: every later cell has shifted.
-                yield Rejected(f"{path}:{line}", f"{len(row)} fields, but the header has "
-                               f"{len(header)} (quote a field that contains "
-                               f"{dialect.delimiter!r})")
-                continue
-            cells = {key: (row[i] if i < len(row) else "") for key, i in columns.items()}
-            try:
-                yield line, make_subscriber(cells.get("email", ""), cells.get("name", ""),
-                                            cells.get("language", ""), cells.get("tags", ""),
-                                            default_language=default_language)
-            except ValueError as exc:
-                yield Rejected(f"{path}:{line}", str(exc))
+            yield read_row(path, layout, line, row, default_language=default_language)
 
 
 def _map_columns(path: Path, header: list[str]) -> dict[str, int]:

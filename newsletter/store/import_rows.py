@@ -18,12 +18,18 @@ def begin(db: Db) -> None:
     """An empty staging table (a crashed run's leftovers, if any, go first)."""
     db.execute("CREATE TEMP TABLE IF NOT EXISTS import_rows (line INTEGER PRIMARY KEY, "
                "key TEXT NOT NULL UNIQUE, email TEXT NOT NULL, name TEXT NOT NULL, "
-               "language TEXT NOT NULL, tags TEXT NOT NULL)")
+               "language TEXT NOT NULL, tags TEXT NOT NULL, single INTEGER NOT NULL)")
+    # every row's digest, and the subscriber of each row left as the last import merged it
+    # (store.import_seen)
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS import_lines (line INTEGER PRIMARY KEY, "
+               "hash TEXT NOT NULL, subscriber_id INTEGER)")
     db.execute("DELETE FROM import_rows")
+    db.execute("DELETE FROM import_lines")
 
 
 def end(db: Db) -> None:
     db.execute("DROP TABLE IF EXISTS import_rows")
+    db.execute("DROP TABLE IF EXISTS import_lines")
 
 
 def _staged(row: Row) -> tuple[int, Subscriber]:
@@ -47,13 +53,20 @@ def find(db: Db, keys: Iterable[str]) -> dict[str, tuple[int, Subscriber]]:
 
 def stage(db: Db, new: Iterable[tuple[int, Subscriber]],
           changed: Iterable[tuple[int, Subscriber]]) -> None:
-    """Add new addresses; rewrite staged ones a later row merged into."""
-    db.executemany("INSERT INTO import_rows (line, key, email, name, language, tags) "
-                   "VALUES (?, ?, ?, ?, ?, ?)",
+    """Add new addresses; rewrite staged ones a later row merged into (no longer one line's
+    row: store.import_seen does not remember it)."""
+    db.executemany("INSERT INTO import_rows (line, key, email, name, language, tags, single) "
+                   "VALUES (?, ?, ?, ?, ?, ?, 1)",
                    [(line, s.email.lower(), s.email, s.name, s.language, ";".join(s.tags))
                     for line, s in new])
-    db.executemany("UPDATE import_rows SET name = ?, tags = ? WHERE line = ?",
+    db.executemany("UPDATE import_rows SET name = ?, tags = ?, single = 0 WHERE line = ?",
                    [(s.name, ";".join(s.tags), line) for line, s in changed])
+
+
+def leave_out(db: Db, lines: Iterable[int]) -> None:
+    """Staged rows not to remember as one line merged (an address repeated within one batch,
+    a forgotten reader the merge left out)."""
+    db.executemany("UPDATE import_rows SET single = 0 WHERE line = ?", [(n,) for n in lines])
 
 
 def count(db: Db) -> int:

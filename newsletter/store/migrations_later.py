@@ -197,4 +197,24 @@ MIGRATIONS = [
     """
     ALTER TABLE send_gate ADD COLUMN streak_at REAL
     """,
+    # which rows of each subscriber CSV the last import merged (newsletter.store.import_seen):
+    # a digest per row, the subscriber it became and the values it gave, so a re-import of an
+    # edited file validates and merges only its new and changed rows; a row goes with its
+    # subscriber (a forgotten reader leaves nothing here)
+    """
+    CREATE TABLE import_sources (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE import_seen (
+        source_id INTEGER NOT NULL REFERENCES import_sources (id) ON DELETE CASCADE,
+        row_hash TEXT NOT NULL,
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        language TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        PRIMARY KEY (source_id, row_hash)
+    );
+    CREATE INDEX import_seen_subscriber ON import_seen (subscriber_id)
+    """,
 ]
