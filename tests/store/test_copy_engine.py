@@ -41,6 +41,8 @@ ROWS = {
     "sent_items": [("item-1", "2026-11")],
     "processed_reports": [("<r1@x>", T, "hard")],
     "imported_files": [("subscribers/a.csv", "ab" * 32, T)],
+    "import_sources": [(3, "/srv/list/subscribers/a.csv")],
+    "import_seen": [(3, "0f" * 16, 1, "Ana", "es", "vip;press")],
     "optin_requests": [(4, "p1", "New@Example.org", "new@example.org", "", "en", "c1",
                         "confirmed", T, T)],
     "bounce_events": [(12, "ÉLODIE@example.fr", "hard", "<r1@x>", T, "5.1.1", "example.fr")],
@@ -112,7 +114,7 @@ def test_a_new_row_after_the_copy_gets_a_fresh_id(source: Path, pg_url: str) -> 
     report = copy_to_postgres(source, pg_url)
     assert {t.table: t.next_id for t in report.tables if t.next_id} == {
         "subscribers": 10, "optin_requests": 5, "bounce_events": 13, "consent_events": 31,
-        "mail_queue": 41}
+        "mail_queue": 41, "import_sources": 4}
     with open_store(pg_url) as db:
         add_subscriber(db, Subscriber(email="new.reader@example.com"))
         assert get_subscriber(db, "new.reader@example.com").id == 10  # type: ignore[union-attr]
