@@ -3,6 +3,7 @@ import may add (never a forgotten reader) and records (the file and line of each
 
 from __future__ import annotations
 
+import functools
 import getpass
 import hashlib
 import hmac
@@ -29,8 +30,14 @@ def forget_key(secret: str, list_id: str, email: str) -> str:
     """HMAC-SHA256 of the mailbox (lower-case, no +tag, Gmail's dots gone: every spelling of
     one inbox is one key) under a key derived from the secret. Without the secret, the
     database alone cannot tell whether someone's address is among the forgotten."""
-    key = hmac.new(secret.encode(), f"forgotten\0{list_id}".encode(), hashlib.sha256).digest()
-    return hmac.new(key, normalise_mailbox(email).encode(), hashlib.sha256).hexdigest()
+    return hmac.new(_forget_hmac_key(secret, list_id), normalise_mailbox(email).encode(),
+                    hashlib.sha256).hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _forget_hmac_key(secret: str, list_id: str) -> bytes:
+    """The key derived from the secret: once per secret, not once per row of an import."""
+    return hmac.new(secret.encode(), f"forgotten\0{list_id}".encode(), hashlib.sha256).digest()
 
 
 def forget_keys(config: Config, email: str, now: datetime | None = None) -> list[str]:
@@ -76,7 +83,8 @@ def plan_import(conn: Db, config: Config, path: str,
     secrets = verification_secrets(now)
     for sub, line in zip(subscribers, lines, strict=True):
         on = next((forgotten[k] for k in (forget_key(s, config.list_id, sub.email)
-                                          for s in secrets) if k in forgotten), "")
+                                          for s in secrets) if k in forgotten), "") \
+            if forgotten else ""  # no one forgotten: no keyed hash to make
         if on:
             skipped.append(f"{path}:{line}: skipped: this reader asked to be forgotten ({on}); "
                            "only they can subscribe again, on the web form")
@@ -85,7 +93,8 @@ def plan_import(conn: Db, config: Config, path: str,
         kept_lines.append(line)
     known = store_consent.existing_addresses(conn, (s.email for s in keep))
     shown = relative(path, config.root)
-    events = tuple(event(s.email, "subscribed", "CSV import", f"{shown}:{n}", now)
+    at = stamp(now)  # one moment for the file's events, formatted once
+    events = tuple(ConsentEvent(s.email, at, "subscribed", "CSV import", f"{shown}:{n}")
                    for s, n in zip(keep, kept_lines, strict=True) if s.email.lower() not in known)
     return ImportPlan(tuple(keep), tuple(kept_lines), tuple(skipped), events)
 

@@ -22,6 +22,7 @@ from newsletter.sanitize import clean_line
 _LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
 _FORMULA_START = ("=", "+", "-", "@")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_TAG_SEPARATORS = re.compile(r"[;,|]")
 _COLUMNS = {
     "email": ("email", "e-mail", "email address", "e-mail address", "mail"),
     "name": ("name", "full name", "display name"),
@@ -110,6 +111,8 @@ def clean_name(raw: str) -> str:
     return name
 
 
+# A list has few distinct language and tag cells ("fr", "news;events"): each is cleaned once.
+@functools.lru_cache(maxsize=4096)
 def clean_language(raw: str, default: str) -> str:
     value = raw.strip().lower().replace("_", "-")
     if not value:
@@ -137,8 +140,9 @@ def _language_names() -> dict[str, str]:
     return names
 
 
+@functools.lru_cache(maxsize=4096)
 def clean_tags(raw: str) -> tuple[str, ...]:
-    tags = (clean_line(t).strip().lower() for t in re.split(r"[;,|]", unguard_cell(raw)))
+    tags = (clean_line(t).strip().lower() for t in _TAG_SEPARATORS.split(unguard_cell(raw)))
     return tuple(sorted({t for t in tags if t}))
 
 

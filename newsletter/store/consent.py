@@ -34,11 +34,16 @@ def history(conn: Db, email: str) -> list[ConsentEvent]:
 
 
 def existing_addresses(conn: Db, emails: Iterable[str]) -> set[str]:
-    """The lower-cased addresses among emails that have a subscriber row."""
+    """The lower-cased addresses among emails that have a subscriber row (one SELECT per 500:
+    an import asks this of 5,000 at a time)."""
+    wanted = list(emails)
     found = set()
-    for email in emails:
-        if conn.execute("SELECT 1 FROM subscribers WHERE email = ?", (email,)).fetchone():
-            found.add(email.lower())
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i:i + 500]
+        marks = ", ".join("?" * len(chunk))
+        have = {r[0].lower() for r in conn.execute(
+            f"SELECT email FROM subscribers WHERE email IN ({marks})", chunk)}
+        found |= {e.lower() for e in chunk if e.lower() in have}
     return found
 
 

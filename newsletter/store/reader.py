@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from newsletter.model import Subscriber
-from newsletter.store.db import Db
+from newsletter.store.db import Db, Row
 from newsletter.store.stamps import now_iso
 
 READER_FIELDS = ("name", "language")  # the reader_fields CHECK names the same two
@@ -72,9 +72,14 @@ def merge_rows(conn: Db, subs: Iterable[Subscriber], owned: dict[int, dict[str, 
     time, all in one transaction), with the reader_owned map read once."""
     added = updated = overridden = 0
     kept: list[KeptChoice] = []
+    subs = list(subs)
+    known, done = _rows_of(conn, [sub.email for sub in subs]), set()
     for sub in subs:
-        row = conn.execute("SELECT id, email, name, language, tags FROM subscribers "
-                           "WHERE email = ?", (sub.email,)).fetchone()
+        key = _fold(sub.email)
+        row = known.get(key) if key not in done else conn.execute(
+            "SELECT id, email, name, language, tags FROM subscribers WHERE email = ?",
+            (sub.email,)).fetchone()  # an address twice in one call: as the first left it
+        done.add(key)
         tags = ";".join(sub.tags)
         if row is None:
             conn.execute(
@@ -105,6 +110,27 @@ def merge_rows(conn: Db, subs: Iterable[Subscriber], owned: dict[int, dict[str, 
                          (wanted["name"], wanted["language"], tags, stamp, row["id"]))
             updated += 1
     return MergeResult(added, updated, tuple(kept), overridden)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _fold(email: str) -> str:
+    """An address as subscribers.email compares it: ASCII letters without case (SQLite's
+    NOCASE, PostgreSQL's citext under "C")."""
+    return email.translate(_ASCII_LOWER)
+
+
+def _rows_of(conn: Db, emails: list[str]) -> dict[str, Row]:
+    """The subscriber rows of these addresses by _fold, one SELECT per 500 (a merge of 5,000
+    rows asked one statement a row before)."""
+    rows: dict[str, Row] = {}
+    for i in range(0, len(emails), 500):
+        chunk = emails[i:i + 500]
+        for row in conn.execute("SELECT id, email, name, language, tags FROM subscribers "
+                                f"WHERE email IN ({', '.join('?' * len(chunk))})", chunk):
+            rows[_fold(row["email"])] = row
+    return rows
 
 
 def save_reader_profile(conn: Db, email: str, name: str,
