@@ -74,18 +74,19 @@ def merge_rows(conn: Db, subs: Iterable[Subscriber], owned: dict[int, dict[str, 
     kept: list[KeptChoice] = []
     subs = list(subs)
     known, done = _rows_of(conn, [sub.email for sub in subs]), set()
+    new: list[tuple[str, ...]] = []  # inserted together, in order (ids as one by one)
     for sub in subs:
         key = _fold(sub.email)
-        row = known.get(key) if key not in done else conn.execute(
-            "SELECT id, email, name, language, tags FROM subscribers WHERE email = ?",
-            (sub.email,)).fetchone()  # an address twice in one call: as the first left it
+        if key in done:  # an address twice in one call: as the first left it
+            _insert(conn, new)
+            row = conn.execute("SELECT id, email, name, language, tags FROM subscribers "
+                               "WHERE email = ?", (sub.email,)).fetchone()
+        else:
+            row = known.get(key)
         done.add(key)
         tags = ";".join(sub.tags)
         if row is None:
-            conn.execute(
-                "INSERT INTO subscribers (email, name, language, tags, status, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?)",
-                (sub.email, sub.name, sub.language, tags, stamp, stamp))
+            new.append((sub.email, sub.name, sub.language, tags, stamp, stamp))
             added += 1
             continue
         wanted = {"name": sub.name, "language": sub.language}
@@ -109,7 +110,15 @@ def merge_rows(conn: Db, subs: Iterable[Subscriber], owned: dict[int, dict[str, 
                          "updated_at = ? WHERE id = ?",
                          (wanted["name"], wanted["language"], tags, stamp, row["id"]))
             updated += 1
+    _insert(conn, new)
     return MergeResult(added, updated, tuple(kept), overridden)
+
+
+def _insert(conn: Db, new: list[tuple[str, ...]]) -> None:
+    """New addresses, active; the list is emptied."""
+    conn.executemany("INSERT INTO subscribers (email, name, language, tags, status, "
+                     "created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?)", new)
+    new.clear()
 
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
