@@ -111,7 +111,18 @@ def _owner_alive(owner: str | None) -> bool:
         return False
     except PermissionError:
         pass  # it exists, under another user
-    return _identity(int(pid)) == identity
+    return not _zombie(int(pid)) and _identity(int(pid)) == identity
+
+
+def _zombie(pid: int) -> bool:
+    """A process that has exited but not been reaped answers kill(pid, 0) and keeps its /proc
+    entry until its parent (for a killed sender's orphaned child, whatever init the machine
+    runs, which may be slow to reap) collects it; its files and locks are closed already."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("Z", "X")
 
 
 def recover_interrupted(db: Db, now: datetime) -> int:
