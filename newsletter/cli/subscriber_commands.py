@@ -72,7 +72,9 @@ def _file_line(done: FileImport) -> str:
             f"updated, {done.merged} duplicate row(s) merged, {done.rejected} rejected"
             + (f", {done.kept} reader's own value(s) kept" if done.kept else "")
             + (f", {done.overridden} reader's own value(s) replaced" if done.overridden else "")
-            + (f", {done.skipped} forgotten reader(s) skipped" if done.skipped else ""))
+            + (f", {done.skipped} forgotten reader(s) skipped" if done.skipped else "")
+            + (f"; {done.unchanged} row(s) unchanged since the last import" if done.unchanged
+               else ""))
 
 
 def _add(conn: Db, config: Config, args: argparse.Namespace) -> int:

@@ -302,6 +302,20 @@ def test_cli_import_twice_reports_nothing_new(tmp_path, cfg, capsys):
     assert capsys.readouterr().out.splitlines()[-1] == "imported: 0 new, 0 updated, 0 rejected"
 
 
+def test_cli_import_of_an_edited_file_says_how_many_rows_it_did_not_read_again(
+        tmp_path, cfg, capsys):
+    path = write_csv(tmp_path / "e.csv", HEADER + "a@example.org,A,,\r\nb@example.org,B,,\r\n")
+    run(cfg, "import", str(path))
+    write_csv(path, HEADER + "a@example.org,A,,\r\nb@example.org,Bea,,\r\n")
+    capsys.readouterr()
+
+    assert run(cfg, "import", str(path)) == 0
+
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"{path}: 2 address(es), 0 new, 1 updated, 0 duplicate row(s) merged, 0 rejected; "
+        "1 row(s) unchanged since the last import")
+
+
 def test_cli_import_exits_2_and_names_each_rejected_row(tmp_path, cfg, capsys):
     path = write_csv(tmp_path / "r.csv", REJECTS)
 
