@@ -80,15 +80,25 @@ def copy_to_postgres(source: Path, url: str, *, on_progress: Progress = lambda *
     try:
         target = open_store(url)
         try:
-            _refuse_data(target)
-            with reader.transaction(immediate=False), target.transaction():
-                _refuse_data(target)  # checked again under the write lock
-                tables = tuple(_copy_all(reader, target, on_progress))
-            return CopyReport(str(source), target.where, tables)
+            return CopyReport(str(source), target.where, _copy(reader, target, on_progress))
         finally:
             target.close()
     finally:
         reader.close()
+
+
+def _copy(reader: Db, target: Db, on_progress: Progress) -> tuple[TableCopy, ...]:
+    """Every table in one transaction: a failure (the server gone mid-copy) leaves nothing."""
+    try:
+        _refuse_data(target)
+        with reader.transaction(immediate=False), target.transaction():
+            _refuse_data(target)  # checked again under the write lock
+            return tuple(_copy_all(reader, target, on_progress))
+    except _NotEmpty:
+        raise
+    except StoreError as exc:
+        raise StoreError(f"{exc.detail}; nothing was copied: run migrate-to again",
+                         where=exc.where) from exc
 
 
 def _open_read_only(path: Path) -> Db:
@@ -113,12 +123,16 @@ def _connect_ro(path: Path) -> Db:
     return SqliteDb(raw, str(path))
 
 
+class _NotEmpty(StoreError):
+    """The target holds data: refused before anything is written."""
+
+
 def _refuse_data(target: Db) -> None:
     for table in ["subscribers", *catalog.tables(target)]:
         rows = int(target.one(f"SELECT count(*) FROM {table}")[0])
         if rows:
             what = "subscribers" if table == "subscribers" else f"rows in {table}"
-            raise StoreError(f"{target.where} already has {rows:,} {what}; migrate-to copies "
+            raise _NotEmpty(f"{target.where} already has {rows:,} {what}; migrate-to copies "
                              "into an empty database")
 
 

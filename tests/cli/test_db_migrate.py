@@ -10,12 +10,16 @@ import fcntl
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from conftest_delivery import REPO, DeliveryProject, make_delivery_project
-from pg_cluster import SECRET_USER, PgCluster, _free_port
+from pg_cluster import SECRET_USER, PgCluster, PgUnavailable, _free_port, throwaway_cluster
 from smtp_server import Script, ScriptedServer
+
+from newsletter.store.connect import open_store
 
 # The source is a SQLite file by definition: under `-p pg_engine` every file would be the
 # PostgreSQL database itself.
@@ -143,3 +147,57 @@ def test_while_a_send_holds_the_lock_the_copy_is_refused(tmp_path: Path, pg_url:
         os.close(fd)
     assert "a send is running" in line
     assert run(project, "db", "migrate-to", pg_url).returncode == 0
+
+
+def test_the_server_stopped_mid_copy_leaves_the_target_empty_and_a_rerun_copies_it_all(
+        tmp_path: Path) -> None:
+    """The copy is one transaction: a server that goes away while it runs (here: stopped while
+    the copy waits to write a table the test holds locked, the subscribers copied already)
+    leaves no half-copied list behind, the command says so in one line, and the same command
+    run again copies everything."""
+    project = make_delivery_project(tmp_path / "nl", 12)
+    with ScriptedServer(Script()) as server:
+        assert run(project, "send", "--now", NOW, smtp=server.url).returncode == 0
+    try:
+        with throwaway_cluster() as cluster:
+            url = cluster.url(cluster.new_database())
+            open_store(url).close()  # the schema, so the test can lock a table of it
+            holder = psycopg.connect(url)  # its transaction holds the lock until the stop
+            # SHARE: the copy may count the rows (it does so first) but not write any
+            holder.execute("LOCK TABLE deliveries IN SHARE MODE")
+            copy = subprocess.Popen(
+                [sys.executable, "-m", "newsletter", "--config", str(project.config), "db",
+                 "migrate-to", url], cwd=project.root, text=True, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, env={**os.environ, "NEWSLETTER_SECRET": "s3cret"})
+            wait_for_lock_wait(url)
+            cluster.run("pg_ctl", "-D", str(cluster.data), "-m", "immediate", "-w", "stop")
+            _, err = copy.communicate(timeout=60)
+            holder.close()
+            assert copy.returncode == 1 and "Traceback" not in err, err
+            assert len(err.strip().splitlines()) == 1 and err.startswith("newsletter: "), err
+            assert "nothing was copied: run migrate-to again" in err
+            cluster.start()
+            with open_store(url) as db:
+                assert db.one("SELECT count(*) FROM subscribers")[0] == 0
+            again = run(project, "db", "migrate-to", url)
+            assert again.returncode == 0, again.stderr
+            assert "every count matches" in again.stdout
+            with open_store(url) as db:
+                assert db.one("SELECT count(*) FROM subscribers")[0] == 12
+                assert db.one("SELECT count(*) FROM deliveries")[0] == 12
+    except PgUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+def wait_for_lock_wait(url: str) -> None:
+    """Until the copy's COPY into deliveries waits on the lock (the subscribers are in)."""
+    deadline = time.monotonic() + 60
+    with psycopg.connect(url, autocommit=True) as watcher:
+        while time.monotonic() < deadline:
+            waiting = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query ILIKE 'COPY%deliveries%'").fetchone()
+            if waiting and waiting[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the copy never reached the locked table")
