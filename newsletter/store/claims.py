@@ -5,7 +5,8 @@ A row is claimed (committed as `sending`, with its owner) before its SMTP transa
 crash leaves evidence, never a resend. Two connections never claim the same row: on SQLite
 each claim is one BEGIN IMMEDIATE transaction (one writer at a time); on PostgreSQL, where
 senders on several hosts share the database, the window is read with FOR UPDATE SKIP LOCKED,
-so each sender locks only its own rows and never waits behind another's claim. The other
+so each sender locks only its own rows and never waits behind another's claim, and a
+batch's transaction is one round trip (store.pg_claim). The other
 operations take the store's write lock on both engines (postgres_db.WRITE_LOCK).
 """
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from newsletter.model import Delivery, Settle
+from newsletter.store import pg_claim
 from newsletter.store.db import Db, Row
 from newsletter.store.editions import stamp
 
@@ -63,20 +65,29 @@ def claim_due(db: Db, key: str, owner: str, now: datetime, limit: int = 1, *,
     """
     at, due = stamp(now), stamp(due_by or now)
     until = stamp(now + lease) if lease is not None else None
-    # Row locks instead of the one write lock: rows another sender holds are skipped, and
-    # READ COMMITTED re-checks _DUE on a row committed meanwhile (claimed: no longer due).
-    row_locks = db.engine == "postgresql"
-    with db.transaction(immediate=not row_locks):
-        settled = _settle_all(db, [settle_first] if isinstance(settle_first, Settle)
-                              else settle_first or (), now)
+    outcomes = [settle_first] if isinstance(settle_first, Settle) else settle_first or ()
+    if db.engine == "postgresql":
+        # Row locks instead of the one write lock: rows another sender holds are skipped,
+        # and READ COMMITTED re-checks due on a row committed meanwhile (claimed: not due).
+        # The whole transaction in one round trip (store.pg_claim).
+        with db.pipeline(), db.transaction(immediate=False):
+            settled = _settle_all(db, outcomes, now)
+            cur = pg_claim.claim(db, {"key": key, "after": after, "due": due, "limit": limit,
+                                      "at": at, "owner": owner, "until": until,
+                                      "transport": transport})
+        window = cur.fetchall()
+        active = [r for r in window if r[5] == "active"]
+        return Claims(tuple(_delivery(key, r) for r in active), len(window) - len(active),
+                      settled, window[-1][0] if window else after)
+    with db.transaction():
+        settled = _settle_all(db, outcomes, now)
         window = db.all(
             "SELECT d.subscriber_id, d.language, d.attempts, d.variant, d.first_deferred_at, "
             "s.status, s.email, s.name, s.language FROM deliveries d JOIN subscribers s "
             "ON s.id = d.subscriber_id WHERE d.issue = ? AND d.subscriber_id > ? AND "
             # s.id > ? says the same again for PostgreSQL's planner: without it the merge
             # join read the subscribers' index from the first id on every claim (O(N^2)).
-            f"s.id > ? AND {_DUE} ORDER BY d.subscriber_id LIMIT ?"
-            + (" FOR UPDATE OF d SKIP LOCKED" if row_locks else ""),
+            f"s.id > ? AND {_DUE} ORDER BY d.subscriber_id LIMIT ?",
             (key, after, after, due, due, limit))
         active = [r for r in window if r[5] == "active"]
         if active:
@@ -114,10 +125,17 @@ def settle_many(db: Db, outcomes: Sequence[Settle], now: datetime) -> tuple[str,
 
 
 def _settle_all(db: Db, outcomes: Iterable[Settle], now: datetime) -> tuple[str, ...]:
-    """One executemany per shape of UPDATE (sent, pending, deferred, the rest). Only a row
-    still `sending` changes: a row recovered as unknown meanwhile stays so."""
+    """One executemany per shape of UPDATE (sent, pending, deferred, the rest; PostgreSQL:
+    one UPDATE for all). Only a row still `sending` changes: a row recovered as unknown
+    meanwhile stays so."""
     shapes: dict[str, list[tuple[object, ...]]] = {}
     states = []
+    if db.engine == "postgresql":  # one statement for them all, however many (pg_claim)
+        values = [(s.delivery.issue, s.delivery.subscriber_id, s.state, s.reply[:500],
+                   *_columns(s)) for s in outcomes]
+        if values:
+            pg_claim.settle(db, values, stamp(now))
+        return tuple(v[2] for v in values)
     for s in outcomes:
         extra, params = _extra(s)
         shapes.setdefault(extra, []).append((s.state, s.reply[:500], stamp(now), *params,
@@ -142,6 +160,14 @@ def _extra(s: Settle) -> tuple[str, tuple[object, ...]]:
         return (", next_attempt_at = ?, first_deferred_at = ?",
                 (stamp(s.retry_at), stamp(s.first_deferred_at)))
     return "", ()
+
+
+def _columns(s: Settle) -> tuple[str | None, str | None, str | None]:
+    """(message_id, next_attempt_at, first_deferred_at) as _extra sets them (None: kept)."""
+    _extra(s)  # the same checks
+    if s.state == "deferred" and s.retry_at and s.first_deferred_at:
+        return None, stamp(s.retry_at), stamp(s.first_deferred_at)
+    return (s.message_id if s.state == "sent" else None), None, None
 
 
 def sending_owners(db: Db) -> list[str | None]:

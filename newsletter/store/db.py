@@ -74,6 +74,14 @@ class Db(ABC):
         of failing half-way."""
         yield  # pragma: no cover
 
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """Statements in the block go to the server together and their results come back
+        at its end (PostgreSQL's pipeline mode: one round trip for a whole transaction);
+        read a cursor's rows after the block. An engine in the process (SQLite) has no
+        round trips to save: nothing changes."""
+        yield
+
     @property
     @abstractmethod
     def in_transaction(self) -> bool: ...

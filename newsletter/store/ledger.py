@@ -7,6 +7,7 @@ States: pending -> sending -> sent | deferred | failed | unknown | suppressed.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,7 @@ from itertools import islice
 from newsletter.model import Edition
 from newsletter.store import segments as store_segments
 from newsletter.store.consent import forgotten_delivery_counts
-from newsletter.store.db import Db
+from newsletter.store.db import Db, StoreError
 from newsletter.store.editions import (
     base_issue,
     has_edition,
@@ -52,7 +53,9 @@ def freeze_issue(db: Db, freeze: Freeze, now: datetime) -> int:
     with db.transaction():
         if is_frozen(db, freeze.key):
             return 0
-        return _write(db, freeze, stamp(now))
+        rows = _write(db, freeze, stamp(now))
+    _analyze(db, rows)
+    return rows
 
 
 def freeze_late(db: Db, freeze: Freeze, now: datetime) -> int:
@@ -62,7 +65,20 @@ def freeze_late(db: Db, freeze: Freeze, now: datetime) -> int:
     with db.transaction():
         if has_edition(db, edition.issue, edition.language):
             return 0
-        return _write(db, freeze, stamp(now))
+        rows = _write(db, freeze, stamp(now))
+    _analyze(db, rows)
+    return rows
+
+
+def _analyze(db: Db, rows: int) -> None:
+    """PostgreSQL's planner learns of the rows a freeze just committed (autovacuum would,
+    a minute or more later): without it, it took them for none and read each claim's window
+    by the state index, every due row sorted per claim, O(N^2) over a run (10,000 rows:
+    8 ms a claim at the end, against 0.1 ms). An optimisation: a failure is the next
+    statement's to report."""
+    if rows and db.engine == "postgresql":
+        with contextlib.suppress(StoreError):
+            db.execute("ANALYZE deliveries")
 
 
 def _write(db: Db, freeze: Freeze, frozen_at: str) -> int:

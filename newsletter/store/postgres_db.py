@@ -126,6 +126,25 @@ class PostgresDb(Db):
             raise
         self.execute("COMMIT")
 
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """libpq's pipeline mode: the block's statements are sent without waiting for each
+        answer, and the answers are read at its end (one round trip, where each statement
+        was one). An error shows there, not at its statement; a transaction it aborted is
+        rolled back, so the connection is usable again."""
+        try:
+            with self._raw.pipeline():
+                yield
+        except BaseException as exc:
+            # An aborted pipeline skips everything up to its end, the block's own ROLLBACK
+            # included: the transaction is still open (failed) after it.
+            if not self._raw.closed and self.in_transaction:
+                with suppress(StoreError):
+                    self.execute("ROLLBACK")
+            if isinstance(exc, psycopg.Error):
+                raise self._fail(exc) from exc
+            raise
+
     @property
     def in_transaction(self) -> bool:
         return self._raw.info.transaction_status != pq.TransactionStatus.IDLE
