@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -98,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NewsletterError as exc:
         print(f"newsletter: {exc}".replace("\n", "\nnewsletter: "), file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `status | head`: the reader has what it wanted
+        _silence_stdout()
+        return 1
     except OSError as exc:  # a file that cannot be written or read at the system level
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"newsletter: {where}{exc.strerror or exc}", file=sys.stderr)
@@ -105,6 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("newsletter: interrupted", file=sys.stderr)
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's flush at exit does not fail again on the
+    closed pipe (the recipe of Python's signal module documentation)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -24,6 +24,11 @@ def warn(line: str) -> None:
     print(f"newsletter: warning: {line}", file=sys.stderr, flush=True)
 
 
+def error(line: str) -> None:
+    """What failed the run (its exit code says so too): as the one-line errors read."""
+    print(f"newsletter: {line}", file=sys.stderr, flush=True)
+
+
 def plural(count: int, noun: str) -> str:
     """'1 item', '2 items': the count line of a summary."""
     return f"{count} {noun}{'s' if count != 1 else ''}"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from newsletter.audience.subscribers import normalise_address
 from newsletter.cli.context import config_of, issue_arg, open_store, parse_now, resolve_draft
-from newsletter.cli.output import Progress, say, warn
+from newsletter.cli.output import Progress, error, say, warn
 from newsletter.cli.subscriber_commands import import_files
 from newsletter.compose.drafts import Draft, load_draft
 from newsletter.config import Config
@@ -81,8 +81,8 @@ def _test_addresses(addresses: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 def _print_report(report: SendReport, transports: Transports) -> None:
     for problem in report.problems:
         warn(problem)
-    if report.stop_reason:
-        warn(report.stop_reason)
+    if report.stop_reason:  # the run failed (exit 1): not a warning
+        error(report.stop_reason)
     if report.note:
         say(report.note)
     if report.sent and not transports.is_smtp:

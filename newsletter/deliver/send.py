@@ -150,7 +150,8 @@ def _locked_run(config: Config, conn: Db, now: datetime, options: SendOptions,
         return _dry_run(config, conn, plan, clock, transports, secret, started)
     recovered = ledger.recover_interrupted(conn, clock.now())
     if recovered:
-        on_note(f"{recovered} delivery(ies) were interrupted by a crash: marked unknown "
+        on_note(f"{recovered} delivery(ies) were interrupted (a crash, a kill or the database "
+                "lost mid-batch): marked unknown "
                 "(see `newsletter status`; resend with --resend-unknown)")
     planned = time.monotonic()
     frozen, problems = freeze_due(config, conn, plan, clock, on_note)

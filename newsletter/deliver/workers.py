@@ -153,7 +153,8 @@ def deliver(job: Job, keys: Sequence[str], due_by: datetime,
         if done:
             store_claims.settle_many(conn, done, job.clock.now())
     except StoreError as exc:
-        job.tally.stop(f"database {job.db_path}: {exc.detail}; stopped before the next batch "
+        # conn.where: the URL as messages show it, without a password in any part of it
+        job.tally.stop(f"database {conn.where}: {exc.detail}; stopped before the next batch "
                        "(rows left `sending` become `unknown` on the next run)")
     finally:
         transport.close()
