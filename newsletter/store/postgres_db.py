@@ -30,8 +30,13 @@ WRITE_LOCK = 0x6E6C7374  # "nlst"
 
 
 def _one_line(exc: BaseException, secret: str | None) -> str:
-    """psycopg's message without its DETAIL/HINT lines, never the password."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    """psycopg's message on one line, never the password. libpq's further lines are kept
+    (joined): they say what to do ("Either provide the file or change sslmode ...")."""
+    lines = [line.strip() for line in str(exc).strip().splitlines()
+             if line.strip() and not line.startswith("DETAIL:")]  # DETAIL may quote row data
+    text = "; ".join(lines)[:600] or type(exc).__name__
+    if text.endswith("no password supplied"):
+        text += f" (set {PASSWORD_ENV}, or a ~/.pgpass line for this host)"
     return text.replace(secret, "***") if secret else text
 
 

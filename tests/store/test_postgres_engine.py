@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import psycopg
 import pytest
 from pg_cluster import SECRET_USER, PgCluster
 
@@ -12,6 +13,7 @@ from newsletter.store.db import IntegrityError, StoreError
 from newsletter.store.postgres_db import (
     WRITE_LOCK,
     PostgresPool,
+    _one_line,
     connect_postgres,
     open_postgres,
     to_psycopg,
@@ -129,6 +131,36 @@ def test_password_from_the_environment(pg_cluster: PgCluster,
     with connect_postgres(url) as db:  # not a superuser: citext is a trusted extension
         assert db.one("SELECT current_user")[0] == SECRET_USER
         assert db.where == url and pg_cluster.secret_password not in db.where
+
+
+def test_no_password_at_all_says_where_one_goes(pg_cluster: PgCluster,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    url = pg_cluster.url(pg_cluster.new_database(owner=SECRET_USER), user=SECRET_USER)
+    for name in ("PGPASSWORD", "NEWSLETTER_DATABASE_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PGPASSFILE", "/nonexistent")
+    with pytest.raises(StoreError) as caught:
+        open_postgres(url)
+    message = str(caught.value)
+    assert "no password supplied" in message and "NEWSLETTER_DATABASE_PASSWORD" in message
+    assert "\n" not in message
+
+
+def test_libpqs_advice_is_kept_on_the_one_line_and_row_data_is_not() -> None:
+    advice = psycopg.OperationalError(
+        'connection to server at "127.0.0.1", port 5432 failed: root certificate file '
+        '"/root/.postgresql/root.crt" does not exist\nEither provide the file or change '
+        "sslmode to disable server certificate verification.\n")
+    assert _one_line(advice, None) == (
+        'connection to server at "127.0.0.1", port 5432 failed: root certificate file '
+        '"/root/.postgresql/root.crt" does not exist; Either provide the file or change '
+        "sslmode to disable server certificate verification.")
+    clash = psycopg.errors.UniqueViolation(
+        'duplicate key value violates unique constraint "k"\nDETAIL:  Key (email)=(a@b.org) '
+        "already exists.\nHINT:  pick another")
+    assert _one_line(clash, None) == ('duplicate key value violates unique constraint "k"; '
+                                      "HINT:  pick another")
+    assert _one_line(psycopg.OperationalError("bad s3cret here"), "s3cret") == "bad *** here"
 
 
 def test_the_pool_lends_connections_and_takes_them_back(pg_url: str) -> None:
