@@ -4,6 +4,7 @@ issue's figures: a table here, and an HTML page)."""
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import UTC, datetime
 
 from newsletter import safe_files
@@ -32,13 +33,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         bounces = month_summary(conn, datetime.now(UTC), config.timezone)
         if not counts:
             say(f"no sends recorded{' for ' + issue if issue else ''}")
-            if bounces:
-                say(bounces)
-            return 0
         for name, states in counts.items():
             _issue_status(conn, config, name, states)
-    if bounces:
-        say(bounces)
+        if bounces:
+            say(bounces)
+        # Which database this was: a host whose URL did not reach it (an env file that
+        # did not load) would otherwise read its own empty SQLite file and look fine.
+        sqlite = conn.engine == "sqlite"
+        say(f"database: {os.path.abspath(conn.where) if sqlite else conn.where} "
+            f"({'SQLite' if sqlite else 'PostgreSQL'})")
     return 0
 
 

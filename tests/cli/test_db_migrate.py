@@ -78,7 +78,10 @@ def test_after_the_move_send_sends_nothing_twice_and_status_and_report_agree(
         before = sum(script.copies().values())
         again = run(project, "send", "--now", LATER, url=pg_url, smtp=server.url)
     assert again.returncode == 0, again.stderr
-    assert on_pg == on_sqlite
+    # The same figures; the last line of status names the database each read.
+    assert on_sqlite[0].splitlines()[-1] == f"database: {project.db} (SQLite)"
+    assert on_pg[0].splitlines()[-1] == f"database: {pg_url} (PostgreSQL)"
+    assert [on_pg[0].splitlines()[:-1], on_pg[1]] == [on_sqlite[0].splitlines()[:-1], on_sqlite[1]]
     assert "deferred 1" in on_sqlite[0] and "failed 1" in on_sqlite[0]
     assert before == 10  # every address but the deferred and the refused one
     # On PostgreSQL only the deferred address was due; everyone else had theirs already.
