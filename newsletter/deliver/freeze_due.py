@@ -15,6 +15,7 @@ from newsletter.deliver.reach import counted_composed
 from newsletter.deliver.segmenting import freeze_issue
 from newsletter.deliver.workers import Clock
 from newsletter.errors import NewsletterError
+from newsletter.store import ledger as store_ledger
 from newsletter.store.db import Db
 
 
@@ -52,7 +53,17 @@ def freeze_due(config: Config, conn: Db, plan: Plan, clock: Clock,
         rows, left_out = freeze_issue(config, conn, composed, sorted(items), clock.now())
         crash_point("after-freeze")
         languages = ", ".join(c.edition.language for c in composed)
-        on_note(f"{draft.issue}: edition(s) {languages} frozen, {rows} subscriber(s) to send to"
-                + (f"; {left_out}" if left_out else ""))
+        if not rows and (queued := _queued(conn, draft.issue)):
+            # Another sender froze it between our plan and our freeze: we send from its rows.
+            on_note(f"{draft.issue}: frozen by another sender ({queued} subscriber(s)); "
+                    "sending from that freeze")
+        else:
+            on_note(f"{draft.issue}: edition(s) {languages} frozen, {rows} subscriber(s) to "
+                    "send to" + (f"; {left_out}" if left_out else ""))
         frozen.append(draft.issue)
     return frozen, tuple(problems)
+
+
+def _queued(conn: Db, issue: str) -> int:
+    """The issue's rows in the ledger, whoever froze it."""
+    return sum(store_ledger.counts(conn, issue).get(issue, {}).values())

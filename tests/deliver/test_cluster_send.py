@@ -32,7 +32,7 @@ def host(root: Path, count: int, lease: int, rate: float = 0,
 
 
 def send(project: DeliveryProject, name: str, url: str, server: ScriptedServer,
-         *args: str, now: str = NOW, wait: bool = True):  # noqa: ANN201
+         *args: str, now: str = NOW, wait: bool = True, capture: bool = False):  # noqa: ANN201
     env = {**os.environ, "NEWSLETTER_SMTP_URL": server.url, "NEWSLETTER_SECRET": "s3cret",
            "NEWSLETTER_DATABASE_URL": url, "NEWSLETTER_HOST": name}
     env.pop("NEWSLETTER_CRASH_AT", None)
@@ -41,7 +41,8 @@ def send(project: DeliveryProject, name: str, url: str, server: ScriptedServer,
         argv += ["--now", now]
     if wait:
         return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
-    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(argv, env=env, stdout=out, stderr=out, text=capture)
 
 
 def sent_by(url: str, name: str) -> int:
@@ -109,12 +110,17 @@ def test_two_hosts_starting_together_freeze_once_and_both_send(tmp_path: Path,
     a, b = (host(tmp_path / n, 40, 300) for n in "ab")
     script = Script(delay=0.02)
     with ScriptedServer(script) as server:
-        runs = [send(p, n, pg_url, server, "send", wait=False)
+        runs = [send(p, n, pg_url, server, "send", wait=False, capture=True)
                 for p, n in ((a, "host-a"), (b, "host-b"))]
-        assert [r.wait(timeout=180) for r in runs] == [0, 0]
+        outputs = [r.communicate(timeout=180)[0] for r in runs]
+        assert [r.returncode for r in runs] == [0, 0], outputs
         with open_store(pg_url) as db:
             editions = db.one("SELECT count(*) FROM editions WHERE issue = '2026-11'")[0]
             states = dict(db.all("SELECT s.email, d.state FROM deliveries d JOIN subscribers "
                                  "s ON s.id = d.subscriber_id"))
     assert editions >= 1 and set(states.values()) == {"sent"} and len(states) == 40
     assert sorted(script.copies().values()) == [1] * 40
+    # One host says it froze the issue for 40; the other, if it raced to the freeze, that it
+    # sends from that freeze (never "frozen, 0 subscriber(s) to send to").
+    assert sum("frozen, 40 subscriber(s) to send to" in out for out in outputs) == 1, outputs
+    assert not any("frozen, 0 subscriber(s)" in out for out in outputs), outputs
