@@ -16,9 +16,11 @@ from collections.abc import Callable
 
 from flask import Flask, Response, request
 from werkzeug.datastructures import LanguageAccept
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from newsletter.i18n import LANGUAGES, gettext_for
+from newsletter.store.db import StoreError
 
 # Blueprints whose clients are machines (provider webhooks): their errors stay plain.
 MACHINE_BLUEPRINTS = ("webhooks",)
@@ -78,9 +80,9 @@ def _error_text(language: str, code: int) -> tuple[str, str]:
 
 def register_error_pages(app: Flask, render_message: Callable[..., str],
                          default_language: str, prefix: str) -> None:
-    """Reader pages for 404, 405, 413 and 500, in the reader's language (?lang=, else
-    Accept-Language), with a link to the subscribe page. render_message is
-    web_pages.Pages.message."""
+    """Reader pages for 404, 405, 413, 500 and 503 (the database failed), in the reader's
+    language (?lang=, else Accept-Language), with a link to the subscribe page.
+    render_message is web_pages.Pages.message."""
 
     def page(exc: HTTPException) -> Response | HTTPException:
         if request.blueprint in MACHINE_BLUEPRINTS:
@@ -97,5 +99,16 @@ def register_error_pages(app: Flask, render_message: Callable[..., str],
             response.headers.update({k: v for k, v in exc.get_headers() if k == "Allow"})
         return response
 
-    for code in (404, 405, 413, 500):
+    def unavailable(exc: StoreError) -> WerkzeugResponse:
+        """The database failed (down, restarting, full): one log line, not a traceback per
+        page, and 503 with Retry-After, which a provider's webhook retries (RFC 9110 15.6.4)."""
+        where = repr(request.path[:200])  # the visitor's path: quoted, never a raw line
+        app.logger.warning("%s %s: %s (answered 503)", request.method, where, exc)
+        answer = page(ServiceUnavailable())
+        response = answer.get_response() if isinstance(answer, HTTPException) else answer
+        response.headers["Retry-After"] = "30"
+        return response
+
+    for code in (404, 405, 413, 500, 503):
         app.register_error_handler(code, page)
+    app.register_error_handler(StoreError, unavailable)

@@ -120,5 +120,6 @@ def test_serve_answers_again_once_the_database_restarted(tmp_path: Path,
     except PgUnavailable as exc:
         pytest.skip(str(exc))
     assert after_restart.status_code == 200 and "ann@example.com" in after_restart.text
-    assert down.status_code == 500 and "Traceback" not in down.text and waited < 25
+    assert down.status_code == 503 and "Traceback" not in down.text and waited < 25
+    assert down.headers["Retry-After"] == "30"
     assert again.status_code == 200 and "ann@example.com" in again.text
