@@ -8,36 +8,28 @@ and by position like sqlite3.Row, and any psycopg error is a one-line StoreError
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
 from psycopg import pq
-from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from newsletter.store.db import Cursor, Db, IntegrityError, Params, StoreError
+from newsletter.store.pg_connect import (
+    connect_kwargs,
+    describe,
+    one_line,
+    password_of,
+)
 from newsletter.store.postgres_adapt import configure, to_psycopg
 from newsletter.store.schema_pg import migrate
 
-PASSWORD_ENV = "NEWSLETTER_DATABASE_PASSWORD"
 # transaction(immediate=True) takes this transaction-scoped advisory lock: the store's one
 # "write lock", as SQLite's BEGIN IMMEDIATE (the key is arbitrary; advisory locks are
 # per database, so other databases on the same server are not affected).
 WRITE_LOCK = 0x6E6C7374  # "nlst"
-
-
-def _one_line(exc: BaseException, secret: str | None) -> str:
-    """psycopg's message on one line, never the password. libpq's further lines are kept
-    (joined): they say what to do ("Either provide the file or change sslmode ...")."""
-    lines = [line.strip() for line in str(exc).strip().splitlines()
-             if line.strip() and not line.startswith("DETAIL:")]  # DETAIL may quote row data
-    text = "; ".join(lines)[:600] or type(exc).__name__
-    if text.endswith("no password supplied"):
-        text += f" (set {PASSWORD_ENV}, or a ~/.pgpass line for this host)"
-    return text.replace(secret, "***") if secret else text
 
 
 class _PgCursor:
@@ -83,7 +75,7 @@ class PostgresDb(Db):
 
     def _fail(self, exc: psycopg.Error) -> StoreError:
         kind = IntegrityError if isinstance(exc, psycopg.IntegrityError) else StoreError
-        return kind(_one_line(exc, self._secret))
+        return kind(one_line(exc, self._secret))
 
     def execute(self, sql: str, params: Params = ()) -> Cursor:
         if self._trace is not None:
@@ -174,45 +166,13 @@ class PostgresDb(Db):
         raise AttributeError(f"Db has no {name!r}: add an operation to newsletter.store")
 
 
-def describe(url: str) -> str:
-    """postgresql://user@host:port/db for messages: never the password."""
-    try:
-        parts = conninfo_to_dict(url)
-    except psycopg.Error:
-        return "postgresql://?"
-    user = f"{parts['user']}@" if parts.get("user") else ""
-    port = f":{parts['port']}" if parts.get("port") else ""
-    return f"postgresql://{user}{parts.get('host', '')}{port}/{parts.get('dbname', '')}"
-
-
-def _password(password: str | None) -> str | None:
-    """An explicit password, else NEWSLETTER_DATABASE_PASSWORD; None lets libpq use
-    PGPASSWORD, ~/.pgpass or PGPASSFILE as usual."""
-    return password if password is not None else (os.environ.get(PASSWORD_ENV) or None)
-
-
-def _connect_kwargs(url: str, password: str | None) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"autocommit": True, "application_name": "newsletter"}
-    if "connect_timeout" not in url:
-        kwargs["connect_timeout"] = 10
-    # A server gone without closing the connection (its host or the network lost): TCP
-    # keepalives notice in about a minute rather than the kernel's two hours.
-    for name, value in (("keepalives_idle", 30), ("keepalives_interval", 10),
-                        ("keepalives_count", 3)):
-        if name not in url:
-            kwargs[name] = value
-    if password:
-        kwargs["password"] = password
-    return kwargs
-
-
 def open_postgres(url: str, *, password: str | None = None) -> PostgresDb:
     """One connection in autocommit mode (transactions are explicit), rows by name."""
-    secret, where = _password(password), describe(url)
+    secret, where = password_of(password), describe(url)
     try:
-        raw = psycopg.connect(url, **_connect_kwargs(url, secret))
+        raw = psycopg.connect(url, **connect_kwargs(url, secret))
     except psycopg.Error as exc:
-        raise StoreError(_one_line(exc, secret), where=where) from exc
+        raise StoreError(one_line(exc, secret), where=where) from exc
     configure(raw)
     return PostgresDb(raw, where, secret=secret)
 
@@ -236,10 +196,10 @@ class PostgresPool:
 
     def __init__(self, url: str, *, password: str | None = None, size: int = 4,
                  timeout: float = 30) -> None:
-        self._secret, self.where = _password(password), describe(url)
+        self._secret, self.where = password_of(password), describe(url)
         # check: each borrowed connection answers an empty query first, so one broken by a
         # database restart or a dropped link is replaced instead of failing a request.
-        self._pool = ConnectionPool(url, kwargs=_connect_kwargs(url, self._secret),
+        self._pool = ConnectionPool(url, kwargs=connect_kwargs(url, self._secret),
                                     min_size=1, max_size=max(1, size), timeout=timeout,
                                     configure=configure, check=ConnectionPool.check_connection,
                                     open=False)
@@ -247,7 +207,7 @@ class PostgresPool:
             self._pool.open(wait=True, timeout=timeout)
         except (psycopg.Error, PoolTimeout) as exc:
             self._pool.close()
-            raise StoreError(_one_line(exc, self._secret), where=self.where) from exc
+            raise StoreError(one_line(exc, self._secret), where=self.where) from exc
         try:
             with self.db() as db:
                 migrate(db, self.where)
@@ -259,7 +219,7 @@ class PostgresPool:
         try:
             raw = self._pool.getconn()
         except (psycopg.Error, PoolTimeout) as exc:
-            raise StoreError(_one_line(exc, self._secret), where=self.where) from exc
+            raise StoreError(one_line(exc, self._secret), where=self.where) from exc
         return PostgresDb(raw, self.where, secret=self._secret, release=self._pool.putconn)
 
     def close(self) -> None:

@@ -10,10 +10,10 @@ import pytest
 from pg_cluster import SECRET_USER, PgCluster
 
 from newsletter.store.db import IntegrityError, StoreError
+from newsletter.store.pg_connect import one_line
 from newsletter.store.postgres_db import (
     WRITE_LOCK,
     PostgresPool,
-    _one_line,
     connect_postgres,
     open_postgres,
     to_psycopg,
@@ -151,16 +151,16 @@ def test_libpqs_advice_is_kept_on_the_one_line_and_row_data_is_not() -> None:
         'connection to server at "127.0.0.1", port 5432 failed: root certificate file '
         '"/root/.postgresql/root.crt" does not exist\nEither provide the file or change '
         "sslmode to disable server certificate verification.\n")
-    assert _one_line(advice, None) == (
+    assert one_line(advice, None) == (
         'connection to server at "127.0.0.1", port 5432 failed: root certificate file '
         '"/root/.postgresql/root.crt" does not exist; Either provide the file or change '
         "sslmode to disable server certificate verification.")
     clash = psycopg.errors.UniqueViolation(
         'duplicate key value violates unique constraint "k"\nDETAIL:  Key (email)=(a@b.org) '
         "already exists.\nHINT:  pick another")
-    assert _one_line(clash, None) == ('duplicate key value violates unique constraint "k"; '
+    assert one_line(clash, None) == ('duplicate key value violates unique constraint "k"; '
                                       "HINT:  pick another")
-    assert _one_line(psycopg.OperationalError("bad s3cret here"), "s3cret") == "bad *** here"
+    assert one_line(psycopg.OperationalError("bad s3cret here"), "s3cret") == "bad *** here"
 
 
 def test_the_pool_lends_connections_and_takes_them_back(pg_url: str) -> None:
