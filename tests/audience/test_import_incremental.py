@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from test_import_streaming import dump
 
 from newsletter.audience import importing
 from newsletter.audience.forget import forget_reader
@@ -53,15 +54,6 @@ def imported(db: Db, config: Config, path: Path) -> importing.FileImport:
     done = importing.import_file(db, config, path)
     assert done is not None
     return done
-
-
-def dump(db: Db) -> tuple[list, list, list]:
-    return ([tuple(r) for r in db.all("SELECT id, email, name, language, tags, status, reason "
-                                      "FROM subscribers ORDER BY id")],
-            [tuple(r) for r in db.all("SELECT email, action, source, detail FROM "
-                                      "consent_events ORDER BY id")],
-            [tuple(r) for r in db.all("SELECT subscriber_id, field FROM reader_fields "
-                                      "ORDER BY 1, 2")])
 
 
 def test_an_edit_of_one_row_of_a_large_file_validates_only_that_row(
