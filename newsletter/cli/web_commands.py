@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
-import logging
 import os
 import signal
 import time
@@ -40,9 +39,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         say(f"confirmation mail goes out through {Transports(config).description}; "
             "failures are logged here")
 
-    # While the database is down the pool logs each reconnect attempt; the pages' own line
-    # per failed request ("... answered 503") and the mail queue's say it once each.
-    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     serve(config, args.host, args.port, threads=args.threads, on_ready=ready)
     return 0
 

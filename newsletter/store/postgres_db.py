@@ -8,6 +8,7 @@ and by position like sqlite3.Row, and any psycopg error is a one-line StoreError
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -197,6 +198,9 @@ class PostgresPool:
     def __init__(self, url: str, *, password: str | None = None, size: int = 4,
                  timeout: float = 30) -> None:
         self._secret, self.where = password_of(password), describe(url)
+        # While the database is down the pool would log every reconnect attempt; the failed
+        # requests log one line each (web/language.py), and the mail queue its own.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
         # check: each borrowed connection answers an empty query first, so one broken by a
         # database restart or a dropped link is replaced instead of failing a request.
         self._pool = ConnectionPool(url, kwargs=connect_kwargs(url, self._secret),
