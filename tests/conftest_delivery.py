@@ -81,6 +81,14 @@ def delivery_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Deliver
 
 
 @pytest.fixture
+def subscribed(delivery_project: DeliveryProject) -> DeliveryProject:
+    """The delivery project with its sample CSV imported (the web tests' starting point)."""
+    assert delivery_project.cli("subscribers", "import",
+                                str(delivery_project.root / "subscribers" / "sample.csv")) == 0
+    return delivery_project
+
+
+@pytest.fixture
 def smtp_script() -> Script:
     return Script()
 

@@ -17,25 +17,18 @@ from newsletter.config import load_config
 from newsletter.store.connect import database_url, open_store
 
 
-@pytest.fixture
-def broken(delivery_project: DeliveryProject) -> DeliveryProject:
-    assert delivery_project.cli("subscribers", "import",
-                                str(delivery_project.root / "subscribers" / "sample.csv")) == 0
-    return delivery_project
-
-
 def break_store(project: DeliveryProject) -> None:
     with open_store(database_url(load_config(project.config))) as db, db.transaction():
         db.execute("ALTER TABLE subscribers RENAME TO subscribers_gone")
 
 
 def test_a_failed_database_is_a_503_page_and_one_log_line(
-        broken: DeliveryProject, caplog: pytest.LogCaptureFixture) -> None:
-    reader = broken.addresses[0]
-    with running_app(broken.config) as origin:
+        subscribed: DeliveryProject, caplog: pytest.LogCaptureFixture) -> None:
+    reader = subscribed.addresses[0]
+    with running_app(subscribed.config) as origin:
         link = f"{origin}{PREFIX}/unsubscribe/{token_for(reader)}"
         assert httpx.get(link).status_code == 200  # the page works while the database does
-        break_store(broken)
+        break_store(subscribed)
         with caplog.at_level(logging.INFO):
             page = httpx.get(link, headers={"Accept-Language": "fr-CH, en;q=0.5"})
             evil = httpx.get(f"{origin}{PREFIX}/unsubscribe/{token_for(reader)}%0Aforged")

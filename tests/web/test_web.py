@@ -34,13 +34,6 @@ def local(origin: str, public_url: str) -> str:
     return origin + parts.path
 
 
-@pytest.fixture
-def subscribed(delivery_project: DeliveryProject) -> DeliveryProject:
-    assert delivery_project.cli("subscribers", "import",
-                                str(delivery_project.root / "subscribers" / "sample.csv")) == 0
-    return delivery_project
-
-
 def token_for(email: str) -> str:
     return make_token("test-secret", LIST_ID, email)
 

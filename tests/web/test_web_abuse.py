@@ -53,13 +53,6 @@ def web_settings(project: DeliveryProject, **settings: object) -> None:
         f.write("\n".join(lines) + "\n")
 
 
-@pytest.fixture
-def subscribed(delivery_project: DeliveryProject) -> DeliveryProject:
-    assert delivery_project.cli("subscribers", "import",
-                                str(delivery_project.root / "subscribers" / "sample.csv")) == 0
-    return delivery_project
-
-
 # --- only a POST changes anything ------------------------------------------------------------
 
 def test_head_options_and_get_change_nothing_on_any_route(
