@@ -163,6 +163,12 @@ def stream_post(port: int, total: int, *, chunked: bool) -> tuple[bytes, int, fl
     return reply, sent, time.monotonic() - started
 
 
+def kernel_buffers() -> int:
+    """The most a loopback TCP connection may hold in flight: receive + send buffer maxima."""
+    return sum(int(Path(f"/proc/sys/net/ipv4/tcp_{kind}").read_text().split()[2])
+               for kind in ("rmem", "wmem"))
+
+
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_a_50_mb_post_is_refused_with_413_without_reading_it(
         subscribed: DeliveryProject, chunked: bool) -> None:
@@ -172,7 +178,10 @@ def test_a_50_mb_post_is_refused_with_413_without_reading_it(
         grown = rss_kb(proc.pid) - before
         assert httpx.get(f"http://127.0.0.1:{port}{PREFIX}/healthz").status_code == 200
     assert reply.startswith(b"HTTP/1.1 413"), reply
-    assert seconds < 3 and sent < 4 * 1024 * 1024  # it stopped reading long before 50 MB
+    # It stopped reading long before 50 MB: what the client handed over beyond the server's
+    # reads sits in the two sockets' kernel buffers (loopback autotunes them to a few MB,
+    # more on some machines: 4.3 MB flaked a fixed 4 MB bound).
+    assert seconds < 3 and sent < 1024 * 1024 + kernel_buffers(), sent
     assert grown < 5 * 1024, f"the server grew by {grown} kB"
     assert snapshot(subscribed)["optin_requests"] == []
 
