@@ -92,10 +92,14 @@ def claim_due(db: Db, key: str, owner: str, now: datetime, limit: int = 1, *,
         active = [r for r in window if r[5] == "active"]
         if active:
             marks = ",".join("?" * len(active))
+            # +state: SQLite's documented way to keep a term off an index. Without it the
+            # planner read this by deliveries_by_state (state IN, issue =), every row still
+            # pending, for 20 ids: O(N) a claim, O(N^2) a run (12 ms a claim at the start of
+            # 100,000 rows); the primary key finds the 20 rows, then state is checked.
             db.execute(
                 "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, "
                 "updated_at = ?, claimed_by = ?, lease_until = ?, transport = CASE WHEN ? = '' "
-                "THEN transport ELSE ? END WHERE issue = ? AND state IN ('pending', 'deferred') "
+                "THEN transport ELSE ? END WHERE issue = ? AND +state IN ('pending', 'deferred') "
                 f"AND subscriber_id IN ({marks})",
                 (at, owner, until, transport, transport, key, *(r[0] for r in active)))
         gone = [r for r in window if r[5] != "active"]
