@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 import time
@@ -13,6 +14,7 @@ from typing import Any
 from newsletter.compose.wire import Wire, prepended
 from newsletter.config import Config
 from newsletter.deliver.dkim_body import body_digest
+from newsletter.deliver.dkim_header import HeaderHasher
 from newsletter.errors import ConfigError, InputError
 
 # cryptography is imported inside the functions that use it: the CLI imports this module (via
@@ -73,91 +75,48 @@ class DkimSigner:
 
     def sign(self, message: bytes, *, now: int | None = None) -> bytes:
         """The message with a DKIM-Signature header field prepended (CRLF line ends)."""
-        head, sep, body = message.partition(b"\r\n\r\n")
-        if not sep:
+        end = message.find(b"\r\n\r\n")
+        if end < 0:
             raise InputError("cannot DKIM-sign the message: no blank line after the header")
-        fields = _header_fields(head + b"\r\n")
-        signed = _choose(fields, SIGNED_HEADERS)
-        tags = [
-            b"v=1", b"a=" + self.algorithm, b"c=relaxed/relaxed",
-            b"d=" + self.domain.encode("ascii"), b"s=" + self.selector.encode("ascii"),
-            b"t=" + str(int(time.time()) if now is None else now).encode("ascii"),
-            _folded_list(b"h=", [name for name, _ in signed]),
-            b"bh=" + base64.b64encode(body_digest(message, body)),
-            b"b=",
-        ]
-        unsigned = b"DKIM-Signature: " + b";\r\n\t".join(tags)
-        data = b"".join(_relaxed_header(f) + b"\r\n" for _, f in signed if f)
-        data += _relaxed_header(unsigned)  # the signature's own field: no CRLF (RFC 6376 3.7)
-        digest = hashlib.sha256(data).digest()
-        value = base64.b64encode(self._sign_digest(data, digest))
-        folded = b"\r\n\t".join(value[i:i + 72] for i in range(0, len(value), 72))
-        field_ = unsigned + folded + b"\r\n"
+        plan, data = _HEADERS.signed_data(message[:end + 2])
+        fixed, fixed_canonical = self._fixed_tags
+        t = b"t=" + str(int(time.time()) if now is None else now).encode("ascii")
+        bh = b"bh=" + base64.b64encode(body_digest(message, end + 4))
+        # RFC 6376 3.7: the signature's own field last, relaxed, with b= empty and no CRLF;
+        # relaxed turns each fold (";" CRLF TAB) into "; " and h='s folds into one SP.
+        data += b"; ".join([fixed_canonical, t, plan.h_canonical, bh, b"b="])
+        value = base64.b64encode(self._sign_data(data))
+        folded = b"\r\n\t".join([value[i:i + 72] for i in range(0, len(value), 72)])
+        field_ = b";\r\n\t".join([fixed, t, plan.h_folded, bh, b"b=" + folded]) + b"\r\n"
         # A Wire stays one: the transport reuses its shared, already dot-stuffed parts.
         return prepended(message, field_) if isinstance(message, Wire) else field_ + message
 
-    def _sign_digest(self, data: bytes, digest: bytes) -> bytes:
+    @functools.cached_property
+    def _fixed_tags(self) -> tuple[bytes, bytes]:
+        """The field's start, the same in every signature of this signer: as written, and as
+        relaxed canonicalisation reads it (the field name lower-case, each fold one SP)."""
+        tags = [b"v=1", b"a=" + self.algorithm, b"c=relaxed/relaxed",
+                b"d=" + self.domain.encode("ascii"), b"s=" + self.selector.encode("ascii")]
+        return (b"DKIM-Signature: " + b";\r\n\t".join(tags),
+                b"dkim-signature:" + b"; ".join(tags))
+
+    def _sign_data(self, data: bytes) -> bytes:
+        """The signature over the header hash input; cryptography releases the interpreter
+        lock while OpenSSL signs, so the send's other threads run meanwhile."""
         if self.kind == "rsa":
-            from cryptography.hazmat.primitives import hashes
-            from cryptography.hazmat.primitives.asymmetric import padding
-
-            return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-        return self.key.sign(digest)  # RFC 8463 3: Ed25519 over the SHA-256 of the data
+            return self.key.sign(data, *_rsa_scheme())  # PKCS#1 v1.5 over SHA-256 (3.3.1)
+        return self.key.sign(hashlib.sha256(data).digest())  # RFC 8463 3: over the SHA-256
 
 
-def _folded_list(tag: bytes, names: list[bytes], width: int = 70) -> bytes:
-    """A colon-separated tag value folded before a colon, so no line passes `width`."""
-    lines, line = [], tag
-    for i, name in enumerate(names):
-        piece = (b":" if i else b"") + name
-        if len(line) + len(piece) > width and i:
-            lines.append(line)
-            line = b" " + piece
-        else:
-            line += piece
-    return b"\r\n\t".join([*lines, line])
+@functools.cache
+def _rsa_scheme() -> tuple[Any, Any]:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    return padding.PKCS1v15(), hashes.SHA256()
 
 
-_FIELD_START_RE = re.compile(rb"(?m)^(?=[^ \t\r\n])")
-_WSP_RE = re.compile(rb"[ \t]+")
-
-
-def _header_fields(head: bytes) -> list[tuple[bytes, bytes]]:
-    """(lower-case name, the whole field with its folds, no final CRLF), in order."""
-    fields = []
-    for raw in _FIELD_START_RE.split(head):
-        if raw.strip():
-            fields.append((raw.split(b":", 1)[0].strip().lower(), raw.rstrip(b"\r\n")))
-    return fields
-
-
-def _choose(fields: list[tuple[bytes, bytes]],
-            names: tuple[bytes, ...]) -> list[tuple[bytes, bytes]]:
-    """RFC 6376 5.4.2: each name takes that field's instances from the bottom up, then, when
-    over-signed, one more entry that matches nothing and signs as a null string (8.15)."""
-    by_name: dict[bytes, list[bytes]] = {}
-    for n, f in fields:
-        by_name.setdefault(n, []).append(f)
-    chosen = []
-    for name in names:
-        chosen += [(name, f) for f in reversed(by_name.get(name, ()))]
-        if name in _OVERSIGNED:
-            chosen.append((name, b""))
-    return chosen
-
-
-_OVERSIGNED = frozenset(OVERSIGNED_HEADERS)
-
-
-def _relaxed_header(field_: bytes) -> bytes:
-    """RFC 6376 3.4.2: lower-case name, unfolded, runs of WSP to one SP, no WSP at the ends."""
-    if not field_:
-        return b""
-    name, _, value = field_.partition(b":")
-    value = value.replace(b"\r\n", b"")
-    if b"\t" in value or b"  " in value:  # else the regex would change nothing: skip it
-        value = _WSP_RE.sub(b" ", value)
-    return name.strip().lower() + b":" + value.strip(b" ")
+_HEADERS = HeaderHasher(SIGNED_HEADERS, frozenset(OVERSIGNED_HEADERS))
 
 
 def signer_from_config(config: Config) -> DkimSigner | None:

@@ -34,14 +34,14 @@ def relaxed_body(body: bytes) -> bytes:
     return body + CRLF if body else b""
 
 
-def body_digest(message: bytes, body: bytes) -> bytes:
-    """SHA-256 of the relaxed body; message is the whole message, body its part after the
-    header. A Wire is hashed from its parts, anything else from scratch; both give the same."""
-    if isinstance(message, Wire) and len(message) - len(body) == message.body_start:
+def body_digest(message: bytes, body_start: int) -> bytes:
+    """SHA-256 of the relaxed body, message[body_start:]. A Wire is hashed from its parts,
+    anything else from scratch; both give the same."""
+    if isinstance(message, Wire) and body_start == message.body_start:
         digest = _parts_digest(message.parts)
         if digest is not None:
             return digest
-    return hashlib.sha256(relaxed_body(body)).digest()
+    return hashlib.sha256(relaxed_body(message[body_start:])).digest()
 
 
 def _lines_of(part: bytes) -> bytes:
