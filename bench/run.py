@@ -76,10 +76,11 @@ class SinkProcess:
 
 def make_project(root: Path, n: int, connections: int, rate: float, dkim: bool, *,
                  batch: int | None = None, subscribers: bool = True,
-                 processes: int | None = None) -> Path:
+                 processes: int | None = None, dkim_kind: str = "rsa") -> Path:
     """The sample newsletter with n generated subscribers (`subscribers=False`: the CSV is
     written but the config names none, for the PostgreSQL senders that share one list);
-    batch, processes: [delivery] batch_size and processes (None: the program's default)."""
+    batch, processes: [delivery] batch_size and processes (None: the program's default);
+    dkim_kind: the key `newsletter dkim keygen --kind` makes (rsa: 2048 bits, or ed25519)."""
     root.mkdir(parents=True)
     for folder in ("templates", "feeds"):
         shutil.copytree(REPO / folder, root / folder)
@@ -100,7 +101,7 @@ def make_project(root: Path, n: int, connections: int, rate: float, dkim: bool, 
     if dkim:
         run([sys.executable, "-m", "newsletter", "--config", str(root / "newsletter.toml"),
              "dkim", "keygen", "--selector", "bench", "--domain", "ipbusiness.example.org",
-             "--out", str(root / "dkim")], root, config_text=config)
+             "--out", str(root / "dkim"), "--kind", dkim_kind], root, config_text=config)
         config += ('\n[dkim]\nselector = "bench"\ndomain = "ipbusiness.example.org"\n'
                    'key_file = "dkim/bench.private"\n')
     (root / "newsletter.toml").write_text(config, encoding="utf-8")
@@ -141,11 +142,13 @@ class _Measured(subprocess.Popen):
 
 def send_run(n: int, connections: int, rate: float, dkim: bool, work: Path,
              stamps: Path | None = None, *, pipelining: bool = True, tag: str = "",
-             batch: int | None = None, processes: int | None = None) -> dict:
+             batch: int | None = None, processes: int | None = None,
+             dkim_kind: str = "rsa") -> dict:
     name = f"send-{'dkim' if dkim else 'plain'}-{rate:g}-{'pipe' if pipelining else 'nopipe'}"
     name += f"-{processes}p" if processes else ""
+    name += f"-{dkim_kind}" if dkim else ""
     root = make_project(work / f"{name}{tag}", n, connections, rate, dkim, batch=batch,
-                        processes=processes)
+                        processes=processes, dkim_kind=dkim_kind)
     nl = [sys.executable, "-m", "newsletter", "--config", str(root / "newsletter.toml")]
     import_s, _, _ = run(nl + ["subscribers", "import", "subscribers/sample.csv"], root)
     sink = SinkProcess(stamps, pipelining=pipelining)
@@ -325,8 +328,9 @@ def bench(args: argparse.Namespace, only: set[str], cluster,  # noqa: ANN001
         steps += [(f"pg-{p}", partial(pg_run, cluster, args.n, p, args.connections, work,
                                       tag=tag, batch=batch)) for p in pg_counts]
         if not args.no_dkim:
-            steps.append(("dkim", partial(send_run, args.n, args.connections, 0, True, work,
-                                          tag=tag, batch=batch)))
+            steps += [(name, partial(send_run, args.n, args.connections, 0, True, work,
+                                     tag=tag, batch=batch, dkim_kind=kind))
+                      for name, kind in (("dkim", "rsa"), ("dkim-ed25519", "ed25519"))]
         if not args.no_peer and k == 0:
             steps.append(("mailmerge", partial(reference, "mailmerge", message,
                                                min(args.n, args.peer_n), 1, work)))
@@ -366,6 +370,7 @@ LABELS = {
     "pg-2": "newsletter send, DKIM off, PostgreSQL, 2 processes ({c} connections each)",
     "pg-4": "newsletter send, DKIM off, PostgreSQL, 4 processes ({c} connections each)",
     "dkim": "newsletter send, DKIM on (RSA-2048)",
+    "dkim-ed25519": "newsletter send, DKIM on (Ed25519)",
     "mailmerge": "peer: mailmerge 2.3.0 (one connection per message)",
 }
 
