@@ -176,10 +176,10 @@ class GateTally(Tally):
     _stopping: bool = field(default=False, repr=False)
     _conn: threading.local = field(default_factory=threading.local, repr=False)
 
-    def add(self, kind: str, *, policy: bool = False) -> bool:
+    def add(self, kind: str, *, policy: bool = False, began: float = 0.0) -> bool:
         mine = super().add(kind, policy=policy)
         # A stopping run's last outcomes are no news to the list (its stop reset the streak).
-        began = getattr(self._conn, "began", 0.0)  # may_send, on this worker's thread
+        began = began or getattr(self._conn, "began", 0.0)  # else may_send's, on this thread
         listwide = (self.gate is not None and kind != "skipped" and not self.stop_reason
                     and self.gate.outcome(policy, began))
         if mine or listwide:
@@ -210,6 +210,11 @@ class GateTally(Tally):
                 (self.policy_streak or self.gate.streak):
             self._stop_if(self.gate.check(conn))
         return not self.stop_reason
+
+    def may_pipeline(self) -> bool:
+        """As Tally's, and no streak of the list's known either (the one read may_send makes
+        while one runs must come before each envelope)."""
+        return super().may_pipeline() and not (self.gate is not None and self.gate.streak)
 
     def _stop_if(self, why: str) -> None:
         if why:

@@ -6,28 +6,28 @@ Every reply is classified by its code, never by exception type: 2xx sent, 4xx de
 
 from __future__ import annotations
 
-import mailbox
 import smtplib
 import ssl
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from newsletter.audience.sender_rules import is_sender_refusal
 from newsletter.deliver.faults import crash_point
+from newsletter.deliver.maildir import MaildirTransport
 from newsletter.deliver.smtp_data import data_payload
+from newsletter.deliver.smtp_pipeline import (
+    Lost,
+    Outcome,
+    Session,
+    envelope,
+    first_refusal,
+    is_policy,
+    reply_text,
+)
 from newsletter.errors import DeliveryError, InputError
 
+__all__ = ["MaildirTransport", "Outcome", "SmtpSettings", "SmtpTransport", "parse_smtp_url"]
+_is_policy = is_policy  # its old name here (tests/deliver/test_deliverability.py)
 SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one message. kind: sent, deferred, failed, unknown, retry, policy."""
-
-    kind: str
-    code: int
-    reply: str
 
 
 @dataclass(frozen=True)
@@ -72,29 +72,27 @@ def parse_smtp_url(url: str, password: str = "") -> SmtpSettings:
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def _reply_text(code: int, message: bytes | str) -> str:
-    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
-    return f"{code} {' '.join(text.split())}"[:400]
-
-
-def _is_policy(code: int, text: str) -> bool:
-    """A refusal that blames us (our IP or domain blocked, SPF/DKIM/DMARC, content), by the
-    same rules `bounces` uses for the class `ours`: a "5.7.1 user unknown" is the reader's,
-    not a reason to stop the run (RFC 3463 5.7.x alone says too little)."""
-    return is_sender_refusal(code, text)
-
-
 class SmtpTransport:
-    """One SMTP session, reused for many messages; reconnects when the server closes it."""
+    """One SMTP session, reused for many messages; reconnects when the server closes it.
+
+    send() is one message (two round trips, or four commands one by one without PIPELINING);
+    push(), end() and accepted() are its steps, for a sender that pipelines one message's
+    end of data with the next envelope (workers: attempts.send_pipelined)."""
 
     def __init__(self, settings: SmtpSettings, local_hostname: str | None = None) -> None:
         self.settings = settings
         self.local_hostname = local_hostname
         self.smtp: smtplib.SMTP | None = None
+        self.session: Session | None = None
 
     @property
     def description(self) -> str:
         return self.settings.display
+
+    @property
+    def pipelining(self) -> bool:
+        """The open session's server offers PIPELINING (RFC 2920)."""
+        return self.session is not None and self.session.pipelining
 
     def open(self) -> None:
         """Connect, TLS and log in; any failure here stops the run before a claim."""
@@ -115,18 +113,18 @@ class SmtpTransport:
             if s.user:
                 smtp.login(s.user, s.password)
         except smtplib.SMTPAuthenticationError as exc:
-            reply = _reply_text(exc.smtp_code, exc.smtp_error)
+            reply = reply_text(exc.smtp_code, exc.smtp_error)
             raise DeliveryError(f"{s.display}: login refused: {reply}") from exc
         except smtplib.SMTPNotSupportedError as exc:
             raise DeliveryError(f"{s.display}: {exc}") from exc
         except ssl.SSLError as exc:
             raise DeliveryError(f"{s.display}: TLS failed: {exc.reason or exc}") from exc
         except smtplib.SMTPResponseException as exc:
-            reply = _reply_text(exc.smtp_code, exc.smtp_error)
+            reply = reply_text(exc.smtp_code, exc.smtp_error)
             raise DeliveryError(f"{s.display}: refused: {reply}") from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryError(f"{s.display}: cannot connect: {exc}") from exc
-        self.smtp = smtp
+        self.smtp, self.session = smtp, Session(smtp)
 
     def close(self) -> None:
         if self.smtp is not None:
@@ -134,124 +132,106 @@ class SmtpTransport:
                 self.smtp.quit()
             except (OSError, smtplib.SMTPException):
                 self.smtp.close()
-            self.smtp = None
+            self.smtp = self.session = None
 
     def _drop(self) -> None:
         if self.smtp is not None:
             self.smtp.close()
-            self.smtp = None
+            self.smtp = self.session = None
 
     def _rset(self) -> None:
+        """After a refused MAIL or RCPT: the server still holds the transaction's start."""
         try:
-            if self.smtp is not None:
-                self.smtp.rset()
-        except (OSError, smtplib.SMTPException):
+            if self.session is not None:
+                self.session.write(b"RSET\r\n")
+                self.session.reply()
+        except (OSError, Lost):
             self._drop()
 
     def _refused(self, code: int, message: bytes, stage: str) -> Outcome:
-        text = _reply_text(code, message)
+        text = reply_text(code, message)
         if code == 421:  # the server is closing the session: try again on a new one
             self._drop()
-            return Outcome("retry", code, text)
-        self._rset()
+            return Outcome("retry" if stage != "DATA-END" else "deferred", code, text)
+        if stage != "DATA-END":  # the reply to the final dot ends the transaction already
+            self._rset()
         if 400 <= code < 500:
             return Outcome("deferred", code, text)
-        if _is_policy(code, text) or (stage == "MAIL" and code >= 500):
+        if is_policy(code, text) or (stage == "MAIL" and code >= 500):
             return Outcome("policy", code, text)
         return Outcome("failed", code, text)
 
-    def _envelope(self, smtp: smtplib.SMTP, sender: str, recipient: str) -> Outcome | None:
-        """MAIL, RCPT and DATA; None once the server says 354 (go ahead), else the refusal.
-
-        Commands are written directly, not with smtp.mail()/rcpt(): their quoteaddr()
-        re-parses each address with email.utils (~0.4 ms each); ours are validated ASCII
-        addr-specs already. With PIPELINING (RFC 2920) all three go in one write and the
-        three replies are read after, one round trip instead of three.
-        """
-        commands = [f"MAIL FROM:<{sender}>", f"RCPT TO:<{recipient}>", "DATA"]
-        if smtp.has_extn("pipelining"):
-            smtp.send("".join(c + "\r\n" for c in commands))
-            replies = [smtp.getreply() for _ in commands]
-        else:
-            replies = []
-            for command in commands:
-                smtp.send(command + "\r\n")
-                replies.append(smtp.getreply())
-                if replies[-1][0] not in (250, 251, 354):
-                    break
-        accepted = (250,), (250, 251), (354,)
-        for (code, msg), ok, stage in zip(replies, accepted, ("MAIL", "RCPT", "DATA"),
-                                          strict=False):
-            if code not in ok:
-                if replies[-1][0] == 354:  # DATA taken despite a refused envelope: end it empty
-                    smtp.send(".\r\n")
-                    smtp.getreply()
-                return self._refused(code, msg, stage)
+    def push(self, data: bytes, commands: bytes) -> Outcome | None:
+        """Write a held message's data (after its 354; b"" if none) and the next envelope,
+        opening the session first if it is closed (a DeliveryError if it cannot be). None, or
+        the held message's outcome when the write failed (the next envelope's is "retry")."""
+        if self.session is None:
+            self.open()
+        assert self.session is not None
+        try:
+            self.session.write(data, commands)
+        except Lost as lost:
+            self._drop()
+            if lost.dot_out:  # the kernel had it all: the server may have taken it
+                return Outcome("unknown", 0, f"connection lost after end of data: {lost}")
+            return Outcome("retry", 0, f"connection lost before end of data: {lost}")
         return None
 
-    def send(self, sender: str, recipient: str, data: bytes) -> Outcome:
-        if self.smtp is None:
-            self.open()
-        smtp = self.smtp
-        assert smtp is not None
+    def end(self) -> Outcome:
+        """The reply to a message's final dot."""
+        if self.session is None:
+            return Outcome("unknown", 0, "connection lost after end of data")
         try:
-            refused = self._envelope(smtp, sender, recipient)
-            if refused is not None:
-                return refused
-            payload = data_payload(data)
-            crash_point("mid-data")
-            smtp.send(payload)
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            # Nothing was accepted: the final dot never left (sendall failed or not reached).
-            self._drop()
-            return Outcome("retry", 0, f"connection lost before end of data: {exc}")
-        crash_point("after-dot")
-        try:
-            code, msg = smtp.getreply()
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            code, msg = self.session.reply()
+        except OSError as exc:
             self._drop()
             # Even a reset proves nothing here: a proxy or load balancer may reset our side
             # after the server queued the message. Resending could duplicate it: unknown.
             return Outcome("unknown", 0, f"connection lost after end of data, no reply: {exc}")
         if code == 250:
-            return Outcome("sent", code, _reply_text(code, msg))
-        if code == 421:
-            self._drop()
-            return Outcome("deferred", code, _reply_text(code, msg))
+            return Outcome("sent", code, reply_text(code, msg))
         return self._refused(code, msg, "DATA-END")
 
-
-class MaildirTransport:
-    """The embedded default: each message is a file in outbox/new, as mail clients read it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.box: mailbox.Maildir | None = None
-
-    @property
-    def description(self) -> str:
-        return f"Maildir {self.path}"
-
-    def open(self) -> None:
-        # The send's threads open at once; Maildir(create=True) checks, then mkdirs: a race.
+    def accepted(self) -> Outcome | None:
+        """The replies to a pushed envelope: None once DATA has its 354 (the data may go),
+        else the refusal ("retry" when the session is gone)."""
+        if self.session is None:
+            return Outcome("retry", 0, "connection closed before the envelope's replies")
         try:
-            for folder in (self.path, self.path / "tmp", self.path / "new", self.path / "cur"):
-                folder.mkdir(mode=0o700, exist_ok=True)
-            self.box = mailbox.Maildir(self.path, create=False)
-        except OSError as exc:
-            raise DeliveryError(f"cannot create the Maildir: {exc}", where=str(self.path)) from exc
+            replies = self.session.envelope_replies()
+            refused = first_refusal(replies)
+            if refused is not None and replies[-1][0] == 354:
+                self.session.write(b".\r\n")  # DATA taken despite a refused envelope: end it
+                self.session.reply()  # (empty, no recipient: nothing is delivered)
+        except (OSError, Lost) as exc:
+            self._drop()
+            return Outcome("retry", 0, f"connection lost before end of data: {exc}")
+        return None if refused is None else self._refused(*refused)
 
-    def close(self) -> None:
-        self.box = None
+    def _envelope_one_by_one(self, sender: str, recipient: str) -> Outcome | None:
+        assert self.session is not None
+        try:
+            refused = first_refusal(self.session.envelope_one_by_one(sender, recipient))
+        except (OSError, Lost) as exc:
+            self._drop()
+            return Outcome("retry", 0, f"connection lost before end of data: {exc}")
+        return None if refused is None else self._refused(*refused)
 
     def send(self, sender: str, recipient: str, data: bytes) -> Outcome:
-        if self.box is None:
+        """One message: its envelope (in one write with PIPELINING), then its data."""
+        if self.session is None:
             self.open()
-        assert self.box is not None
-        try:
-            # A Maildir holds local line ends (LF): mutt and others show CRLF files with "^M".
-            # Written to tmp/, then renamed into new/: atomic.
-            key = self.box.add(data.replace(b"\r\n", b"\n"))
-        except OSError as exc:
-            raise DeliveryError(f"cannot write a message: {exc}", where=str(self.path)) from exc
-        return Outcome("sent", 250, f"250 saved as {key}")
+        assert self.session is not None
+        if self.session.pipelining:
+            refused = self.push(b"", envelope(sender, recipient)) or self.accepted()
+        else:
+            refused = self._envelope_one_by_one(sender, recipient)
+        if refused is not None:
+            return refused
+        payload = data_payload(data)
+        crash_point("mid-data")
+        lost = self.push(payload, b"")
+        if lost is not None:  # the final dot is the payload's end: it never left
+            return lost
+        crash_point("after-dot")
+        return self.end()

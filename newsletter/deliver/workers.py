@@ -15,22 +15,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from newsletter.audience.return_address import ReturnPaths
-from newsletter.compose.message import Envelope, Personal, Prepared, assemble, message_id
+from newsletter.compose.message import Envelope, Prepared
 from newsletter.deliver import ledger
+from newsletter.deliver.attempts import POLICY_STREAK, RETRIES_PER_RUN, one_by_one, pipelines
 from newsletter.deliver.dkim import DkimSigner
-from newsletter.deliver.faults import crash_point
 from newsletter.deliver.leases import renewing
-from newsletter.deliver.transport import Outcome
-from newsletter.errors import DeliveryError, InputError
-from newsletter.i18n import edition_note
+from newsletter.deliver.pipelined import Pipeline
 from newsletter.model import Delivery, Settle
 from newsletter.store import claims as store_claims
 from newsletter.store.connect import open_store
 from newsletter.store.db import Db, StoreError
-from newsletter.store.editions import LATE_MARK
 
-POLICY_STREAK = 5  # this many 5.7.x replies in a row means "we" are blocked, not the subscribers
-RETRIES_PER_RUN = 3  # reconnect-and-retry for 421 or a connection lost before the final dot
+__all__ = ["POLICY_STREAK", "RETRIES_PER_RUN", "Clock", "Job", "RateLimiter", "Tally",
+           "batch_for", "deliver", "run_deliveries"]
 
 
 @dataclass
@@ -50,8 +47,9 @@ class Tally:
     def done(self) -> int:
         return self.sent + self.deferred + self.failed + self.unknown + self.skipped
 
-    def add(self, kind: str, *, policy: bool = False) -> bool:
-        """Count an outcome; True once 5.7.x replies in a row say the run must stop."""
+    def add(self, kind: str, *, policy: bool = False, began: float = 0.0) -> bool:
+        """Count an outcome (of an attempt begun at `began`, time.monotonic(); GateTally
+        uses it); True once 5.7.x replies in a row say the run must stop."""
         with self.lock:
             setattr(self, kind, getattr(self, kind) + 1)
             if kind != "skipped":  # a suppressed row says nothing about the relay's mood
@@ -70,6 +68,11 @@ class Tally:
         """Before each message of a batch: no stop yet (GateTally: as may_claim, while a
         policy streak runs)."""
         return not self.stop_reason
+
+    def may_pipeline(self) -> bool:
+        """May a message's envelope go before the outcome of the one before is known? Only
+        while no stop and no policy streak is known (GateTally: the list's streak too)."""
+        return not self.stop_reason and not self.policy_streak
 
 
 class Clock:
@@ -117,14 +120,6 @@ class Job:
     transport_label: str = ""  # recorded on each claimed row (transport_choice.TransportChoice)
     lease: timedelta | None = None  # how long a claim holds unrenewed ([delivery] lease_seconds)
     batch_size: int = 1  # rows a claim takes ([delivery] batch_size; see batch_for)
-
-
-@dataclass(frozen=True)
-class _Done:
-    """An attempt's outcome, waiting to be written with the worker's next claim."""
-
-    settle: Settle
-    policy: bool = False
 
 
 def batch_for(batch_size: int, due: int, connections: int) -> int:
@@ -175,64 +170,15 @@ def _deliver_key(job: Job, conn: Db, key: str, due_by: datetime, transport,  # n
             job.tally.add("skipped")
         if claims.exhausted:
             break
-        done = [_attempt_counted(job, transport, d) for d in claims.deliveries]
+        done = _send_batch(job, transport, claims.deliveries)
     return done
 
 
-def _attempt_counted(job: Job, transport, d: Delivery) -> Settle:  # noqa: ANN001
-    """One row of a batch: sent and counted at once (a policy streak stops the run before
-    the next message, not at the end of the batch), or, once the run is stopping (a signal,
-    a policy stop, a DeliveryError), given back as pending with the batch's commit."""
-    if not job.tally.may_send():
-        return Settle(d, "pending", "not attempted: the run stopped")
-    crash_point("after-claim")
-    done = _attempt(job, transport, d)
-    settle = ledger.resolve(done.settle, job.clock.now())
-    _count(job, done, settle.state)
-    return settle
-
-
-def _count(job: Job, done: _Done | None, state: str) -> None:
-    if done is None or state == "pending":
-        return
-    if job.tally.add(state, policy=done.policy):
-        job.tally.stop(f"stopped after {POLICY_STREAK} policy rejections in a row "
-                       f"(last: {done.settle.reply}); check the relay, SPF/DKIM and the sender")
-
-
-def _attempt(job: Job, transport, d: Delivery) -> _Done:  # noqa: ANN001
-    """Build and send one message; the outcome is recorded by the caller."""
-    mid = message_id(d.issue, d.email, job.envelope.domain)
-    paths = job.return_paths
-    try:
-        mailto = paths.mailto(d.email) if paths else ""
-        sender = paths.envelope_sender(d.subscriber_id) if paths else job.envelope.sender_addr
-        data = assemble(job.prepared[(d.issue, d.language, d.variant)], job.envelope,
-                        Personal(d.email, d.name, job.unsubscribe_url(d.email), mid, mailto,
-                                 "" if LATE_MARK in d.issue  # it is their own
-                                 else edition_note(d.reader_language, d.language)),
-                        job.clock.now())
-        if job.signer is not None:
-            data = job.signer.sign(data)
-    except InputError as exc:  # this subscriber's data cannot make a safe message; go on
-        return _Done(Settle(d, "failed", f"not sent: {exc}"))
-    outcome = Outcome("retry", 0, "connection kept failing")
-    for _ in range(RETRIES_PER_RUN):
-        job.limiter.wait()
-        try:
-            outcome = transport.send(sender, d.email, data)  # per message: VERP
-        except DeliveryError as exc:  # says nothing about the subscriber: stop, leave pending
-            job.tally.stop(str(exc))
-            return _Done(Settle(d, "pending", f"not attempted: {exc}"))
-        if outcome.kind != "retry":
-            break
-    crash_point("after-reply")
-    if outcome.kind == "sent":
-        return _Done(Settle(d, "sent", outcome.reply, mid))
-    if outcome.kind in ("failed", "unknown"):
-        return _Done(Settle(d, outcome.kind, outcome.reply))
-    # deferred, policy (5.7.x says nothing about this subscriber), or retries used up
-    return _Done(Settle(d, "deferred", outcome.reply), policy=outcome.kind == "policy")
+def _send_batch(job: Job, transport, deliveries: Sequence[Delivery]  # noqa: ANN001
+                ) -> list[Settle]:
+    if pipelines(job, transport):
+        return Pipeline(job, transport, deliveries).run()
+    return one_by_one(job, transport, deliveries)
 
 
 def run_deliveries(job: Job, issues: list[str], transports: list, *,  # noqa: ANN001
