@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,8 +17,7 @@ from newsletter.store import claims as store_claims
 from newsletter.store import ledger as store_ledger
 from newsletter.store.db import Db
 from newsletter.store.editions import issues_frozen_since
-from newsletter.store.ledger import DeliveryRow, Freeze
-from newsletter.store.segments import active_readers
+from newsletter.store.ledger import Freeze
 
 RETRY_PERIOD = timedelta(hours=72)
 FIRST_RETRY = timedelta(minutes=5)
@@ -34,16 +33,12 @@ def freeze(db: Db, editions: Edition | Sequence[Edition], item_ids: Iterable[str
     whose language has no edition gets it, and each subscriber gets exactly one edition.
     (An issue with segments: segmenting.freeze_issue.)"""
     editions = [editions] if isinstance(editions, Edition) else list(editions)
-    return store_ledger.freeze_issue(db, Freeze(
-        editions[0].issue, tuple(editions), _plain_rows(db, editions),
-        item_ids=tuple(item_ids)), now)
-
-
-def _plain_rows(db: Db, editions: list[Edition]) -> Iterator[DeliveryRow]:
-    """Consumed inside the freeze's transaction: the audience is who is active then."""
     languages, default = {e.language.lower() for e in editions}, editions[0].language
-    for reader in active_readers(db):
-        yield reader.id, edition_language(reader.language, languages, default), ""
+    # Who is active is read inside the freeze's transaction, in SQL (Freeze.everyone).
+    return store_ledger.freeze_issue(db, Freeze(
+        editions[0].issue, tuple(editions), (),
+        everyone=lambda language: edition_language(language, languages, default),
+        item_ids=tuple(item_ids)), now)
 
 
 def late_issues_open(db: Db, now: datetime) -> list[str]:

@@ -8,7 +8,7 @@ States: pending -> sending -> sent | deferred | failed | unknown | suppressed.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -42,6 +42,10 @@ class Freeze:
     key: str  # the ledger key: ISSUE, or ISSUE+LANG for a late edition
     editions: tuple[Edition, ...]  # an issue's: the default one first; a late one: just it
     rows: Iterable[DeliveryRow]
+    # A plain issue's audience: every reader active at the freeze, their edition this
+    # function of their language (asked once per language), written in SQL without a row
+    # through Python (segments.insert_active); with `rows`, which may then be empty.
+    everyone: Callable[[str], str] | None = None
     variants: tuple[tuple[str, Edition], ...] = ()  # (variant key, its rendering)
     counts: tuple[SegmentCount, ...] = ()
     item_ids: tuple[str, ...] = ()  # feed items this issue carries (never repeated later)
@@ -84,6 +88,8 @@ def _analyze(db: Db, rows: int) -> None:
 def _write(db: Db, freeze: Freeze, frozen_at: str) -> int:
     insert_editions(db, freeze.editions, frozen_at)
     rows = 0
+    if freeze.everyone is not None:
+        rows += store_segments.insert_active(db, freeze.key, freeze.everyone, frozen_at)
     for chunk in _chunks(freeze.rows, 1000):
         rows += store_segments.insert_deliveries(db, freeze.key, chunk, frozen_at)
     store_segments.insert_variants(db, base_issue(freeze.key), freeze.variants)

@@ -107,6 +107,29 @@ def test_a_generator_of_rows_is_read_inside_the_freeze(db: Db) -> None:
     assert ledger.freeze_issue(db, Freeze(ISSUE, (edition(),), rows), NOW) == 2500
 
 
+def test_a_plain_freeze_queues_every_active_reader_in_sql(db: Db) -> None:
+    """Freeze.everyone: the readers active in the freeze's transaction, each their language's
+    edition as the caller's function says (asked once per language)."""
+    ids = add_readers(db, *((f"r{n}@x.org", ("en", "fr-CA", "", "de")[n % 4], "active")
+                            for n in range(1200)))
+    gone = add_readers(db, ("gone@x.org", "fr", "unsubscribed"), ("wait@x.org", "en", "pending"))
+    asked: list[str] = []
+
+    def edition_for(language: str) -> str:
+        asked.append(language)
+        return "fr" if language.startswith("fr") else "en"
+
+    assert ledger.freeze_issue(db, Freeze(ISSUE, (edition("en"), edition("fr")), (),
+                                          everyone=edition_for), NOW) == 1200
+    assert sorted(asked) == ["", "de", "en", "fr-CA"]
+    rows = {r[0]: (r[1], r[2], r[3]) for r in db.all(
+        "SELECT subscriber_id, language, variant, state FROM deliveries WHERE issue = ?",
+        (ISSUE,))}
+    assert set(rows) == set(ids) and not set(gone) & set(rows)
+    assert rows[ids[1]] == ("fr", "", "pending") and rows[ids[2]] == ("en", "", "pending")
+    assert ledger.edition_counts(db, ISSUE) == {"en": 900, "fr": 300}
+
+
 def test_a_segmented_freeze_keeps_variants_and_counts(db: Db) -> None:
     ids = add_readers(db, ("a@x.org", "en", "active"), ("b@x.org", "en", "active"))
     variant = edition(subject="For Geneva")
