@@ -19,6 +19,7 @@ from newsletter.store.sqlite_db import SqliteDb
 NOW = datetime(2026, 11, 5, 9, 0, tzinfo=UTC)
 ISSUE = "2026-11"
 READERS = 3000
+pytestmark = pytest.mark.sqlite_only  # SQLite's own steps (PostgreSQL: test_claim_statements)
 
 
 @pytest.fixture
