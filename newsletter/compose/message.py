@@ -129,6 +129,7 @@ def prepare(edition: Edition, env: Envelope, *, subject: str | None = None) -> P
     return Prepared(edition, head, body, boundary, text_encoding, html_encoding)
 
 
+_UNSAFE_IN_LINK = re.compile(r"[\r\n <>,]")  # would end or break List-Unsubscribe's <...>
 _DATES: dict[tuple, str] = {}  # the Date header changes once a second, not per message
 
 
@@ -147,7 +148,7 @@ def assemble(prepared: Prepared, env: Envelope, who: Personal, when: datetime) -
     """One recipient's message: personal headers, then the prepared body with the slots
     filled. A Wire: bytes that remember which parts are shared (see wire.py)."""
     mailto = who.unsubscribe_mailto or env.list_unsubscribe_mailto
-    if any(c in who.unsubscribe_url + mailto for c in "\r\n <>,"):
+    if _UNSAFE_IN_LINK.search(who.unsubscribe_url) or _UNSAFE_IN_LINK.search(mailto):
         raise InputError(f"unsubscribe URL for {who.email} is not header-safe")
     personal = CRLF.join([
         f"From: {env.sender}",

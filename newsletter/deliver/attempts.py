@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from newsletter.compose.message import Personal, assemble, message_id
 from newsletter.deliver import ledger
 from newsletter.deliver.faults import crash_point
-from newsletter.deliver.smtp_data import data_payload
+from newsletter.deliver.smtp_data import payload_pieces
 from newsletter.deliver.smtp_pipeline import Outcome, envelope
 from newsletter.errors import DeliveryError, InputError
 from newsletter.i18n import edition_note
@@ -54,8 +54,9 @@ class Built:
     began: float = 0.0  # time.monotonic() when its envelope went (shared_rate.GateTally)
 
     @property
-    def payload(self) -> bytes:
-        return data_payload(self.data)
+    def payload(self) -> list[bytes]:
+        """What goes after its 354, in pieces (smtp_data.payload_pieces)."""
+        return payload_pieces(self.data)
 
 
 def build(job: Job, d: Delivery) -> Built | Done:
@@ -64,10 +65,13 @@ def build(job: Job, d: Delivery) -> Built | Done:
     mid = message_id(d.issue, d.email, job.envelope.domain)
     paths = job.return_paths
     try:
-        mailto = paths.mailto(d.email) if paths else ""
+        if job.links is not None:
+            url, mailto = job.links(d.email)
+        else:
+            url, mailto = job.unsubscribe_url(d.email), paths.mailto(d.email) if paths else ""
         sender = paths.envelope_sender(d.subscriber_id) if paths else job.envelope.sender_addr
         data = assemble(job.prepared[(d.issue, d.language, d.variant)], job.envelope,
-                        Personal(d.email, d.name, job.unsubscribe_url(d.email), mid, mailto,
+                        Personal(d.email, d.name, url, mid, mailto,
                                  "" if LATE_MARK in d.issue  # it is their own
                                  else edition_note(d.reader_language, d.language)),
                         job.clock.now())

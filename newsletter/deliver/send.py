@@ -25,6 +25,7 @@ from newsletter.deliver.dry_run import DryRunMail, dry_run
 from newsletter.deliver.faults import crash_point
 from newsletter.deliver.freeze_due import freeze_due
 from newsletter.deliver.late import freeze_late_editions
+from newsletter.deliver.links import reader_links
 from newsletter.deliver.lock import SendLock
 from newsletter.deliver.plan import Plan, plan_run
 from newsletter.deliver.processes import Share
@@ -187,7 +188,8 @@ def _locked_run(config: Config, conn: Db, now: datetime, options: SendOptions,
                   tally, signer, ReturnPaths(config, secret),
                   transport_label=transports.choice.label,
                   lease=timedelta(seconds=config.lease_seconds),
-                  batch_size=batch_for(config.batch_size, total, connections))
+                  batch_size=batch_for(config.batch_size, total, connections),
+                  links=reader_links(config, secret))
         try:
             with stop_on_signals(tally):
                 run_deliveries(job, issues, pool, on_progress=share.on_progress)

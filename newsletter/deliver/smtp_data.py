@@ -16,6 +16,12 @@ def data_payload(data: bytes) -> bytes:
     """What goes after DATA's 354: the message dot-stuffed, a CRLF if it lacks its last, and
     the final dot. A Wire is stuffed part by part (each part starts a line), its shared
     parts once per edition."""
+    return b"".join(payload_pieces(data))
+
+
+def payload_pieces(data: bytes) -> list[bytes]:
+    """data_payload's pieces, unjoined: a socket's sendmsg() gathers them with no copy of the
+    whole message in Python (the shared parts are the edition's own bytes objects)."""
     if isinstance(data, Wire):
         pieces = [dot_stuffed(data[:data.body_start])]
         pieces += [(p.derived(_stuffed_if_changed) or p) if type(p) is Shared
@@ -25,7 +31,7 @@ def data_payload(data: bytes) -> bytes:
     if not data.endswith(b"\r\n"):
         pieces.append(b"\r\n")
     pieces.append(b".\r\n")
-    return b"".join(pieces)
+    return pieces
 
 
 def _stuffed_if_changed(part: bytes) -> bytes | None:

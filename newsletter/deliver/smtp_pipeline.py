@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import smtplib
 import socket
+import ssl
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -74,16 +76,26 @@ class Session:
         with suppress(OSError):  # whole command groups go in one write: no need for Nagle's wait
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def write(self, data: bytes, commands: bytes = b"") -> None:
-        """data (a message's DATA payload, or b"") then commands, in one write; raises Lost,
-        which says whether all of data had gone (sendall cannot say how far it got)."""
-        buffer = data + commands if commands and data else data or commands
-        view, sent = memoryview(buffer), 0
+    def write(self, data: bytes | Sequence[bytes], commands: bytes = b"") -> None:
+        """data (a message's DATA payload, or its pieces, or b"") then commands, in one write;
+        raises Lost, which says whether all of data had gone (sendall cannot say how far it
+        got). Pieces go by sendmsg (gathered by the kernel), except over TLS (joined)."""
+        pieces = [data] if isinstance(data, bytes) else list(data)
+        size = sum(map(len, pieces))
+        if commands:
+            pieces.append(commands)
+        sent = 0
         try:
-            while sent < len(buffer):
-                sent += self.sock.send(view[sent:])
+            if len(pieces) > 1 and not isinstance(self.sock, ssl.SSLSocket):
+                sent = self.sock.sendmsg(pieces)
+                if sent == size + len(commands):
+                    return
+            rest = memoryview(b"".join(pieces) if len(pieces) > 1 else pieces[0])
+            total = len(rest)
+            while sent < total:
+                sent += self.sock.send(rest[sent:])
         except OSError as exc:
-            raise Lost(bool(data) and sent >= len(data), exc) from exc
+            raise Lost(size > 0 and sent >= size, exc) from exc
 
     def reply(self) -> tuple[int, bytes]:
         """One whole reply (a multi-line one ends with "NNN "): its code and text; OSError

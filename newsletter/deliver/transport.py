@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -161,7 +162,7 @@ class SmtpTransport:
             return Outcome("policy", code, text)
         return Outcome("failed", code, text)
 
-    def push(self, data: bytes, commands: bytes) -> Outcome | None:
+    def push(self, data: bytes | Sequence[bytes], commands: bytes) -> Outcome | None:
         """Write a held message's data (after its 354; b"" if none) and the next envelope,
         opening the session first if it is closed (a DeliveryError if it cannot be). None, or
         the held message's outcome when the write failed (the next envelope's is "retry")."""

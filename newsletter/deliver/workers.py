@@ -120,6 +120,9 @@ class Job:
     transport_label: str = ""  # recorded on each claimed row (transport_choice.TransportChoice)
     lease: timedelta | None = None  # how long a claim holds unrenewed ([delivery] lease_seconds)
     batch_size: int = 1  # rows a claim takes ([delivery] batch_size; see batch_for)
+    # (unsubscribe URL, mailto) of a reader from one token (send.reader_links); None: each
+    # from unsubscribe_url and return_paths.mailto
+    links: Callable[[str], tuple[str, str]] | None = None
 
 
 def batch_for(batch_size: int, due: int, connections: int) -> int:

@@ -173,3 +173,33 @@ def test_check_reports_a_planted_placeholder_in_the_draft_and_the_snapshot(
     assert any(": error: __NL_NAME__ is never filled in" in line for line in draft_lines)
     assert re.search(r"2026-11\.md:2: error: __NL_NAME__", out)  # the subject's line
     assert snap_lines and all(": warning: " in line for line in snap_lines)
+
+
+_SLOTS_REGEX = re.compile("|".join(re.escape(k) for k in (
+    "__NL_NAME__", "__NL_UNSUBSCRIBE_URL__", "__NL_PREFERENCES_URL__", "__NL_EDITION_NOTE__")))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["__NL_NAME__", "__NL_UNSUBSCRIBE_URL__", "__NL_EDITION_NOTE__",
+                                 "__NL_NAME", "_", "__", "NL_", "Dear ", " ", "é", "__NL_X__"]),
+                max_size=12),
+       st.text(max_size=20))
+def test_fill_from_a_kept_split_equals_the_regex_substitution(pieces: list[str],
+                                                               name: str) -> None:
+    from newsletter.compose.personalise import fill
+
+    values = {"__NL_NAME__": name, "__NL_UNSUBSCRIBE_URL__": "https://x/u/t",
+              "__NL_PREFERENCES_URL__": "https://x/p/t", "__NL_EDITION_NOTE__": ""}
+    template = "".join(pieces)
+    expected = _SLOTS_REGEX.sub(lambda m: values[m.group()], template)
+    assert fill(template, values) == expected
+    assert fill(template, values) == expected  # the second time from the kept split
+
+
+@given(st.text(max_size=30))
+def test_the_preferences_url_is_the_quoted_one_whatever_the_base_holds(base: str) -> None:
+    from newsletter.compose.personalise import Recipient, safe_url, slot_values
+
+    recipient = Recipient("", f"https://{base}/unsubscribe/v2abc.def")
+    text, _ = slot_values(recipient, "reader")
+    assert text["__NL_PREFERENCES_URL__"] == safe_url(recipient.preferences_url)

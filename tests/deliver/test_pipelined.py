@@ -26,8 +26,8 @@ def writes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     seen: list[bytes] = []
     real = smtp_pipeline.Session.write
 
-    def recording(self: smtp_pipeline.Session, data: bytes, commands: bytes = b"") -> None:
-        seen.append(data + commands)
+    def recording(self: smtp_pipeline.Session, data, commands: bytes = b"") -> None:  # noqa: ANN001
+        seen.append(b"".join([data] if isinstance(data, bytes) else data) + commands)
         real(self, data, commands)
 
     monkeypatch.setattr(smtp_pipeline.Session, "write", recording)
