@@ -44,12 +44,6 @@ def body_digest(message: bytes, body_start: int) -> bytes:
     return hashlib.sha256(relaxed_body(message[body_start:])).digest()
 
 
-def _lines_of(part: bytes) -> bytes:
-    if type(part) is Shared:
-        return part.derived(_canonical_if_changed) or part
-    return relaxed_lines(part)
-
-
 def _canonical_if_changed(part: bytes) -> bytes | None:
     """None when canonicalisation changes nothing (base64 lines, most quoted-printable runs):
     no copy of such a part is kept beside the prepared edition."""
@@ -59,26 +53,32 @@ def _canonical_if_changed(part: bytes) -> bytes | None:
 
 def _state(part: bytes) -> hashlib._Hash:
     """The hash after a shared part: each reader continues from a copy."""
-    return hashlib.sha256(_lines_of(part))
+    return hashlib.sha256(part.derived(_canonical_if_changed) or part)  # type: ignore[attr-defined]
 
 
 def _parts_digest(parts: tuple[bytes, ...]) -> bytes | None:
     """None when the parts are not whole lines, or when the last one is all line ends (its
     end would reach into the part before): the caller hashes from scratch then."""
-    if not parts or any(p and not p.endswith(CRLF) for p in parts):
+    if not parts or not parts[-1].endswith(CRLF):
         return None
     *lines, last = parts
     ending = last.derived(_last_line) if type(last) is Shared else _last_line(last)
     if not ending:
         return None
     first = lines[0] if lines else None
-    if type(first) is Shared:  # the same start for every reader: continue from its hash
-        hashed = first.derived(_state).copy()
+    if type(first) is Shared and first.endswith(CRLF):  # the same start for every reader:
+        hashed = first.derived(_state).copy()  # continue from its hash
         lines = lines[1:]
     else:
         hashed = hashlib.sha256()
-    for part in lines:
-        hashed.update(_lines_of(part))
+    for part in lines:  # one loop, no call a part: it runs for every message
+        if not part.endswith(CRLF):
+            if part:
+                return None
+        elif type(part) is Shared:
+            hashed.update(part.derived(_canonical_if_changed) or part)
+        else:
+            hashed.update(relaxed_lines(part))
     hashed.update(ending + CRLF)
     return hashed.digest()
 
