@@ -421,14 +421,17 @@ def test_cmd_dkim_needs_a_selector_when_the_config_has_none(tmp_path: Path) -> N
         run_keygen(tmp_path / "missing.toml", selector="s1")
 
 
-def test_send_signs_every_message_and_the_signatures_verify(tmp_path, monkeypatch) -> None:
-    """End to end: `newsletter send` with [dkim] over real SMTP; dkimpy verifies each copy."""
+@pytest.mark.parametrize("kind", ["rsa", pytest.param("ed25519", marks=needs_nacl)])
+def test_send_signs_every_message_and_the_signatures_verify(tmp_path, monkeypatch,
+                                                            kind: str) -> None:
+    """End to end: `newsletter send` with [dkim] over real SMTP, an RSA and an Ed25519 key;
+    dkimpy verifies each copy."""
     import dkim as dkimpy
     from conftest_delivery import make_delivery_project
     from smtp_server import Script, ScriptedServer
 
     project = make_delivery_project(tmp_path / "nl", 4)
-    pair = keygen("s2026", "ipbusiness.example.org", project.root / "dkim")
+    pair = keygen("s2026", "ipbusiness.example.org", project.root / "dkim", kind=kind)
     with open(project.config, "a", encoding="utf-8") as out:
         out.write('\n[dkim]\nselector = "s2026"\ndomain = "ipbusiness.example.org"\n'
                   'key_file = "dkim/s2026.private"\n')
