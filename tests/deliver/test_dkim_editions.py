@@ -1,18 +1,23 @@
 """DKIM signatures on the sample editions as a send makes them (assembled per reader from the
 edition's shared parts): they verify with dkimpy for RSA and Ed25519, in the quoted-printable
 (en) and base64 (ar) editions, for many readers in a row, and equal a signature computed from
-the message's bytes alone."""
+the message's bytes alone; and from a send's forked sender processes."""
 
 from __future__ import annotations
 
 import functools
+import os
 import re
+import sqlite3
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dkim
 import pytest
+from conftest_delivery import make_delivery_project
+from smtp_server import Script, ScriptedServer
 
 from newsletter.compose.message import Envelope, Personal, assemble, make_envelope, message_id
 from newsletter.compose.message import prepare as prepare_edition
@@ -20,6 +25,7 @@ from newsletter.compose.wire import Wire
 from newsletter.deliver import dkim_header
 from newsletter.deliver.dkim import DkimSigner
 from newsletter.deliver.dkimkeys import KeyPair, keygen
+from newsletter.errors import InputError
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "compose"))
 from test_layout import sample_edition as _sample_edition  # noqa: E402
@@ -97,7 +103,31 @@ def test_many_readers_in_a_row_each_verify_with_their_own_fields(
 
 
 def test_a_message_without_a_blank_line_after_its_header_is_refused(signer: DkimSigner) -> None:
-    from newsletter.errors import InputError
-
     with pytest.raises(InputError, match="no blank line"):
         signer.sign(b"From: a@example.org\r\nSubject: x\r\n")
+
+
+@pytest.mark.parametrize("kind", ["rsa", pytest.param("ed25519", marks=needs_nacl)])
+def test_forked_sender_processes_sign_with_the_key_loaded_before_the_fork(
+        tmp_path: Path, kind: str) -> None:
+    """`newsletter send` as a process with [delivery] processes = 2: both children sign
+    (each claims as itself) and every copy verifies."""
+    project = make_delivery_project(tmp_path / "nl", 30)
+    pair = keygen("fork", DOMAIN, project.root / "dkim", kind=kind)
+    text = project.config.read_text(encoding="utf-8").replace(
+        "[delivery]\n", "[delivery]\nprocesses = 2\n", 1)
+    project.config.write_text(text + f'\n[dkim]\nselector = "fork"\ndomain = "{DOMAIN}"\n'
+                              'key_file = "dkim/fork.private"\n', encoding="utf-8")
+    script = Script()
+    with ScriptedServer(script) as server:
+        env = {**os.environ, "NEWSLETTER_SMTP_URL": server.url, "NEWSLETTER_SECRET": "s"}
+        env.pop("NEWSLETTER_CRASH_AT", None)
+        done = subprocess.run([sys.executable, "-m", "newsletter", "--config",
+                               str(project.config), "send", "--now", "2026-11-22T10:00"],
+                              env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(project.db) as conn:
+        owners = {r[0] for r in conn.execute("SELECT DISTINCT claimed_by FROM deliveries")}
+    assert len(owners) == 2
+    assert len(script.messages) == 30
+    assert all(dkim.verify(data, dnsfunc=dns_of(pair)) for _, data in script.messages)
