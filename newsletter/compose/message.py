@@ -147,6 +147,14 @@ def _date(when: datetime) -> str:
 def assemble(prepared: Prepared, env: Envelope, who: Personal, when: datetime) -> bytes:
     """One recipient's message: personal headers, then the prepared body with the slots
     filled. A Wire: bytes that remember which parts are shared (see wire.py)."""
+    return wire(*assemble_parts(prepared, env, who, when))
+
+
+def assemble_parts(prepared: Prepared, env: Envelope, who: Personal,
+                   when: datetime) -> tuple[bytes, list[bytes]]:
+    """assemble()'s header block (with the blank line after it) and body parts, not joined:
+    a sender that writes the parts as they are (SMTP without DKIM) saves making the whole
+    message as one bytes object (a copy of it, and a Wire's another, zeroed first)."""
     mailto = who.unsubscribe_mailto or env.list_unsubscribe_mailto
     if _UNSAFE_IN_LINK.search(who.unsubscribe_url) or _UNSAFE_IN_LINK.search(mailto):
         raise InputError(f"unsubscribe URL for {who.email} is not header-safe")
@@ -168,7 +176,7 @@ def assemble(prepared: Prepared, env: Envelope, who: Personal, when: datetime) -
             parts.append(piece)
         else:
             piece.fill_into(values[piece.html], parts)
-    return wire(personal + b"\r\n" + prepared.static_head + b"\r\n\r\n", parts)
+    return personal + b"\r\n" + prepared.static_head + b"\r\n\r\n", parts
 
 
 def build_message(edition: Edition, env: Envelope, who: Personal, when: datetime, *,

@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from newsletter.compose.message import Personal, assemble, message_id
+from newsletter.compose.message import Personal, assemble_parts, message_id
+from newsletter.compose.wire import wire
 from newsletter.deliver import ledger
 from newsletter.deliver.faults import crash_point
-from newsletter.deliver.smtp_data import payload_pieces
+from newsletter.deliver.smtp_data import payload_pieces, stuffed_pieces
 from newsletter.deliver.smtp_pipeline import Outcome, envelope
 from newsletter.errors import DeliveryError, InputError
 from newsletter.i18n import edition_note
@@ -43,20 +44,31 @@ class Done:
 
 @dataclass
 class Built:
-    """One claimed row's message, ready for the wire."""
+    """One claimed row's message, ready for the wire: its head and body parts as assembled
+    (joined only for a transport that needs the whole, the Maildir or the one-by-one path),
+    or, with DKIM, the signed message."""
 
     delivery: Delivery
     sender: str  # the envelope sender (VERP: the reader's own bounce address)
-    data: bytes  # the whole message (a Wire), as signed
     message_id: str
     commands: bytes  # its MAIL, RCPT and DATA (smtp_pipeline.envelope)
+    head: bytes  # the header fields and the blank line after them
+    parts: list[bytes]  # the body (compose.wire: shared parts are the edition's objects)
+    signed: bytes | None = None  # the whole message with its DKIM-Signature (a Wire)
     tries: int = 0
     began: float = 0.0  # time.monotonic() when its envelope went (shared_rate.GateTally)
 
     @property
+    def data(self) -> bytes:
+        """The whole message (a Wire)."""
+        return self.signed if self.signed is not None else wire(self.head, self.parts)
+
+    @property
     def payload(self) -> list[bytes]:
         """What goes after its 354, in pieces (smtp_data.payload_pieces)."""
-        return payload_pieces(self.data)
+        if self.signed is not None:
+            return payload_pieces(self.signed)
+        return stuffed_pieces(self.head, self.parts)
 
 
 def build(job: Job, d: Delivery) -> Built | Done:
@@ -70,19 +82,19 @@ def build(job: Job, d: Delivery) -> Built | Done:
         else:
             url, mailto = job.unsubscribe_url(d.email), paths.mailto(d.email) if paths else ""
         sender = paths.envelope_sender(d.subscriber_id) if paths else job.envelope.sender_addr
-        data = assemble(job.prepared[(d.issue, d.language, d.variant)], job.envelope,
-                        Personal(d.email, d.name, url, mid, mailto,
-                                 "" if LATE_MARK in d.issue  # it is their own
-                                 else edition_note(d.reader_language, d.language)),
-                        job.clock.now())
-        if job.signer is not None:
-            data = job.signer.sign(data)
+        head, parts = assemble_parts(
+            job.prepared[(d.issue, d.language, d.variant)], job.envelope,
+            Personal(d.email, d.name, url, mid, mailto,
+                     "" if LATE_MARK in d.issue  # it is their own
+                     else edition_note(d.reader_language, d.language)),
+            job.clock.now())
+        signed = job.signer.sign(wire(head, parts)) if job.signer is not None else None
         commands = envelope(sender, d.email)
     except InputError as exc:
         return Done(Settle(d, "failed", f"not sent: {exc}"))
     except UnicodeEncodeError:  # SMTPUTF8 (RFC 6531) is not spoken here
         return Done(Settle(d, "failed", "not sent: the address is not ASCII"))
-    return Built(d, sender, data, mid, commands)
+    return Built(d, sender, mid, commands, head, parts, signed)
 
 
 def settle(job: Job, built: Built, outcome: Outcome) -> Settle:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from newsletter.compose.wire import Shared, Wire
 
 
@@ -23,12 +25,17 @@ def payload_pieces(data: bytes) -> list[bytes]:
     """data_payload's pieces, unjoined: a socket's sendmsg() gathers them with no copy of the
     whole message in Python (the shared parts are the edition's own bytes objects)."""
     if isinstance(data, Wire):
-        pieces = [dot_stuffed(data[:data.body_start])]
-        pieces += [(p.derived(_stuffed_if_changed) or p) if type(p) is Shared
-                   else dot_stuffed(p) for p in data.parts]
-    else:
-        pieces = [dot_stuffed(data)]
-    if not data.endswith(b"\r\n"):
+        return stuffed_pieces(data[:data.body_start], data.parts)
+    return stuffed_pieces(data, ())
+
+
+def stuffed_pieces(head: bytes, parts: Sequence[bytes]) -> list[bytes]:
+    """The pieces of a message given as its head and body parts (compose.wire: each part
+    starts a line; a Shared one is stuffed once per edition), then the final dot."""
+    pieces = [dot_stuffed(head)]
+    pieces += [(p.derived(_stuffed_if_changed) or p) if type(p) is Shared else dot_stuffed(p)
+               for p in parts]
+    if not (parts[-1] if parts else head).endswith(b"\r\n"):
         pieces.append(b"\r\n")
     pieces.append(b".\r\n")
     return pieces

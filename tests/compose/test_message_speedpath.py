@@ -167,6 +167,22 @@ def test_dot_stuffing_part_by_part_equals_stuffing_the_whole(editions, env):
         assert data_payload(raw) == stuffed_whole(raw)
 
 
+
+def test_the_unjoined_head_and_parts_stuff_to_the_same_payload(editions, env):
+    """The pipelined sender writes assemble_parts()'s pieces as they are (no Wire made)."""
+    from newsletter.compose.message import assemble_parts
+    from newsletter.deliver.smtp_data import stuffed_pieces
+
+    for edition in editions:
+        prepared = _prepared(edition, env)
+        for n, name in enumerate(NAMES):
+            person = who(n, name, NOTE if n % 2 else "")
+            head, parts = assemble_parts(prepared, env, person, WHEN)
+            whole = assemble(prepared, env, person, WHEN)
+            assert head + b"".join(parts) == whole
+            assert b"".join(stuffed_pieces(head, parts)) == data_payload(whole)
+    assert stuffed_pieces(b"", []) == [b"", b"\r\n", b".\r\n"]
+
 # --- DKIM ---------------------------------------------------------------------------------
 
 needs_nacl = pytest.mark.skipif(
