@@ -1,6 +1,7 @@
 """SQL of the send ledger: one delivery row per (ledger key, subscriber) with its state. This
-module freezes issues and late editions (plain data decided in Python, written in one
-transaction) and answers `status`; store.claims claims and settles rows.
+module freezes issues and late editions (plain data decided in Python, or a plain issue's
+active readers in one statement, written in one transaction) and answers `status`;
+store.claims claims and settles rows.
 
 States: pending -> sending -> sent | deferred | failed | unknown | suppressed.
 """
