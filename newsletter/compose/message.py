@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
 
 from newsletter.compose.base64_part import Base64Slot
 from newsletter.compose.parts import Slot, body_pieces
-from newsletter.compose.personalise import Recipient, slot_values
+from newsletter.compose.personalise import EDITION_NOTE, Recipient, slot_values, slots_in
 from newsletter.compose.wire import Shared, wire
 from newsletter.errors import InputError
 from newsletter.headers import check_header_text  # the one gate for header text
@@ -109,6 +109,9 @@ class Prepared:
     boundary: str
     text_encoding: str = "quoted-printable"
     html_encoding: str = "quoted-printable"
+    # (a line whose only slot is the edition note, the note) -> its encoded line (_note_line)
+    note_lines: dict[tuple[Slot, str], Shared] = field(default_factory=dict, compare=False,
+                                                      repr=False)
 
 
 def prepare(edition: Edition, env: Envelope, *, subject: str | None = None) -> Prepared:
@@ -174,9 +177,32 @@ def assemble_parts(prepared: Prepared, env: Envelope, who: Personal,
     for piece in prepared.body:
         if isinstance(piece, Shared):
             parts.append(piece)
+        elif type(piece) is Slot and _note_only(piece.template):
+            _note_line(prepared, piece, values[piece.html], parts)
         else:
             piece.fill_into(values[piece.html], parts)
     return personal + b"\r\n" + prepared.static_head + b"\r\n\r\n", parts
+
+
+def _note_only(template: str) -> bool:
+    return all(slot == EDITION_NOTE for slot in slots_in(template))
+
+
+def _note_line(prepared: Prepared, piece: Slot, values: dict[str, str],
+               parts: list[bytes]) -> None:
+    """A line whose only slot is the edition note: the same for every reader of the edition
+    but those who get it in another language than theirs, so it is encoded once per note."""
+    key = (piece, values[EDITION_NOTE])
+    line = prepared.note_lines.get(key)
+    if line is not None:
+        parts.append(line)
+        return
+    piece.fill_into(values, parts)  # one line: its quoted-printable encoding and CRLF
+    if len(prepared.note_lines) < _NOTES_KEPT:  # shared: later stages' work on it is kept too
+        parts[-1] = prepared.note_lines[key] = Shared(parts[-1])
+
+
+_NOTES_KEPT = 256  # (line, note) pairs an edition keeps: its languages times its note lines
 
 
 def build_message(edition: Edition, env: Envelope, who: Personal, when: datetime, *,

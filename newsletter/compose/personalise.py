@@ -114,6 +114,16 @@ def fill(template: str, values: dict[str, str]) -> str:
     return "".join([values[p] if i % 2 else p for i, p in enumerate(parts)])
 
 
+def slots_in(template: str) -> tuple[str, ...]:
+    """The slot markers of a template, in order (from fill's kept split)."""
+    parts = _SPLITS.get(template)
+    if parts is None:
+        parts = tuple(split_slots(template))
+        if len(_SPLITS) < _SPLITS_KEPT:
+            _SPLITS[template] = parts
+    return parts[1::2]
+
+
 _SPLITS: dict[str, tuple[str, ...]] = {}
 _SPLITS_KEPT = 4096  # slot lines of the editions in memory; previews of others beyond it
 

@@ -11,7 +11,8 @@ T = TypeVar("T")
 
 
 class Shared(bytes):
-    """Whole lines (ending with CRLF) that every message of one prepared edition carries.
+    """Whole lines (ending with CRLF) that the messages of one prepared edition share: every
+    reader's, or (a line whose only slot is the edition note) every reader's with that note.
 
     What a later stage derives from them (SMTP dot-stuffing, the DKIM canonical form) is
     kept on the object: worked out for the first reader, looked up for the rest. The memo

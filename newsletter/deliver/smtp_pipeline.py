@@ -100,14 +100,17 @@ class Session:
     def reply(self) -> tuple[int, bytes]:
         """One whole reply (a multi-line one ends with "NNN "): its code and text; OSError
         when the connection closes or times out (code -1 for a line that is no reply)."""
+        line = self.file.readline(_MAXLINE + 1)
+        if line[3:4] == b" " and line[:3].isdigit():  # the usual reply: one line
+            return int(line[:3]), line[4:].strip(b" \t\r\n")
         lines = []
         while True:
-            line = self.file.readline(_MAXLINE + 1)
             if not line:
                 raise ConnectionError("the server closed the connection")
             lines.append(line[4:].strip(b" \t\r\n"))
             if line[3:4] != b"-":
                 break
+            line = self.file.readline(_MAXLINE + 1)
         try:
             code = int(line[:3])
         except ValueError:
