@@ -132,7 +132,13 @@ def prepare(edition: Edition, env: Envelope, *, subject: str | None = None) -> P
     return Prepared(edition, head, body, boundary, text_encoding, html_encoding)
 
 
-_UNSAFE_IN_LINK = re.compile(r"[\r\n <>,]")  # would end or break List-Unsubscribe's <...>
+def _breaks_a_link(text: str) -> bool:
+    """A character that would end or break List-Unsubscribe's <...>: six substring scans
+    (memchr) cost less than a regex's character class or a generator."""
+    return ("\r" in text or "\n" in text or " " in text or "<" in text or ">" in text
+            or "," in text)
+
+
 _DATES: dict[tuple, str] = {}  # the Date header changes once a second, not per message
 
 
@@ -159,7 +165,7 @@ def assemble_parts(prepared: Prepared, env: Envelope, who: Personal,
     a sender that writes the parts as they are (SMTP without DKIM) saves making the whole
     message as one bytes object (a copy of it, and a Wire's another, zeroed first)."""
     mailto = who.unsubscribe_mailto or env.list_unsubscribe_mailto
-    if _UNSAFE_IN_LINK.search(who.unsubscribe_url) or _UNSAFE_IN_LINK.search(mailto):
+    if _breaks_a_link(who.unsubscribe_url + mailto):
         raise InputError(f"unsubscribe URL for {who.email} is not header-safe")
     personal = CRLF.join([
         f"From: {env.sender}",
