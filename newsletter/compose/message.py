@@ -191,7 +191,16 @@ def assemble_parts(prepared: Prepared, env: Envelope, who: Personal,
 
 
 def _note_only(template: str) -> bool:
-    return all(slot == EDITION_NOTE for slot in slots_in(template))
+    """Whether the edition note is the line's only slot (worked out once per line)."""
+    known = _NOTE_ONLY.get(template)
+    if known is None:
+        known = set(slots_in(template)) == {EDITION_NOTE}
+        if len(_NOTE_ONLY) < 4096:
+            _NOTE_ONLY[template] = known
+    return known
+
+
+_NOTE_ONLY: dict[str, bool] = {}
 
 
 def _note_line(prepared: Prepared, piece: Slot, values: dict[str, str],
