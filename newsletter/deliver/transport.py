@@ -167,6 +167,8 @@ class SmtpTransport:
         opening the session first if it is closed (a DeliveryError if it cannot be). None, or
         the held message's outcome when the write failed (the next envelope's is "retry")."""
         if self.session is None:
+            if data:  # its 354 came on a session now gone: never on a new one without it
+                return Outcome("retry", 0, "connection lost before end of data")
             self.open()
         assert self.session is not None
         try:

@@ -206,3 +206,18 @@ def test_starttls_sessions_pipeline_too(tmp_path, writes: list[bytes], monkeypat
                                                "r2@example.com"]
     assert b"\r\n.dot" in script.messages[0][1]  # the server undid the dot-stuffing
     assert sum(JOINED in w for w in writes) == 2
+
+
+def test_data_whose_session_is_gone_is_never_written_on_a_new_one() -> None:
+    script = Script()
+    with ScriptedServer(script) as server:
+        transport = SmtpTransport(parse_smtp_url(server.url))
+        transport.open()
+        opened = script.connections
+        assert transport.push(b"", smtp_pipeline.envelope("n@example.org", "r@example.com")) \
+            is None
+        assert transport.accepted() is None  # 354: the data may go, on this session only
+        transport._drop()
+        outcome = transport.push(data_payload(b"Subject: x\r\n\r\nbody\r\n"), b"")
+        assert outcome is not None and outcome.kind == "retry"
+        assert script.connections == opened and script.messages == []
