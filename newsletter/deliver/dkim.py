@@ -7,13 +7,14 @@ import functools
 import hashlib
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from newsletter.compose.wire import Wire, prepended
 from newsletter.config import Config
-from newsletter.deliver.dkim_body import body_digest
+from newsletter.deliver.dkim_body import body_digest, parts_digest
 from newsletter.deliver.dkim_header import HeaderHasher
 from newsletter.errors import ConfigError, InputError
 
@@ -77,19 +78,32 @@ class DkimSigner:
         """The message with a DKIM-Signature header field prepended (CRLF line ends)."""
         end = message.find(b"\r\n\r\n")
         if end < 0:
-            raise InputError("cannot DKIM-sign the message: no blank line after the header")
-        plan, data = _HEADERS.signed_data(message[:end + 2])
+            raise InputError(_NO_BLANK_LINE)
+        field_ = self._field(message[:end + 2], body_digest(message, end + 4), now)
+        # A Wire stays one: the transport reuses its shared, already dot-stuffed parts.
+        return prepended(message, field_) if isinstance(message, Wire) else field_ + message
+
+    def signature_field(self, head: bytes, parts: Sequence[bytes], *,
+                        now: int | None = None) -> bytes:
+        """The DKIM-Signature field (ending with CRLF) to put on top of the message head +
+        b"".join(parts), computed without joining them: head is the header fields and the
+        blank line after them, parts the body as compose.message.assemble_parts makes it."""
+        if not head.endswith(b"\r\n\r\n"):
+            raise InputError(_NO_BLANK_LINE)
+        return self._field(head[:-2], parts_digest(parts), now)
+
+    def _field(self, fields: bytes, body_hash: bytes, now: int | None) -> bytes:
+        """The signature field for header fields (each ending with CRLF) and a body hash."""
+        plan, data = _HEADERS.signed_data(fields)
         fixed, fixed_canonical = self._fixed_tags
         t = b"t=" + str(int(time.time()) if now is None else now).encode("ascii")
-        bh = b"bh=" + base64.b64encode(body_digest(message, end + 4))
+        bh = b"bh=" + base64.b64encode(body_hash)
         # RFC 6376 3.7: the signature's own field last, relaxed, with b= empty and no CRLF;
         # relaxed turns each fold (";" CRLF TAB) into "; " and h='s folds into one SP.
         data += b"; ".join([fixed_canonical, t, plan.h_canonical, bh, b"b="])
         value = base64.b64encode(self._sign_data(data))
         folded = b"\r\n\t".join([value[i:i + 72] for i in range(0, len(value), 72)])
-        field_ = b";\r\n\t".join([fixed, t, plan.h_folded, bh, b"b=" + folded]) + b"\r\n"
-        # A Wire stays one: the transport reuses its shared, already dot-stuffed parts.
-        return prepended(message, field_) if isinstance(message, Wire) else field_ + message
+        return b";\r\n\t".join([fixed, t, plan.h_folded, bh, b"b=" + folded]) + b"\r\n"
 
     @functools.cached_property
     def _fixed_tags(self) -> tuple[bytes, bytes]:
@@ -116,6 +130,7 @@ def _rsa_scheme() -> tuple[Any, Any]:
     return padding.PKCS1v15(), hashes.SHA256()
 
 
+_NO_BLANK_LINE = "cannot DKIM-sign the message: no blank line after the header"
 _HEADERS = HeaderHasher(SIGNED_HEADERS, frozenset(OVERSIGNED_HEADERS))
 
 

@@ -6,6 +6,7 @@ and continued per reader from a copy (hashlib's copy() resumes from the saved st
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 from newsletter.compose.wire import Shared, Wire
 
@@ -42,6 +43,14 @@ def body_digest(message: bytes, body_start: int) -> bytes:
         if digest is not None:
             return digest
     return hashlib.sha256(relaxed_body(message[body_start:])).digest()
+
+
+def parts_digest(parts: Sequence[bytes]) -> bytes:
+    """SHA-256 of the relaxed body b"".join(parts) (compose.wire's parts), from the parts."""
+    digest = _parts_digest(tuple(parts))
+    if digest is not None:
+        return digest
+    return hashlib.sha256(relaxed_body(b"".join(parts))).digest()
 
 
 def _canonical_if_changed(part: bytes) -> bytes | None:

@@ -19,9 +19,16 @@ import pytest
 from conftest_delivery import make_delivery_project
 from smtp_server import Script, ScriptedServer
 
-from newsletter.compose.message import Envelope, Personal, assemble, make_envelope, message_id
+from newsletter.compose.message import (
+    Envelope,
+    Personal,
+    assemble,
+    assemble_parts,
+    make_envelope,
+    message_id,
+)
 from newsletter.compose.message import prepare as prepare_edition
-from newsletter.compose.wire import Wire
+from newsletter.compose.wire import Wire, wire
 from newsletter.deliver import dkim_header
 from newsletter.deliver.dkim import DkimSigner
 from newsletter.deliver.dkimkeys import KeyPair, keygen
@@ -82,6 +89,22 @@ def test_personalised_messages_verify_and_equal_signing_from_scratch(
         signed = signer.sign(message, now=NOW)
         assert bytes(signed) == signer.sign(bytes(message), now=NOW)
         assert dkim.verify(bytes(signed), dnsfunc=dns_of(pair))
+
+
+@pytest.mark.parametrize("language", ["en", "ar"])
+def test_the_field_from_unjoined_parts_is_the_one_sign_prepends(
+        pair: KeyPair, signer: DkimSigner, env: Envelope, language: str) -> None:
+    """signature_field(head, parts): what a sender that writes the parts as they are puts on
+    top of the head; the same bytes as sign() of the joined message, so it verifies too."""
+    prepared = prepare_edition(sample_edition(language), env)
+    for n, name in enumerate(NAMES[:3]):
+        head, parts = assemble_parts(prepared, env, reader(n, name), WHEN)
+        field_ = signer.signature_field(head, parts, now=NOW)
+        whole = field_ + head + b"".join(parts)
+        assert whole == bytes(signer.sign(wire(head, parts), now=NOW))
+        assert dkim.verify(whole, dnsfunc=dns_of(pair))
+    with pytest.raises(InputError, match="no blank line"):
+        signer.signature_field(head[:-2], parts)
 
 
 def test_many_readers_in_a_row_each_verify_with_their_own_fields(
