@@ -107,6 +107,14 @@ def test_the_field_from_unjoined_parts_is_the_one_sign_prepends(
         signer.signature_field(head[:-2], parts)
 
 
+@pytest.mark.parametrize("parts", [[b"a\r\n", b"b"], [b"a\r\n", b"\r\n\r\n"], [], [b""]])
+def test_parts_that_are_not_whole_lines_are_hashed_as_the_joined_body(
+        signer: DkimSigner, parts: list[bytes]) -> None:
+    head = b"From: a@example.org\r\nSubject: x\r\n\r\n"
+    whole = head + b"".join(parts)
+    assert signer.signature_field(head, parts, now=NOW) + whole == signer.sign(whole, now=NOW)
+
+
 def test_many_readers_in_a_row_each_verify_with_their_own_fields(
         pair: KeyPair, signer: DkimSigner, env: Envelope,
         monkeypatch: pytest.MonkeyPatch) -> None:
