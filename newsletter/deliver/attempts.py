@@ -85,8 +85,8 @@ def build(job: Job, d: Delivery) -> Built | Done:
         head, parts = assemble_parts(
             job.prepared[(d.issue, d.language, d.variant)], job.envelope,
             Personal(d.email, d.name, url, mid, mailto,
-                     "" if LATE_MARK in d.issue  # it is their own
-                     else edition_note(d.reader_language, d.language)),
+                     "" if LATE_MARK in d.issue or d.reader_language in ("", d.language)
+                     else edition_note(d.reader_language, d.language)),  # (late: their own)
             job.clock.now())
         signed = job.signer.sign(wire(head, parts)) if job.signer is not None else None
         commands = envelope(sender, d.email)
