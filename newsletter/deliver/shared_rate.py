@@ -29,6 +29,7 @@ from newsletter.deliver.workers import POLICY_STREAK, RateLimiter, Tally
 from newsletter.store import send_gate
 from newsletter.store.connect import open_store
 from newsletter.store.db import Db, StoreError
+from newsletter.store.send_gate import GateState
 
 BLOCK_SECONDS = 0.2  # a block of slots covers this long at the rate
 LATE = 0.5  # of an interval: a slot missed by more is given up
@@ -117,8 +118,9 @@ class SharedStop:
     (workers.Tally: a host blocked on its own stops even while the others' mail goes through)
     and adds each policy reply to the list's streak, which an accepted message ends if it
     began after the streak last grew; when either reaches POLICY_STREAK the sender records
-    the stop, and every other run that was running by then stops before its next claim, or
-    its next message while a streak runs (GateTally). Runs started after it start fresh.
+    the stop, and every other run that was running by then stops at its next claim (the
+    gate is read in the claim's transaction; that batch goes back pending), or at its next
+    message while a streak runs (GateTally). Runs started after it start fresh.
     The database is written only around policy replies; the check is one read by key. When
     the relay refuses every host: at most POLICY_STREAK + senders x connections - 1 refusals
     (after the fifth, one more message per other connection at most)."""
@@ -136,7 +138,10 @@ class SharedStop:
 
     def check(self, conn: Db) -> str:
         """Why another sender stopped this run ("" if none did)."""
-        seen = send_gate.state(conn)
+        return self.judge(send_gate.state(conn))
+
+    def judge(self, seen: GateState) -> str:
+        """Why the gate as read says another sender stopped this run ("" if none did)."""
         self.streak = seen.streak
         if seen.stopped_at is None or seen.stopped_at < self.started or \
                 seen.stop_host == self.owner:
@@ -194,11 +199,19 @@ class GateTally(Tally):
         super().stop(reason)
 
     def may_claim(self, conn: Db) -> bool:
-        """Before each claim: a stop another sender recorded (one read by key)."""
+        """Before each claim: no stop yet; the claim itself reads the list's gate (saw)."""
         self._conn.db = conn  # the worker's own connection, for may_send on this thread
-        if self.gate is not None and not self.stop_reason:
-            self._stop_if(self.gate.check(conn))
         return not self.stop_reason
+
+    @property
+    def reads_gate(self) -> bool:
+        return self.gate is not None
+
+    def saw(self, gate: GateState | None) -> None:
+        """A stop another sender recorded, read in the claim's own transaction (no round
+        trip of its own): the batch just claimed goes back as pending (may_send says no)."""
+        if self.gate is not None and gate is not None and not self.stop_reason:
+            self._stop_if(self.gate.judge(gate))
 
     def may_send(self) -> bool:
         """Before each message of a claimed batch, while a policy streak runs (this sender's

@@ -25,6 +25,7 @@ from newsletter.model import Delivery, Settle
 from newsletter.store import claims as store_claims
 from newsletter.store.connect import open_store
 from newsletter.store.db import Db, StoreError
+from newsletter.store.send_gate import GateState
 
 __all__ = ["POLICY_STREAK", "RETRIES_PER_RUN", "Clock", "Job", "RateLimiter", "Tally",
            "batch_for", "deliver", "run_deliveries"]
@@ -63,6 +64,15 @@ class Tally:
     def may_claim(self, conn: Db) -> bool:
         """No stop yet (shared_rate.GateTally also reads another sender's from the database)."""
         return not self.stop_reason
+
+    @property
+    def reads_gate(self) -> bool:
+        """Whether claims should bring the list's send gate along (GateTally.saw reads it)."""
+        return False
+
+    def saw(self, gate: GateState | None) -> None:
+        """The send gate as a claim read it (GateTally: another sender's stop stops this run
+        before the batch is sent; its rows go back as pending)."""
 
     def may_send(self) -> bool:
         """Before each message of a batch: no stop yet (GateTally: as may_claim, while a
@@ -167,7 +177,9 @@ def _deliver_key(job: Job, conn: Db, key: str, due_by: datetime, transport,  # n
     while job.tally.may_claim(conn):
         claims = store_claims.claim_due(
             conn, key, ledger.OWNER, job.clock.now(), job.batch_size, after=after,
-            due_by=due_by, settle_first=done, transport=job.transport_label, lease=job.lease)
+            due_by=due_by, settle_first=done, transport=job.transport_label, lease=job.lease,
+            gate=job.tally.reads_gate)
+        job.tally.saw(claims.gate)
         done, after = [], claims.last
         for _ in range(claims.suppressed):
             job.tally.add("skipped")

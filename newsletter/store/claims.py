@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from newsletter.model import Delivery, Settle
-from newsletter.store import pg_claim
+from newsletter.store import pg_claim, send_gate
 from newsletter.store.db import Db, Row
 from newsletter.store.editions import stamp
 
@@ -38,6 +38,7 @@ class Claims:
     suppressed: int  # due rows of readers no longer active: `suppressed` instead
     settled: tuple[str, ...] = ()  # the states settle_first wrote, in its order
     last: int = 0  # the highest subscriber id looked at: the next call's `after`
+    gate: send_gate.GateState | None = None  # the list's send gate, read with the claim
 
     @property
     def exhausted(self) -> bool:
@@ -48,7 +49,7 @@ class Claims:
 def claim_due(db: Db, key: str, owner: str, now: datetime, limit: int = 1, *,
               after: int = 0, due_by: datetime | None = None,
               settle_first: Settle | Sequence[Settle] | None = None, transport: str = "",
-              lease: timedelta | None = None) -> Claims:
+              lease: timedelta | None = None, gate: bool = False) -> Claims:
     """Claim the next `limit` due rows of a ledger key (in subscriber order) for `owner`,
     committed; a row whose reader is no longer active is suppressed instead (suppression is
     checked at claim time). Due is judged at `due_by` (the run's start; default now).
@@ -62,6 +63,8 @@ def claim_due(db: Db, key: str, owner: str, now: datetime, limit: int = 1, *,
     'smtp://relay:587', 'maildir:outbox') is recorded on each claimed row: the last
     attempt's transport is the one that delivered it.
     lease: the claim holds until now + lease (renew_leases extends it; None records none).
+    gate: also read the list's send gate (Claims.gate) in the same transaction, so that the
+    check for another sender's stop costs no round trip of its own.
     """
     at, due = stamp(now), stamp(due_by or now)
     until = stamp(now + lease) if lease is not None else None
@@ -72,15 +75,18 @@ def claim_due(db: Db, key: str, owner: str, now: datetime, limit: int = 1, *,
         # The whole transaction in one round trip (store.pg_claim).
         with db.pipeline(), db.transaction(immediate=False):
             settled = _settle_all(db, outcomes, now)
+            seen = db.execute(send_gate.STATE) if gate else None
             cur = pg_claim.claim(db, {"key": key, "after": after, "due": due, "limit": limit,
                                       "at": at, "owner": owner, "until": until,
                                       "transport": transport})
         window = cur.fetchall()
         active = [r for r in window if r[5] == "active"]
         return Claims(tuple(_delivery(key, r) for r in active), len(window) - len(active),
-                      settled, window[-1][0] if window else after)
+                      settled, window[-1][0] if window else after,
+                      send_gate.state_of(seen.fetchone()) if seen is not None else None)
     with db.transaction():
         settled = _settle_all(db, outcomes, now)
+        state = send_gate.state(db) if gate else None
         window = db.all(
             "SELECT d.subscriber_id, d.language, d.attempts, d.variant, d.first_deferred_at, "
             "s.status, s.email, s.name, s.language FROM deliveries d JOIN subscribers s "
@@ -109,7 +115,7 @@ def claim_due(db: Db, key: str, owner: str, now: datetime, limit: int = 1, *,
                 "WHERE issue = ? AND subscriber_id = ? AND state IN ('pending', 'deferred')",
                 [(at, f"subscriber is {r[5]}", key, r[0]) for r in gone])
     return Claims(tuple(_delivery(key, r) for r in active), len(gone), settled,
-                  window[-1][0] if window else after)
+                  window[-1][0] if window else after, state)
 
 
 def _delivery(key: str, r: Row) -> Delivery:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from newsletter.store.db import Db
+from newsletter.store.db import Db, Row
 
 # The database's time as epoch seconds (a float), per engine.
 # (SQLite: whole seconds plus the milliseconds of %f; julianday's double would lose ~40 us.)
@@ -97,11 +97,18 @@ def release(db: Db, first_unused: float, end: float) -> bool:
                           (first_unused, end)).rowcount == 1
 
 
+# The row's streak and stop, read by its key: alone (state) or in a claim's transaction.
+STATE = "SELECT streak, stop_reason, stop_host, stopped_at FROM send_gate WHERE id = 1"
+
+
 def state(db: Db) -> GateState:
     """The shared streak and stop: one read of one row by its key (a claim's cheap check)."""
-    row = db.one("SELECT streak, stop_reason, stop_host, stopped_at FROM send_gate "
-                 "WHERE id = 1")
-    if row is None:  # no run has started on this database yet
+    return state_of(db.one(STATE))
+
+
+def state_of(row: Row | None) -> GateState:
+    """GateState from STATE's row (None: no run has started on this database yet)."""
+    if row is None:
         return GateState(0, "", "", None)
     return GateState(int(row[0]), row[1], row[2],
                      None if row[3] is None else float(row[3]))
@@ -126,7 +133,7 @@ def reset_streak(db: Db, began: float) -> int:
 
 
 def record_stop(db: Db, reason: str, host: str) -> GateState:
-    """Stop every run of the list running now (they read it before their next claim). The
+    """Stop every run of the list running now (their next claim reads it). The
     streak starts again from 0: the next run, after the operator looked, starts fresh."""
     with db.transaction(immediate=False):
         row = db.one(f"UPDATE send_gate SET stop_reason = ?, stop_host = ?, streak = 0, "

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from newsletter.model import Edition, Settle
-from newsletter.store import claims, ledger
+from newsletter.store import claims, ledger, send_gate
 from newsletter.store.connect import open_store
 from newsletter.store.db import Db, IntegrityError
 from newsletter.store.editions import stamp
@@ -106,6 +106,26 @@ def test_a_postgresql_batch_is_one_transaction_of_two_statements(pg: PostgresDb)
     assert [s.split()[0] for s in seen] == ["BEGIN", "UPDATE", "WITH", "COMMIT"]
     assert pg.one("SELECT count(*) FROM deliveries WHERE state = 'sending' AND "
                   "claimed_by = 'host:1'")[0] == 20
+
+
+def test_a_claim_that_reads_the_send_gate_is_still_one_round_trip(pg: PostgresDb) -> None:
+    freeze_readers(pg, 40)
+    send_gate.start_run(pg)
+    send_gate.record_stop(pg, "stopped after 5 policy rejections in a row", "other:1")
+    seen: list[str] = []
+    pg.trace(seen.append)
+    got = claims.claim_due(pg, ISSUE, "host:1", NOW, 20, gate=True)
+    pg.trace(None)
+    assert [s.split()[0] for s in seen] == ["BEGIN", "SELECT", "WITH", "COMMIT"]
+    assert got.gate is not None and got.gate.stop_host == "other:1"
+    assert got.gate.stopped_at is not None and len(got.deliveries) == 20
+
+
+def test_a_claim_brings_the_send_gate_only_when_asked(db: Db) -> None:
+    freeze_readers(db, 2)
+    assert claims.claim_due(db, ISSUE, "host:1", NOW).gate is None
+    fresh = claims.claim_due(db, ISSUE, "host:1", NOW, gate=True).gate
+    assert fresh == send_gate.GateState(0, "", "", None)  # no run has made the row yet
 
 
 def test_a_failed_postgresql_pipeline_leaves_the_connection_usable(pg: PostgresDb) -> None:
