@@ -27,6 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
+from listmonk import LISTMONK, listmonk_lines  # noqa: E402
 from peer import mailmerge_run  # noqa: E402
 from wire import smtplib_ceiling, wire  # noqa: E402
 
@@ -289,6 +290,9 @@ def main() -> None:
                         help="comma-separated runs to make (e.g. wire,plain,pg-2; default all)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="[delivery] batch_size of every send run (default: the program's)")
+    parser.add_argument("--connection-counts", default="1,4,10",
+                        help="more send runs (DKIM off) at these connection counts, beside "
+                        "listmonk's figures (default 1,4,10; '' for none)")
     parser.add_argument("--pg-processes", default="1,2,4",
                         help="sender processes of the PostgreSQL runs (default 1,2,4)")
     args = parser.parse_args()
@@ -325,6 +329,9 @@ def bench(args: argparse.Namespace, only: set[str], cluster,  # noqa: ANN001
                                    batch=batch)),
                  ("plain-1p", partial(send_run, args.n, args.connections, 0, False, work,
                                       tag=tag, batch=batch, processes=1))]
+        steps += [(f"plain-c{c}", partial(send_run, args.n, c, 0, False, work,
+                                          tag=f"{tag}-c{c}", batch=batch))
+                  for c in _counts(args.connection_counts) if c != args.connections]
         steps += [(f"pg-{p}", partial(pg_run, cluster, args.n, p, args.connections, work,
                                       tag=tag, batch=batch)) for p in pg_counts]
         if not args.no_dkim:
@@ -366,6 +373,7 @@ LABELS = {
     "plain-nopipe": "newsletter send, DKIM off, relay without PIPELINING",
     "plain": "newsletter send, DKIM off",
     "plain-1p": "newsletter send, DKIM off, one process ([delivery] processes = 1), SQLite",
+    **{f"plain-c{c}": f"newsletter send, DKIM off, {c} connection(s)" for c in LISTMONK},
     "pg-1": "newsletter send, DKIM off, PostgreSQL, 1 process ({c} connections)",
     "pg-2": "newsletter send, DKIM off, PostgreSQL, 2 processes ({c} connections each)",
     "pg-4": "newsletter send, DKIM off, PostgreSQL, 4 processes ({c} connections each)",
@@ -392,6 +400,10 @@ def pg_lines(rows: dict[str, dict]) -> list[str]:
     return out
 
 
+def _counts(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
 def render_report(args: argparse.Namespace, size: int, rows: dict[str, dict],
                   rate_row: dict | None) -> str:
     top = rows["wire"]["rate"] if "wire" in rows else float("nan")
@@ -413,6 +425,7 @@ def render_report(args: argparse.Namespace, size: int, rows: dict[str, dict],
         lines.append(f"| {label} | {r['rate']:,.0f} | {r['rate'] / top:.2f} | "
                      f"{r['sink_cores']:.2f} | {rss} | {stages} |")
     lines += pg_lines(rows)
+    lines += listmonk_lines(rows, args.connections)
     if "mailmerge" in rows and "plain" in rows and rows["mailmerge"]["rate"]:
         times = rows["plain"]["rate"] / rows["mailmerge"]["rate"]
         lines += ["", f"newsletter send (DKIM off) is {times:.1f}× mailmerge in this run."]
