@@ -1,10 +1,11 @@
 """listmonk's figures beside `newsletter send` at the same connection counts.
 
 listmonk (Go, PostgreSQL) cannot be built in the bench: neither its source (GitHub) nor its
-Go modules (proxy.golang.org) can be fetched from this machine. Its figures are issue 17's, measured on this machine (v2.5.1 built
-from its source, the same sink, 10,000 subscribers, 38 KB messages): fixed references, not
-this run's. The bench's own rows `plain-cK` are `newsletter send` (DKIM off, SQLite, the
-default processes) with K connections, measured in this run.
+Go modules (proxy.golang.org) can be fetched from this machine. Its figures are issue 17's,
+measured on this machine (v2.5.1 built from its source, the same sink, 10,000 subscribers,
+38 KB messages): fixed references, not this run's. The bench's own rows `plain-cK` are
+`newsletter send` (DKIM off, SQLite, the default processes) with K connections, measured in
+this run.
 """
 
 from __future__ import annotations
