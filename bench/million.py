@@ -26,7 +26,9 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import NOW, RESULTS, SinkProcess, make_project, run  # noqa: E402
+from procs import SinkProcess, run  # noqa: E402
+from project import make_project  # noqa: E402
+from run import NOW, RESULTS  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 MARGIN = 5.0  # seconds past the freeze's line the send runs for, beyond the minute

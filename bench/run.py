@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,8 +26,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
-from listmonk import LISTMONK, listmonk_lines  # noqa: E402
+from machine import MachineLoad  # noqa: E402
 from peer import mailmerge_run  # noqa: E402
+from procs import Measured, SinkProcess, run  # noqa: E402
+from project import make_project  # noqa: E402
+from report import render_report  # noqa: E402
 from wire import smtplib_ceiling, wire  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))
@@ -36,109 +38,6 @@ from pg_server import PgUnavailable, throwaway_cluster  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 NOW = "2026-11-22T10:00"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class SinkProcess:
-    def __init__(self, stamps: Path | None = None, *, pipelining: bool = True) -> None:
-        self.port = free_port()
-        argv = [sys.executable, str(REPO / "bench" / "sink.py"), str(self.port)]
-        if stamps:
-            argv.append(str(stamps))
-        if not pipelining:
-            argv.append("--no-pipelining")
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout.readline().strip() == "ready"
-        self.started = time.monotonic()
-        self.cpu_at_start = self.cpu_seconds()
-        self.cores = 0.0
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> int:
-        """Stops the sink; returns the messages it took, and keeps in `cores` how many cores
-        it used on average (CPU seconds / wall seconds) while it ran."""
-        try:
-            used = self.cpu_seconds() - self.cpu_at_start
-            self.cores = used / max(time.monotonic() - self.started, 1e-9)
-        except OSError:
-            self.cores = 0.0
-        self.proc.terminate()
-        out = self.proc.communicate(timeout=30)[0]
-        return int(re.search(r"messages (\d+)", out)[1])
-
-
-def make_project(root: Path, n: int, connections: int, rate: float, dkim: bool, *,
-                 batch: int | None = None, subscribers: bool = True,
-                 processes: int | None = None, dkim_kind: str = "rsa") -> Path:
-    """The sample newsletter with n generated subscribers (`subscribers=False`: the CSV is
-    written but the config names none, for the PostgreSQL senders that share one list);
-    batch, processes: [delivery] batch_size and processes (None: the program's default);
-    dkim_kind: the key `newsletter dkim keygen --kind` makes (rsa: 2048 bits, or ed25519)."""
-    root.mkdir(parents=True)
-    for folder in ("templates", "feeds"):
-        shutil.copytree(REPO / folder, root / folder)
-    (root / "issues").mkdir()
-    for name in ("2026-11.md", "2026-11.items.yaml"):
-        shutil.copy(REPO / "issues" / name, root / "issues" / name)
-    config = (REPO / "newsletter.toml").read_text(encoding="utf-8")
-    config = re.sub(r"connections = \d+", f"connections = {connections}", config)
-    config = re.sub(r"rate_per_second = [\d.]+", f"rate_per_second = {rate}", config)
-    # The sample writes the Maildir; the bench sends through its sink (send refuses a
-    # NEWSLETTER_SMTP_URL when transport = "maildir").
-    config = re.sub(r'transport = "maildir"', 'transport = "smtp"', config)
-    for key, value in (("batch_size", batch), ("processes", processes)):
-        if value is not None:
-            config = config.replace("[delivery]\n", f"[delivery]\n{key} = {value}\n", 1)
-    if not subscribers:
-        config = re.sub(r'files = \["subscribers/sample.csv"\]', "files = []", config)
-    if dkim:
-        run([sys.executable, "-m", "newsletter", "--config", str(root / "newsletter.toml"),
-             "dkim", "keygen", "--selector", "bench", "--domain", "ipbusiness.example.org",
-             "--out", str(root / "dkim"), "--kind", dkim_kind], root, config_text=config)
-        config += ('\n[dkim]\nselector = "bench"\ndomain = "ipbusiness.example.org"\n'
-                   'key_file = "dkim/bench.private"\n')
-    (root / "newsletter.toml").write_text(config, encoding="utf-8")
-    (root / "subscribers").mkdir()
-    with open(root / "subscribers" / "sample.csv", "w", encoding="utf-8") as out:
-        out.write("email,name,language,tags\n")
-        for i in range(n):
-            out.write(f"reader{i:06d}@example.com,Reader Number {i},en,bench\n")
-    return root
-
-
-def run(argv: list[str], cwd: Path, env: dict | None = None,
-        config_text: str | None = None) -> tuple[float, int, str]:
-    """(seconds, peak RSS in KB, stdout) of a child process."""
-    if config_text is not None and not (cwd / "newsletter.toml").exists():
-        (cwd / "newsletter.toml").write_text(config_text, encoding="utf-8")
-    started = time.monotonic()
-    proc = _Measured(argv, cwd=cwd, env={**os.environ, **(env or {})},
-                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = proc.communicate()
-    seconds = time.monotonic() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{out}\n{err}")
-    return seconds, proc.peak_rss_kb, out
-
-
-class _Measured(subprocess.Popen):
-    """Popen that reaps its child with wait4, keeping the child's own peak RSS (ru_maxrss)."""
-
-    peak_rss_kb = 0
-
-    def _try_wait(self, wait_flags: int) -> tuple[int, int]:
-        pid, status, usage = os.wait4(self.pid, wait_flags)
-        if pid:
-            self.peak_rss_kb = usage.ru_maxrss
-        return pid, status
 
 
 def send_run(n: int, connections: int, rate: float, dkim: bool, work: Path,
@@ -156,7 +55,9 @@ def send_run(n: int, connections: int, rate: float, dkim: bool, work: Path,
     try:
         env = {"NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{sink.port}?timeout=30",
                "NEWSLETTER_SECRET": "bench-secret", "NEWSLETTER_TIMINGS": "1"}
+        load = MachineLoad()
         seconds, rss_kb, out = run(nl + ["send", "--now", NOW], root, env)
+        busy = load.busy()
     finally:
         received = sink.stop()
     sink_cores = sink.cores
@@ -167,7 +68,7 @@ def send_run(n: int, connections: int, rate: float, dkim: bool, work: Path,
             "received": received, "seconds": seconds,
             "import_s": import_s, "freeze_s": float(stages["freeze"]), "deliver_s": deliver,
             "rate": sent / deliver, "rss_mb": rss_kb / 1024, "root": str(root),
-            "sink_cores": sink_cores}
+            "sink_cores": sink_cores, "machine_busy": busy}
 
 
 def pg_run(cluster, n: int, processes: int, connections: int, work: Path,  # noqa: ANN001
@@ -197,8 +98,9 @@ def pg_run(cluster, n: int, processes: int, connections: int, work: Path,  # noq
            "NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{sink.port}?timeout=30",
            "NEWSLETTER_TIMINGS": "1"}
     ends: list[tuple[float, str, str, int, int]] = [(0.0, "", "", 0, 0)] * processes
+    load = MachineLoad()
     try:
-        procs = [_Measured(nl(root) + ["send", "--now", NOW], cwd=root,
+        procs = [Measured(nl(root) + ["send", "--now", NOW], cwd=root,
                            env={**env, "NEWSLETTER_HOST": f"bench-host-{k}"},
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for k, root in enumerate(roots)]
@@ -212,6 +114,7 @@ def pg_run(cluster, n: int, processes: int, connections: int, work: Path,  # noq
             t.start()
         for t in reapers:
             t.join()
+        busy = load.busy()
     finally:
         received = sink.stop()
     for _, out, err, code, _ in ends:
@@ -228,7 +131,7 @@ def pg_run(cluster, n: int, processes: int, connections: int, work: Path,  # noq
             "import_s": import_s, "freeze_s": 0.0, "deliver_s": window, "rate": sent / window,
             "rss_mb": max(e[4] for e in ends) / 1024,
             "rss_each_mb": [e[4] / 1024 for e in ends], "root": str(work),
-            "sink_cores": sink.cores}
+            "sink_cores": sink.cores, "machine_busy": busy}
 
 
 def sample_message(work: Path) -> bytes:
@@ -252,6 +155,7 @@ def window_max(stamps: list[float]) -> int:
 def reference(kind: str, message: bytes, count: int, connections: int, work: Path) -> dict:
     """One run of a reference sender (the wire, smtplib or mailmerge) into a fresh sink."""
     sink = SinkProcess()
+    load = MachineLoad()
     try:
         if kind == "wire":
             rate = wire(sink.port, message, count, connections)
@@ -259,10 +163,11 @@ def reference(kind: str, message: bytes, count: int, connections: int, work: Pat
             rate = smtplib_ceiling(sink.port, message, count, connections)
         else:
             rate = mailmerge_run(sink.port, message, count, work / f"peer-{time.time_ns()}")
+        busy = load.busy()
     finally:
         received = sink.stop()
     return {"name": kind, "rate": rate, "sent": count if rate else 0, "received": received,
-            "sink_cores": sink.cores}
+            "sink_cores": sink.cores, "machine_busy": busy}
 
 
 def median_row(runs: list[dict]) -> dict:
@@ -367,78 +272,8 @@ def bench(args: argparse.Namespace, only: set[str], cluster,  # noqa: ANN001
     shutil.rmtree(work, ignore_errors=True)
 
 
-LABELS = {
-    "wire": "the wire: pipelined raw-socket sender, pre-built messages",
-    "smtplib": "smtplib, pre-built messages (one command at a time)",
-    "plain-nopipe": "newsletter send, DKIM off, relay without PIPELINING",
-    "plain": "newsletter send, DKIM off",
-    "plain-1p": "newsletter send, DKIM off, one process ([delivery] processes = 1), SQLite",
-    **{f"plain-c{c}": f"newsletter send, DKIM off, {c} connection(s)" for c in LISTMONK},
-    "pg-1": "newsletter send, DKIM off, PostgreSQL, 1 process ({c} connections)",
-    "pg-2": "newsletter send, DKIM off, PostgreSQL, 2 processes ({c} connections each)",
-    "pg-4": "newsletter send, DKIM off, PostgreSQL, 4 processes ({c} connections each)",
-    "dkim": "newsletter send, DKIM on (RSA-2048)",
-    "dkim-ed25519": "newsletter send, DKIM on (Ed25519)",
-    "mailmerge": "peer: mailmerge 2.3.0 (one connection per message)",
-}
-
-
-def pg_lines(rows: dict[str, dict]) -> list[str]:
-    """The PostgreSQL runs as ratios to the SQLite single-process run of the same bench."""
-    pg = {int(k[3:]): r for k, r in rows.items() if k.startswith("pg-")}
-    ref = "plain-1p" if "plain-1p" in rows else "plain"
-    if not pg or ref not in rows:
-        return []
-    base = rows[ref]["rate"]
-    out = ["", "PostgreSQL (one database, fsync on; rate = messages / first sender's start to "
-           f"last sender's end of delivery), as ratios to SQLite, {LABELS[ref]} "
-           f"({base:,.0f} msg/s): "
-           + ", ".join(f"{p} process(es) {r['rate']:,.0f} msg/s = {r['rate'] / base:.2f}×"
-                       for p, r in sorted(pg.items()))]
-    if 1 in pg and 2 in pg:
-        out.append(f"2 processes ÷ 1 process on PostgreSQL: {pg[2]['rate'] / pg[1]['rate']:.2f}×")
-    return out
-
-
 def _counts(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
-
-
-def render_report(args: argparse.Namespace, size: int, rows: dict[str, dict],
-                  rate_row: dict | None) -> str:
-    top = rows["wire"]["rate"] if "wire" in rows else float("nan")
-    lines = [
-        f"# newsletter bench: N={args.n:,}, {args.connections} connection(s), "
-        f"{size / 1024:.1f} KB messages, {os.cpu_count()} CPU(s), medians of {args.repeat} "
-        "alternating rounds",
-        "",
-        "| run | msg/s | × the wire | sink cores | peak RSS | import | freeze | deliver |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, r in rows.items():
-        label = LABELS.get(name, name).format(c=args.connections)
-        rss = f"{r['rss_mb']:.0f} MB" if r.get("rss_mb") else ""
-        if r.get("rss_each_mb"):  # the PostgreSQL senders: each process's peak
-            rss = " / ".join(f"{m:.0f}" for m in r["rss_each_mb"]) + " MB"
-        stages = (f"{r['import_s']:.1f} s | {r['freeze_s']:.1f} s | {r['deliver_s']:.1f} s"
-                  if "deliver_s" in r and not name.startswith("pg-") else " | | ")
-        lines.append(f"| {label} | {r['rate']:,.0f} | {r['rate'] / top:.2f} | "
-                     f"{r['sink_cores']:.2f} | {rss} | {stages} |")
-    lines += pg_lines(rows)
-    lines += listmonk_lines(rows, args.connections)
-    if "mailmerge" in rows and "plain" in rows and rows["mailmerge"]["rate"]:
-        times = rows["plain"]["rate"] / rows["mailmerge"]["rate"]
-        lines += ["", f"newsletter send (DKIM off) is {times:.1f}× mailmerge in this run."]
-    if rate_row:
-        limit = args.rate
-        lines += ["", f"Rate limit {limit:g}/s: at most {rate_row['window_max']} messages in "
-                      f"any 1 s window ({(rate_row['window_max'] / limit - 1) * 100:+.0f} %), "
-                      f"{rate_row['sent']} sent in {rate_row['deliver_s']:.1f} s."]
-    for r in rows.values():
-        if r["received"] != r["sent"]:
-            lines.append(f"WARNING: {r['name']}: the sink received {r['received']}, "
-                         f"the sender says {r['sent']} sent")
-    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
