@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dkim
 import pytest
+from dkim_kinds import KINDS, key_pair
 
 from newsletter.compose.message import (
     Envelope,
@@ -32,7 +33,7 @@ from newsletter.compose.parts import choose_encoding
 from newsletter.compose.personalise import Recipient, personalise_html, personalise_text
 from newsletter.compose.wire import Shared, Wire
 from newsletter.deliver.dkim import DkimSigner
-from newsletter.deliver.dkimkeys import KeyPair, keygen
+from newsletter.deliver.dkimkeys import KeyPair
 from newsletter.deliver.smtp_data import data_payload
 from newsletter.model import Edition
 
@@ -167,7 +168,6 @@ def test_dot_stuffing_part_by_part_equals_stuffing_the_whole(editions, env):
         assert data_payload(raw) == stuffed_whole(raw)
 
 
-
 def test_the_unjoined_head_and_parts_stuff_to_the_same_payload(editions, env):
     """The pipelined sender writes assemble_parts()'s pieces as they are (no Wire made)."""
     from newsletter.compose.message import assemble_parts
@@ -185,14 +185,10 @@ def test_the_unjoined_head_and_parts_stuff_to_the_same_payload(editions, env):
 
 # --- DKIM ---------------------------------------------------------------------------------
 
-needs_nacl = pytest.mark.skipif(
-    not hasattr(dkim, "nacl"), reason="Ed25519 needs PyNaCl: pip install 'dkimpy[ed25519]'")
 
-
-@pytest.fixture(scope="module", params=["rsa", pytest.param("ed25519", marks=needs_nacl)])
+@pytest.fixture(scope="module", params=KINDS)
 def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
-    return keygen("speed", DOMAIN, tmp_path_factory.mktemp(request.param) / "dkim",
-                  kind=request.param)
+    return key_pair("speed", DOMAIN, request.param, tmp_path_factory)
 
 
 def dns_of(pair: KeyPair):  # noqa: ANN201 - dkimpy's dnsfunc

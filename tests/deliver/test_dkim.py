@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from dkim.util import parse_tag_value
+from dkim_kinds import KINDS, key_pair, needs_nacl
 
 from newsletter.cli.dkim_commands import cmd_dkim
 from newsletter.compose.message import Personal, build_message, make_envelope, message_id
@@ -48,17 +49,12 @@ postal_address = "IP for Business, 34 chemin des Colombettes, 1211 Geneva 20, Sw
 path = "newsletter.db"
 """
 
-needs_nacl = pytest.mark.skipif(
-    not hasattr(dkim, "nacl"), reason="Ed25519 needs PyNaCl: pip install 'dkimpy[ed25519]'")
-
 
 # --- fixtures: keys, the DNS that publishes them, and real messages -----------------------
 
-@pytest.fixture(scope="module", params=[
-    "rsa", pytest.param("ed25519", marks=needs_nacl)])
+@pytest.fixture(scope="module", params=KINDS)
 def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
-    return keygen(SELECTOR, DOMAIN, tmp_path_factory.mktemp(request.param) / "dkim",
-                  kind=request.param)
+    return key_pair(SELECTOR, DOMAIN, request.param, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -421,7 +417,7 @@ def test_cmd_dkim_needs_a_selector_when_the_config_has_none(tmp_path: Path) -> N
         run_keygen(tmp_path / "missing.toml", selector="s1")
 
 
-@pytest.mark.parametrize("kind", ["rsa", pytest.param("ed25519", marks=needs_nacl)])
+@pytest.mark.parametrize("kind", KINDS)
 def test_send_signs_every_message_and_the_signatures_verify(tmp_path, monkeypatch,
                                                             kind: str) -> None:
     """End to end: `newsletter send` with [dkim] over real SMTP, an RSA and an Ed25519 key;

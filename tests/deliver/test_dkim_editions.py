@@ -17,6 +17,7 @@ from pathlib import Path
 import dkim
 import pytest
 from conftest_delivery import make_delivery_project
+from dkim_kinds import KINDS, key_pair
 from smtp_server import Script, ScriptedServer
 
 from newsletter.compose.message import (
@@ -42,14 +43,10 @@ WHEN = datetime(2026, 11, 5, 9, 0, 7, tzinfo=UTC)
 NOW = 1764579600
 sample_edition = functools.cache(_sample_edition)
 
-needs_nacl = pytest.mark.skipif(
-    not hasattr(dkim, "nacl"), reason="Ed25519 needs PyNaCl: pip install 'dkimpy[ed25519]'")
 
-
-@pytest.fixture(scope="module", params=["rsa", pytest.param("ed25519", marks=needs_nacl)])
+@pytest.fixture(scope="module", params=KINDS)
 def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
-    return keygen("editions", DOMAIN, tmp_path_factory.mktemp(request.param) / "dkim",
-                  kind=request.param)
+    return key_pair("editions", DOMAIN, request.param, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +135,7 @@ def test_a_message_without_a_blank_line_after_its_header_is_refused(signer: Dkim
         signer.sign(b"From: a@example.org\r\nSubject: x\r\n")
 
 
-@pytest.mark.parametrize("kind", ["rsa", pytest.param("ed25519", marks=needs_nacl)])
+@pytest.mark.parametrize("kind", KINDS)
 def test_forked_sender_processes_sign_with_the_key_loaded_before_the_fork(
         tmp_path: Path, kind: str) -> None:
     """`newsletter send` as a process with [delivery] processes = 2: both children sign
