@@ -19,7 +19,7 @@ from newsletter.compose.message import Personal, assemble_parts, message_id
 from newsletter.compose.wire import wire
 from newsletter.deliver import ledger
 from newsletter.deliver.faults import crash_point
-from newsletter.deliver.smtp_data import payload_pieces, stuffed_pieces
+from newsletter.deliver.smtp_data import stuffed_pieces
 from newsletter.deliver.smtp_pipeline import Outcome, envelope
 from newsletter.errors import DeliveryError, InputError
 from newsletter.i18n import edition_note
@@ -45,8 +45,8 @@ class Done:
 @dataclass
 class Built:
     """One claimed row's message, ready for the wire: its head and body parts as assembled
-    (joined only for a transport that needs the whole, the Maildir or the one-by-one path),
-    or, with DKIM, the signed message."""
+    (joined only for a transport that needs the whole, the Maildir or the one-by-one path);
+    with DKIM the head starts with its DKIM-Signature field (DkimSigner.signature_field)."""
 
     delivery: Delivery
     sender: str  # the envelope sender (VERP: the reader's own bounce address)
@@ -54,20 +54,17 @@ class Built:
     commands: bytes  # its MAIL, RCPT and DATA (smtp_pipeline.envelope)
     head: bytes  # the header fields and the blank line after them
     parts: list[bytes]  # the body (compose.wire: shared parts are the edition's objects)
-    signed: bytes | None = None  # the whole message with its DKIM-Signature (a Wire)
     tries: int = 0
     began: float = 0.0  # time.monotonic() when its envelope went (shared_rate.GateTally)
 
     @property
     def data(self) -> bytes:
         """The whole message (a Wire)."""
-        return self.signed if self.signed is not None else wire(self.head, self.parts)
+        return wire(self.head, self.parts)
 
     @property
     def payload(self) -> list[bytes]:
-        """What goes after its 354, in pieces (smtp_data.payload_pieces)."""
-        if self.signed is not None:
-            return payload_pieces(self.signed)
+        """What goes after its 354, in pieces (smtp_data.stuffed_pieces)."""
         return stuffed_pieces(self.head, self.parts)
 
 
@@ -88,13 +85,14 @@ def build(job: Job, d: Delivery) -> Built | Done:
                      "" if LATE_MARK in d.issue or d.reader_language in ("", d.language)
                      else edition_note(d.reader_language, d.language)),  # (late: their own)
             job.clock.now())
-        signed = job.signer.sign(wire(head, parts)) if job.signer is not None else None
+        if job.signer is not None:  # signed from the parts: no whole message is made
+            head = job.signer.signature_field(head, parts) + head
         commands = envelope(sender, d.email)
     except InputError as exc:
         return Done(Settle(d, "failed", f"not sent: {exc}"))
     except UnicodeEncodeError:  # SMTPUTF8 (RFC 6531) is not spoken here
         return Done(Settle(d, "failed", "not sent: the address is not ASCII"))
-    return Built(d, sender, mid, commands, head, parts, signed)
+    return Built(d, sender, mid, commands, head, parts)
 
 
 def settle(job: Job, built: Built, outcome: Outcome) -> Settle:
