@@ -17,10 +17,13 @@ from contextlib import suppress
 from dataclasses import dataclass
 
 from newsletter.audience.sender_rules import is_sender_refusal
+from newsletter.errors import InputError
 
 _MAXLINE = 8192  # smtplib's: a reply line longer than this is no SMTP server's
+_MAXLINES = 100  # a reply's lines (an EHLO has ~15): more is a relay feeding us without end
 ENVELOPE_OK = ((250,), (250, 251), (354,))  # MAIL, RCPT, DATA
 STAGES = ("MAIL", "RCPT", "DATA")
+_UNSAFE = ("\r", "\n", "\0", ">")
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,12 @@ def is_policy(code: int, text: str) -> bool:
 def envelope(sender: str, recipient: str) -> bytes:
     """MAIL, RCPT and DATA as one write (RFC 2920: DATA last in its group). Written directly:
     smtplib's quoteaddr() re-parses each address with email.utils; ours are validated ASCII
-    addr-specs already (a non-ASCII one raises UnicodeEncodeError here, before any write)."""
+    addr-specs already (a non-ASCII one raises UnicodeEncodeError here, before any write).
+    An address that could end the command early (CR, LF, a NUL or ">": command injection,
+    RFC 5321 4.1.2 allows none of them) is refused here too, whatever let it into the store."""
+    for address in (sender, recipient):
+        if any(c in address for c in _UNSAFE):
+            raise InputError(f"the address {address!r} holds a line break or '>'")
     return f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii")
 
 
@@ -100,7 +108,7 @@ class Session:
     def reply(self) -> tuple[int, bytes]:
         """One whole reply (a multi-line one ends with "NNN "): its code and text; OSError
         when the connection closes or times out (code -1 for a line that is no reply)."""
-        line = self.file.readline(_MAXLINE + 1)
+        line = self._line()
         if line[3:4] == b" " and line[:3].isdigit():  # the usual reply: one line
             return int(line[:3]), line[4:].strip(b" \t\r\n")
         lines = []
@@ -110,12 +118,22 @@ class Session:
             lines.append(line[4:].strip(b" \t\r\n"))
             if line[3:4] != b"-":
                 break
-            line = self.file.readline(_MAXLINE + 1)
+            if len(lines) >= _MAXLINES:
+                raise ConnectionError(f"a reply of more than {_MAXLINES} lines")
+            line = self._line()
         try:
             code = int(line[:3])
         except ValueError:
             code = -1
         return code, b"\n".join(lines)
+
+    def _line(self) -> bytes:
+        """One reply line; a longer one than _MAXLINE is no SMTP server's (smtplib refuses it
+        too): the session is dropped rather than its rest read as the next reply."""
+        line = self.file.readline(_MAXLINE + 1)
+        if len(line) > _MAXLINE:
+            raise ConnectionError(f"a reply line longer than {_MAXLINE} bytes")
+        return line
 
     def envelope_replies(self) -> list[tuple[int, bytes]]:
         """The replies to a pipelined MAIL, RCPT and DATA: all three come, whatever they say
