@@ -202,7 +202,7 @@ def main() -> None:
                         help="sender processes of the PostgreSQL runs (default 1,2,4)")
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
-    pg_counts = [int(x) for x in args.pg_processes.split(",") if x]
+    pg_counts = _counts(args.pg_processes)
     if only:
         pg_counts = [p for p in pg_counts if f"pg-{p}" in only]
     with ExitStack() as stack:
