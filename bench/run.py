@@ -4,6 +4,7 @@ smtplib and a peer (mailmerge). Runs alternate and repeat; the table shows media
 table and writes it to bench/results/.
 
     python bench/run.py [--n 10000] [--connections 2] [--rate 50] [--repeat 3] [--no-dkim]
+                        [--connection-counts 1,4,10] [--pg-processes 1,2,4] [--only …]
 """
 
 from __future__ import annotations
