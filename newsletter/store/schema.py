@@ -30,8 +30,13 @@ def migrate(db: Db, where: str) -> None:
 
 
 def apply_migration(db: Db, target: int) -> None:
-    """Take the file from version target to target + 1 (one transaction)."""
+    """Take the file from version target to target + 1 (one transaction). The version is
+    read again under the write lock: another connection opening the same file at the same
+    moment (serve's request thread and its mail worker) may have applied it already, and
+    applying it twice fails on its first ALTER TABLE."""
     with db.transaction():
+        if schema_version(db) > target:
+            return
         for statement in _MIGRATIONS[target].split(";"):
             if statement.strip():
                 db.execute(statement)

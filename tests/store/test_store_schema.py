@@ -5,6 +5,7 @@ the previous version; a newer file is refused."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,50 @@ def test_a_file_from_a_newer_program_is_refused_with_one_line(tmp_path: Path) ->
 
     assert str(newer.value) == (f"{path}: database schema {SCHEMA_VERSION + 1} is newer than "
                                 f"this program ({SCHEMA_VERSION}); upgrade newsletter")
+
+
+def test_a_migration_another_connection_applied_meanwhile_is_skipped(tmp_path: Path) -> None:
+    """serve's request thread and its mail worker open a new file at the same moment: both
+    read version k, one applies k -> k + 1, and the other must not apply it again (CI saw
+    'duplicate column name: confirm_sent_at', answered 503)."""
+    path = tmp_path / "n.db"
+    _file_at(path, 1)
+    first, second = open_sqlite(str(path)), open_sqlite(str(path))
+    assert schema_version(first) == schema_version(second) == 1
+
+    for target in range(1, SCHEMA_VERSION):
+        apply_migration(first, target)
+        apply_migration(second, target)  # read 1 before `first` wrote; now a no-op
+
+    assert schema_version(second) == SCHEMA_VERSION
+    first.close()
+    second.close()
+    assert _tables(path) == _fresh_tables(tmp_path)
+
+
+def test_connections_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -> None:
+    path = tmp_path / "n.db"
+    start = threading.Barrier(6)
+    failures: list[BaseException] = []
+
+    def open_and_close() -> None:
+        start.wait()
+        try:
+            open_store(path).close()
+        except BaseException as exc:  # noqa: BLE001 - the test reports what any thread saw
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_and_close) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    assert _tables(path) == _fresh_tables(tmp_path)
+
+
+def _fresh_tables(tmp_path: Path) -> dict[str, list[tuple[str, str, int]]]:
+    fresh = tmp_path / "fresh.db"
+    open_store(fresh).close()
+    return _tables(fresh)
