@@ -52,8 +52,8 @@ class Score:
                 f"suppressed wrongly, {missed:.1f} % of {self.dead} dead addresses missed")
 
 
-def score_file(name: str, report: Report, *, delayed_is_none: bool = False
-               ) -> tuple[Score, list[str]]:
+def score_file(name: str, report: Report, *, delayed_is_none: bool = False,
+               answers: dict[str, list[dict]] | None = None) -> tuple[Score, list[str]]:
     """One file's score and a line for each recipient classed wrongly.
 
     delayed_is_none: score a recipient whose DSN says Action: delayed as the brief's class
@@ -62,7 +62,7 @@ def score_file(name: str, report: Report, *, delayed_is_none: bool = False
     """
     score, wrong = Score(), []
     ours = {r.address: r for r in report.recipients}
-    expected = ANSWERS[name]
+    expected = (ANSWERS if answers is None else answers)[name]
     for answer in expected:
         classes = answer["class"]
         got_reason = ours[answer["recipient"].lower()].reason if answer["recipient"].lower() \
