@@ -123,7 +123,10 @@ SENDER_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"taille limite", r"5\.3\.4\b")),
     ("syntaxerror", _rule(
         r"improper (?:sequence|command)", r"bad sequence", r"command (?:unrecognized|not "
-        r"recognized|not implemented)", r"unrecognized command", r"syntax error")),
+        r"recognized|not implemented)", r"unrecognized command", r"syntax error",
+        # Exim's wording when a To/Cc header of OUR message holds a broken address list
+        # ("Mail failure - malformed recipient address"): the reader's address is not at fault
+        r"malformed address: \S+ may not follow")),
 )
 
 # RFC 3463: these enhanced codes name the sender's side whatever the text says.

@@ -119,6 +119,19 @@ def test_a_bounce_without_a_dsn_is_classed_by_the_paragraph_about_the_address(
     assert one(text_bounce(body))[0] == klass
 
 
+def test_a_malformed_address_in_our_header_is_ours() -> None:
+    """Exim's 'malformed address: X may not follow Y': a broken To header in OUR message,
+    never a reason to suppress or count the reader."""
+    report = classify(parse_report(text_bounce(
+        "A message that you sent contained one or more recipient addresses that were\n"
+        f"incorrectly constructed:\n\n  {READER} <other@example.net>: malformed address: "
+        f"<other@example.net> may not follow {READER}\n\nThis address has been ignored.\n",
+        subject="Mail failure - malformed recipient address")))
+    classes = {r.address: r.klass for r in report.recipients}
+    assert classes.get(READER) == "ours"
+    assert "hard" not in classes.values() and "soft" not in classes.values()
+
+
 def test_a_temporary_user_unknown_without_a_final_action_is_soft() -> None:
     # RFC 5321 4.2.1: 4yz is transient; one such reply may be a directory that failed
     assert refusal_class("450 4.1.1 <reader@example.net>: Recipient address rejected: User "

@@ -49,5 +49,17 @@ def test_the_unseen_figures(capsys: pytest.CaptureFixture) -> None:
     assert strict.figures[2] <= DEAD_MISSED_CEILING, message
 
 
-RIGHT_FLOOR = 0.0  # raised to what is met once measured
-DEAD_MISSED_CEILING = 100.0
+# Met when written (30 recipients: 96.7 % before the rules were touched, 100 % after); the
+# floor leaves room for one or two misses as files are added, never for a wrong suppression.
+RIGHT_FLOOR = 95.0
+DEAD_MISSED_CEILING = 0.0
+
+
+def test_a_cut_or_garbled_real_report_never_raises() -> None:
+    """Real reports cut short or with bytes swapped must come out as a kind, not a traceback."""
+    for name in sorted(ANSWERS):
+        raw = (UNSEEN / "messages" / name).read_bytes()
+        for variant in (raw[: len(raw) // 2], raw[: len(raw) // 3], raw.replace(b"\n", b"\r"),
+                        raw.replace(b":", b"\xff"), raw.replace(b"--", b"")):
+            assert isinstance(classify(parse_report(variant)).kind, str)  # and no raise
+        assert classify(parse_report(raw)).kind != "unparseable", name
