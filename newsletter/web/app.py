@@ -89,6 +89,23 @@ def _install_hooks(app: Flask, config: Config) -> None:
         if (request.content_length or 0) > limit:
             abort(413)  # before anything reads the body
 
+    @app.before_request
+    def refuse_cross_site_posts() -> None:
+        # A hostile page could post a reader's forms from the reader's own browser (CSRF), or
+        # spread sign-up mail bombing over its visitors' addresses. Browsers say where a POST
+        # comes from (Sec-Fetch-Site, else Origin); clients that say nothing pass. Exempt:
+        # RFC 8058's one-click POST (sent by mail providers from anywhere) and the webhooks.
+        if request.method != "POST" or request.blueprint == "webhooks" \
+                or request.endpoint == "newsletter.unsubscribe":
+            return
+        site = request.headers.get("Sec-Fetch-Site")
+        sender = request.headers.get("Origin")
+        if site is not None:
+            if site not in ("same-origin", "none"):
+                abort(403)
+        elif sender is not None and urlsplit(sender).netloc not in (origin.netloc, request.host):
+            abort(403)  # "null" (sandboxed or privacy-hidden) has no netloc: refused too
+
     @app.teardown_appcontext
     def close_db(_exc: BaseException | None) -> None:
         close_request_db()
