@@ -94,9 +94,11 @@ def _install_hooks(app: Flask, config: Config) -> None:
         # A hostile page could post a reader's forms from the reader's own browser (CSRF), or
         # spread sign-up mail bombing over its visitors' addresses. Browsers say where a POST
         # comes from (Sec-Fetch-Site, else Origin); clients that say nothing pass. Exempt:
-        # RFC 8058's one-click POST (sent by mail providers from anywhere) and the webhooks.
+        # RFC 8058's one-click POST (sent by mail providers from anywhere), the webhooks, and
+        # the sign-up form, which publishers put on their own sites (another host): double
+        # opt-in and the per-address and per-network limits are what protect a victim there.
         if request.method != "POST" or request.blueprint == "webhooks" \
-                or request.endpoint == "newsletter.unsubscribe":
+                or request.endpoint in ("newsletter.unsubscribe", "newsletter.subscribe"):
             return
         site = request.headers.get("Sec-Fetch-Site")
         sender = request.headers.get("Origin")

@@ -32,9 +32,11 @@ def test_a_cross_site_post_of_a_readers_forms_changes_nothing(
                             headers=headers)
         signup = httpx.post(f"{origin}{PREFIX}/subscribe", data={"email": "v@example.com"},
                             headers=headers)
-    assert (prefs.status_code, forget.status_code, signup.status_code) == (403, 403, 403)
+    # The sign-up form may live on the publisher's own site: taken, and only a confirmation
+    # mail goes out (double opt-in), nobody is subscribed.
+    assert (prefs.status_code, forget.status_code, signup.status_code) == (403, 403, 200)
     assert name_of(subscribed, reader) != "pwned" and status_of(subscribed, reader) == "active"
-    assert status_of(subscribed, "v@example.com") == ""
+    assert status_of(subscribed, "v@example.com") == "pending"  # until its link is followed
 
 
 def test_same_origin_posts_and_rfc8058_one_click_from_anywhere_still_work(
