@@ -136,7 +136,7 @@ def parse_feed(feed: FeedConfig, body: bytes, *, content_type: str = "",
     repaired = 0
     if decoded.get("encoding"):
         fixed, repaired = _escape_bare_ampersands(utf8)
-        if repaired:  # parse the repaired UTF-8 copy, so the header must now say UTF-8
+        if fixed != utf8:  # parse the repaired UTF-8 copy, so the header must now say UTF-8
             body = fixed
             headers = {"content-type": _CHARSET_RE.sub("", content_type) + "; charset=utf-8"} \
                 if content_type else {}
@@ -168,6 +168,7 @@ def parse_feed(feed: FeedConfig, body: bytes, *, content_type: str = "",
 
 # A "&" that starts no entity or character reference (XML 1.0 §4.1): "R&D", "Q&A".
 _BARE_AMP_RE = re.compile(rb"&(?!(?:[A-Za-z_:][\w.:-]*|#[0-9]+|#x[0-9A-Fa-f]+);)")
+_CHARREF_RE = re.compile(rb"&#([0-9]+|[xX][0-9A-Fa-f]+);")
 _VERBATIM_RE = re.compile(rb"<!\[CDATA\[.*?\]\]>|<!--.*?-->", re.DOTALL)
 _CHARSET_RE = re.compile(r";\s*charset\s*=[^;]*", re.IGNORECASE)
 
@@ -178,11 +179,23 @@ def _escape_bare_ampersands(document: bytes) -> tuple[bytes, int]:
     as "R&D; tax"; escaped, the document is well-formed and reads as its author meant."""
     out, count, last = [], 0, 0
     for verbatim in _VERBATIM_RE.finditer(document):
-        fixed, n = _BARE_AMP_RE.subn(b"&amp;", document[last:verbatim.start()])
+        fixed, n = _repair(document[last:verbatim.start()])
         out += [fixed, verbatim.group()]
         count, last = count + n, verbatim.end()
-    fixed, n = _BARE_AMP_RE.subn(b"&amp;", document[last:])
+    fixed, n = _repair(document[last:])
     return b"".join([*out, fixed]), count + n
+
+
+def _repair(text: bytes) -> tuple[bytes, int]:
+    # A reference to no Char (XML 1.0 §2.2: a surrogate or past U+10FFFF) makes feedparser's
+    # lenient parser raise; U+FFFD is what XML-aware readers show for it.
+    text = _CHARREF_RE.sub(lambda m: m.group() if _is_char(m.group(1)) else b"&#xFFFD;", text)
+    return _BARE_AMP_RE.subn(b"&amp;", text)
+
+
+def _is_char(ref: bytes) -> bool:
+    code = int(ref[1:], 16) if ref[:1] in b"xX" else int(ref)
+    return code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF
 
 
 def _parse_problem(parsed: feedparser.FeedParserDict, *, has_type: bool) -> str:

@@ -527,3 +527,11 @@ def test_a_feed_redirecting_to_a_loopback_address_adds_nothing_to_the_snapshot(p
                                "it in newsletter.toml [network] allow_hosts")
     assert result.snapshot.items == ()
     assert project.server.requests_for("/internal.xml") == []
+
+
+def test_character_reference_to_no_unicode_character_reads_as_replacement_character():
+    # feedparser's lenient parser raised ValueError on &#x110000; (XML 1.0 §2.2 Char)
+    body = (b'<rss version="2.0"><channel><item><title>a &#1114112; b &#55296; c &#233;</title>'
+            b"<link>http://example.com/a</link></item></channel></rss>")
+    items, _ = parse_feed(feed(), body)
+    assert items[0].title == "a \ufffd b \ufffd c \u00e9"
