@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.compose.feeds import parse_feed
+from newsletter.compose.feeds import fetch, parse_feed
 from newsletter.config import FeedConfig
 from newsletter.errors import FeedError
+from newsletter.netguard import NetGuard
 
 CORPUS = Path(__file__).parent.parent / "corpora" / "feeds"
 FILES = sorted(CORPUS.glob("*.xml"))
@@ -47,3 +48,14 @@ def test_suite_feed_items_are_sanitised_one_line_text(path):
             assert url.startswith(("http://", "https://")), item.summary
         assert item.link.startswith(("http://", "https://"))
         assert item.published is None or item.published.utcoffset() is not None
+
+
+def test_suite_feeds_fetched_over_http_parse_the_same(feed_server):
+    # The real fetch path: HTTP on 127.0.0.1, the body and its URL handed to parse_feed.
+    for path in FILES[:6]:
+        url = feed_server.route(f"/{path.name}", with_link(path.read_bytes()))
+        config = FeedConfig(name="suite", url=url, section="News")
+        got = fetch(config, guard=NetGuard(frozenset({"127.0.0.1"})))
+        items, _ = parse_feed(config, got.body, content_type=got.content_type, base_url=got.url)
+        for item in items:
+            assert not UNSAFE_TAG.search(item.summary) and not UNSAFE_ATTR.search(item.summary)
