@@ -59,3 +59,32 @@ def test_suite_feeds_fetched_over_http_parse_the_same(feed_server):
         items, _ = parse_feed(config, got.body, content_type=got.content_type, base_url=got.url)
         for item in items:
             assert not UNSAFE_TAG.search(item.summary) and not UNSAFE_ATTR.search(item.summary)
+
+
+def test_a_draft_fed_by_suite_feeds_builds_an_email_with_no_unsafe_markup(project, feed_server,
+                                                                         tmp_path):
+    # End to end: each corpus feed served on 127.0.0.1 and dated inside the 2026-11 window.
+    tables = []
+    for n, path in enumerate(FILES[:8]):
+        body = path.read_bytes().replace(b"<entry>", (
+            f'<entry><link rel="alternate" href="http://example.com/{n}"/>'
+            "<issued>2026-10-15T12:00:00Z</issued>").encode())
+        url = feed_server.route(f"/{path.name}", body)
+        tables.append(project.feed_table(f"suite{n}", url, "News in brief", max_items=1))
+    project.write_config("".join(tables))
+    text = project.config_path.read_text(encoding="utf-8")
+    if "[network]" not in text:  # the feed server is on 127.0.0.1, allowed as an intranet host
+        project.config_path.write_text(text + '\n[network]\nallow_hosts = ["127.0.0.1"]\n',
+                                       encoding="utf-8")
+    project.draft()
+    out = tmp_path / "out"
+    result = project.cli("build", "2026-11", "--no-screenshots", "--out", str(out),
+                         "--now", "2026-11-22T12:00")
+    assert result.code == 0, result.err
+    html = "\n".join(p.read_text(encoding="utf-8") for p in out.rglob("*.html"))
+    assert html
+    body = html.split("<body", 1)[-1]  # the template's own <head><style> is not feed content
+    # The corpus feeds that have entries (six of the first eight) reached the email.
+    assert "pulled 6 items" in result.out and "http://example.com/2" in body
+    assert not re.search(r"<\s*(script|iframe|object|embed|form|applet|frame)\b", body, re.I)
+    assert not UNSAFE_ATTR.search(body) and not UNSAFE_URL.search(body)
