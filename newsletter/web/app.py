@@ -91,8 +91,8 @@ def _install_hooks(app: Flask, config: Config) -> None:
 
     @app.before_request
     def refuse_cross_site_posts() -> None:
-        # A hostile page could post a reader's forms from the reader's own browser (CSRF), or
-        # spread sign-up mail bombing over its visitors' addresses. Browsers say where a POST
+        # A hostile page could post a reader's forms from the reader's own browser (CSRF):
+        # change or erase their data. Browsers say where a POST
         # comes from (Sec-Fetch-Site, else Origin); clients that say nothing pass. Exempt:
         # RFC 8058's one-click POST (sent by mail providers from anywhere), the webhooks, and
         # the sign-up form, which publishers put on their own sites (another host): double
