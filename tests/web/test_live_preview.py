@@ -178,7 +178,10 @@ def test_a_broken_draft_shows_its_error_line_and_a_fixed_one_brings_the_edition_
         wait_for(lambda: "before you sell" in page.locator("#subject").inner_text(timeout=500),
                  "the edition back after the fix")
         assert page.locator("#errors").count() == 0
-        assert "Trademarks for small exporters" in frame_text(page, "phone")
+        # The subject shows before the frames have loaded their new document (CI read an
+        # empty body once): the phone frame is waited for, not read once.
+        wait_for(lambda: "Trademarks for small exporters" in frame_text(page, "phone"),
+                 "the phone frame's edition after the fix")
         page.close()
 
 
