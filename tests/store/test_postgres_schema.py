@@ -4,10 +4,10 @@ columns, once only when several hosts open the database at the same moment."""
 from __future__ import annotations
 
 import sqlite3
-import threading
 from pathlib import Path
 
 import pytest
+from at_once import errors_at_once
 
 from newsletter.errors import NewsletterError
 from newsletter.store import schema_pg
@@ -53,20 +53,7 @@ def test_migrating_twice_is_a_no_op(pg_url: str) -> None:
 
 
 def test_hosts_opening_at_once_migrate_once(pg_url: str) -> None:
-    errors: list[BaseException] = []
-
-    def open_it() -> None:
-        try:
-            connect_postgres(pg_url).close()
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_it) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert errors_at_once(lambda: connect_postgres(pg_url).close(), 4) == []
     with open_postgres(pg_url) as db:
         assert schema_pg.schema_version(db) == schema_pg.SCHEMA_VERSION
 

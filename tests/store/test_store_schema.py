@@ -5,10 +5,10 @@ the previous version; a newer file is refused."""
 from __future__ import annotations
 
 import sqlite3
-import threading
 from pathlib import Path
 
 import pytest
+from at_once import errors_at_once
 
 from newsletter.errors import NewsletterError
 from newsletter.store import schema
@@ -158,23 +158,7 @@ def test_a_migration_another_connection_applied_meanwhile_is_skipped(tmp_path: P
 
 def test_connections_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -> None:
     path = tmp_path / "n.db"
-    start = threading.Barrier(6)
-    failures: list[BaseException] = []
-
-    def open_and_close() -> None:
-        start.wait()
-        try:
-            open_store(path).close()
-        except BaseException as exc:  # noqa: BLE001 - the test reports what any thread saw
-            failures.append(exc)
-
-    threads = [threading.Thread(target=open_and_close) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert failures == []
+    assert errors_at_once(lambda: open_store(path).close(), 6) == []
     assert _tables(path) == _fresh_tables(tmp_path)
 
 
