@@ -87,7 +87,7 @@ def connect_sqlite(path: Path) -> Db:
     except StoreError as exc:
         raise StoreError(exc.detail, where=str(path)) from exc
     try:
-        db.execute("PRAGMA journal_mode=WAL")
+        db.enter_wal()
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
         migrate(db, str(path))

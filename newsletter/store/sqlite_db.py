@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -57,6 +58,26 @@ class SqliteDb(Db):
         """Every statement this connection runs goes to `callback` (None stops): for tests
         that count queries."""
         self._raw.set_trace_callback(callback)
+
+    def enter_wal(self, *, within: float = 30) -> None:
+        """Switch the file to WAL once, waiting while another connection does the same.
+        Changing the journal mode needs the file to itself, and SQLite answers SQLITE_BUSY
+        at once there instead of calling the busy handler: six connections opening a new
+        file together (serve's threads) saw "database is locked". A file already in WAL is
+        left alone, so only the first opening of a file ever waits here."""
+        deadline, pause = time.monotonic() + within, 0.005
+        while True:
+            try:
+                if self._raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                    return
+                self._raw.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.Error as exc:
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_BUSY or (
+                        time.monotonic() > deadline):
+                    raise _translate(exc) from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     def progress(self, callback: Any, every: int = 100) -> None:
         """`callback` runs every `every` steps of SQLite's virtual machine (None stops): for

@@ -1,7 +1,8 @@
 """The list's rate shared by senders in this process (two limiters on one database stand for
 two processes, two threads each for their connections), on both engines: never more than
-the rate (+1) in any one-second window, the rate reached within 5 %, and the database
-touched once per block of slots, not per message."""
+the rate (+1 for a late slot, +1 for the machine's scheduling) in any one-second window,
+the rate reached within 5 %, and the database touched once per block of slots, not per
+message."""
 
 from __future__ import annotations
 
@@ -39,10 +40,11 @@ def send_through(limiters: list[SharedRateLimiter], threads: int, total: int) ->
     def connection(limiter: SharedRateLimiter) -> None:
         while True:
             limiter.wait()
+            released = time.monotonic()  # before the lock: the other threads' turns are noise
             with lock:
                 if len(sent) >= total:
                     return
-                sent.append(time.monotonic())
+                sent.append(released)
 
     workers = [threading.Thread(target=connection, args=(lim,))
                for lim in limiters for _ in range(threads)]
@@ -60,7 +62,11 @@ def test_two_senders_share_the_rate_within_five_percent(url: str) -> None:
     for s in senders:
         s.close()
     achieved = (total - 1) / (max(sent) - min(sent))
-    assert most_in_one_second(sent) <= rate + 1
+    # Slots are 1/rate apart in the database's clock and one may be used up to half an
+    # interval late: rate + 1 in a second. The machine's scheduling between the release and
+    # the stamp (CI, three test workers and the database server on two cores: 20 ms and
+    # more) may move one more into a second; two senders each at the full rate would be 100.
+    assert most_in_one_second(sent) <= rate + 2
     # Never faster than the rate is the guarantee; within 5 % below it is issue 17's goal,
     # a speed figure under this machine's load (make bench), not a timed test's.
     assert achieved <= rate * 1.05, achieved
