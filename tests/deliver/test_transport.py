@@ -143,7 +143,10 @@ def test_rate_limit_holds_in_every_one_second_window(
         assert project.cli("send", "--now", NOW) == 0
     assert len(stamps) == 16
     worst = max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps)
-    assert worst <= 8 + 1  # spacing 1/rate allows rate + 1 events in a closed 1 s window
+    # Spacing 1/rate allows rate + 1 events in a closed 1 s window; the sink stamps a message
+    # when its data ends, so one held up on a loaded machine may arrive with the next slot's
+    # (+1). No limit, or one per connection, would put all 16 in the first second.
+    assert worst <= 8 + 2
 
 
 def test_the_send_threads_opening_one_new_maildir_at_once_all_get_it(tmp_path) -> None:

@@ -238,7 +238,7 @@ def test_a_hanging_or_dead_relay_changes_neither_the_answer_nor_its_time(
                     times[kind].append(time.monotonic() - started)
                     bodies.add((reply.status_code, reply.text.replace(email, "ADDRESS")))
     assert len(bodies) == 1 and bodies.pop()[0] == 200
-    assert max(times["known"] + times["unknown"]) < 1.0, times
+    assert max(times["known"] + times["unknown"]) < 1.8, times  # never the relay's 2 s
     # A confirmation sent while the request waits would put the relay's 2 s timeout into one
     # kind of answer; 0.15 s is far under that and above what a loaded machine's scheduling
     # adds to a median of six (0.05 s flaked under CI load).
