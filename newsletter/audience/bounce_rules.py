@@ -231,8 +231,12 @@ def _command_reason(text: str) -> str:
 
 def _remote_reason(text: str) -> str:
     """The remote server's own reply ("... said: 550 5.7.1 ...", "error 550-'5.7.1 ...'")
-    decides over the words of the MTA that relays it."""
+    decides over the words of the MTA that relays it. A multi-line reply (RFC 5321 4.2.1:
+    "550-5.2.1 ... 550-5.2.1 ... 550 5.2.1 <link>") is read from its first line: its last
+    line often holds only a link, and the status alone would decide."""
     starts = [m.start() for m in _QUOTED_REPLY.finditer(text)]
+    while len(starts) > 1 and text[starts[-2]:starts[-2] + 4] == f"{text[starts[-1]:][:3]}-":
+        starts.pop()  # the line before is the same reply, continued ("550-")
     if not starts or starts[-1] == 0:
         return ""
     inner = text[starts[-1]:]

@@ -77,6 +77,13 @@ def one(data: bytes) -> tuple[str, str]:
      "unknown in virtual alias table", "hard"),
     ("failed", "4.4.0", "DNS Error: DNS type 'mx' lookup of example.net responded with code "
      "SERVFAIL", "soft"),
+    # a multi-line reply (RFC 5321 4.2.1) is read whole: its last line is only a link
+    ("failed", "5.2.1", "550-5.2.1 The user you are trying to contact is receiving mail at a "
+     "rate that 550-5.2.1 prevents additional messages from being delivered. 550 5.2.1 "
+     "https://support.example.com/?p=rate", "soft"),
+    ("failed", "5.2.1", "host mx.example.net[192.0.2.7] said: 550-5.2.1 The user you are "
+     "trying to contact is receiving mail at a rate that 550-5.2.1 prevents additional "
+     "messages from being delivered. 550 5.2.1 https://support.example.com/?p=rate", "soft"),
     # RFC 3464 2.3.3: a warning; the message is still queued (soft, never counted)
     ("delayed", "4.4.1", "connect to mx.example.net[192.0.2.7]:25: Connection timed out",
      "soft"),
