@@ -102,6 +102,9 @@ def settle(job: Job, built: Built, outcome: Outcome) -> Settle:
     crash_point("after-reply")
     if outcome.kind == "sent":
         done = Done(Settle(d, "sent", outcome.reply, built.message_id))
+    elif outcome.kind == "stop":  # the relay's limit, not the reader's (relay_stop.py)
+        job.tally.stop(f"stopped: {outcome.reply}")
+        return not_attempted(d, outcome.reply)
     elif outcome.kind in ("failed", "unknown"):
         done = Done(Settle(d, outcome.kind, outcome.reply))
     else:  # deferred, policy (5.7.x says nothing about this subscriber), or retries used up

@@ -28,7 +28,8 @@ _UNSAFE = ("\r", "\n", "\0", ">")
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one message. kind: sent, deferred, failed, unknown, retry, policy."""
+    """What happened to one message. kind: sent, deferred, failed, unknown, retry, policy, or
+    stop (reply: the run's stop line; deliver/relay_stop.py)."""
 
     kind: str
     code: int

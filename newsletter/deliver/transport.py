@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from newsletter.deliver.faults import crash_point
 from newsletter.deliver.maildir import MaildirTransport
+from newsletter.deliver.relay_stop import size_limit, stop_reason
 from newsletter.deliver.smtp_data import data_payload
 from newsletter.deliver.smtp_pipeline import (
     Lost,
@@ -156,6 +157,9 @@ class SmtpTransport:
             return Outcome("retry" if stage != "DATA-END" else "deferred", code, text)
         if stage != "DATA-END":  # the reply to the final dot ends the transaction already
             self._rset()
+        features = self.smtp.esmtp_features if self.smtp is not None else {}
+        if stop := stop_reason(code, text, stage, size_limit(features)):
+            return Outcome("stop", code, stop)  # about us: the run stops, the row stays pending
         if 400 <= code < 500:
             return Outcome("deferred", code, text)
         if is_policy(code, text) or (stage == "MAIL" and code >= 500):
