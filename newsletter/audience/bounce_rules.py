@@ -62,7 +62,11 @@ _DEAD = (
         r"email name is not found|badrecipientto|missing home directory|unknown virtual user|"
         r"nicht gefunden|<[^<>\s]+> not found|in name directory|user \([^)]*\) unknown|"
         r"no valid recipients|user doesn'?t have (?:a|an) "
-        r".{0,30}account")),
+        r".{0,30}account|"
+        # Japanese: "not found in the (Domino) directory"; "the user/recipient ... is not
+        # found / does not exist"
+        r"ディレクトリ ?に(?:は)?見つかりません|(?:ユーザ|宛先|受信者).{0,80}(?:見つかりません|"
+        r"存在しません)")),
     ("hostunknown", _rule(
         r"host (?:or domain name )?(?:is )?unknown|unknown host|host or domain name not found|"
         r"domain (?:name )?(?:does not exist|not found|unknown|is not reachable|must exist|"

@@ -118,11 +118,23 @@ def dsn_blocks(message: Message) -> list[_Block]:
 
 def _dsn_text(part: Message) -> str:
     if part.is_multipart():  # the email package parsed the field blocks as messages
-        text = "\n\n".join("\n".join(f"{k}: {v}" for k, v in block.items())
-                           for block in cast(list[Message], part.get_payload())[:MAX_ADDRESSES])
+        text = "\n\n".join(_block_text(block) for block in
+                           cast(list[Message], part.get_payload())[:MAX_ADDRESSES])
     else:
         text = part_text(part)
     return text[:MAX_TEXT]
+
+
+def _block_text(block: Message) -> str:
+    text = "\n".join(f"{k}: {v}" for k, v in block.items())
+    if "\ufffd" not in text:
+        return text
+    # An 8-bit field value (the parsed header lost it): the block's own bytes, read as UTF-8
+    # (RFC 6533 3.2, and what 8-bit fields in message/delivery-status are in practice)
+    try:
+        return block.as_bytes().decode("utf-8", "replace")
+    except Exception:  # noqa: BLE001 - a block that does not serialise keeps its fields
+        return text
 
 
 def _parse_blocks(text: str) -> list[_Block]:

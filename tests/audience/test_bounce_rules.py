@@ -84,6 +84,11 @@ def one(data: bytes) -> tuple[str, str]:
     ("failed", "5.2.1", "host mx.example.net[192.0.2.7] said: 550-5.2.1 The user you are "
      "trying to contact is receiving mail at a rate that 550-5.2.1 prevents additional "
      "messages from being delivered. 550 5.2.1 https://support.example.com/?p=rate", "soft"),
+    # 8-bit UTF-8 in the DSN's fields (RFC 6533), in Japanese: "not found in the Domino
+    # directory", "the recipient does not exist"
+    ("failed", "5.0.0", "ユーザー Reader (reader@example.net) は Domino ディレクトリ\n"
+     " には見つかりません。", "hard"),
+    ("failed", "5.0.0", "550 宛先のユーザーは存在しません", "hard"),
     # RFC 3464 2.3.3: a warning; the message is still queued (soft, never counted)
     ("delayed", "4.4.1", "connect to mx.example.net[192.0.2.7]:25: Connection timed out",
      "soft"),
