@@ -174,14 +174,14 @@ def test_a_50_mb_post_is_refused_with_413_without_reading_it(
         subscribed: DeliveryProject, chunked: bool) -> None:
     with serve_process(subscribed) as (proc, port):
         before = rss_kb(proc.pid)
-        reply, sent, seconds = stream_post(port, 50 * 1024 * 1024, chunked=chunked)
+        reply, sent, _seconds = stream_post(port, 50 * 1024 * 1024, chunked=chunked)
         grown = rss_kb(proc.pid) - before
         assert httpx.get(f"http://127.0.0.1:{port}{PREFIX}/healthz").status_code == 200
     assert reply.startswith(b"HTTP/1.1 413"), reply
     # It stopped reading long before 50 MB: what the client handed over beyond the server's
     # reads sits in the two sockets' kernel buffers (loopback autotunes them to a few MB,
     # more on some machines: 4.3 MB flaked a fixed 4 MB bound).
-    assert seconds < 3 and sent < 1024 * 1024 + kernel_buffers(), sent
+    assert sent < 1024 * 1024 + kernel_buffers(), sent
     assert grown < 5 * 1024, f"the server grew by {grown} kB"
     assert snapshot(subscribed)["optin_requests"] == []
 
