@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import calendar
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 from xml.sax import SAXParseException
@@ -16,6 +15,7 @@ import httpx
 from feedparser.encodings import convert_to_utf8
 
 from newsletter import __version__
+from newsletter.compose.feed_repair import entry_date, escape_bare_ampersands
 from newsletter.config import FeedConfig
 from newsletter.errors import FeedError
 from newsletter.model import CachedFeed
@@ -135,15 +135,21 @@ def parse_feed(feed: FeedConfig, body: bytes, *, content_type: str = "",
         raise FeedError("declares XML entities; refused", where=f"feed {feed.name}")
     repaired = 0
     if decoded.get("encoding"):
-        fixed, repaired = _escape_bare_ampersands(utf8)
+        fixed, repaired = escape_bare_ampersands(utf8)
         if fixed != utf8:  # parse the repaired UTF-8 copy, so the header must now say UTF-8
             body = fixed
             headers = {"content-type": _CHARSET_RE.sub("", content_type) + "; charset=utf-8"} \
                 if content_type else {}
     if base_url:
         headers["content-location"] = base_url
-    parsed = feedparser.parse(body, response_headers=headers or None, sanitize_html=True,
-                              resolve_relative_uris=True)
+    try:
+        parsed = feedparser.parse(body, response_headers=headers or None, sanitize_html=True,
+                                  resolve_relative_uris=True)
+    except Exception as exc:  # noqa: BLE001 - a parser bug on hostile input is the feed's failure
+        # feedparser 6 raises from its element handlers on some out-of-place elements (a stray
+        # </height>, a <textInput> inside an <item>): one feed must not end the pull.
+        raise FeedError(f"unreadable feed ({type(exc).__name__} in the feed parser: "
+                        f"{clean_line(str(exc))[:120]})", where=f"feed {feed.name}") from exc
     problem = _parse_problem(parsed, has_type=bool(content_type))
     if repaired:
         problem = "; ".join(filter(None, [f"{repaired} bare '&' read as '&amp;'", problem]))
@@ -166,36 +172,7 @@ def parse_feed(feed: FeedConfig, body: bytes, *, content_type: str = "",
     return items, f"feed {feed.name}: " + "; ".join(notes) if notes else ""
 
 
-# A "&" that starts no entity or character reference (XML 1.0 §4.1): "R&D", "Q&A".
-_BARE_AMP_RE = re.compile(rb"&(?!(?:[A-Za-z_:][\w.:-]*|#[0-9]+|#x[0-9A-Fa-f]+);)")
-_CHARREF_RE = re.compile(rb"&#([0-9]+|[xX][0-9A-Fa-f]+);")
-_VERBATIM_RE = re.compile(rb"<!\[CDATA\[.*?\]\]>|<!--.*?-->", re.DOTALL)
 _CHARSET_RE = re.compile(r";\s*charset\s*=[^;]*", re.IGNORECASE)
-
-
-def _escape_bare_ampersands(document: bytes) -> tuple[bytes, int]:
-    """Bare ampersands outside CDATA sections and comments escaped, and how many there were.
-    An expat parse stops at the first one and feedparser's lenient fallback reads "R&D tax"
-    as "R&D; tax"; escaped, the document is well-formed and reads as its author meant."""
-    out, count, last = [], 0, 0
-    for verbatim in _VERBATIM_RE.finditer(document):
-        fixed, n = _repair(document[last:verbatim.start()])
-        out += [fixed, verbatim.group()]
-        count, last = count + n, verbatim.end()
-    fixed, n = _repair(document[last:])
-    return b"".join([*out, fixed]), count + n
-
-
-def _repair(text: bytes) -> tuple[bytes, int]:
-    # A reference to no Char (XML 1.0 §2.2: a surrogate or past U+10FFFF) makes feedparser's
-    # lenient parser raise; U+FFFD is what XML-aware readers show for it.
-    text = _CHARREF_RE.sub(lambda m: m.group() if _is_char(m.group(1)) else b"&#xFFFD;", text)
-    return _BARE_AMP_RE.subn(b"&amp;", text)
-
-
-def _is_char(ref: bytes) -> bool:
-    code = int(ref[1:], 16) if ref[:1] in b"xX" else int(ref)
-    return code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF
 
 
 def _parse_problem(parsed: feedparser.FeedParserDict, *, has_type: bool) -> str:
@@ -220,13 +197,12 @@ def _to_item(feed: FeedConfig, entry: dict, base_url: str = "") -> FeedItem | No
     summary_html = entry.get("summary", "")
     if entry.get("content") and not summary_html:
         summary_html = entry["content"][0].get("value", "")
-    published = entry.get("published_parsed") or entry.get("updated_parsed")
     return FeedItem(
         id=clean_line(entry.get("id") or "") or normalise_link(link),
         title=title[:300],
         link=link,
         summary=shorten_html(sanitize_html(summary_html, absolute_only=True)),
-        published=datetime.fromtimestamp(calendar.timegm(published), UTC) if published else None,
+        published=entry_date(entry),
         feed=feed.name,
         section=feed.section,
         kind=feed.kind,

@@ -535,3 +535,21 @@ def test_character_reference_to_no_unicode_character_reads_as_replacement_charac
             b"<link>http://example.com/a</link></item></channel></rss>")
     items, _ = parse_feed(feed(), body)
     assert items[0].title == "a \ufffd b \ufffd c \u00e9"
+
+
+def test_an_exception_inside_the_feed_parser_is_a_one_line_error_naming_the_feed():
+    # feedparser 6.0.14 raises TypeError on a stray </height> in <image> (its illformed suite)
+    body = (b'<rss version="2.0"><channel><image><url>http://example.org/u</url></height>'
+            b"</image><item><title>x</title><link>http://example.com/a</link></item>"
+            b"</channel></rss>")
+    with pytest.raises(FeedError) as info:
+        parse_feed(feed(), body)
+    assert str(info.value).startswith("feed news: unreadable feed (TypeError in the feed parser")
+    assert "\n" not in str(info.value)
+
+
+def test_an_uppercase_hex_character_reference_reads_as_its_character():
+    body = (b'<rss version="2.0"><channel><item><title>&#X41;&#x42; &#X2019;</title>'
+            b"<link>http://example.com/a</link></item></channel></rss>")
+    items, _ = parse_feed(feed(), body)
+    assert items[0].title == "AB \u2019"
