@@ -58,12 +58,20 @@ def normalise_address(raw: str) -> str:
         raise ValueError(f"{value[:40]!r} looks like a spreadsheet formula, not an address")
     if _CONTROL_RE.search(value):
         raise ValueError(f"{value[:40]!r} contains a control character")
-    return _plain_address(value) or _validated_address(value)
+    address = _plain_address(value) or _validated_address(value)
+    # What the message builder refuses in a header (compose.message: an RFC 2047 encoded
+    # word is valid atext, and a client would decode it) is no address we can ever mail.
+    if problem := header_text_problem(address):
+        raise ValueError(f"{value[:60]!r} is not an address we can mail: it {problem}")
+    return address
 
 
 def _validated_address(value: str) -> str:
     try:
-        result = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+        # strict: validate_email checks RFC 5321 4.5.3.1.1's 64-octet local part only then
+        # (a longer one passed, and relays refuse it); it adds no other rule.
+        result = validate_email(value, check_deliverability=False, allow_smtputf8=False,
+                                strict=True)
     except EmailNotValidError as exc:
         raise ValueError(f"{value[:60]!r} is not a valid address: {exc}") from exc
     if result.ascii_email is None:  # allow_smtputf8=False: validate_email refused it already

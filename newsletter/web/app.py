@@ -29,6 +29,9 @@ _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src https: "
                                "data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
+    # frame-ancestors says it to every current browser; older ones (and some embedded
+    # views) know only X-Frame-Options (RFC 7034). No page of serve is framed by design.
+    "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",  # tokens are in our URLs: never leak them onwards
     "Cache-Control": "no-store",
 }

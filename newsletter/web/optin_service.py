@@ -77,18 +77,20 @@ def subscribe(db: Db, config: Config, form: SubscribeForm, client: str, page_lan
               blank_form: str, now: datetime) -> str:
     """A valid subscribe form: the request and its consent record (BLANK_FORM: the page's
     form, empty, in PAGE_LANG). Returns the outcome, which the page never shows."""
-    outcome = request_subscription(db, config, form, client, now)
-    remember_form(db, page_lang, form.email, blank_form, now)
+    public_id = secrets.token_urlsafe(16)
+    outcome = request_subscription(db, config, form, client, now, public_id)
+    if outcome == "queued":  # only a request whose link was mailed can be confirmed
+        remember_form(db, page_lang, public_id, blank_form, now)
     return outcome
 
 
 def request_subscription(db: Db, config: Config, form: SubscribeForm,
-                         client: str, now: datetime) -> str:
-    """Record the request and queue its confirmation mail when the limits allow: one
-    transaction, no mail I/O, the same work for every address. Returns the outcome, which
-    the page never shows (it says "check your inbox" whatever happened)."""
+                         client: str, now: datetime, public_id: str = "") -> str:
+    """Record the request (its id: PUBLIC_ID, else a new random one) and queue its
+    confirmation mail when the limits allow: one transaction, no mail I/O. Returns the
+    outcome, which the page never shows (it says "check your inbox" whatever happened)."""
     request = store_optin.SubscribeRequest(
-        public_id=secrets.token_urlsafe(16), email=form.email,
+        public_id=public_id or secrets.token_urlsafe(16), email=form.email,
         mailbox=normalise_mailbox(form.email), name=form.name, language=form.language,
         client=client)
     outcome = store_optin.record_subscribe_request(db, request, config.web, now)
@@ -104,15 +106,16 @@ def form_text(html: str) -> str:
     return " ".join(re.sub(r"<[^>]*>", " ", html).split())
 
 
-def remember_form(db: Db, lang: str, email: str, blank_form: str, now: datetime) -> None:
-    """After a subscribe POST: which form, in which language and text version, the request
-    came from (the version is a hash of the words the blank form shows in that language).
-    Only for a request whose confirmation was queued; the same work for every address."""
+def remember_form(db: Db, lang: str, public_id: str, blank_form: str, now: datetime) -> None:
+    """After a subscribe POST: which form, in which language and text version, request
+    PUBLIC_ID came from (the version is a hash of the words the blank form shows in that
+    language). For this request only: a stranger's POST for an address whose own request
+    is pending (no mail: over confirm_per_address_hours) must not rewrite the form that
+    request names, or the consent record would say the reader agreed to a page they never
+    saw."""
     text = form_text(blank_form)
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-    public_id = store_consent.latest_queued_request(db, email)
-    if public_id:
-        store_consent.remember_form(db, public_id, lang, version, text, stamp(now))
+    store_consent.remember_form(db, public_id, lang, version, text, stamp(now))
 
 
 def pending_request(db: Db, config: Config, token: str,

@@ -14,9 +14,9 @@ from newsletter.store.handles import StoreHandles
 from newsletter.web.app import MAX_BODY_BYTES, create_app
 from newsletter.web.mailqueue import MailQueue, QueueWorker
 
-# waitress on its own cannot outlast many slow clients (each holds a channel until
+# waitress on its own cannot outlast many slow clients (a trickling one is never idle for
 # channel_timeout); the README's recipe puts a buffering proxy in front. These limits keep
-# one host's share bounded all the same.
+# one host's share bounded all the same, and fair_server makes room at connection_limit.
 WAITRESS_LIMITS = {
     "max_request_body_size": MAX_BODY_BYTES,  # larger: 413 before the body is read
     "max_request_header_size": 16 * 1024,
@@ -38,9 +38,9 @@ WAITRESS_LIMITS = {
 
 def make_server(app: Flask, host: str, port: int, *, threads: int = 4):  # noqa: ANN201
     """The waitress server (not yet running); port 0 picks a free one."""
-    from waitress import create_server
+    from newsletter.web.fair_server import fair_server  # waitress only when serving
 
-    return create_server(app, host=host, port=port, threads=threads, **WAITRESS_LIMITS)
+    return fair_server(app, host=host, port=port, threads=threads, **WAITRESS_LIMITS)
 
 
 def listen(app: Flask, host: str, port: int, *, threads: int = 4):  # noqa: ANN201
