@@ -19,6 +19,7 @@ system instance is not used and need not run.
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
 import pwd
 import re
@@ -36,8 +37,11 @@ from pathlib import Path
 import pytest
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
+MASTER = "/usr/lib/postfix/sbin/master"  # Debian's daemon_directory
 DOMAIN = "example.com"  # the readers' domain in conftest_delivery.make_delivery_project
 _QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
+_OWN_QUEUES = ("incoming", "active", "deferred", "defer", "bounce", "flush", "trace", "hold",
+               "corrupt", "saved", "private")
 
 # Every service a relay that takes mail by SMTP and delivers it locally needs; no chroot
 # (the instance's folder is not laid out for one), no pickup (nothing is submitted locally).
@@ -66,7 +70,7 @@ postlog   unix-dgram n - n - 1 postlogd
 
 def unavailable() -> str:
     """Why no private Postfix can run here ("" when one can)."""
-    if not Path(POSTFIX).exists():
+    if not Path(POSTFIX).exists() or not Path(MASTER).exists():
         return "postfix is not installed (apt-get install postfix)"
     if os.geteuid() != 0:
         return "a private Postfix instance must be started as root (its daemons drop to postfix)"
@@ -106,7 +110,7 @@ class PostfixRelay:
     refuse: dict[str, str] = field(default_factory=dict)  # address -> access(5) action
     files: dict[str, bytes] = field(default_factory=dict)  # into etc/ ("{etc}" in settings)
     logins: dict[str, str] = field(default_factory=dict)  # SMTP AUTH users (Cyrus sasldb)
-    master_pid: int = 0
+    master: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def etc(self) -> Path:
@@ -114,10 +118,6 @@ class PostfixRelay:
 
     def url(self, scheme: str = "smtp") -> str:
         return f"{scheme}://127.0.0.1:{self.port}?timeout=5"
-
-    def postfix(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([POSTFIX, "-c", str(self.etc), *args], capture_output=True,
-                              text=True, timeout=60)
 
     def main_cf(self) -> str:
         base = {
@@ -188,6 +188,11 @@ class PostfixRelay:
             (self.etc / name).write_bytes(data)
         if self.logins:
             self._write_sasldb()
+        # Postfix re-reads a file changed within the last second until it is older (a file
+        # still being edited), 0.3 s at a time: dated back, it is read at once
+        past = time.time() - 10
+        for path in self.etc.rglob("*"):
+            os.utime(path, (past, past))
 
     def _write_sasldb(self) -> None:
         tool = shutil.which("saslpasswd2")
@@ -211,34 +216,51 @@ class PostfixRelay:
         for folder in ("data", "mail"):
             os.chown(self.root / folder, postfix.pw_uid, postfix.pw_gid)
         self.write_config()
-        done = self.postfix("start")
-        if done.returncode:
-            raise RuntimeError(f"postfix start failed: {done.stderr.strip() or done.stdout}")
+        self._queue_folders()
+        # master(8) itself as this process's child, not `postfix start` (its integrity
+        # checks take seconds a test): stopped by its PID, reaped by wait()
+        self.master = subprocess.Popen([MASTER, "-c", str(self.etc)], stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                       start_new_session=True)
         deadline = time.monotonic() + timeout
-        pid_file = self.root / "queue" / "pid" / "master.pid"
-        while not (_listening(self.port) and pid_file.exists()):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"postfix did not listen on {self.port}: {self.log()[-2000:]}")
-            time.sleep(0.05)
-        self.master_pid = int(pid_file.read_text().split()[0])
+        while not _listening(self.port):
+            if self.master.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                why = self.master.stderr.read().decode() if self.master.stderr else ""
+                raise RuntimeError(f"postfix did not listen on {self.port}: {why}{self.log()}")
+            time.sleep(0.02)
+
+    def _queue_folders(self) -> None:
+        """What post-install create-missing makes: owners and modes as postfix-files has them."""
+        postfix, postdrop = pwd.getpwnam("postfix"), grp.getgrnam("postdrop")
+        queue = self.root / "queue"
+        for name, mode, gid in [*((q, 0o700, postfix.pw_gid) for q in _OWN_QUEUES),
+                                ("maildrop", 0o730, postdrop.gr_gid),
+                                ("public", 0o710, postdrop.gr_gid)]:
+            (queue / name).mkdir(exist_ok=True)
+            os.chown(queue / name, postfix.pw_uid, gid)
+            (queue / name).chmod(mode)
+        (queue / "pid").mkdir(exist_ok=True)
 
     def reload(self, **changes: object) -> None:
         """New settings, mailboxes or refusals; the daemons re-read them (postfix reload)."""
         for name, value in changes.items():
             setattr(self, name, value)
         self.write_config()
-        done = self.postfix("reload")
-        if done.returncode:
-            raise RuntimeError(f"postfix reload failed: {done.stderr.strip()}")
+        assert self.master is not None
+        self.master.send_signal(signal.SIGHUP)  # as `postfix reload` does
         time.sleep(0.3)  # the master signals its daemons; a new smtpd reads the new files
 
     def stop(self) -> None:
-        self.postfix("stop")
-        deadline = time.monotonic() + 10
-        while self.master_pid and _alive(self.master_pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self.master_pid and _alive(self.master_pid):
-            os.kill(self.master_pid, signal.SIGKILL)  # the master this fixture started
+        """SIGTERM to the master this fixture started: it stops its daemons and exits."""
+        if self.master is None or self.master.poll() is not None:
+            return
+        self.master.send_signal(signal.SIGTERM)
+        try:
+            self.master.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.master.kill()
+            self.master.wait()
 
     def delivered(self, timeout: float = 15) -> Counter[str]:
         """Copies delivered per address, once the queue is empty (delivery follows the 250)."""
@@ -272,14 +294,6 @@ def _delivered_to(copy: bytes) -> str:
         if name.lower() == "delivered-to":
             return value.strip().lower()
     raise AssertionError(f"no Delivered-To on top of {copy[:200]!r}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from newsletter.deliver.relay_stop import stop_reason
 
 NOW = "2026-11-22T10:00"
 # Postfix's own words (smtpd.c, cleanup): message_size_limit, anvil's limits, queue_minfree
-TOO_BIG = "552 5.3.4 Message size exceeds fixed limit"
+TOO_BIG = "552 5.3.4 Error: message file too big"  # after the data
+TOO_BIG_SIZE = "552 5.3.4 Message size exceeds fixed limit"  # to MAIL FROM ... SIZE=N
 TOO_MUCH_MAIL = "450 4.7.1 Error: too much mail from 127.0.0.1"
 TOO_MANY_RECIPIENTS = "450 4.7.1 Error: too many recipients from 127.0.0.1"
 NO_ROOM = "452 4.3.1 Insufficient system storage"
@@ -24,7 +25,7 @@ BUSY = "450 4.2.1 <reader002@example.com>: Recipient address rejected: Mailbox b
 
 @pytest.mark.parametrize(("stage", "reply", "stops"), [
     ("DATA-END", TOO_BIG, True),
-    ("MAIL", TOO_BIG, True),  # a client that declared SIZE= (RFC 1870) hears it at MAIL
+    ("MAIL", TOO_BIG_SIZE, True),  # a client that declared SIZE= (RFC 1870) hears it at MAIL
     ("DATA-END", "552 Message size exceeds maximum permitted", True),  # Exim: no X.3.4
     ("DATA-END", "552 5.2.2 Mailbox full", False),  # the reader's mailbox
     ("DATA-END", "552 5.2.3 Message length exceeds administrative limit", False),  # per mailbox
