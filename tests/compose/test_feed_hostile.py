@@ -4,17 +4,17 @@ in test_feed_suites.py, each aimed at one thing those suites leave out."""
 
 from __future__ import annotations
 
-import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from feed_suite_cases import CORPUS
+from nesting import nh3_depths
 
 from newsletter.compose.feeds import SUMMARY_CHARS, parse_feed
 from newsletter.config import FeedConfig
 from newsletter.errors import FeedError
-from newsletter.sanitize import plain_text
+from newsletter.sanitize import MAX_DEPTH, plain_text
 
 FEED = FeedConfig(name="hostile", url="http://example.com/feed.xml", section="News")
 ITEM = ("<item><title>{title}</title><link>http://example.com/1</link>"
@@ -107,17 +107,16 @@ def test_dates_are_utc_or_none_never_a_traceback_and_never_a_made_up_day(tag, te
 
 
 @pytest.mark.parametrize("name", ["billion_laughs", "xxe_local_file", "xxe_parameter_entity"])
-def test_entity_attacks_are_refused_in_bounded_time_and_memory(name):
+def test_entity_attacks_are_refused_in_bounded_memory(name):
     body = (CORPUS / "attacks" / f"{name}.xml").read_bytes()
     tracemalloc.start()
-    began = time.monotonic()
     try:
         with pytest.raises(FeedError, match="declares XML entities; refused"):
             parse_feed(FEED, body)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 20 * 1024 * 1024 and time.monotonic() - began < 10
+    assert peak < 20 * 1024 * 1024  # expanded, the billion laughs is gigabytes
 
 
 def test_a_quadratic_blowup_is_refused_without_expanding_it():
@@ -145,22 +144,20 @@ def test_xinclude_and_utf7_stay_inert():
 # --- size and depth ----------------------------------------------------------------------------
 
 
-def test_a_huge_summary_is_cut_to_plain_text_quickly():
+def test_a_huge_summary_is_cut_to_plain_text():
     body = rss(summary="&lt;p&gt;" + "word " * 800_000 + "&lt;/p&gt;").encode()  # 4 MB
-    began = time.monotonic()
     got = one(body)
-    assert time.monotonic() - began < 10
     assert len(plain_text(got.summary)) <= SUMMARY_CHARS + 1 and got.summary.endswith("…</p>")
 
 
 @pytest.mark.parametrize("depth", [10_000, 100_000])
-def test_deeply_nested_markup_is_no_traceback_and_no_stall(depth):
+def test_deeply_nested_markup_is_no_traceback_and_never_reaches_nh3_deep(depth, monkeypatch):
     # html5ever builds a tree in time quadratic in nesting: 100,000 levels took 36 s.
+    depths = nh3_depths(monkeypatch)
     html = "<div>" * depth + "<b>deep</b>" + "</div>" * depth
     body = rss(summary=f"<![CDATA[{html}]]>").encode()
-    began = time.monotonic()
     got = one(body)
-    assert time.monotonic() - began < 15  # a loaded CI machine: linear is about 2 s here
+    assert depths and max(depths) <= MAX_DEPTH + 1, max(depths)
     assert "<div" not in got.summary and "deep" in got.summary
 
 
