@@ -4,8 +4,9 @@ Postfix gives (rate limits, size limits, unknown users, TLS), not a script's ide
 
 The instance has its own config_directory, queue_directory and data_directory under a
 temporary folder, listens on 127.0.0.1 at a free port only (inet_interfaces, master.cf), and
-nothing leaves the machine: addresses at example.com go to Maildirs under the folder (the
-virtual delivery agent, so copies can be counted per address), everything else is discarded.
+nothing leaves the machine: mail for example.com goes to a Maildir under the folder (the
+virtual delivery agent; its Delivered-To field counts the copies per address), everything
+else is discarded. master(8) runs as the fixture's child, SIGTERM stops it.
 An address left out of `mailboxes` is unknown to it ("550 5.1.1 ... User unknown in virtual
 mailbox table", reject_unlisted_recipient); `refuse` gives chosen addresses an access(5)
 action such as "450 4.2.1 ...". Postfix's daemons run as the `postfix` user, so the folder
