@@ -54,6 +54,12 @@ def _too_big(text: str) -> bool:
 
 
 def _throttled(code: int, text: str) -> bool:
+    """A rate of ours, not one reader's: X.2.x is the mailbox's own status (RFC 3463), e.g.
+    Gmail's "4.2.1 ... receiving mail at a rate": that reader is deferred, or every run would
+    stop again at the same reader, first in line."""
+    status = _STATUS.match(text)
+    if status is not None and status.group(2) == "2":
+        return False
     return refusal_class(text, code=code)[1] in _RATE_REASONS
 
 

@@ -42,6 +42,12 @@ BUSY = "450 4.2.1 <reader002@example.com>: Recipient address rejected: Mailbox b
     ("DATA-END", NO_ROOM, False),  # after the data: deferred as before
     ("RCPT", UNKNOWN, False),
     ("RCPT", "550 5.7.1 Service unavailable; client host [192.0.2.9] blocked", False),
+    # One reader's mailbox takes mail too fast (X.2.x: mailbox status, RFC 3463): stopping the
+    # run would stall every run behind that reader, who is first in line again next time.
+    ("RCPT", "452 4.2.1 The user you are trying to contact is receiving mail at a rate that "
+             "prevents additional messages from being delivered", False),
+    ("DATA-END", "450 4.2.1 The user you are trying to contact is receiving mail too quickly",
+     False),
 ])
 def test_which_refusals_stop_the_run(stage: str, reply: str, stops: bool) -> None:
     assert bool(stop_reason(int(reply[:3]), reply, stage, 10240)) == stops

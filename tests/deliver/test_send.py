@@ -283,7 +283,6 @@ def test_send_shard_is_gone_and_says_where_several_senders_went(
 
 @pytest.mark.parametrize(("stage", "reply", "state"), [
     ("rcpt", "450 4.2.1 mailbox temporarily unavailable", "deferred"),
-    ("data", "552 5.3.4 message size exceeds fixed limit", "failed"),
     ("rcpt", "552 5.2.2 mailbox full", "failed"),
     ("data", "450 4.7.1 try again later", "deferred"),
 ])
