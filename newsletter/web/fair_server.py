@@ -83,6 +83,8 @@ class FairServer(TcpWSGIServer):
         the peer holding the most (the new one's own peer included); with none such, the
         new one (every slot is answering someone)."""
         channels = [c for c in self._map.values() if isinstance(c, HTTPChannel)]
+        if len(self._map) - sum(c.will_close for c in channels) <= self.adj.connection_limit:
+            return  # the connections marked before are enough (they close in this loop)
         held = Counter(peer_of(c) for c in channels)
         # Without a request in service and nothing left to send: nobody is waiting on it.
         free = [c for c in channels if c is not new and not (
