@@ -24,20 +24,16 @@ from test_web_abuse import NOW, serve_process, snapshot, web_settings
 from test_webhooks import (
     ALL_ACTIVE,
     MAILGUN_KEY,
-    READERS,
-    TOPIC,
     mailgun_signed,
     post_json,
     sample,
     serving,
     statuses,
+    webhook_ready,
 )
 from web_server import deliver_queued, running_app
 
 from newsletter.audience.tokens import make_manage_token
-from newsletter.model import Subscriber
-from newsletter.store import subscribers as store_subscribers
-from newsletter.store.connect import open_store
 
 LIST_ID = "ip-for-business.ipbusiness.example.org"
 
@@ -281,15 +277,7 @@ def test_a_strangers_post_for_a_pending_address_leaves_that_requests_form_record
 def webhook_project(delivery_project: DeliveryProject,
                     monkeypatch: pytest.MonkeyPatch) -> DeliveryProject:
     """test_webhooks' project: its readers, our Mailgun key, the SNS topic."""
-    monkeypatch.delenv("NEWSLETTER_WEBHOOK_SECRET", raising=False)
-    monkeypatch.setenv("NEWSLETTER_MAILGUN_SIGNING_KEY", MAILGUN_KEY)
-    monkeypatch.delenv("NEWSLETTER_POSTMARK_AUTH", raising=False)
-    with delivery_project.config.open("a", encoding="utf-8") as f:
-        f.write(f'\n[webhooks]\nsns_topics = ["{TOPIC}"]\n')
-    conn = open_store(delivery_project.db)
-    store_subscribers.upsert_subscribers(conn, [Subscriber(email=a) for a in READERS])
-    conn.close()
-    return delivery_project
+    return webhook_ready(delivery_project, monkeypatch)
 
 
 def _mailgun_variant(change: str) -> dict:

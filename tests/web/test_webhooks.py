@@ -161,6 +161,12 @@ def ses_over_sns(ses_sample: str, key: rsa.RSAPrivateKey, cert_url: str, *,
 @pytest.fixture
 def project(delivery_project: DeliveryProject, monkeypatch: pytest.MonkeyPatch
             ) -> DeliveryProject:
+    return webhook_ready(delivery_project, monkeypatch)
+
+
+def webhook_ready(delivery_project: DeliveryProject, monkeypatch: pytest.MonkeyPatch
+                  ) -> DeliveryProject:
+    """The project with its readers, our Mailgun key and the SNS topic (other files use it)."""
     monkeypatch.delenv("NEWSLETTER_WEBHOOK_SECRET", raising=False)
     monkeypatch.setenv("NEWSLETTER_MAILGUN_SIGNING_KEY", MAILGUN_KEY)
     monkeypatch.delenv("NEWSLETTER_POSTMARK_AUTH", raising=False)
