@@ -45,6 +45,16 @@ def stop_reason(code: int, text: str, stage: str, size_limit: int = 0) -> str:
     return ""
 
 
+def connect_hint(code: int, text: str) -> str:
+    """What to add to a refusal of the session itself (the greeting, EHLO): when it reads as a
+    limit on our connections, the setting that keeps under it. Nothing was claimed yet, so
+    every run would stop the same way until it is changed."""
+    if 400 <= code < 500 and _throttled(code, text):
+        return ("; nothing was claimed: the relay limits our connections, so set [delivery] "
+                "connections lower (and processes, each opens its own)")
+    return ""
+
+
 def _too_big(text: str) -> bool:
     status = _STATUS.match(text)
     if status is not None:

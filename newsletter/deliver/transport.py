@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from newsletter.deliver.faults import crash_point
 from newsletter.deliver.maildir import MaildirTransport
-from newsletter.deliver.relay_stop import size_limit, stop_reason
+from newsletter.deliver.relay_stop import connect_hint, size_limit, stop_reason
 from newsletter.deliver.smtp_data import data_payload
 from newsletter.deliver.smtp_pipeline import (
     Lost,
@@ -123,7 +123,8 @@ class SmtpTransport:
             raise DeliveryError(f"{s.display}: TLS failed: {exc.reason or exc}") from exc
         except smtplib.SMTPResponseException as exc:
             reply = reply_text(exc.smtp_code, exc.smtp_error)
-            raise DeliveryError(f"{s.display}: refused: {reply}") from exc
+            hint = connect_hint(exc.smtp_code, reply)
+            raise DeliveryError(f"{s.display}: refused: {reply}{hint}") from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryError(f"{s.display}: cannot connect: {exc}") from exc
         self.smtp, self.session = smtp, Session(smtp)

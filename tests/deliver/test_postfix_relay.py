@@ -194,8 +194,9 @@ def test_too_many_connections_stops_the_run_before_any_claim(
                                     "anvil_rate_time_unit": f"{WINDOW}s"})
     through(relay, monkeypatch)
     assert project.cli("send", "--now", NOW) == 1  # 2 connections at once, 1 allowed
-    assert ("421 4.7.0 relay.test Error: too many connections from 127.0.0.1"
-            in capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert "421 4.7.0 relay.test Error: too many connections from 127.0.0.1" in err
+    assert "set [delivery] connections lower" in err
     assert {s for s, _ in replies(project).values()} == {"pending"}
     set_delivery(project, connections=1)
     time.sleep(WINDOW + 0.5)

@@ -9,7 +9,7 @@ import pytest
 from conftest_delivery import DeliveryProject
 from smtp_server import Script, ScriptedServer, _Handler
 
-from newsletter.deliver.relay_stop import stop_reason
+from newsletter.deliver.relay_stop import connect_hint, stop_reason
 
 NOW = "2026-11-22T10:00"
 # Postfix's own words (smtpd.c, cleanup): message_size_limit, anvil's limits, queue_minfree
@@ -51,6 +51,17 @@ BUSY = "450 4.2.1 <reader002@example.com>: Recipient address rejected: Mailbox b
 ])
 def test_which_refusals_stop_the_run(stage: str, reply: str, stops: bool) -> None:
     assert bool(stop_reason(int(reply[:3]), reply, stage, 10240)) == stops
+
+
+@pytest.mark.parametrize(("reply", "hinted"), [
+    ("421 4.7.0 relay.test Error: too many connections from 127.0.0.1", True),  # Postfix
+    ("421 4.7.0 mx.example Too many concurrent SMTP connections from this IP address", True),
+    ("421 4.3.2 Service shutting down", False),  # the relay, not our connections
+    ("554 5.7.1 Access denied", False),
+])
+def test_a_greeting_refused_for_our_connections_names_the_setting(reply: str,
+                                                                  hinted: bool) -> None:
+    assert ("[delivery] connections lower" in connect_hint(int(reply[:3]), reply)) is hinted
 
 
 def test_the_size_stop_names_the_relays_limit_when_it_gave_one() -> None:
